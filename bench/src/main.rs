@@ -1,0 +1,3 @@
+//! Load generator for AMQP 1.0 brokers.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Value encoding and decoding.

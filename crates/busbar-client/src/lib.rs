@@ -1,0 +1,1 @@
+//! Rust SDK for Busbar and Service Bus.

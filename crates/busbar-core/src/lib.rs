@@ -1,0 +1,1 @@
+//! Service Bus domain model: entities, messages, locks, settlement.

@@ -1,0 +1,1 @@
+//! HTTP admin API, health and metrics.

@@ -1,0 +1,1 @@
+//! Broker runtime wiring protocol, domain and storage on tokio.

@@ -1,0 +1,1 @@
+//! Service Bus dialect over the AMQP engine.

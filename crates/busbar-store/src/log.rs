@@ -1,0 +1,1 @@
+//! The embedded append-only segmented log.

@@ -1,0 +1,3 @@
+//! The busbar binary: broker server and CLI.
+
+fn main() {}
