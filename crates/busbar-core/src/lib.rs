@@ -1,1 +1,29 @@
-//! Service Bus domain model: entities, messages, locks, settlement.
+//! Service Bus domain model: queues, messages, locks and settlement.
+//!
+//! Job: decide what every broker operation does to queue state (enqueue, peek-lock and
+//! receive-and-delete delivery, complete/abandon/release/defer/dead-letter, lock expiry,
+//! the max-delivery rule, dead-letter queues, scheduled and deferred messages) and say
+//! which [`busbar_store::Record`]s make each change durable.
+//!
+//! It must not do I/O: no sockets, files, threads, async or clocks of its own. Time comes
+//! in as `now_ms` arguments; persistence and AMQP body rewriting go through the caller's
+//! [`Journal`]. It does not parse AMQP.
+
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod journal;
+pub mod namespace;
+pub mod queue;
+pub mod subqueue;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::QueueConfig;
+pub use error::CoreError;
+pub use journal::{BodyEdit, Journal};
+pub use namespace::{Address, Namespace, NamespaceError, QueueDefinition, parse_address};
+pub use queue::{
+    Delivery, LockGrant, NewMessage, Queue, QueueCounts, REASON_MAX_DELIVERY, REASON_TTL_EXPIRED,
+    ReceiveMode,
+};
+pub use subqueue::{ConsumerId, MessageView, SubQueue, SubQueueCounts, SubQueueKind};

@@ -1,0 +1,18 @@
+use busbar_store::{Seq, StoreError};
+
+/// Why a core operation was refused. An operation that fails changes nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The lock token is unknown, already settled, or its lock has expired.
+    #[error("the message lock was lost: it expired, was released, or the message was settled")]
+    LockLost,
+    #[error("no message with sequence number {0} in a state that allows this")]
+    MessageNotFound(Seq),
+    #[error("operation not allowed: {0}")]
+    NotAllowed(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The journal broke its contract (one `BodyRef` per `Enqueue` record).
+    #[error("journal returned {got} body references for {expected} enqueue records")]
+    BodyRefMismatch { expected: usize, got: usize },
+}

@@ -1,0 +1,912 @@
+//! A queue: its main stream and its dead-letter queue, changed together under one lock
+//! owned by the caller, so moving a message to the dead-letter queue is one atomic step.
+//!
+//! Every mutating operation first plans its changes against the current state (reading
+//! bodies from the journal if it must), appends the resulting records through the
+//! [`Journal`] in one call, and only then applies them. If the journal fails, nothing
+//! changes.
+//!
+//! Not yet implemented, with where it fits: sessions (an `available` index per session
+//! id plus session locks, next to the plain `available` index in the subqueue); a TTL sweep
+//! for messages no receiver meets (an expiry index like the scheduled one); duplicate
+//! detection (a message-id window checked in [`Queue::enqueue`]); forwarding (the server
+//! routes `enqueue` to `forward_to`); the transfer dead-letter queue (a third subqueue).
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use busbar_store::{BodyRef, EntityId, MessageMeta, MessageState, Record, RecoveredMessage, Seq};
+use bytes::Bytes;
+use uuid::Uuid;
+
+use crate::config::QueueConfig;
+use crate::error::CoreError;
+use crate::journal::{BodyEdit, Journal};
+use crate::subqueue::{ConsumerId, SubQueue, SubQueueCounts, SubQueueKind};
+
+/// Dead-letter reason for messages that failed `max_delivery_count` times.
+pub const REASON_MAX_DELIVERY: &str = "MaxDeliveryCountExceeded";
+/// Dead-letter reason for expired messages when `dead_lettering_on_expiration` is on.
+pub const REASON_TTL_EXPIRED: &str = "TTLExpiredException";
+const TTL_EXPIRED_DESCRIPTION: &str = "The message expired and was dead lettered.";
+
+/// How many expired messages one delivery attempt clears before journaling them, so a
+/// long run of expired messages is written in bounded batches.
+const EXPIRY_BATCH: usize = 256;
+
+/// A message as sent.
+#[derive(Debug, Clone, Default)]
+pub struct NewMessage {
+    /// The encoded AMQP message as it will be delivered (minus per-delivery annotations).
+    pub body: Bytes,
+    pub message_id: Option<Box<str>>,
+    /// AMQP group-id.
+    pub session_id: Option<Box<str>>,
+    /// The message's own time to live (AMQP header ttl); the queue default caps it.
+    pub ttl_ms: Option<i64>,
+    /// `x-opt-scheduled-enqueue-time`: the message stays invisible until then.
+    pub scheduled_at_ms: Option<i64>,
+}
+
+/// How a receiver takes messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiveMode {
+    /// Lock the message and wait for settlement.
+    PeekLock,
+    /// Remove the message as it is handed out.
+    ReceiveAndDelete,
+}
+
+/// A lock handed out with a peek-lock delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockGrant {
+    /// The lock token (the AMQP delivery tag, in .NET byte order on the wire).
+    pub token: Uuid,
+    pub locked_until_ms: i64,
+}
+
+/// A message handed to a receiver.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub seq: Seq,
+    /// `None` for receive-and-delete.
+    pub lock: Option<LockGrant>,
+    /// `meta.delivery_count` is the number of previous deliveries: the AMQP header value.
+    pub meta: MessageMeta,
+    pub body_ref: BodyRef,
+    /// The body if resident. Always present for receive-and-delete, since the message
+    /// is already gone from the store's point of view. Otherwise read it by `body_ref`.
+    pub body: Option<Bytes>,
+}
+
+/// Exact counts for a queue, maintained on every change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueCounts {
+    /// Active messages in the main stream, including locked ones.
+    pub active: u64,
+    pub scheduled: u64,
+    pub deferred: u64,
+    /// Locked messages in the main stream.
+    pub locked: u64,
+    /// All messages in the dead-letter queue.
+    pub dead_letter: u64,
+}
+
+/// A queue with its dead-letter queue.
+#[derive(Debug)]
+pub struct Queue {
+    name: String,
+    config: QueueConfig,
+    main: SubQueue,
+    dead_letter: SubQueue,
+}
+
+/// One in-memory change, applied after its records are journaled.
+enum Step {
+    Remove(SubQueueKind, Seq),
+    /// Also ends the lock.
+    Update {
+        kind: SubQueueKind,
+        seq: Seq,
+        delivery_count: u32,
+        state: MessageState,
+    },
+    /// Takes the next `BodyRef` from the journal.
+    Insert {
+        kind: SubQueueKind,
+        seq: Seq,
+        meta: MessageMeta,
+        body: Bytes,
+    },
+    /// Takes the next `BodyRef` from the journal.
+    ReplaceBody {
+        kind: SubQueueKind,
+        seq: Seq,
+        body: Bytes,
+    },
+}
+
+#[derive(Default)]
+struct Plan {
+    records: Vec<Record>,
+    steps: Vec<Step>,
+    /// Dead-letter seqs handed out by this plan, beyond the subqueue's last_seq.
+    dead_letter_reserved: Seq,
+}
+
+impl Queue {
+    pub fn new(
+        name: impl Into<String>,
+        config: QueueConfig,
+        main_entity: EntityId,
+        dead_letter_entity: EntityId,
+    ) -> Self {
+        Queue {
+            name: name.into(),
+            config,
+            main: SubQueue::new(main_entity, SubQueueKind::Main, 0),
+            dead_letter: SubQueue::new(dead_letter_entity, SubQueueKind::DeadLetter, 0),
+        }
+    }
+
+    /// Rebuilds a queue from recovered messages. No locks survive a restart; delivery
+    /// counts and states do. Messages of other entities are ignored. `last_seqs` keeps
+    /// sequence numbers from going backwards after the newest messages were removed.
+    pub fn restore(
+        name: impl Into<String>,
+        config: QueueConfig,
+        main_entity: EntityId,
+        dead_letter_entity: EntityId,
+        last_seqs: &HashMap<EntityId, Seq>,
+        messages: impl IntoIterator<Item = RecoveredMessage>,
+    ) -> Self {
+        let last = |entity| last_seqs.get(&entity).copied().unwrap_or(0);
+        let mut queue = Queue {
+            name: name.into(),
+            config,
+            main: SubQueue::new(main_entity, SubQueueKind::Main, last(main_entity)),
+            dead_letter: SubQueue::new(
+                dead_letter_entity,
+                SubQueueKind::DeadLetter,
+                last(dead_letter_entity),
+            ),
+        };
+        for message in messages {
+            let sub = if message.entity == main_entity {
+                &mut queue.main
+            } else if message.entity == dead_letter_entity {
+                &mut queue.dead_letter
+            } else {
+                continue;
+            };
+            sub.insert(message.seq, message.meta, message.body, None);
+        }
+        queue
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn config(&self) -> &QueueConfig {
+        &self.config
+    }
+
+    /// Takes effect for later operations; existing locks and expiry times stay.
+    pub fn set_config(&mut self, config: QueueConfig) {
+        self.config = config;
+    }
+
+    pub fn sub(&self, kind: SubQueueKind) -> &SubQueue {
+        match kind {
+            SubQueueKind::Main => &self.main,
+            SubQueueKind::DeadLetter => &self.dead_letter,
+        }
+    }
+
+    fn sub_mut(&mut self, kind: SubQueueKind) -> &mut SubQueue {
+        match kind {
+            SubQueueKind::Main => &mut self.main,
+            SubQueueKind::DeadLetter => &mut self.dead_letter,
+        }
+    }
+
+    pub fn counts(&self) -> QueueCounts {
+        let main: SubQueueCounts = self.main.counts();
+        QueueCounts {
+            active: main.active,
+            scheduled: main.scheduled,
+            deferred: main.deferred,
+            locked: main.locked,
+            dead_letter: self.dead_letter.counts().total(),
+        }
+    }
+
+    /// The earliest time something here changes on its own (a lock runs out or a
+    /// scheduled message becomes active): when the caller should run
+    /// [`Queue::expire_locks`] and [`Queue::activate_scheduled`].
+    pub fn next_deadline(&self) -> Option<i64> {
+        [self.next_lock_deadline(), self.main.next_scheduled_at()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The earliest time a lock in either subqueue runs out.
+    pub fn next_lock_deadline(&self) -> Option<i64> {
+        [
+            self.main.next_lock_deadline(),
+            self.dead_letter.next_lock_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Appends messages to the main stream atomically, with consecutive sequence
+    /// numbers; returns them. Messages scheduled for later than `now_ms` start Scheduled.
+    pub fn enqueue(
+        &mut self,
+        messages: impl IntoIterator<Item = NewMessage>,
+        now_ms: i64,
+        journal: &mut impl Journal,
+    ) -> Result<Range<Seq>, CoreError> {
+        let first = self.main.last_seq() + 1;
+        let mut next = first;
+        let mut plan = Plan::default();
+        for message in messages {
+            let ttl = match (
+                message.ttl_ms.filter(|t| *t > 0),
+                self.config.default_ttl_ms,
+            ) {
+                (Some(own), Some(default)) => Some(own.min(default)),
+                (own, default) => own.or(default),
+            };
+            let state = match message.scheduled_at_ms {
+                Some(at) if at > now_ms => MessageState::Scheduled,
+                _ => MessageState::Active,
+            };
+            let meta = MessageMeta {
+                enqueued_at_ms: now_ms,
+                expires_at_ms: ttl.map(|ttl| now_ms.saturating_add(ttl)),
+                scheduled_at_ms: message.scheduled_at_ms,
+                delivery_count: 0,
+                state,
+                session_id: message.session_id,
+                message_id: message.message_id,
+            };
+            plan.insert(
+                self.main.entity(),
+                SubQueueKind::Main,
+                next,
+                meta,
+                message.body,
+            );
+            next += 1;
+        }
+        self.commit(plan, journal)?;
+        Ok(first..next)
+    }
+
+    /// The next message for a plain (non-session) receiver on `kind`: the lowest-seq
+    /// active, unlocked, unexpired message. Runs due lock expiries and scheduled
+    /// activations first, and expires (dead-letters or drops) the expired messages it
+    /// meets on the way. Peek-lock locks the message for `consumer`; receive-and-delete
+    /// removes it.
+    pub fn next_for_delivery(
+        &mut self,
+        kind: SubQueueKind,
+        mode: ReceiveMode,
+        consumer: ConsumerId,
+        now_ms: i64,
+        journal: &mut impl Journal,
+    ) -> Result<Option<Delivery>, CoreError> {
+        if self.next_lock_deadline().is_some_and(|at| at <= now_ms) {
+            self.expire_locks(now_ms, journal)?;
+        }
+        if kind == SubQueueKind::Main
+            && self.main.next_scheduled_at().is_some_and(|at| at <= now_ms)
+        {
+            self.activate_scheduled(now_ms, journal)?;
+        }
+        loop {
+            let mut plan = Plan::default();
+            let mut chosen = None;
+            let mut expired = 0;
+            for seq in self.sub(kind).available() {
+                let Some(entry) = self.sub(kind).entry(seq) else {
+                    continue;
+                };
+                if entry.meta.expires_at_ms.is_some_and(|at| at <= now_ms) {
+                    self.plan_expiry(kind, seq, &mut plan, journal)?;
+                    expired += 1;
+                    if expired >= EXPIRY_BATCH {
+                        break;
+                    }
+                } else {
+                    chosen = Some(seq);
+                    break;
+                }
+            }
+            let Some(seq) = chosen else {
+                let more = expired >= EXPIRY_BATCH;
+                self.commit(plan, journal)?;
+                if more {
+                    continue;
+                }
+                return Ok(None);
+            };
+            return match mode {
+                ReceiveMode::PeekLock => {
+                    self.commit(plan, journal)?;
+                    Ok(self.lock_for(kind, seq, consumer, now_ms))
+                }
+                ReceiveMode::ReceiveAndDelete => {
+                    let delivery = self.take_for_delete(kind, seq, &mut plan, journal)?;
+                    self.commit(plan, journal)?;
+                    Ok(delivery)
+                }
+            };
+        }
+    }
+
+    /// Receives a deferred message by sequence number (`receive-by-sequence-number`).
+    /// It stays Deferred while locked; abandoning or releasing it leaves it deferred.
+    pub fn receive_deferred(
+        &mut self,
+        kind: SubQueueKind,
+        seq: Seq,
+        mode: ReceiveMode,
+        consumer: ConsumerId,
+        now_ms: i64,
+        journal: &mut impl Journal,
+    ) -> Result<Delivery, CoreError> {
+        let deferred_and_free = self.sub(kind).entry(seq).is_some_and(|entry| {
+            entry.meta.state == MessageState::Deferred && entry.lock.is_none()
+        });
+        if !deferred_and_free {
+            return Err(CoreError::MessageNotFound(seq));
+        }
+        let delivery = match mode {
+            ReceiveMode::PeekLock => self.lock_for(kind, seq, consumer, now_ms),
+            ReceiveMode::ReceiveAndDelete => {
+                let mut plan = Plan::default();
+                let delivery = self.take_for_delete(kind, seq, &mut plan, journal)?;
+                self.commit(plan, journal)?;
+                delivery
+            }
+        };
+        delivery.ok_or(CoreError::MessageNotFound(seq))
+    }
+
+    /// Settles a locked message as done: removes it.
+    pub fn complete(
+        &mut self,
+        kind: SubQueueKind,
+        token: Uuid,
+        now_ms: i64,
+        journal: &mut impl Journal,
+    ) -> Result<(), CoreError> {
+        let seq = self.held(kind, token, now_ms)?;
+        let mut plan = Plan::default();
+        self.plan_remove(kind, seq, &mut plan);
+        self.commit(plan, journal)
+    }
+
+    /// Gives a locked message back as a failed delivery: unlocks it and counts the
+    /// delivery. In the main stream, once the count reaches `max_delivery_count` the
+    /// message moves to the dead-letter queue (`MaxDeliveryCountExceeded`). A deferred
+    /// message stays deferred. `edit` rewrites the body (properties to modify).
+    pub fn abandon(
+        &mut self,
+        kind: SubQueueKind,
+        token: Uuid,
+        now_ms: i64,
+        edit: Option<BodyEdit<'_>>,
+        journal: &mut impl Journal,
+    ) -> Result<(), CoreError> {
+        let seq = self.held(kind, token, now_ms)?;
+        let mut plan = Plan::default();
+        self.plan_failed_delivery(kind, seq, edit, &mut plan, journal)?;
+        self.commit(plan, journal)
+    }
+
+    /// Unlocks a message without counting a delivery (AMQP `released`). Nothing to
+    /// journal: locks are not durable.
+    pub fn release(
+        &mut self,
+        kind: SubQueueKind,
+        token: Uuid,
+        now_ms: i64,
+    ) -> Result<(), CoreError> {
+        let seq = self.held(kind, token, now_ms)?;
+        self.sub_mut(kind).unlock(seq);
+        Ok(())
+    }
+
+    /// Defers a locked message: it leaves normal delivery and can only be received by
+    /// sequence number. The delivery count does not change.
+    pub fn defer(
+        &mut self,
+        kind: SubQueueKind,
+        token: Uuid,
+        now_ms: i64,
+        edit: Option<BodyEdit<'_>>,
+        journal: &mut impl Journal,
+    ) -> Result<(), CoreError> {
+        let seq = self.held(kind, token, now_ms)?;
+        let mut plan = Plan::default();
+        let delivery_count = self.meta_of(kind, seq)?.delivery_count;
+        self.plan_update(
+            kind,
+            seq,
+            delivery_count,
+            MessageState::Deferred,
+            edit,
+            &mut plan,
+            journal,
+        )?;
+        self.commit(plan, journal)
+    }
+
+    /// Moves a locked main-stream message to the dead-letter queue, with the given
+    /// reason and description as application properties. Its delivery count is kept.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dead_letter(
+        &mut self,
+        kind: SubQueueKind,
+        token: Uuid,
+        now_ms: i64,
+        reason: Option<&str>,
+        description: Option<&str>,
+        edit: Option<BodyEdit<'_>>,
+        journal: &mut impl Journal,
+    ) -> Result<(), CoreError> {
+        if kind != SubQueueKind::Main {
+            return Err(CoreError::NotAllowed(
+                "a message in a dead-letter queue cannot be dead-lettered again",
+            ));
+        }
+        let seq = self.held(kind, token, now_ms)?;
+        let delivery_count = self.meta_of(kind, seq)?.delivery_count;
+        let mut plan = Plan::default();
+        self.plan_dead_letter(
+            seq,
+            delivery_count,
+            reason,
+            description,
+            edit,
+            &mut plan,
+            journal,
+        )?;
+        self.commit(plan, journal)
+    }
+
+    /// Extends a lock by the queue's lock duration from `now_ms`; returns the new expiry.
+    pub fn renew_lock(
+        &mut self,
+        kind: SubQueueKind,
+        token: Uuid,
+        now_ms: i64,
+    ) -> Result<i64, CoreError> {
+        let seq = self.held(kind, token, now_ms)?;
+        let until = now_ms.saturating_add(self.config.lock_duration_ms);
+        self.sub_mut(kind).renew(seq, until);
+        Ok(until)
+    }
+
+    /// Ends every lock that ran out at or before `now_ms`, in both subqueues, counting a
+    /// failed delivery for each (with the max-delivery rule). Returns how many.
+    pub fn expire_locks(
+        &mut self,
+        now_ms: i64,
+        journal: &mut impl Journal,
+    ) -> Result<usize, CoreError> {
+        let mut plan = Plan::default();
+        let mut expired = 0;
+        for kind in [SubQueueKind::Main, SubQueueKind::DeadLetter] {
+            let seqs: Vec<Seq> = self.sub(kind).expired_locks(now_ms).collect();
+            for seq in seqs {
+                self.plan_failed_delivery(kind, seq, None, &mut plan, journal)?;
+                expired += 1;
+            }
+        }
+        self.commit(plan, journal)?;
+        Ok(expired)
+    }
+
+    /// Makes every lock held by `consumer` available again at once, without counting a
+    /// delivery: a receiver that went away (link detached, connection dropped) did not
+    /// fail to process its messages, and users expect them back immediately. (The real
+    /// service instead lets such locks run out.) Returns how many.
+    pub fn release_all(&mut self, consumer: ConsumerId) -> usize {
+        let mut released = 0;
+        for kind in [SubQueueKind::Main, SubQueueKind::DeadLetter] {
+            let sub = self.sub_mut(kind);
+            for seq in sub.seqs_locked_by(consumer) {
+                if sub.unlock(seq) {
+                    released += 1;
+                }
+            }
+        }
+        released
+    }
+
+    /// Turns scheduled messages whose time has come into active ones. Returns how many.
+    pub fn activate_scheduled(
+        &mut self,
+        now_ms: i64,
+        journal: &mut impl Journal,
+    ) -> Result<usize, CoreError> {
+        let mut plan = Plan::default();
+        let due: Vec<Seq> = self.main.due_scheduled(now_ms).collect();
+        for &seq in &due {
+            let delivery_count = self.meta_of(SubQueueKind::Main, seq)?.delivery_count;
+            self.plan_update(
+                SubQueueKind::Main,
+                seq,
+                delivery_count,
+                MessageState::Active,
+                None,
+                &mut plan,
+                journal,
+            )?;
+        }
+        self.commit(plan, journal)?;
+        Ok(due.len())
+    }
+
+    /// Removes a message that is still scheduled (`cancel-scheduled-message`).
+    pub fn cancel_scheduled(
+        &mut self,
+        seq: Seq,
+        journal: &mut impl Journal,
+    ) -> Result<(), CoreError> {
+        let scheduled = self
+            .main
+            .entry(seq)
+            .is_some_and(|entry| entry.meta.state == MessageState::Scheduled);
+        if !scheduled {
+            return Err(CoreError::MessageNotFound(seq));
+        }
+        let mut plan = Plan::default();
+        self.plan_remove(SubQueueKind::Main, seq, &mut plan);
+        self.commit(plan, journal)
+    }
+
+    // ---- planning: reads state, never changes it.
+
+    /// The seq locked by `token` in `kind`, if the lock is still live at `now_ms`.
+    fn held(&self, kind: SubQueueKind, token: Uuid, now_ms: i64) -> Result<Seq, CoreError> {
+        let sub = self.sub(kind);
+        let seq = sub.locked_seq(&token).ok_or(CoreError::LockLost)?;
+        let live = sub
+            .entry(seq)
+            .and_then(|entry| entry.lock.as_ref())
+            .is_some_and(|lock| lock.until_ms > now_ms);
+        if live {
+            Ok(seq)
+        } else {
+            Err(CoreError::LockLost)
+        }
+    }
+
+    fn meta_of(&self, kind: SubQueueKind, seq: Seq) -> Result<&MessageMeta, CoreError> {
+        self.sub(kind)
+            .entry(seq)
+            .map(|entry| &entry.meta)
+            .ok_or(CoreError::MessageNotFound(seq))
+    }
+
+    fn body_of(
+        &self,
+        kind: SubQueueKind,
+        seq: Seq,
+        journal: &mut impl Journal,
+    ) -> Result<Bytes, CoreError> {
+        let entry = self
+            .sub(kind)
+            .entry(seq)
+            .ok_or(CoreError::MessageNotFound(seq))?;
+        match &entry.body {
+            Some(body) => Ok(body.clone()),
+            None => Ok(journal.read_body(entry.body_ref)?),
+        }
+    }
+
+    fn plan_remove(&self, kind: SubQueueKind, seq: Seq, plan: &mut Plan) {
+        let sub = self.sub(kind);
+        if let Some(entry) = sub.entry(seq) {
+            plan.records.push(Record::Remove {
+                entity: sub.entity(),
+                seq,
+                body: entry.body_ref,
+            });
+            plan.steps.push(Step::Remove(kind, seq));
+        }
+    }
+
+    /// Counts a failed delivery of `seq`, dead-lettering it when the main stream's
+    /// max delivery count is reached.
+    fn plan_failed_delivery(
+        &self,
+        kind: SubQueueKind,
+        seq: Seq,
+        edit: Option<BodyEdit<'_>>,
+        plan: &mut Plan,
+        journal: &mut impl Journal,
+    ) -> Result<(), CoreError> {
+        let meta = self.meta_of(kind, seq)?;
+        let delivery_count = meta.delivery_count.saturating_add(1);
+        let state = meta.state;
+        if kind == SubQueueKind::Main && delivery_count >= self.config.max_delivery_count {
+            let description =
+                format!("Message could not be consumed after {delivery_count} delivery attempts.");
+            self.plan_dead_letter(
+                seq,
+                delivery_count,
+                Some(REASON_MAX_DELIVERY),
+                Some(&description),
+                edit,
+                plan,
+                journal,
+            )
+        } else {
+            self.plan_update(kind, seq, delivery_count, state, edit, plan, journal)
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn plan_update(
+        &self,
+        kind: SubQueueKind,
+        seq: Seq,
+        delivery_count: u32,
+        state: MessageState,
+        edit: Option<BodyEdit<'_>>,
+        plan: &mut Plan,
+        journal: &mut impl Journal,
+    ) -> Result<(), CoreError> {
+        let sub = self.sub(kind);
+        let entry = sub.entry(seq).ok_or(CoreError::MessageNotFound(seq))?;
+        match edit {
+            None => plan.records.push(Record::Update {
+                entity: sub.entity(),
+                seq,
+                delivery_count,
+                state,
+            }),
+            Some(edit) => {
+                // A rewritten body is journaled as the message removed and re-enqueued
+                // under the same seq, in one atomic append.
+                let body = edit(&self.body_of(kind, seq, journal)?);
+                let mut meta = entry.meta.clone();
+                meta.delivery_count = delivery_count;
+                meta.state = state;
+                plan.records.push(Record::Remove {
+                    entity: sub.entity(),
+                    seq,
+                    body: entry.body_ref,
+                });
+                plan.records.push(Record::Enqueue {
+                    entity: sub.entity(),
+                    seq,
+                    meta,
+                    body: body.clone(),
+                });
+                plan.steps.push(Step::ReplaceBody { kind, seq, body });
+            }
+        }
+        plan.steps.push(Step::Update {
+            kind,
+            seq,
+            delivery_count,
+            state,
+        });
+        Ok(())
+    }
+
+    /// Moves main-stream message `seq` to the dead-letter queue under a new seq.
+    #[allow(clippy::too_many_arguments)]
+    fn plan_dead_letter(
+        &self,
+        seq: Seq,
+        delivery_count: u32,
+        reason: Option<&str>,
+        description: Option<&str>,
+        edit: Option<BodyEdit<'_>>,
+        plan: &mut Plan,
+        journal: &mut impl Journal,
+    ) -> Result<(), CoreError> {
+        let entry = self
+            .main
+            .entry(seq)
+            .ok_or(CoreError::MessageNotFound(seq))?;
+        let original = self.body_of(SubQueueKind::Main, seq, journal)?;
+        let edited = match edit {
+            Some(edit) => edit(&original),
+            None => original,
+        };
+        let body = journal.dead_letter_body(&edited, reason, description);
+        // Dead-lettered messages keep their enqueue time and ids but never expire and
+        // are immediately receivable.
+        let meta = MessageMeta {
+            expires_at_ms: None,
+            scheduled_at_ms: None,
+            delivery_count,
+            state: MessageState::Active,
+            ..entry.meta.clone()
+        };
+        plan.dead_letter_reserved += 1;
+        let dead_letter_seq = self.dead_letter.last_seq() + plan.dead_letter_reserved;
+        self.plan_remove(SubQueueKind::Main, seq, plan);
+        plan.insert(
+            self.dead_letter.entity(),
+            SubQueueKind::DeadLetter,
+            dead_letter_seq,
+            meta,
+            body,
+        );
+        Ok(())
+    }
+
+    fn plan_expiry(
+        &self,
+        kind: SubQueueKind,
+        seq: Seq,
+        plan: &mut Plan,
+        journal: &mut impl Journal,
+    ) -> Result<(), CoreError> {
+        if kind == SubQueueKind::Main && self.config.dead_lettering_on_expiration {
+            let delivery_count = self.meta_of(kind, seq)?.delivery_count;
+            self.plan_dead_letter(
+                seq,
+                delivery_count,
+                Some(REASON_TTL_EXPIRED),
+                Some(TTL_EXPIRED_DESCRIPTION),
+                None,
+                plan,
+                journal,
+            )
+        } else {
+            self.plan_remove(kind, seq, plan);
+            Ok(())
+        }
+    }
+
+    /// Plans removing `seq` for a receive-and-delete and builds its delivery, reading
+    /// the body now since the store may reclaim it once removed.
+    fn take_for_delete(
+        &self,
+        kind: SubQueueKind,
+        seq: Seq,
+        plan: &mut Plan,
+        journal: &mut impl Journal,
+    ) -> Result<Option<Delivery>, CoreError> {
+        let Some(entry) = self.sub(kind).entry(seq) else {
+            return Ok(None);
+        };
+        let body = self.body_of(kind, seq, journal)?;
+        let delivery = Delivery {
+            seq,
+            lock: None,
+            meta: entry.meta.clone(),
+            body_ref: entry.body_ref,
+            body: Some(body),
+        };
+        self.plan_remove(kind, seq, plan);
+        Ok(Some(delivery))
+    }
+
+    // ---- applying.
+
+    fn lock_for(
+        &mut self,
+        kind: SubQueueKind,
+        seq: Seq,
+        consumer: ConsumerId,
+        now_ms: i64,
+    ) -> Option<Delivery> {
+        let token = Uuid::new_v4();
+        let until = now_ms.saturating_add(self.config.lock_duration_ms);
+        let sub = self.sub_mut(kind);
+        sub.lock(seq, token, until, consumer);
+        let entry = sub.entry(seq)?;
+        Some(Delivery {
+            seq,
+            lock: Some(LockGrant {
+                token,
+                locked_until_ms: until,
+            }),
+            meta: entry.meta.clone(),
+            body_ref: entry.body_ref,
+            body: entry.body.clone(),
+        })
+    }
+
+    fn commit(&mut self, plan: Plan, journal: &mut impl Journal) -> Result<(), CoreError> {
+        if plan.records.is_empty() {
+            return Ok(());
+        }
+        let expected = plan
+            .steps
+            .iter()
+            .filter(|step| matches!(step, Step::Insert { .. } | Step::ReplaceBody { .. }))
+            .count();
+        let body_refs = journal.append(plan.records)?;
+        if body_refs.len() != expected {
+            return Err(CoreError::BodyRefMismatch {
+                expected,
+                got: body_refs.len(),
+            });
+        }
+        let mut body_refs = body_refs.into_iter();
+        for step in plan.steps {
+            match step {
+                Step::Remove(kind, seq) => {
+                    self.sub_mut(kind).remove(seq);
+                }
+                Step::Update {
+                    kind,
+                    seq,
+                    delivery_count,
+                    state,
+                } => self.sub_mut(kind).update(seq, delivery_count, state),
+                Step::Insert {
+                    kind,
+                    seq,
+                    meta,
+                    body,
+                } => {
+                    let body_ref = body_refs.next().unwrap_or(BodyRef {
+                        segment: 0,
+                        offset: 0,
+                        len: 0,
+                    });
+                    let body = self.keep_resident(body);
+                    self.sub_mut(kind).insert(seq, meta, body_ref, body);
+                }
+                Step::ReplaceBody { kind, seq, body } => {
+                    let body_ref = body_refs.next().unwrap_or(BodyRef {
+                        segment: 0,
+                        offset: 0,
+                        len: 0,
+                    });
+                    let body = self.keep_resident(body);
+                    self.sub_mut(kind).replace_body(seq, body_ref, body);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps a body in memory only while the queue stays under its resident budget.
+    fn keep_resident(&self, body: Bytes) -> Option<Bytes> {
+        let resident = self.main.resident_bytes() + self.dead_letter.resident_bytes();
+        (resident + body.len() as u64 <= self.config.resident_body_budget_bytes).then_some(body)
+    }
+}
+
+impl Plan {
+    fn insert(
+        &mut self,
+        entity: EntityId,
+        kind: SubQueueKind,
+        seq: Seq,
+        meta: MessageMeta,
+        body: Bytes,
+    ) {
+        self.records.push(Record::Enqueue {
+            entity,
+            seq,
+            meta: meta.clone(),
+            body: body.clone(),
+        });
+        self.steps.push(Step::Insert {
+            kind,
+            seq,
+            meta,
+            body,
+        });
+    }
+}
