@@ -890,3 +890,457 @@ mod tests {
         assert_eq!(&b[..], &[0x40]);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Described lists (composite types): field-by-field reading and writing
+// ---------------------------------------------------------------------------------------
+
+/// Reads the fields of a composite's list one at a time, without collecting them.
+/// Missing trailing fields and explicit nulls both read as `None`.
+pub(crate) struct FieldReader {
+    body: Bytes,
+    remaining: usize,
+    composite: &'static str,
+}
+
+pub(crate) fn invalid(
+    composite: &'static str,
+    field: &'static str,
+    reason: &'static str,
+) -> CodecError {
+    CodecError::InvalidField {
+        composite,
+        field,
+        reason,
+    }
+}
+
+/// Reads a `0x00` descriptor constructor and the descriptor, mapping symbolic descriptors
+/// of the standard types to their numeric codes.
+pub(crate) fn read_descriptor(buf: &mut Bytes) -> Result<Descriptor, CodecError> {
+    let code = take_u8(buf)?;
+    if code != fc::DESCRIBED {
+        return Err(CodecError::UnexpectedDescriptor(format!(
+            "expected a described type, found format code 0x{code:02x}"
+        )));
+    }
+    decode_descriptor(buf, 0)
+}
+
+/// The numeric code of a descriptor, translating the standard symbolic names.
+pub fn descriptor_code(d: &Descriptor) -> Option<u64> {
+    match d {
+        Descriptor::Code(c) => Some(*c),
+        Descriptor::Symbol(s) => symbolic_code(&s.0),
+    }
+}
+
+fn symbolic_code(name: &[u8]) -> Option<u64> {
+    const NAMES: &[(&str, u64)] = &[
+        ("amqp:open:list", 0x10),
+        ("amqp:begin:list", 0x11),
+        ("amqp:attach:list", 0x12),
+        ("amqp:flow:list", 0x13),
+        ("amqp:transfer:list", 0x14),
+        ("amqp:disposition:list", 0x15),
+        ("amqp:detach:list", 0x16),
+        ("amqp:end:list", 0x17),
+        ("amqp:close:list", 0x18),
+        ("amqp:error:list", 0x1d),
+        ("amqp:received:list", 0x23),
+        ("amqp:accepted:list", 0x24),
+        ("amqp:rejected:list", 0x25),
+        ("amqp:released:list", 0x26),
+        ("amqp:modified:list", 0x27),
+        ("amqp:source:list", 0x28),
+        ("amqp:target:list", 0x29),
+        ("amqp:delete-on-close:list", 0x2b),
+        ("amqp:delete-on-no-links:list", 0x2c),
+        ("amqp:delete-on-no-messages:list", 0x2d),
+        ("amqp:delete-on-no-links-or-messages:list", 0x2e),
+        ("amqp:coordinator:list", 0x30),
+        ("amqp:sasl-mechanisms:list", 0x40),
+        ("amqp:sasl-init:list", 0x41),
+        ("amqp:sasl-challenge:list", 0x42),
+        ("amqp:sasl-response:list", 0x43),
+        ("amqp:sasl-outcome:list", 0x44),
+        ("amqp:header:list", 0x70),
+        ("amqp:delivery-annotations:map", 0x71),
+        ("amqp:message-annotations:map", 0x72),
+        ("amqp:properties:list", 0x73),
+        ("amqp:application-properties:map", 0x74),
+        ("amqp:data:binary", 0x75),
+        ("amqp:amqp-sequence:list", 0x76),
+        ("amqp:amqp-value:*", 0x77),
+        ("amqp:footer:map", 0x78),
+    ];
+    NAMES
+        .iter()
+        .find(|(n, _)| n.as_bytes() == name)
+        .map(|(_, c)| *c)
+}
+
+impl FieldReader {
+    /// Reads the list that follows a composite's descriptor.
+    pub(crate) fn open(buf: &mut Bytes, composite: &'static str) -> Result<Self, CodecError> {
+        let code = take_u8(buf)?;
+        let (body, count) = match code {
+            fc::LIST0 => (Bytes::new(), 0),
+            fc::LIST8 | fc::LIST32 => take_compound(code, buf)?,
+            _ => {
+                return Err(invalid(
+                    composite,
+                    "(list)",
+                    "composite is not encoded as a list",
+                ));
+            }
+        };
+        if count > body.len() {
+            return Err(invalid(
+                composite,
+                "(list)",
+                "field count exceeds list size",
+            ));
+        }
+        Ok(FieldReader {
+            body,
+            remaining: count,
+            composite,
+        })
+    }
+
+    pub(crate) fn invalid(&self, field: &'static str, reason: &'static str) -> CodecError {
+        invalid(self.composite, field, reason)
+    }
+
+    /// The next field, `None` when null or absent.
+    pub(crate) fn value(&mut self) -> Result<Option<Value>, CodecError> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        self.remaining -= 1;
+        match decode_at_depth(&mut self.body, 1)? {
+            Value::Null => Ok(None),
+            v => Ok(Some(v)),
+        }
+    }
+
+    /// The next field, decoded by `f` straight from the list body unless it is null or
+    /// absent (for nested composites).
+    pub(crate) fn nested<T>(
+        &mut self,
+        f: impl FnOnce(&mut Bytes) -> Result<T, CodecError>,
+    ) -> Result<Option<T>, CodecError> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        self.remaining -= 1;
+        if self.body.first() == Some(&fc::NULL) {
+            self.body.advance(1);
+            return Ok(None);
+        }
+        f(&mut self.body).map(Some)
+    }
+
+    /// The next field as raw encoded bytes (not decoded), `None` when null or absent.
+    pub(crate) fn raw(&mut self) -> Result<Option<Bytes>, CodecError> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        self.remaining -= 1;
+        let mut probe = self.body.clone();
+        let n = skip_value(&mut probe)?;
+        let raw = self.body.split_to(n);
+        Ok(if raw[..] == [fc::NULL] {
+            None
+        } else {
+            Some(raw)
+        })
+    }
+
+    pub(crate) fn uint(&mut self, field: &'static str) -> Result<Option<u32>, CodecError> {
+        match self.value()? {
+            None => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .and_then(|x| u32::try_from(x).ok())
+                .map(Some)
+                .ok_or_else(|| self.invalid(field, "expected an unsigned 32-bit integer")),
+        }
+    }
+
+    pub(crate) fn req_uint(&mut self, field: &'static str) -> Result<u32, CodecError> {
+        self.uint(field)?
+            .ok_or_else(|| self.invalid(field, "mandatory field missing"))
+    }
+
+    pub(crate) fn ushort(&mut self, field: &'static str) -> Result<Option<u16>, CodecError> {
+        match self.uint(field)? {
+            None => Ok(None),
+            Some(x) => u16::try_from(x)
+                .map(Some)
+                .map_err(|_| self.invalid(field, "expected an unsigned 16-bit integer")),
+        }
+    }
+
+    pub(crate) fn ubyte(&mut self, field: &'static str) -> Result<Option<u8>, CodecError> {
+        match self.uint(field)? {
+            None => Ok(None),
+            Some(x) => u8::try_from(x)
+                .map(Some)
+                .map_err(|_| self.invalid(field, "expected an unsigned 8-bit integer")),
+        }
+    }
+
+    pub(crate) fn ulong(&mut self, field: &'static str) -> Result<Option<u64>, CodecError> {
+        match self.value()? {
+            None => Ok(None),
+            Some(Value::Ulong(x)) => Ok(Some(x)),
+            Some(v) => v
+                .as_i64()
+                .and_then(|x| u64::try_from(x).ok())
+                .map(Some)
+                .ok_or_else(|| self.invalid(field, "expected an unsigned 64-bit integer")),
+        }
+    }
+
+    pub(crate) fn boolean(&mut self, field: &'static str) -> Result<Option<bool>, CodecError> {
+        match self.value()? {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(b)),
+            Some(_) => Err(self.invalid(field, "expected a boolean")),
+        }
+    }
+
+    pub(crate) fn string(&mut self, field: &'static str) -> Result<Option<String>, CodecError> {
+        match self.value()? {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(Value::Symbol(s)) => std::str::from_utf8(&s.0)
+                .map(|s| Some(s.to_owned()))
+                .map_err(|_| CodecError::InvalidUtf8),
+            Some(_) => Err(self.invalid(field, "expected a string")),
+        }
+    }
+
+    pub(crate) fn symbol(&mut self, field: &'static str) -> Result<Option<Symbol>, CodecError> {
+        match self.value()? {
+            None => Ok(None),
+            Some(Value::Symbol(s)) => Ok(Some(s)),
+            Some(Value::String(s)) => Ok(Some(Symbol(Bytes::from(s.into_bytes())))),
+            Some(_) => Err(self.invalid(field, "expected a symbol")),
+        }
+    }
+
+    pub(crate) fn binary(&mut self, field: &'static str) -> Result<Option<Bytes>, CodecError> {
+        match self.value()? {
+            None => Ok(None),
+            Some(Value::Binary(b)) => Ok(Some(b)),
+            Some(_) => Err(self.invalid(field, "expected a binary")),
+        }
+    }
+
+    pub(crate) fn timestamp(
+        &mut self,
+        field: &'static str,
+    ) -> Result<Option<Timestamp>, CodecError> {
+        match self.value()? {
+            None => Ok(None),
+            Some(Value::Timestamp(t)) => Ok(Some(t)),
+            Some(v) => v
+                .as_i64()
+                .map(|x| Some(Timestamp(x)))
+                .ok_or_else(|| self.invalid(field, "expected a timestamp")),
+        }
+    }
+}
+
+/// Writes a composite: descriptor `00 53 code`, then a list whose trailing nulls are
+/// trimmed on `finish`.
+pub(crate) struct FieldWriter<'a> {
+    out: &'a mut BytesMut,
+    list: CompoundWriter,
+    count: usize,
+    kept_len: usize,
+    kept_count: usize,
+}
+
+impl<'a> FieldWriter<'a> {
+    pub(crate) fn begin(out: &'a mut BytesMut, code: u64) -> Self {
+        encode_descriptor(&Descriptor::Code(code), out);
+        let list = CompoundWriter::begin(out, fc::LIST8);
+        let kept_len = list.body_start();
+        FieldWriter {
+            out,
+            list,
+            count: 0,
+            kept_len,
+            kept_count: 0,
+        }
+    }
+
+    #[inline]
+    fn kept(&mut self) {
+        self.count += 1;
+        self.kept_len = self.out.len();
+        self.kept_count = self.count;
+    }
+
+    #[inline]
+    pub(crate) fn null(&mut self) {
+        self.out.put_u8(fc::NULL);
+        self.count += 1;
+    }
+
+    pub(crate) fn uint(&mut self, v: u32) {
+        encode_uint(v, self.out);
+        self.kept();
+    }
+
+    pub(crate) fn opt_uint(&mut self, v: Option<u32>) {
+        match v {
+            Some(v) => self.uint(v),
+            None => self.null(),
+        }
+    }
+
+    pub(crate) fn opt_ushort(&mut self, v: Option<u16>) {
+        match v {
+            Some(v) => {
+                self.out.put_u8(fc::USHORT);
+                self.out.put_u16(v);
+                self.kept();
+            }
+            None => self.null(),
+        }
+    }
+
+    pub(crate) fn ubyte(&mut self, v: u8) {
+        self.out.put_u8(fc::UBYTE);
+        self.out.put_u8(v);
+        self.kept();
+    }
+
+    pub(crate) fn opt_ulong(&mut self, v: Option<u64>) {
+        match v {
+            Some(v) => {
+                encode_ulong(v, self.out);
+                self.kept();
+            }
+            None => self.null(),
+        }
+    }
+
+    pub(crate) fn boolean(&mut self, b: bool) {
+        self.out.put_u8(if b { fc::TRUE } else { fc::FALSE });
+        self.kept();
+    }
+
+    pub(crate) fn opt_bool(&mut self, v: Option<bool>) {
+        match v {
+            Some(b) => self.boolean(b),
+            None => self.null(),
+        }
+    }
+
+    /// A boolean whose default is `false`: false is sent as null (equivalent, smaller).
+    pub(crate) fn flag(&mut self, b: bool) {
+        if b { self.boolean(true) } else { self.null() }
+    }
+
+    pub(crate) fn string(&mut self, s: &str) {
+        encode_variable(fc::STR8, s.as_bytes(), self.out);
+        self.kept();
+    }
+
+    pub(crate) fn opt_string(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => self.string(s),
+            None => self.null(),
+        }
+    }
+
+    pub(crate) fn symbol(&mut self, s: &Symbol) {
+        encode_variable(fc::SYM8, &s.0, self.out);
+        self.kept();
+    }
+
+    pub(crate) fn opt_symbol(&mut self, s: Option<&Symbol>) {
+        match s {
+            Some(s) => self.symbol(s),
+            None => self.null(),
+        }
+    }
+
+    pub(crate) fn binary(&mut self, b: &[u8]) {
+        encode_variable(fc::VBIN8, b, self.out);
+        self.kept();
+    }
+
+    pub(crate) fn opt_binary(&mut self, b: Option<&[u8]>) {
+        match b {
+            Some(b) => self.binary(b),
+            None => self.null(),
+        }
+    }
+
+    pub(crate) fn opt_timestamp(&mut self, t: Option<Timestamp>) {
+        match t {
+            Some(t) => {
+                self.out.put_u8(fc::TIMESTAMP);
+                self.out.put_i64(t.0);
+                self.kept();
+            }
+            None => self.null(),
+        }
+    }
+
+    /// Any value; `Value::Null` counts as null for trimming.
+    pub(crate) fn value(&mut self, v: &Value) {
+        if v.is_null() {
+            self.null();
+        } else {
+            encode_value(v, self.out);
+            self.kept();
+        }
+    }
+
+    pub(crate) fn opt_value(&mut self, v: Option<&Value>) {
+        match v {
+            Some(v) => self.value(v),
+            None => self.null(),
+        }
+    }
+
+    /// Raw, already encoded bytes of one field.
+    pub(crate) fn raw(&mut self, encoded: &[u8]) {
+        if encoded == [fc::NULL] {
+            self.null();
+        } else {
+            self.out.put_slice(encoded);
+            self.kept();
+        }
+    }
+
+    /// A nested value written by `f` (e.g. a composite); `None` writes null.
+    pub(crate) fn opt_with<T>(&mut self, v: Option<&T>, f: impl FnOnce(&T, &mut BytesMut)) {
+        match v {
+            Some(v) => {
+                f(v, self.out);
+                self.kept();
+            }
+            None => self.null(),
+        }
+    }
+
+    /// Ends the list, dropping trailing nulls.
+    pub(crate) fn finish(self) {
+        self.out.truncate(self.kept_len);
+        self.list.finish(self.out, self.kept_count);
+    }
+
+    /// Ends the list keeping every field written, nulls included.
+    pub(crate) fn finish_untrimmed(self) {
+        self.list.finish(self.out, self.count);
+    }
+}
