@@ -246,7 +246,7 @@ fn decode_with_code(code: u8, buf: &mut Bytes, depth: usize) -> Result<Value, Co
 }
 
 /// Reads size and count of a list, map or array and returns its body (after the count).
-fn take_compound(code: u8, buf: &mut Bytes) -> Result<(Bytes, usize), CodecError> {
+pub(crate) fn take_compound(code: u8, buf: &mut Bytes) -> Result<(Bytes, usize), CodecError> {
     let size = take_size(code, buf)?;
     let mut body = take_bytes(buf, size)?;
     let count = take_size(code, &mut body)?;
@@ -305,7 +305,7 @@ fn skip_at_depth(buf: &mut Bytes, depth: usize) -> Result<(), CodecError> {
         0x7 => 4,
         0x8 => 8,
         0x9 => 16,
-        0xa | 0xc | 0xe | 0xb | 0xd | 0xf => take_size(code, buf)?,
+        0xa..=0xf => take_size(code, buf)?,
         _ => return Err(CodecError::InvalidFormatCode(code)),
     };
     need(buf, width)?;
@@ -787,110 +787,6 @@ pub fn encoded_len(v: &Value) -> usize {
     scratch.len()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn enc(v: &Value) -> Vec<u8> {
-        let mut out = BytesMut::new();
-        encode_value(v, &mut out);
-        out.to_vec()
-    }
-
-    fn dec(bytes: &[u8]) -> Result<Value, CodecError> {
-        let mut b = Bytes::copy_from_slice(bytes);
-        let v = decode_value(&mut b)?;
-        assert!(b.is_empty(), "left over: {b:?}");
-        Ok(v)
-    }
-
-    #[test]
-    fn compact_forms() {
-        assert_eq!(enc(&Value::Uint(0)), [0x43]);
-        assert_eq!(enc(&Value::Uint(7)), [0x52, 7]);
-        assert_eq!(enc(&Value::Uint(256)), [0x70, 0, 0, 1, 0]);
-        assert_eq!(enc(&Value::Ulong(0)), [0x44]);
-        assert_eq!(enc(&Value::Int(-1)), [0x54, 0xff]);
-        assert_eq!(
-            enc(&Value::Long(-129)),
-            [0x81, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]
-        );
-        assert_eq!(enc(&Value::List(vec![])), [0x45]);
-        assert_eq!(enc(&Value::List(vec![Value::Null])), [0xc0, 2, 1, 0x40]);
-        assert_eq!(enc(&Value::Map(vec![])), [0xc1, 1, 0]);
-        assert_eq!(enc(&Value::sym("ab")), [0xa3, 2, b'a', b'b']);
-        let described = Value::Described(
-            Box::new(Descriptor::Code(0x24)),
-            Box::new(Value::List(vec![])),
-        );
-        assert_eq!(enc(&described), [0x00, 0x53, 0x24, 0x45]);
-    }
-
-    #[test]
-    fn wide_forms_used_when_needed() {
-        let long = "x".repeat(300);
-        let e = enc(&Value::String(long.clone()));
-        assert_eq!(&e[..5], &[0xb1, 0, 0, 1, 0x2c]);
-        let list = Value::List(vec![Value::String(long)]);
-        let e = enc(&list);
-        assert_eq!(e[0], 0xd0);
-        assert_eq!(dec(&e).unwrap(), list);
-    }
-
-    #[test]
-    fn arrays_of_service_bus_types() {
-        let uuids = Value::Array(vec![Value::Uuid([1; 16]), Value::Uuid([2; 16])]);
-        let e = enc(&uuids);
-        assert_eq!(&e[..4], &[0xe0, 34, 2, 0x98]);
-        assert_eq!(dec(&e).unwrap(), uuids);
-        let longs = Value::Array(vec![Value::Long(5)]);
-        assert_eq!(enc(&longs), [0xe0, 10, 1, 0x81, 0, 0, 0, 0, 0, 0, 0, 5]);
-        let stamps = Value::Array(vec![
-            Value::Timestamp(Timestamp(1)),
-            Value::Timestamp(Timestamp(2)),
-        ]);
-        assert_eq!(dec(&enc(&stamps)).unwrap(), stamps);
-        let strs = Value::Array(vec![
-            Value::String("a".into()),
-            Value::String("x".repeat(256)),
-        ]);
-        let e = enc(&strs);
-        assert_eq!(e[0], 0xf0);
-        assert_eq!(e[9], 0xb1);
-        assert_eq!(dec(&e).unwrap(), strs);
-    }
-
-    #[test]
-    fn hostile_sizes_rejected_without_allocating() {
-        // list32 claiming 4 GiB
-        assert!(dec(&[0xd0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1]).is_err());
-        // list8 whose count exceeds its body
-        assert!(dec(&[0xc0, 1, 200]).is_err());
-        // array32 of a billion nulls
-        assert!(dec(&[0xf0, 0, 0, 0, 5, 0x40, 0, 0, 0, 0x40]).is_err());
-        // deep nesting of described values
-        let deep = vec![0u8; 1000];
-        assert_eq!(dec(&deep), Err(CodecError::TooDeep));
-        let mut nested = vec![0xc0u8, 0, 1].repeat(100);
-        nested.push(0x40);
-        assert!(dec(&nested).is_err());
-    }
-
-    #[test]
-    fn skip_matches_decode() {
-        let v = Value::Map(vec![(
-            Value::sym("k"),
-            Value::Array(vec![Value::Long(1), Value::Long(2)]),
-        )]);
-        let mut bytes = enc(&v);
-        let len = bytes.len();
-        bytes.push(0x40);
-        let mut b = Bytes::from(bytes);
-        assert_eq!(skip_value(&mut b).unwrap(), len);
-        assert_eq!(&b[..], &[0x40]);
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Described lists (composite types): field-by-field reading and writing
 // ---------------------------------------------------------------------------------------
@@ -1011,6 +907,11 @@ impl FieldReader {
 
     pub(crate) fn invalid(&self, field: &'static str, reason: &'static str) -> CodecError {
         invalid(self.composite, field, reason)
+    }
+
+    /// Fields not yet read.
+    pub(crate) fn remaining(&self) -> usize {
+        self.remaining
     }
 
     /// The next field, `None` when null or absent.
@@ -1342,5 +1243,116 @@ impl<'a> FieldWriter<'a> {
     /// Ends the list keeping every field written, nulls included.
     pub(crate) fn finish_untrimmed(self) {
         self.list.finish(self.out, self.count);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn enc(v: &Value) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        encode_value(v, &mut out);
+        out.to_vec()
+    }
+
+    fn dec(bytes: &[u8]) -> Result<Value, CodecError> {
+        let mut b = Bytes::copy_from_slice(bytes);
+        let v = decode_value(&mut b)?;
+        assert!(b.is_empty(), "left over: {b:?}");
+        Ok(v)
+    }
+
+    #[test]
+    fn compact_forms() {
+        assert_eq!(enc(&Value::Uint(0)), [0x43]);
+        assert_eq!(enc(&Value::Uint(7)), [0x52, 7]);
+        assert_eq!(enc(&Value::Uint(256)), [0x70, 0, 0, 1, 0]);
+        assert_eq!(enc(&Value::Ulong(0)), [0x44]);
+        assert_eq!(enc(&Value::Int(-1)), [0x54, 0xff]);
+        assert_eq!(
+            enc(&Value::Long(-129)),
+            [0x81, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]
+        );
+        assert_eq!(enc(&Value::List(vec![])), [0x45]);
+        assert_eq!(enc(&Value::List(vec![Value::Null])), [0xc0, 2, 1, 0x40]);
+        assert_eq!(enc(&Value::Map(vec![])), [0xc1, 1, 0]);
+        assert_eq!(enc(&Value::sym("ab")), [0xa3, 2, b'a', b'b']);
+        let described = Value::Described(
+            Box::new(Descriptor::Code(0x24)),
+            Box::new(Value::List(vec![])),
+        );
+        assert_eq!(enc(&described), [0x00, 0x53, 0x24, 0x45]);
+    }
+
+    #[test]
+    fn wide_forms_used_when_needed() {
+        let long = "x".repeat(300);
+        let e = enc(&Value::String(long.clone()));
+        assert_eq!(&e[..5], &[0xb1, 0, 0, 1, 0x2c]);
+        let list = Value::List(vec![Value::String(long)]);
+        let e = enc(&list);
+        assert_eq!(e[0], 0xd0);
+        assert_eq!(dec(&e).unwrap(), list);
+    }
+
+    #[test]
+    fn arrays_of_service_bus_types() {
+        let uuids = Value::Array(vec![Value::Uuid([1; 16]), Value::Uuid([2; 16])]);
+        let e = enc(&uuids);
+        assert_eq!(&e[..4], &[0xe0, 34, 2, 0x98]);
+        assert_eq!(dec(&e).unwrap(), uuids);
+        let longs = Value::Array(vec![Value::Long(5)]);
+        assert_eq!(enc(&longs), [0xe0, 10, 1, 0x81, 0, 0, 0, 0, 0, 0, 0, 5]);
+        let stamps = Value::Array(vec![
+            Value::Timestamp(Timestamp(1)),
+            Value::Timestamp(Timestamp(2)),
+        ]);
+        assert_eq!(dec(&enc(&stamps)).unwrap(), stamps);
+        let strs = Value::Array(vec![
+            Value::String("a".into()),
+            Value::String("x".repeat(256)),
+        ]);
+        let e = enc(&strs);
+        assert_eq!(e[0], 0xf0);
+        assert_eq!(e[9], 0xb1);
+        assert_eq!(dec(&e).unwrap(), strs);
+    }
+
+    #[test]
+    fn hostile_sizes_rejected_without_allocating() {
+        // list32 claiming 4 GiB
+        assert!(dec(&[0xd0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1]).is_err());
+        // list8 whose count exceeds its body
+        assert!(dec(&[0xc0, 1, 200]).is_err());
+        // array32 of a billion nulls
+        assert!(dec(&[0xf0, 0, 0, 0, 5, 0x40, 0, 0, 0, 0x40]).is_err());
+        // deep nesting of described values
+        let deep = vec![0u8; 1000];
+        assert_eq!(dec(&deep), Err(CodecError::TooDeep));
+        let mut nested = vec![0x40u8];
+        for _ in 0..100 {
+            let mut outer = vec![0xd0u8];
+            outer.extend_from_slice(&(nested.len() as u32 + 4).to_be_bytes());
+            outer.extend_from_slice(&1u32.to_be_bytes());
+            outer.extend_from_slice(&nested);
+            nested = outer;
+        }
+        assert_eq!(dec(&nested), Err(CodecError::TooDeep));
+    }
+
+    #[test]
+    fn skip_matches_decode() {
+        let v = Value::Map(vec![(
+            Value::sym("k"),
+            Value::Array(vec![Value::Long(1), Value::Long(2)]),
+        )]);
+        let mut bytes = enc(&v);
+        let len = bytes.len();
+        bytes.push(0x40);
+        let mut b = Bytes::from(bytes);
+        assert_eq!(skip_value(&mut b).unwrap(), len);
+        assert_eq!(&b[..], &[0x40]);
     }
 }

@@ -54,6 +54,8 @@ pub struct Frame {
     pub body: FrameBody,
 }
 
+// Large because `Performative` is (see there).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum FrameBody {
     /// An AMQP frame with no body: a heartbeat.
@@ -293,6 +295,7 @@ pub fn encode_transfer_split(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
