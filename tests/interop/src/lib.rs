@@ -125,6 +125,11 @@ pub fn emulator_config(queues: &[QueueSpec]) -> String {
     )
 }
 
+/// A loopback port that was free a moment ago (for tests that spawn `busbar` by hand).
+pub fn free_port() -> u16 {
+    reserve_port().1
+}
+
 /// Reserves a free loopback port. The listener is returned so the caller can hold the port
 /// until just before the broker binds it, which narrows the race with parallel tests.
 fn reserve_port() -> (TcpListener, u16) {
@@ -214,9 +219,7 @@ impl Broker {
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(stderr_log))
             .spawn()
-            .unwrap_or_else(|error| {
-                panic!("failed to spawn {}: {error}", self.binary.display())
-            });
+            .unwrap_or_else(|error| panic!("failed to spawn {}: {error}", self.binary.display()));
         self.child = Some(child);
         self.wait_ready();
     }
@@ -521,7 +524,11 @@ pub fn venv_python() -> PathBuf {
 pub fn run_python(script: &str, args: &[&str], env: &[(&str, &str)]) -> Result<String, String> {
     let python = venv_python();
     let script_path = python_dir().join(script);
-    assert!(script_path.is_file(), "missing script {}", script_path.display());
+    assert!(
+        script_path.is_file(),
+        "missing script {}",
+        script_path.display()
+    );
     let mut command = Command::new(python);
     command
         .arg("-u")
@@ -548,7 +555,11 @@ pub fn run_node(script: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Str
     let sdk = js_dir().join("node_modules/@azure/service-bus");
     assert!(sdk.is_dir(), "{} not found: {SETUP_HINT}", sdk.display());
     let script_path = js_dir().join(script);
-    assert!(script_path.is_file(), "missing script {}", script_path.display());
+    assert!(
+        script_path.is_file(),
+        "missing script {}",
+        script_path.display()
+    );
     let mut command = Command::new("node");
     command.arg(&script_path).args(args).current_dir(js_dir());
     for (key, value) in env {

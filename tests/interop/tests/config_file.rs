@@ -1,0 +1,78 @@
+//! Microsoft emulator Config.json support: queues and their properties come from the file, and a
+//! bad file stops `busbar serve` with a message that names the offending field.
+
+use std::process::Command;
+use std::time::Duration;
+
+use busbar_interop::{
+    Broker, QueueSpec, busbar_binary, emulator_config, free_port, run_with_timeout,
+};
+
+#[test]
+fn queues_from_config_file_exist_with_their_properties() {
+    let config = emulator_config(&[
+        QueueSpec::new("payments"),
+        QueueSpec::new("poison-orders").max_delivery_count(3),
+    ]);
+    let broker = Broker::start(Some(&config), &[]);
+    broker.run_python("smoke_send_receive.py", &["payments"]);
+    // MaxDeliveryCount 3 from the file decides when the message is dead-lettered.
+    broker.run_python("abandon_to_dead_letter.py", &["poison-orders"]);
+    // Nothing outside the file exists.
+    broker.run_python("unknown_entity.py", &["not-in-config"]);
+}
+
+fn serve_with_config_text(config_text: &str) -> (Option<std::process::ExitStatus>, String) {
+    let workdir = tempfile::tempdir().expect("temp dir");
+    let config_path = workdir.path().join("Config.json");
+    std::fs::write(&config_path, config_text).expect("write config");
+    let data_dir = workdir.path().join("data");
+    let mut command = Command::new(busbar_binary());
+    command
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .arg("--amqp-listen")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .arg("--http-listen")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .arg("--config")
+        .arg(&config_path);
+    let outcome = run_with_timeout(&mut command, Duration::from_secs(20));
+    (outcome.status, outcome.output)
+}
+
+#[test]
+fn invalid_lock_duration_stops_startup_naming_the_field() {
+    let config = emulator_config(&[QueueSpec::new("q1").lock_duration("PT10X")]);
+    let (status, output) = serve_with_config_text(&config);
+    let Some(status) = status else {
+        panic!(
+            "busbar kept running with LockDuration \"PT10X\"; it must refuse to start\n{output}"
+        );
+    };
+    assert!(
+        !status.success(),
+        "busbar exited 0 with an invalid LockDuration\n{output}"
+    );
+    assert!(
+        output.contains("LockDuration"),
+        "the error should name the LockDuration field; busbar printed:\n{output}"
+    );
+}
+
+#[test]
+fn unparsable_config_file_stops_startup() {
+    let (status, output) = serve_with_config_text(r#"{"UserConfig": {"Namespaces": [ "#);
+    let Some(status) = status else {
+        panic!("busbar kept running with a truncated Config.json\n{output}");
+    };
+    assert!(
+        !status.success(),
+        "busbar exited 0 with a truncated Config.json\n{output}"
+    );
+    assert!(
+        output.contains("Config.json") || output.to_lowercase().contains("config"),
+        "the error should mention the config file; busbar printed:\n{output}"
+    );
+}
