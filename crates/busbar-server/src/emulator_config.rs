@@ -1,0 +1,1210 @@
+//! Reading Microsoft's Service Bus emulator `Config.json` as it is, plus Busbar's own `Busbar`
+//! section, with validation that names the offending field.
+//!
+//! Accepted shape (keys match case-insensitively, unknown keys are ignored except inside
+//! `Busbar`, `null` counts as absent):
+//!
+//! * `UserConfig.Namespaces[0]`: `Name`, `Queues[]`, `Topics[]` (at most one namespace).
+//! * `Queues[]`: `Name`, `Properties{DeadLetteringOnMessageExpiration, DefaultMessageTimeToLive,
+//!   DuplicateDetectionHistoryTimeWindow, ForwardDeadLetteredMessagesTo, ForwardTo, LockDuration,
+//!   MaxDeliveryCount, RequiresDuplicateDetection, RequiresSession}`.
+//! * `Topics[]`: `Name`, `Properties{DefaultMessageTimeToLive, DuplicateDetectionHistoryTimeWindow,
+//!   RequiresDuplicateDetection}`, `Subscriptions[]`: `Name`, `Properties{` the queue properties
+//!   without duplicate detection, plus `DeadLetteringOnFilterEvaluationExceptions}`, `Rules[]`:
+//!   `Name`, `Properties{FilterType: Sql|Correlation, SqlFilter{SqlExpression},
+//!   CorrelationFilter{ContentType, CorrelationId, Label, MessageId, ReplyTo, ReplyToSessionId,
+//!   SessionId, To, Properties{...}}, Action{SqlExpression}}`.
+//! * `UserConfig.Logging.Type`: kept, not acted on.
+//! * `Busbar`: `Policies[]{Name, Key, Rights[Manage|Send|Listen]}`, `MaxMessageSize`,
+//!   `Durability` (Sync|Buffered), `AmqpListen`, `HttpListen`, `DataDir`.
+//!
+//! Durations are ISO 8601 (`PT1M`, `P14D`, `PT0.5S`). Unlike the emulator there is no cap on
+//! the number of entities, on TTL or on MaxDeliveryCount; the Service Bus ranges that matter
+//! for correctness (LockDuration 5 s – 5 min, MaxDeliveryCount ≥ 1) are enforced.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::config::{
+    ConfigError, CorrelationFilter, Durability, FieldProblem, Policy, PropertyValue,
+    QueueDefinition, QueueProperties, Rights, RuleDefinition, RuleFilter, SubscriptionDefinition,
+    SubscriptionProperties, TopicDefinition, TopicProperties,
+};
+
+/// Shortest lock Service Bus (and the emulator since 1.1.2) accepts.
+pub const MIN_LOCK_DURATION: Duration = Duration::from_secs(5);
+/// Longest lock Service Bus accepts.
+pub const MAX_LOCK_DURATION: Duration = Duration::from_secs(5 * 60);
+/// Longest queue or topic name.
+pub const MAX_ENTITY_NAME_LEN: usize = 260;
+/// Longest subscription or rule name.
+pub const MAX_SUBSCRIPTION_NAME_LEN: usize = 50;
+
+/// What a configuration file contains, validated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConfigFile {
+    pub namespace: Option<String>,
+    pub queues: Vec<QueueDefinition>,
+    pub topics: Vec<TopicDefinition>,
+    pub logging_type: Option<String>,
+    pub native: NativeSection,
+}
+
+/// The `Busbar` section.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NativeSection {
+    pub policies: Vec<Policy>,
+    pub max_message_size: Option<u64>,
+    pub durability: Option<Durability>,
+    pub amqp_listen: Option<SocketAddr>,
+    pub http_listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Parses and validates configuration text. All field problems are reported together.
+pub fn parse(text: &str) -> Result<ConfigFile, ConfigError> {
+    let root: Value = serde_json::from_str(text)?;
+    let mut reader = Reader::default();
+    let file = reader.root(&root);
+    if reader.problems.is_empty() {
+        Ok(file)
+    } else {
+        Err(ConfigError::Invalid(reader.problems))
+    }
+}
+
+/// Walks the JSON tree, collecting problems instead of stopping at the first one.
+#[derive(Default)]
+struct Reader {
+    problems: Vec<FieldProblem>,
+}
+
+/// Finds `key` in `object` ignoring ASCII case; `null` counts as absent.
+fn lookup<'v>(object: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
+    object
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(key))
+        .map(|(_, value)| value)
+        .filter(|value| !value.is_null())
+}
+
+fn describe(value: &Value) -> String {
+    match value {
+        Value::String(text) => format!("\"{text}\""),
+        Value::Array(_) => "an array".to_owned(),
+        Value::Object(_) => "an object".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+impl Reader {
+    fn problem(&mut self, field: &str, message: impl Into<String>) {
+        self.problems.push(FieldProblem {
+            field: field.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    fn object<'v>(
+        &mut self,
+        parent: &'v Map<String, Value>,
+        path: &str,
+        key: &str,
+    ) -> Option<&'v Map<String, Value>> {
+        match lookup(parent, key)? {
+            Value::Object(object) => Some(object),
+            other => {
+                self.problem(
+                    &join(path, key),
+                    format!("expected an object, found {}", describe(other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn array<'v>(&mut self, parent: &'v Map<String, Value>, path: &str, key: &str) -> &'v [Value] {
+        match lookup(parent, key) {
+            None => &[],
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                self.problem(
+                    &join(path, key),
+                    format!("expected an array, found {}", describe(other)),
+                );
+                &[]
+            }
+        }
+    }
+
+    fn string(&mut self, parent: &Map<String, Value>, path: &str, key: &str) -> Option<String> {
+        match lookup(parent, key)? {
+            Value::String(text) => Some(text.clone()),
+            other => {
+                self.problem(
+                    &join(path, key),
+                    format!("expected a string, found {}", describe(other)),
+                );
+                None
+            }
+        }
+    }
+
+    /// A string where `""` means "not set" (the emulator sample writes `"ForwardTo": ""`).
+    fn optional_name(
+        &mut self,
+        parent: &Map<String, Value>,
+        path: &str,
+        key: &str,
+    ) -> Option<String> {
+        self.string(parent, path, key)
+            .map(|text| text.trim().to_owned())
+            .filter(|text| !text.is_empty())
+    }
+
+    /// Booleans, also written as `"true"`/`"false"` (the emulator binds text too).
+    fn bool(&mut self, parent: &Map<String, Value>, path: &str, key: &str) -> Option<bool> {
+        match lookup(parent, key)? {
+            Value::Bool(flag) => Some(*flag),
+            Value::String(text) if text.eq_ignore_ascii_case("true") => Some(true),
+            Value::String(text) if text.eq_ignore_ascii_case("false") => Some(false),
+            other => {
+                self.problem(
+                    &join(path, key),
+                    format!("expected true or false, found {}", describe(other)),
+                );
+                None
+            }
+        }
+    }
+
+    /// Non-negative integers, also written as strings of digits.
+    fn unsigned(&mut self, parent: &Map<String, Value>, path: &str, key: &str) -> Option<u64> {
+        let value = lookup(parent, key)?;
+        let parsed = match value {
+            Value::Number(number) => number.as_u64(),
+            Value::String(text) => text.trim().parse().ok(),
+            _ => None,
+        };
+        if parsed.is_none() {
+            self.problem(
+                &join(path, key),
+                format!("expected a non-negative integer, found {}", describe(value)),
+            );
+        }
+        parsed
+    }
+
+    fn duration(&mut self, parent: &Map<String, Value>, path: &str, key: &str) -> Option<Duration> {
+        let text = self.string(parent, path, key)?;
+        match parse_iso8601_duration(&text) {
+            Ok(duration) => Some(duration),
+            Err(reason) => {
+                self.problem(
+                    &join(path, key),
+                    format!("\"{text}\" is not an ISO 8601 duration ({reason})"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A duration that must be longer than zero, in whole milliseconds.
+    fn positive_millis(
+        &mut self,
+        parent: &Map<String, Value>,
+        path: &str,
+        key: &str,
+    ) -> Option<i64> {
+        let duration = self.duration(parent, path, key)?;
+        let millis = duration_millis(duration);
+        if millis <= 0 {
+            self.problem(
+                &join(path, key),
+                "must be at least one millisecond".to_owned(),
+            );
+            return None;
+        }
+        Some(millis)
+    }
+
+    fn lock_duration(&mut self, parent: &Map<String, Value>, path: &str, key: &str) -> Option<i64> {
+        let duration = self.duration(parent, path, key)?;
+        if !(MIN_LOCK_DURATION..=MAX_LOCK_DURATION).contains(&duration) {
+            self.problem(
+                &join(path, key),
+                format!(
+                    "{} is outside the allowed range of 5 seconds to 5 minutes",
+                    lookup(parent, key).map(describe).unwrap_or_default()
+                ),
+            );
+            return None;
+        }
+        Some(duration_millis(duration))
+    }
+
+    fn max_delivery_count(
+        &mut self,
+        parent: &Map<String, Value>,
+        path: &str,
+        key: &str,
+    ) -> Option<u32> {
+        let count = self.unsigned(parent, path, key)?;
+        match u32::try_from(count) {
+            Ok(count) if count >= 1 => Some(count),
+            Ok(_) => {
+                self.problem(&join(path, key), "must be at least 1");
+                None
+            }
+            Err(_) => {
+                self.problem(&join(path, key), format!("{count} is too large"));
+                None
+            }
+        }
+    }
+
+    fn root(&mut self, root: &Value) -> ConfigFile {
+        let mut file = ConfigFile::default();
+        let Value::Object(root) = root else {
+            self.problem("(root)", "expected a JSON object");
+            return file;
+        };
+        if let Some(native) = self.object(root, "", "Busbar") {
+            file.native = self.native(native);
+        }
+        let Some(user) = self.object(root, "", "UserConfig") else {
+            return file;
+        };
+        if let Some(logging) = self.object(user, "UserConfig", "Logging") {
+            file.logging_type = self.string(logging, "UserConfig.Logging", "Type");
+        }
+        let namespaces = self.array(user, "UserConfig", "Namespaces");
+        if namespaces.len() > 1 {
+            self.problem(
+                "UserConfig.Namespaces",
+                format!(
+                    "{} namespaces are declared; Busbar serves one, so merge their entities into Namespaces[0]",
+                    namespaces.len()
+                ),
+            );
+        }
+        if let Some(namespace) = namespaces.first() {
+            self.namespace(namespace, "UserConfig.Namespaces[0]", &mut file);
+        }
+        file
+    }
+
+    fn namespace(&mut self, namespace: &Value, path: &str, file: &mut ConfigFile) {
+        let Value::Object(namespace) = namespace else {
+            self.problem(path, "expected an object");
+            return;
+        };
+        file.namespace = self.string(namespace, path, "Name");
+
+        // Queues and topics share one name space, so one set catches clashes across both.
+        let mut entity_names = HashSet::new();
+        let mut forwards = Vec::new();
+
+        for (index, queue) in self.array(namespace, path, "Queues").iter().enumerate() {
+            let queue_path = format!("{path}.Queues[{index}]");
+            if let Some(queue) = self.queue(queue, &queue_path, &mut entity_names) {
+                forwards.push(ForwardCheck::new(
+                    &queue_path,
+                    &queue.name,
+                    queue.properties.forward_to.as_deref(),
+                    queue.properties.forward_dead_lettered_to.as_deref(),
+                ));
+                file.queues.push(queue);
+            }
+        }
+        for (index, topic) in self.array(namespace, path, "Topics").iter().enumerate() {
+            let topic_path = format!("{path}.Topics[{index}]");
+            if let Some(topic) = self.topic(topic, &topic_path, &mut entity_names, &mut forwards) {
+                file.topics.push(topic);
+            }
+        }
+        for check in forwards {
+            self.check_forward(&check, &entity_names);
+        }
+    }
+
+    fn check_forward(&mut self, check: &ForwardCheck, entity_names: &HashSet<String>) {
+        let targets = [
+            ("ForwardTo", check.forward_to.as_deref()),
+            (
+                "ForwardDeadLetteredMessagesTo",
+                check.forward_dead_lettered_to.as_deref(),
+            ),
+        ];
+        for (key, target) in targets {
+            let Some(target) = target else { continue };
+            let field = format!("{}.Properties.{key}", check.path);
+            if key == "ForwardTo" && target.eq_ignore_ascii_case(&check.source) {
+                self.problem(&field, format!("\"{target}\" forwards to itself"));
+            } else if !entity_names.contains(&target.to_ascii_lowercase()) {
+                self.problem(
+                    &field,
+                    format!("\"{target}\" is not a queue or topic declared in this namespace"),
+                );
+            }
+        }
+    }
+
+    fn queue(
+        &mut self,
+        queue: &Value,
+        path: &str,
+        entity_names: &mut HashSet<String>,
+    ) -> Option<QueueDefinition> {
+        let Value::Object(queue) = queue else {
+            self.problem(path, "expected an object");
+            return None;
+        };
+        let name = self.entity_name(queue, path, entity_names)?;
+        let mut properties = QueueProperties::default();
+        if let Some(props) = self.object(queue, path, "Properties") {
+            let path = &join(path, "Properties");
+            if let Some(value) = self.lock_duration(props, path, "LockDuration") {
+                properties.lock_duration_ms = value;
+            }
+            if let Some(value) = self.max_delivery_count(props, path, "MaxDeliveryCount") {
+                properties.max_delivery_count = value;
+            }
+            if let Some(value) = self.positive_millis(props, path, "DefaultMessageTimeToLive") {
+                properties.default_ttl_ms = Some(value);
+            }
+            if let Some(value) = self.bool(props, path, "DeadLetteringOnMessageExpiration") {
+                properties.dead_lettering_on_expiration = value;
+            }
+            if let Some(value) = self.bool(props, path, "RequiresDuplicateDetection") {
+                properties.requires_duplicate_detection = value;
+            }
+            if let Some(value) =
+                self.positive_millis(props, path, "DuplicateDetectionHistoryTimeWindow")
+            {
+                properties.duplicate_detection_window_ms = value;
+            }
+            if let Some(value) = self.bool(props, path, "RequiresSession") {
+                properties.requires_session = value;
+            }
+            properties.forward_to = self.optional_name(props, path, "ForwardTo");
+            properties.forward_dead_lettered_to =
+                self.optional_name(props, path, "ForwardDeadLetteredMessagesTo");
+        }
+        Some(QueueDefinition { name, properties })
+    }
+
+    fn topic(
+        &mut self,
+        topic: &Value,
+        path: &str,
+        entity_names: &mut HashSet<String>,
+        forwards: &mut Vec<ForwardCheck>,
+    ) -> Option<TopicDefinition> {
+        let Value::Object(topic) = topic else {
+            self.problem(path, "expected an object");
+            return None;
+        };
+        let name = self.entity_name(topic, path, entity_names)?;
+        let mut properties = TopicProperties::default();
+        if let Some(props) = self.object(topic, path, "Properties") {
+            let path = &join(path, "Properties");
+            if let Some(value) = self.positive_millis(props, path, "DefaultMessageTimeToLive") {
+                properties.default_ttl_ms = Some(value);
+            }
+            if let Some(value) = self.bool(props, path, "RequiresDuplicateDetection") {
+                properties.requires_duplicate_detection = value;
+            }
+            if let Some(value) =
+                self.positive_millis(props, path, "DuplicateDetectionHistoryTimeWindow")
+            {
+                properties.duplicate_detection_window_ms = value;
+            }
+        }
+
+        let mut subscription_names = HashSet::new();
+        let mut subscriptions = Vec::new();
+        for (index, subscription) in self.array(topic, path, "Subscriptions").iter().enumerate() {
+            let sub_path = format!("{path}.Subscriptions[{index}]");
+            if let Some(subscription) =
+                self.subscription(subscription, &sub_path, &mut subscription_names)
+            {
+                forwards.push(ForwardCheck::new(
+                    &sub_path,
+                    &format!("{name}/Subscriptions/{}", subscription.name),
+                    subscription.properties.forward_to.as_deref(),
+                    subscription.properties.forward_dead_lettered_to.as_deref(),
+                ));
+                subscriptions.push(subscription);
+            }
+        }
+        Some(TopicDefinition {
+            name,
+            properties,
+            subscriptions,
+        })
+    }
+
+    fn subscription(
+        &mut self,
+        subscription: &Value,
+        path: &str,
+        names: &mut HashSet<String>,
+    ) -> Option<SubscriptionDefinition> {
+        let Value::Object(subscription) = subscription else {
+            self.problem(path, "expected an object");
+            return None;
+        };
+        let name = self.simple_name(subscription, path, names, false)?;
+        let mut properties = SubscriptionProperties::default();
+        if let Some(props) = self.object(subscription, path, "Properties") {
+            let path = &join(path, "Properties");
+            if let Some(value) = self.lock_duration(props, path, "LockDuration") {
+                properties.lock_duration_ms = value;
+            }
+            if let Some(value) = self.max_delivery_count(props, path, "MaxDeliveryCount") {
+                properties.max_delivery_count = value;
+            }
+            if let Some(value) = self.positive_millis(props, path, "DefaultMessageTimeToLive") {
+                properties.default_ttl_ms = Some(value);
+            }
+            if let Some(value) = self.bool(props, path, "DeadLetteringOnMessageExpiration") {
+                properties.dead_lettering_on_expiration = value;
+            }
+            if let Some(value) = self.bool(props, path, "DeadLetteringOnFilterEvaluationExceptions")
+            {
+                properties.dead_lettering_on_filter_evaluation_exceptions = value;
+            }
+            if let Some(value) = self.bool(props, path, "RequiresSession") {
+                properties.requires_session = value;
+            }
+            properties.forward_to = self.optional_name(props, path, "ForwardTo");
+            properties.forward_dead_lettered_to =
+                self.optional_name(props, path, "ForwardDeadLetteredMessagesTo");
+        }
+
+        let mut rule_names = HashSet::new();
+        let mut rules = Vec::new();
+        for (index, rule) in self.array(subscription, path, "Rules").iter().enumerate() {
+            let rule_path = format!("{path}.Rules[{index}]");
+            if let Some(rule) = self.rule(rule, &rule_path, &mut rule_names) {
+                rules.push(rule);
+            }
+        }
+        Some(SubscriptionDefinition {
+            name,
+            properties,
+            rules,
+        })
+    }
+
+    fn rule(
+        &mut self,
+        rule: &Value,
+        path: &str,
+        names: &mut HashSet<String>,
+    ) -> Option<RuleDefinition> {
+        let Value::Object(rule) = rule else {
+            self.problem(path, "expected an object");
+            return None;
+        };
+        let name = self.simple_name(rule, path, names, true);
+        let props_path = join(path, "Properties");
+        let Some(props) = self.object(rule, path, "Properties") else {
+            if lookup(rule, "Properties").is_none() {
+                self.problem(
+                    &props_path,
+                    "is required (it holds FilterType and the filter)",
+                );
+            }
+            return None;
+        };
+        let action = self
+            .object(props, &props_path, "Action")
+            .and_then(|action| self.string(action, &join(&props_path, "Action"), "SqlExpression"))
+            .filter(|expression| !expression.trim().is_empty());
+
+        let filter_type_path = join(&props_path, "FilterType");
+        let filter = match self.string(props, &props_path, "FilterType") {
+            None => {
+                if lookup(props, "FilterType").is_none() {
+                    self.problem(&filter_type_path, "is required: \"Sql\" or \"Correlation\"");
+                }
+                None
+            }
+            Some(kind) if kind.eq_ignore_ascii_case("Sql") => self.sql_filter(props, &props_path),
+            Some(kind) if kind.eq_ignore_ascii_case("Correlation") => {
+                self.correlation_filter(props, &props_path)
+            }
+            Some(kind) => {
+                self.problem(
+                    &filter_type_path,
+                    format!("\"{kind}\" is not a filter type; expected \"Sql\" or \"Correlation\""),
+                );
+                None
+            }
+        };
+        Some(RuleDefinition {
+            name: name?,
+            filter: filter?,
+            action,
+        })
+    }
+
+    fn sql_filter(&mut self, props: &Map<String, Value>, path: &str) -> Option<RuleFilter> {
+        let filter_path = join(path, "SqlFilter");
+        let Some(filter) = self.object(props, path, "SqlFilter") else {
+            if lookup(props, "SqlFilter").is_none() {
+                self.problem(&filter_path, "is required when FilterType is \"Sql\"");
+            }
+            return None;
+        };
+        let expression_path = join(&filter_path, "SqlExpression");
+        match self.string(filter, &filter_path, "SqlExpression") {
+            Some(expression) if !expression.trim().is_empty() => Some(RuleFilter::Sql(expression)),
+            Some(_) => {
+                self.problem(&expression_path, "must not be empty");
+                None
+            }
+            None => {
+                if lookup(filter, "SqlExpression").is_none() {
+                    self.problem(&expression_path, "is required");
+                }
+                None
+            }
+        }
+    }
+
+    fn correlation_filter(&mut self, props: &Map<String, Value>, path: &str) -> Option<RuleFilter> {
+        let Some(object) = self.object(props, path, "CorrelationFilter") else {
+            let path = join(path, "CorrelationFilter");
+            if lookup(props, "CorrelationFilter").is_none() {
+                self.problem(&path, "is required when FilterType is \"Correlation\"");
+            }
+            return None;
+        };
+        let path = &join(path, "CorrelationFilter");
+        let problems_before = self.problems.len();
+        let mut filter = CorrelationFilter {
+            content_type: self.string(object, path, "ContentType"),
+            correlation_id: self.string(object, path, "CorrelationId"),
+            subject: self.string(object, path, "Label"),
+            message_id: self.string(object, path, "MessageId"),
+            reply_to: self.string(object, path, "ReplyTo"),
+            reply_to_session_id: self.string(object, path, "ReplyToSessionId"),
+            session_id: self.string(object, path, "SessionId"),
+            to: self.string(object, path, "To"),
+            properties: Vec::new(),
+        };
+        if let Some(subject) = self.string(object, path, "Subject") {
+            if filter.subject.is_some() {
+                self.problem(
+                    &join(path, "Subject"),
+                    "Label and Subject are the same field; set only one",
+                );
+            }
+            filter.subject = Some(subject);
+        }
+        if let Some(properties) = self.object(object, path, "Properties") {
+            let properties_path = join(path, "Properties");
+            for (key, value) in properties {
+                let value = match value {
+                    Value::String(text) => PropertyValue::String(text.clone()),
+                    Value::Bool(flag) => PropertyValue::Bool(*flag),
+                    Value::Number(number) => match number.as_i64() {
+                        Some(int) => PropertyValue::Int(int),
+                        None => PropertyValue::Double(number.as_f64().unwrap_or(f64::NAN)),
+                    },
+                    other => {
+                        self.problem(
+                            &join(&properties_path, key),
+                            format!(
+                                "expected a string, number or boolean, found {}",
+                                if other.is_null() {
+                                    "null".to_owned()
+                                } else {
+                                    describe(other)
+                                }
+                            ),
+                        );
+                        continue;
+                    }
+                };
+                filter.properties.push((key.clone(), value));
+            }
+        }
+        // Sort explicitly: the map's iteration order depends on serde_json's features.
+        filter.properties.sort_by(|a, b| a.0.cmp(&b.0));
+        if self.problems.len() > problems_before {
+            return None;
+        }
+        if filter == CorrelationFilter::default() {
+            self.problem(
+                path,
+                "sets no field; a correlation filter needs at least one property to match",
+            );
+            return None;
+        }
+        Some(RuleFilter::Correlation(filter))
+    }
+
+    /// A queue or topic name: required, valid, and unique across queues and topics.
+    fn entity_name(
+        &mut self,
+        entity: &Map<String, Value>,
+        path: &str,
+        names: &mut HashSet<String>,
+    ) -> Option<String> {
+        let field = join(path, "Name");
+        let Some(name) = self.string(entity, path, "Name") else {
+            if lookup(entity, "Name").is_none() {
+                self.problem(&field, "is required");
+            }
+            return None;
+        };
+        if let Err(reason) = check_entity_name(&name) {
+            self.problem(&field, format!("\"{name}\" {reason}"));
+            return None;
+        }
+        if !names.insert(name.to_ascii_lowercase()) {
+            self.problem(
+                &field,
+                format!(
+                    "\"{name}\" is already used by another queue or topic (names are case-insensitive)"
+                ),
+            );
+            return None;
+        }
+        Some(name)
+    }
+
+    /// A subscription or rule name: required, valid, and unique among its siblings.
+    fn simple_name(
+        &mut self,
+        object: &Map<String, Value>,
+        path: &str,
+        names: &mut HashSet<String>,
+        is_rule: bool,
+    ) -> Option<String> {
+        let field = join(path, "Name");
+        let Some(name) = self.string(object, path, "Name") else {
+            if lookup(object, "Name").is_none() {
+                self.problem(&field, "is required");
+            }
+            return None;
+        };
+        let allowed_default = is_rule && name.eq_ignore_ascii_case("$Default");
+        if !allowed_default && let Err(reason) = check_simple_name(&name) {
+            self.problem(&field, format!("\"{name}\" {reason}"));
+            return None;
+        }
+        if !names.insert(name.to_ascii_lowercase()) {
+            let sibling = if is_rule {
+                "another rule of this subscription"
+            } else {
+                "another subscription of this topic"
+            };
+            self.problem(
+                &field,
+                format!("\"{name}\" is already used by {sibling} (names are case-insensitive)"),
+            );
+            return None;
+        }
+        Some(name)
+    }
+
+    fn native(&mut self, native: &Map<String, Value>) -> NativeSection {
+        const PATH: &str = "Busbar";
+        const KNOWN: [&str; 6] = [
+            "Policies",
+            "MaxMessageSize",
+            "Durability",
+            "AmqpListen",
+            "HttpListen",
+            "DataDir",
+        ];
+        for key in native.keys() {
+            if !KNOWN.iter().any(|known| known.eq_ignore_ascii_case(key)) {
+                self.problem(
+                    &join(PATH, key),
+                    format!("unknown setting; expected one of {}", KNOWN.join(", ")),
+                );
+            }
+        }
+        let mut section = NativeSection::default();
+        if let Some(size) = self.unsigned(native, PATH, "MaxMessageSize") {
+            if size == 0 {
+                self.problem(&join(PATH, "MaxMessageSize"), "must be at least 1 byte");
+            } else {
+                section.max_message_size = Some(size);
+            }
+        }
+        if let Some(text) = self.string(native, PATH, "Durability") {
+            match text.parse() {
+                Ok(durability) => section.durability = Some(durability),
+                Err(_) => self.problem(
+                    &join(PATH, "Durability"),
+                    format!("\"{text}\" is not \"Sync\" or \"Buffered\""),
+                ),
+            }
+        }
+        section.amqp_listen = self.socket_address(native, PATH, "AmqpListen");
+        section.http_listen = self.socket_address(native, PATH, "HttpListen");
+        section.data_dir = self
+            .optional_name(native, PATH, "DataDir")
+            .map(PathBuf::from);
+
+        let mut names = HashSet::new();
+        for (index, policy) in self.array(native, PATH, "Policies").iter().enumerate() {
+            let path = format!("{PATH}.Policies[{index}]");
+            if let Some(policy) = self.policy(policy, &path, &mut names) {
+                section.policies.push(policy);
+            }
+        }
+        section
+    }
+
+    fn socket_address(
+        &mut self,
+        parent: &Map<String, Value>,
+        path: &str,
+        key: &str,
+    ) -> Option<SocketAddr> {
+        let text = self.string(parent, path, key)?;
+        match text.trim().parse() {
+            Ok(address) => Some(address),
+            Err(_) => {
+                self.problem(
+                    &join(path, key),
+                    format!("\"{text}\" is not an IP address and port (e.g. \"0.0.0.0:5672\")"),
+                );
+                None
+            }
+        }
+    }
+
+    fn policy(
+        &mut self,
+        policy: &Value,
+        path: &str,
+        names: &mut HashSet<String>,
+    ) -> Option<Policy> {
+        let Value::Object(policy) = policy else {
+            self.problem(path, "expected an object");
+            return None;
+        };
+        let name = match self.string(policy, path, "Name") {
+            Some(name) if name.trim().is_empty() || name.chars().any(char::is_control) => {
+                self.problem(&join(path, "Name"), "must be non-empty printable text");
+                None
+            }
+            Some(name) if !names.insert(name.clone()) => {
+                self.problem(&join(path, "Name"), format!("\"{name}\" is declared twice"));
+                None
+            }
+            Some(name) => Some(name),
+            None => {
+                if lookup(policy, "Name").is_none() {
+                    self.problem(&join(path, "Name"), "is required");
+                }
+                None
+            }
+        };
+        let key = match self.string(policy, path, "Key") {
+            Some(key) if key.is_empty() => {
+                self.problem(&join(path, "Key"), "must not be empty");
+                None
+            }
+            Some(key) => Some(key),
+            None => {
+                if lookup(policy, "Key").is_none() {
+                    self.problem(&join(path, "Key"), "is required");
+                }
+                None
+            }
+        };
+        let rights = self.rights(policy, path);
+        Some(Policy {
+            name: name?,
+            key: key?,
+            rights: rights?,
+        })
+    }
+
+    fn rights(&mut self, policy: &Map<String, Value>, path: &str) -> Option<Rights> {
+        let field = join(path, "Rights");
+        let Some(value) = lookup(policy, "Rights") else {
+            self.problem(
+                &field,
+                "is required: a list of \"Manage\", \"Send\", \"Listen\"",
+            );
+            return None;
+        };
+        let Value::Array(items) = value else {
+            self.problem(
+                &field,
+                format!("expected an array, found {}", describe(value)),
+            );
+            return None;
+        };
+        let mut rights = Rights::default();
+        let mut valid = true;
+        for (index, item) in items.iter().enumerate() {
+            match item.as_str() {
+                Some(right) if right.eq_ignore_ascii_case("Manage") => rights.manage = true,
+                Some(right) if right.eq_ignore_ascii_case("Send") => rights.send = true,
+                Some(right) if right.eq_ignore_ascii_case("Listen") => rights.listen = true,
+                _ => {
+                    self.problem(
+                        &format!("{field}[{index}]"),
+                        format!(
+                            "{} is not a right; expected \"Manage\", \"Send\" or \"Listen\"",
+                            describe(item)
+                        ),
+                    );
+                    valid = false;
+                }
+            }
+        }
+        if valid && rights == Rights::default() {
+            self.problem(&field, "must list at least one right");
+            return None;
+        }
+        valid.then_some(rights)
+    }
+}
+
+/// A forwarding reference to check once every entity is known.
+struct ForwardCheck {
+    path: String,
+    source: String,
+    forward_to: Option<String>,
+    forward_dead_lettered_to: Option<String>,
+}
+
+impl ForwardCheck {
+    fn new(
+        path: &str,
+        source: &str,
+        forward_to: Option<&str>,
+        forward_dead_lettered_to: Option<&str>,
+    ) -> Self {
+        ForwardCheck {
+            path: path.to_owned(),
+            source: source.to_owned(),
+            forward_to: forward_to.map(str::to_owned),
+            forward_dead_lettered_to: forward_dead_lettered_to.map(str::to_owned),
+        }
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn duration_millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')
+}
+
+/// Queue and topic names: letters, digits, `.`, `-`, `_`, and `/` between path segments;
+/// starting and ending with a letter or digit; at most 260 characters.
+pub fn check_entity_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("is empty".to_owned());
+    }
+    if name.len() > MAX_ENTITY_NAME_LEN {
+        return Err(format!("is longer than {MAX_ENTITY_NAME_LEN} characters"));
+    }
+    if let Some(bad) = name.chars().find(|&c| !is_name_char(c) && c != '/') {
+        return Err(format!(
+            "contains '{bad}'; names may use letters, digits, '.', '-', '_' and '/'"
+        ));
+    }
+    if !starts_and_ends_alphanumeric(name) {
+        return Err("must start and end with a letter or digit".to_owned());
+    }
+    for segment in name.split('/') {
+        if segment.is_empty() {
+            return Err("has an empty path segment ('//')".to_owned());
+        }
+        if segment.eq_ignore_ascii_case("Subscriptions") {
+            return Err("uses the reserved path segment 'Subscriptions'".to_owned());
+        }
+    }
+    Ok(())
+}
+
+/// Subscription and rule names: letters, digits, `.`, `-`, `_`; starting and ending with a
+/// letter or digit; at most 50 characters.
+pub fn check_simple_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("is empty".to_owned());
+    }
+    if name.len() > MAX_SUBSCRIPTION_NAME_LEN {
+        return Err(format!(
+            "is longer than {MAX_SUBSCRIPTION_NAME_LEN} characters"
+        ));
+    }
+    if let Some(bad) = name.chars().find(|&c| !is_name_char(c)) {
+        return Err(format!(
+            "contains '{bad}'; names may use letters, digits, '.', '-' and '_'"
+        ));
+    }
+    if !starts_and_ends_alphanumeric(name) {
+        return Err("must start and end with a letter or digit".to_owned());
+    }
+    Ok(())
+}
+
+fn starts_and_ends_alphanumeric(name: &str) -> bool {
+    let first = name.chars().next();
+    let last = name.chars().next_back();
+    first.is_some_and(|c| c.is_ascii_alphanumeric())
+        && last.is_some_and(|c| c.is_ascii_alphanumeric())
+}
+
+const NANOS_PER_SECOND: u128 = 1_000_000_000;
+
+/// Parses an ISO 8601 duration: `P[nY][nM][nW][nD][T[nH][nM][nS]]`, e.g. `PT1M`, `P14D`,
+/// `PT1H30M`, `P1DT2H`, `PT0.5S`. A year counts as 365 days and a month as 30, as .NET's
+/// `XmlConvert.ToTimeSpan` does; the last component may carry a fraction (`.` or `,`).
+/// Negative durations are rejected.
+pub fn parse_iso8601_duration(text: &str) -> Result<Duration, String> {
+    const DAY: u128 = 86_400 * NANOS_PER_SECOND;
+    let text = text.trim();
+    if text.starts_with('-') {
+        return Err("negative durations are not allowed".to_owned());
+    }
+    let rest = text
+        .strip_prefix(['P', 'p'])
+        .ok_or_else(|| "it must start with 'P'".to_owned())?;
+
+    let mut total: u128 = 0;
+    let mut in_time = false;
+    let mut saw_time_component = false;
+    let mut components = 0;
+    let mut fraction_seen = false;
+    // Designators must appear in this order; the index only moves forward.
+    let mut last_rank: Option<usize> = None;
+    let mut chars = rest.char_indices().peekable();
+
+    while let Some(&(start, c)) = chars.peek() {
+        if c == 'T' || c == 't' {
+            if in_time {
+                return Err("'T' appears twice".to_owned());
+            }
+            in_time = true;
+            chars.next();
+            continue;
+        }
+        if fraction_seen {
+            return Err("only the last component may have a fraction".to_owned());
+        }
+        // Number: digits, optionally a fraction.
+        let mut end = start;
+        let mut fraction_at = None;
+        while let Some(&(index, c)) = chars.peek() {
+            if c.is_ascii_digit() {
+                end = index + 1;
+                chars.next();
+            } else if (c == '.' || c == ',') && fraction_at.is_none() {
+                fraction_at = Some(index);
+                end = index + 1;
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        let number = rest.get(start..end).unwrap_or_default();
+        let Some((_, designator)) = chars.next() else {
+            return Err(format!("'{number}' has no unit designator"));
+        };
+        let (whole, fraction) = match fraction_at {
+            Some(at) => (
+                rest.get(start..at).unwrap_or_default(),
+                rest.get(at + 1..end).unwrap_or_default(),
+            ),
+            None => (number, ""),
+        };
+        if whole.is_empty() && fraction.is_empty() {
+            return Err(format!("'{designator}' has no number before it"));
+        }
+        if fraction_at.is_some() && fraction.is_empty() {
+            return Err(format!("'{number}' has no digits after the decimal mark"));
+        }
+
+        let (rank, unit) = match (in_time, designator.to_ascii_uppercase()) {
+            (false, 'Y') => (0, 365 * DAY),
+            (false, 'M') => (1, 30 * DAY),
+            (false, 'W') => (2, 7 * DAY),
+            (false, 'D') => (3, DAY),
+            (true, 'H') => (4, 3_600 * NANOS_PER_SECOND),
+            (true, 'M') => (5, 60 * NANOS_PER_SECOND),
+            (true, 'S') => (6, NANOS_PER_SECOND),
+            (false, 'H' | 'S') => {
+                return Err(format!("'{designator}' must come after 'T'"));
+            }
+            _ => return Err(format!("unknown unit designator '{designator}'")),
+        };
+        if last_rank.is_some_and(|last| rank <= last) {
+            return Err(format!("'{designator}' is out of order or repeated"));
+        }
+        last_rank = Some(rank);
+
+        let whole: u128 = if whole.is_empty() {
+            0
+        } else {
+            whole
+                .parse()
+                .map_err(|_| format!("'{whole}' is too large"))?
+        };
+        // Beyond nanosecond precision extra fraction digits can't matter.
+        let fraction = fraction.get(..fraction.len().min(18)).unwrap_or_default();
+        let fraction_nanos = if fraction.is_empty() {
+            0
+        } else {
+            let numerator: u128 = fraction
+                .parse()
+                .map_err(|_| format!("'{fraction}' is not a number"))?;
+            numerator * unit / 10u128.pow(fraction.len() as u32)
+        };
+        total = whole
+            .checked_mul(unit)
+            .and_then(|value| value.checked_add(fraction_nanos))
+            .and_then(|value| value.checked_add(total))
+            .ok_or_else(|| "it is too long".to_owned())?;
+        fraction_seen = fraction_at.is_some();
+        components += 1;
+        saw_time_component |= in_time;
+    }
+
+    if in_time && !saw_time_component {
+        return Err("'T' must be followed by at least one time component".to_owned());
+    }
+    if components == 0 {
+        return Err("it has no components".to_owned());
+    }
+    let seconds =
+        u64::try_from(total / NANOS_PER_SECOND).map_err(|_| "it is too long".to_owned())?;
+    // The remainder is below one billion, so it fits in u32.
+    let nanos = u32::try_from(total % NANOS_PER_SECOND).unwrap_or(0);
+    Ok(Duration::new(seconds, nanos))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn secs(seconds: u64) -> Duration {
+        Duration::from_secs(seconds)
+    }
+
+    #[test]
+    fn durations_in_the_forms_people_write() {
+        assert_eq!(parse_iso8601_duration("PT1M"), Ok(secs(60)));
+        assert_eq!(parse_iso8601_duration("PT30S"), Ok(secs(30)));
+        assert_eq!(parse_iso8601_duration("P14D"), Ok(secs(14 * 86_400)));
+        assert_eq!(parse_iso8601_duration("PT1H30M"), Ok(secs(5_400)));
+        assert_eq!(parse_iso8601_duration("P1DT2H"), Ok(secs(93_600)));
+        assert_eq!(parse_iso8601_duration("P1W"), Ok(secs(7 * 86_400)));
+        assert_eq!(parse_iso8601_duration("P1Y2M"), Ok(secs(425 * 86_400)));
+        assert_eq!(parse_iso8601_duration("PT0S"), Ok(secs(0)));
+        assert_eq!(parse_iso8601_duration(" pt5m "), Ok(secs(300)));
+    }
+
+    #[test]
+    fn fractional_components() {
+        assert_eq!(
+            parse_iso8601_duration("PT0.5S"),
+            Ok(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse_iso8601_duration("PT1,25S"),
+            Ok(Duration::from_millis(1_250))
+        );
+        assert_eq!(parse_iso8601_duration("PT1.5M"), Ok(secs(90)));
+        assert_eq!(
+            parse_iso8601_duration("PT.5S"),
+            Ok(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse_iso8601_duration("PT0.000000001S"),
+            Ok(Duration::from_nanos(1))
+        );
+        assert_eq!(
+            parse_iso8601_duration("PT1.1234567890123456789S"),
+            Ok(Duration::new(1, 123_456_789))
+        );
+    }
+
+    #[test]
+    fn timespan_max_value_fits() {
+        // .NET's TimeSpan.MaxValue, which Service Bus reports as "no TTL".
+        let duration = parse_iso8601_duration("P10675199DT2H48M5.4775807S").unwrap();
+        assert_eq!(
+            duration.as_secs(),
+            10_675_199 * 86_400 + 2 * 3_600 + 48 * 60 + 5
+        );
+        assert_eq!(duration.subsec_nanos(), 477_580_700);
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_duration() {
+        for text in [
+            "",
+            "P",
+            "PT",
+            "1M",
+            "PT10X",
+            "P1H",
+            "PT1D",
+            "PT1M1H",
+            "P1D1D",
+            "PTT1M",
+            "PT1.5M1S",
+            "PT1.S",
+            "PT-1S",
+            "-PT1S",
+            "PTS",
+            "P1",
+            "00:05:00",
+            "P99999999999999999999999Y",
+        ] {
+            assert!(parse_iso8601_duration(text).is_err(), "{text:?}");
+        }
+        assert_eq!(
+            parse_iso8601_duration("PT10X"),
+            Err("unknown unit designator 'X'".to_owned())
+        );
+    }
+
+    #[test]
+    fn entity_names() {
+        assert!(check_entity_name("queue.1").is_ok());
+        assert!(check_entity_name("site1/my-queue_2").is_ok());
+        assert!(check_entity_name("").is_err());
+        assert!(check_entity_name("my queue").is_err());
+        assert!(check_entity_name("-q").is_err());
+        assert!(check_entity_name("q.").is_err());
+        assert!(check_entity_name("a//b").is_err());
+        assert!(check_entity_name("t/Subscriptions/s").is_err());
+        assert!(check_entity_name(&"q".repeat(261)).is_err());
+        assert!(check_entity_name(&"q".repeat(260)).is_ok());
+        assert!(check_simple_name("sub.1").is_ok());
+        assert!(check_simple_name("a/b").is_err());
+        assert!(check_simple_name(&"s".repeat(51)).is_err());
+    }
+}
