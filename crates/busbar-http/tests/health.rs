@@ -1,0 +1,89 @@
+//! `GET /health` over a real socket, and graceful shutdown of `serve`.
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use busbar_http::{HealthState, router, serve};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+/// Sends one HTTP/1.1 request and returns (status code, body).
+async fn request(address: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+async fn start(
+    state: HealthState,
+) -> (
+    SocketAddr,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, router(state), async move {
+        let _ = stopped.await;
+    }));
+    (address, stop, server)
+}
+
+#[tokio::test]
+async fn health_reports_readiness() {
+    let state = HealthState::new();
+    let (address, stop, server) = start(state.clone()).await;
+
+    let (status, body) = request(address, "GET", "/health").await;
+    assert_eq!(status, 503);
+    assert_eq!(body, r#"{"status":"unavailable"}"#);
+
+    state.set_ready(true);
+    let (status, body) = request(address, "GET", "/health").await;
+    assert_eq!(status, 200);
+    assert_eq!(body, r#"{"status":"ready"}"#);
+
+    state.set_ready(false);
+    assert_eq!(request(address, "GET", "/health").await.0, 503);
+
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_are_refused() {
+    let state = HealthState::new();
+    state.set_ready(true);
+    let (address, stop, server) = start(state).await;
+    assert_eq!(request(address, "GET", "/nope").await.0, 404);
+    assert_eq!(request(address, "POST", "/health").await.0, 405);
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_stops_accepting_connections() {
+    let (address, stop, server) = start(HealthState::new()).await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("serve returns after shutdown")
+        .unwrap()
+        .unwrap();
+    assert!(TcpStream::connect(address).await.is_err());
+}
