@@ -152,7 +152,11 @@ impl Broker {
     /// Starts `busbar serve` with an optional emulator Config.json and extra CLI arguments, and
     /// waits until `/health` answers 200.
     pub fn start(config_json: Option<&str>, extra_args: &[&str]) -> Broker {
-        let binary = busbar_binary();
+        Self::start_binary(busbar_binary(), config_json, extra_args)
+    }
+
+    /// [`Broker::start`] with an explicit executable (the harness's own tests use a stand-in).
+    pub fn start_binary(binary: PathBuf, config_json: Option<&str>, extra_args: &[&str]) -> Broker {
         let workdir = tempfile::Builder::new()
             .prefix("busbar-interop-")
             .tempdir()
@@ -457,8 +461,10 @@ pub struct ProcessOutcome {
 /// Runs `command` with stdout and stderr captured into one temp file, killing it at `timeout`.
 pub fn run_with_timeout(command: &mut Command, timeout: Duration) -> ProcessOutcome {
     let capture = tempfile::NamedTempFile::new().expect("create capture file");
+    // One open file description for both streams, so their writes share an offset and
+    // interleave instead of overwriting each other.
     let stdout = capture.reopen().expect("reopen capture file");
-    let stderr = capture.reopen().expect("reopen capture file");
+    let stderr = stdout.try_clone().expect("clone capture handle");
     let started = Instant::now();
     let mut child = command
         .stdin(Stdio::null())
