@@ -1,3 +1,370 @@
-//! The busbar binary: broker server and CLI.
+//! The `busbar` binary: reads flags, environment and an optional configuration file into a
+//! `BrokerConfig`, sets up logging and signal handling, and hands over to the broker runtime.
+//!
+//! It holds no broker logic of its own; everything past configuration lives in `busbar-server`.
 
-fn main() {}
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use busbar_server::config::{BrokerConfig, ConfigError, Durability};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+
+/// Exit status for an unusable configuration (bad file, flag or environment value), matching
+/// the status clap uses for usage errors.
+const EXIT_BAD_CONFIG: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "busbar",
+    version,
+    about = "A self-hosted message broker that speaks Azure Service Bus's AMQP 1.0 dialect",
+    long_about = "A self-hosted message broker that speaks Azure Service Bus's AMQP 1.0 dialect, \
+so the official Service Bus SDKs work against it unchanged.\n\n\
+Point a client at it with the emulator-style connection string:\n  \
+Endpoint=sb://localhost;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the broker until SIGTERM or Ctrl-C.
+    ///
+    /// Settings come from, in increasing priority: built-in defaults, the configuration file,
+    /// environment variables, command-line flags.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct ServeArgs {
+    /// Configuration file: Microsoft's Service Bus emulator Config.json, read as it is
+    /// (UserConfig.Namespaces[0] queues, topics, subscriptions and rules), optionally with a
+    /// "Busbar" section: {"Policies": [{"Name", "Key", "Rights": ["Manage", "Send", "Listen"]}],
+    /// "MaxMessageSize", "Durability", "AmqpListen", "HttpListen", "DataDir"}.
+    #[arg(long, env = "BUSBAR_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Directory for the broker's journal and catalog [default: ./busbar-data].
+    #[arg(long, env = "BUSBAR_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Address for plain AMQP 1.0 connections [default: 127.0.0.1:5672]. Use 0.0.0.0:5672 to
+    /// accept connections from other hosts (then a SAS key or policies are required).
+    #[arg(long, env = "BUSBAR_AMQP_LISTEN", value_name = "ADDR")]
+    amqp_listen: Option<SocketAddr>,
+
+    /// Address for HTTP (GET /health) [default: 127.0.0.1:5300].
+    #[arg(long, env = "BUSBAR_HTTP_LISTEN", value_name = "ADDR")]
+    http_listen: Option<SocketAddr>,
+
+    /// Largest message or batch accepted, in bytes [default: 262144].
+    #[arg(
+        long,
+        env = "BUSBAR_MAX_MESSAGE_SIZE",
+        value_name = "BYTES",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    max_message_size: Option<u64>,
+
+    /// Name of the root shared access key (all rights) [default: RootManageSharedAccessKey].
+    #[arg(long, env = "BUSBAR_SAS_KEY_NAME", value_name = "NAME")]
+    sas_key_name: Option<String>,
+
+    /// Secret of the root shared access key (all rights). Without it and without policies in
+    /// the config file, the emulator's well-known key SAS_KEY_VALUE is accepted, and only
+    /// while every listener is on a loopback address.
+    #[arg(
+        long,
+        env = "BUSBAR_SAS_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    sas_key: Option<String>,
+
+    /// When a send is acknowledged: "sync" after the write is fsynced, "buffered" once handed
+    /// to the OS (faster; a machine crash can lose the last acknowledged messages)
+    /// [default: sync].
+    #[arg(long, env = "BUSBAR_DURABILITY", value_enum, value_name = "MODE")]
+    durability: Option<DurabilityArg>,
+
+    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives such as
+    /// "info,busbar_server=debug". Falls back to RUST_LOG, then "info".
+    #[arg(long, env = "BUSBAR_LOG", value_name = "LEVEL")]
+    log: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DurabilityArg {
+    Sync,
+    Buffered,
+}
+
+impl From<DurabilityArg> for Durability {
+    fn from(arg: DurabilityArg) -> Self {
+        match arg {
+            DurabilityArg::Sync => Durability::Sync,
+            DurabilityArg::Buffered => Durability::Buffered,
+        }
+    }
+}
+
+/// Builds the broker configuration: the file (if any) on top of defaults, then flags and
+/// environment on top, then checks that the resulting SAS setup is safe.
+fn build_config(args: &ServeArgs) -> Result<BrokerConfig, ConfigError> {
+    let mut config = match &args.config {
+        Some(path) => BrokerConfig::load(path)?,
+        None => BrokerConfig::default(),
+    };
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    if let Some(address) = args.amqp_listen {
+        config.amqp_listen = address;
+    }
+    if let Some(address) = args.http_listen {
+        config.http_listen = address;
+    }
+    if let Some(size) = args.max_message_size {
+        config.max_message_size = size;
+    }
+    if let Some(durability) = args.durability {
+        config.durability = durability.into();
+    }
+    if let Some(name) = &args.sas_key_name {
+        config.root_key_name = Some(name.clone());
+    }
+    if let Some(key) = &args.sas_key {
+        config.root_key = Some(key.clone());
+    }
+    // Fail now, with the instructions, rather than after the listeners are up.
+    config.effective_policies()?;
+    Ok(config)
+}
+
+fn init_tracing(directive: Option<&str>) -> anyhow::Result<()> {
+    let filter = match directive {
+        Some(directive) => EnvFilter::try_new(directive)
+            .with_context(|| format!("invalid --log/BUSBAR_LOG filter '{directive}'"))?,
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    Ok(())
+}
+
+/// Completes on Ctrl-C (SIGINT) or, on Unix, SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received, shutting down"),
+        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
+
+fn log_config(config: &BrokerConfig) {
+    let policy_names: Vec<String> = config
+        .effective_policies()
+        .map(|policies| policies.into_iter().map(|policy| policy.name).collect())
+        .unwrap_or_default();
+    tracing::info!(
+        amqp_listen = %config.amqp_listen,
+        http_listen = %config.http_listen,
+        data_dir = %config.data_dir.display(),
+        max_message_size = config.max_message_size,
+        durability = %config.durability,
+        queues = config.queues.len(),
+        topics = config.topics.len(),
+        policies = ?policy_names,
+        "configuration resolved"
+    );
+    if let Some(logging) = &config.emulator_logging {
+        tracing::info!(
+            setting = %logging,
+            "UserConfig.Logging is ignored: busbar logs to stderr"
+        );
+    }
+}
+
+/// Runs the broker until `shutdown` completes.
+//
+// WIRING POINT: `busbar_server::run(config, shutdown)` is not in busbar-server yet. Once it
+// is, this body becomes `busbar_server::run(config, shutdown).await?; Ok(())`.
+async fn run_broker(
+    config: BrokerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    drop((config, shutdown));
+    anyhow::bail!(
+        "the broker runtime is not wired into this build yet (busbar_server::run is missing); \
+         the configuration above is valid"
+    )
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Command::Serve(args) = cli.command;
+
+    if let Err(error) = init_tracing(args.log.as_deref()) {
+        eprintln!("busbar: {error:#}");
+        return ExitCode::from(EXIT_BAD_CONFIG);
+    }
+    let config = match build_config(&args) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("busbar: configuration error:\n{error}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    log_config(&config);
+
+    match run_broker(config, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // Straight to stderr: the log filter may hide errors, this must always show.
+            eprintln!("busbar: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    fn serve_args(argv: &[&str]) -> ServeArgs {
+        let mut full = vec!["busbar", "serve"];
+        full.extend_from_slice(argv);
+        match Cli::try_parse_from(full).unwrap().command {
+            Command::Serve(args) => args,
+        }
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_parse() {
+        let args = serve_args(&[
+            "--data-dir",
+            "/tmp/x",
+            "--amqp-listen",
+            "0.0.0.0:5673",
+            "--http-listen",
+            "127.0.0.1:8080",
+            "--max-message-size",
+            "1024",
+            "--sas-key-name",
+            "admin",
+            "--sas-key",
+            "secret",
+            "--durability",
+            "buffered",
+            "--log",
+            "debug",
+        ]);
+        let config = build_config(&args).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(config.amqp_listen.to_string(), "0.0.0.0:5673");
+        assert_eq!(config.http_listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.max_message_size, 1024);
+        assert_eq!(config.durability, Durability::Buffered);
+        let policies = config.effective_policies().unwrap();
+        assert_eq!(policies.len(), 1);
+        assert_eq!(policies[0].name, "admin");
+        assert_eq!(policies[0].key, "secret");
+        assert_eq!(args.log.as_deref(), Some("debug"));
+    }
+
+    #[test]
+    fn bad_flag_values_are_usage_errors() {
+        for argv in [
+            &["--max-message-size", "0"][..],
+            &["--amqp-listen", "localhost"],
+            &["--durability", "eventually"],
+        ] {
+            let mut full = vec!["busbar", "serve"];
+            full.extend_from_slice(argv);
+            assert!(Cli::try_parse_from(full).is_err(), "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        write!(
+            file,
+            r#"{{"UserConfig": {{"Namespaces": [{{"Queues": [{{"Name": "q1"}}]}}]}},
+                "Busbar": {{"MaxMessageSize": 4096, "Durability": "Buffered", "DataDir": "/from/file"}}}}"#
+        )
+        .unwrap();
+        let path = file.path().to_str().unwrap();
+
+        let from_file = build_config(&serve_args(&["--config", path])).unwrap();
+        assert_eq!(from_file.max_message_size, 4096);
+        assert_eq!(from_file.durability, Durability::Buffered);
+        assert_eq!(from_file.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(from_file.queues.len(), 1);
+
+        let overridden = build_config(&serve_args(&[
+            "--config",
+            path,
+            "--max-message-size",
+            "100",
+            "--durability",
+            "sync",
+        ]))
+        .unwrap();
+        assert_eq!(overridden.max_message_size, 100);
+        assert_eq!(overridden.durability, Durability::Sync);
+        assert_eq!(overridden.data_dir, PathBuf::from("/from/file"));
+    }
+
+    #[test]
+    fn exposed_listener_without_key_is_a_config_error() {
+        let err = build_config(&serve_args(&["--amqp-listen", "0.0.0.0:5672"])).unwrap_err();
+        assert!(matches!(err, ConfigError::InsecureDefaultKey(_)));
+        assert!(
+            build_config(&serve_args(&[
+                "--amqp-listen",
+                "0.0.0.0:5672",
+                "--sas-key",
+                "s3cret"
+            ]))
+            .is_ok()
+        );
+    }
+}
