@@ -6,6 +6,7 @@
 //! events. Everything above it (dialect, broker) lives in other crates.
 
 pub mod codec;
+pub mod engine;
 pub mod error;
 pub mod frame;
 pub mod message;
