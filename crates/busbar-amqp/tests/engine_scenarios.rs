@@ -832,6 +832,40 @@ fn session_window_closes_and_reopens() {
     assert_eq!(p.conn.unsettled_count(session), 3);
 }
 
+#[test]
+fn window_used_up_by_sends_is_announced_when_it_reopens() {
+    let mut p = Peer::js();
+    p.begin(0, 1);
+    let (link, _) = p.attach_accepted(
+        0,
+        receiver_attach("r", 0, source("q1"), SenderSettleMode::Unsettled),
+        AttachReply::default(),
+    );
+    p.send(
+        0,
+        Flow {
+            incoming_window: 1,
+            ..link_flow(0, 0, 5, false)
+        },
+    );
+    p.events();
+    p.conn
+        .send_message(link, lock_token(0), Bytes::new(), false, 0)
+        .unwrap();
+    // The broker stops here because the capacity is 0; it never sees a refusal.
+    assert_eq!(p.conn.send_capacity(link), 0);
+    p.send(
+        0,
+        Flow {
+            next_incoming_id: Some(1),
+            incoming_window: 100,
+            outgoing_window: 100,
+            ..Flow::default()
+        },
+    );
+    assert_eq!(p.events(), vec![Event::CreditChanged { link, credit: 4 }]);
+}
+
 // ---------------------------------------------------------------------------------------
 // Multi-frame transfers
 // ---------------------------------------------------------------------------------------

@@ -743,6 +743,10 @@ impl Connection {
         }
         core.next_transfer_id = core.next_transfer_id.wrapping_add(frames);
         core.remote_incoming_window = core.remote_incoming_window.saturating_sub(frames);
+        if core.remote_incoming_window == 0 {
+            // The broker sees no capacity and stops asking; it must hear of the reopening.
+            core.window_blocked = true;
+        }
         if !settled {
             core.unsettled_out.insert(
                 delivery_id,
