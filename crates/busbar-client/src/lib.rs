@@ -1,1 +1,761 @@
-//! Rust SDK for Busbar and Service Bus.
+//! A lean async AMQP 1.0 client on tokio, for Busbar, Azure Service Bus and other AMQP 1.0
+//! brokers.
+//!
+//! [`Connection::connect`] does the SASL and `open` handshake and then spawns one task that
+//! owns the socket; every handle ([`Session`], [`Sender`], [`Receiver`]) talks to that task
+//! through a channel. Sends are pipelined: [`Sender::send`] queues the transfer at once and
+//! returns a future for the peer's outcome, so many can be in flight, bounded by link credit
+//! and the peer's session window. Receivers top their credit up as the application consumes.
+//! Service Bus extras: [`Connection::put_token`] (the `$cbs` exchange) and [`sas_token`].
+//!
+//! This crate uses `busbar-amqp` only for encoding and decoding; it must not use that crate's
+//! broker-side engine, and it knows nothing of the broker's storage or configuration.
+
+mod driver;
+mod error;
+mod message;
+mod sas;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use busbar_amqp::Symbol;
+use busbar_amqp::frame::{Frame, FrameBody, FrameDecoder, ProtocolHeader, encode_frame};
+use busbar_amqp::performative::{
+    DeliveryState, ErrorCondition, Open, Performative, ReceiverSettleMode, Role, SaslCode,
+    SaslFrame, SenderSettleMode,
+};
+
+use driver::{Command, Driver, LinkSpec, Negotiated, Shared, TransferReply};
+
+pub use error::{Error, RemoteError, Result};
+pub use message::{MessageOptions, encode_message, encode_message_with, message_body};
+pub use sas::{sas_token, sas_token_for};
+
+/// SASL mechanism used before the AMQP layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sasl {
+    /// No SASL layer at all: straight to the AMQP header.
+    None,
+    Anonymous,
+    Plain {
+        user: String,
+        pass: String,
+    },
+}
+
+/// Connection parameters. `Default` gives SASL ANONYMOUS, a random container-id, 1 MiB
+/// frames, no idle timeout and a 30 s handshake limit.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub sasl: Sasl,
+    /// `open.hostname` and `sasl-init.hostname`; the host part of the address when `None`.
+    pub hostname: Option<String>,
+    /// A random UUID when `None`.
+    pub container_id: Option<String>,
+    /// The largest frame we accept.
+    pub max_frame_size: u32,
+    /// Announced in `open`; the connection fails when the peer is silent for twice as long.
+    pub idle_timeout: Option<Duration>,
+    /// Limit for TCP connect plus the SASL and `open` exchange.
+    pub connect_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            sasl: Sasl::Anonymous,
+            hostname: None,
+            container_id: None,
+            max_frame_size: 1 << 20,
+            idle_timeout: None,
+            connect_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The outcome the peer gave an unsettled send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted,
+    Rejected(Option<RemoteError>),
+    Released,
+    Modified {
+        delivery_failed: bool,
+        undeliverable_here: bool,
+    },
+    /// A state this client does not interpret (e.g. transactional).
+    Other,
+}
+
+impl Outcome {
+    fn from_state(state: &DeliveryState) -> Self {
+        match state {
+            DeliveryState::Accepted => Outcome::Accepted,
+            DeliveryState::Rejected { error } => {
+                Outcome::Rejected(RemoteError::from_opt(error.as_ref()))
+            }
+            DeliveryState::Released => Outcome::Released,
+            DeliveryState::Modified {
+                delivery_failed,
+                undeliverable_here,
+                ..
+            } => Outcome::Modified {
+                delivery_failed: delivery_failed.unwrap_or(false),
+                undeliverable_here: undeliverable_here.unwrap_or(false),
+            },
+            DeliveryState::Received { .. } | DeliveryState::Other(_) => Outcome::Other,
+        }
+    }
+
+    pub fn is_accepted(&self) -> bool {
+        *self == Outcome::Accepted
+    }
+}
+
+/// A message received on a [`Receiver`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The encoded message (all sections), reassembled from every transfer frame.
+    pub payload: Bytes,
+    pub delivery_tag: Bytes,
+    /// Session-scoped id used to settle it.
+    pub delivery_id: u32,
+    /// Sent pre-settled (receive-and-delete); settling it again is an error.
+    pub settled: bool,
+    pub message_format: u32,
+}
+
+impl Delivery {
+    /// The message body: its `data` sections joined, or an `amqp-value` binary/string.
+    pub fn body(&self) -> Result<Bytes> {
+        message_body(&self.payload)
+    }
+}
+
+/// How a receiver settles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SettleMode {
+    /// snd-settle-mode unsettled, rcv-settle-mode first: the application settles each
+    /// delivery with accept/release/reject/modify.
+    #[default]
+    PeekLock,
+    /// snd-settle-mode settled: deliveries arrive settled and are gone from the broker.
+    ReceiveAndDelete,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReceiverOptions {
+    pub settle_mode: SettleMode,
+    /// Link credit kept outstanding; topped up once half of it has been consumed. 0 means
+    /// no automatic credit (use [`Receiver::add_credit`]).
+    pub credit: u32,
+}
+
+impl Default for ReceiverOptions {
+    fn default() -> Self {
+        ReceiverOptions {
+            settle_mode: SettleMode::PeekLock,
+            credit: 100,
+        }
+    }
+}
+
+/// Channel to the connection task plus its terminal error.
+#[derive(Clone)]
+struct Handle {
+    tx: mpsc::UnboundedSender<Command>,
+    shared: Arc<Shared>,
+}
+
+impl Handle {
+    fn send(&self, cmd: Command) -> Result<()> {
+        self.tx.send(cmd).map_err(|_| self.shared.terminal())
+    }
+
+    /// Sends a command carrying `reply` and awaits the answer.
+    async fn request<T>(&self, make: impl FnOnce(driver::Reply<T>) -> Command) -> Result<T> {
+        let (reply, rx) = oneshot::channel();
+        self.send(make(reply))?;
+        match rx.await {
+            Ok(r) => r,
+            Err(_) => Err(self.shared.terminal()),
+        }
+    }
+}
+
+struct CbsLink {
+    _session: Session,
+    sender: Sender,
+    receiver: Receiver,
+    reply_to: String,
+}
+
+struct ConnInner {
+    handle: Handle,
+    cbs: tokio::sync::Mutex<Option<CbsLink>>,
+    remote_max_frame_size: u32,
+}
+
+/// An open AMQP connection. Cheap to clone; the connection closes when `close` is called
+/// or every handle (connection, sessions, links) is dropped.
+#[derive(Clone)]
+pub struct Connection {
+    inner: Arc<ConnInner>,
+}
+
+impl Connection {
+    /// Connects to `addr` (`host:port`), runs SASL and the `open` exchange, and spawns the
+    /// connection task on the current tokio runtime.
+    pub async fn connect(addr: &str, opts: ConnectOptions) -> Result<Connection> {
+        let limit = opts.connect_timeout;
+        match tokio::time::timeout(limit, Self::handshake(addr, opts)).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout),
+        }
+    }
+
+    async fn handshake(addr: &str, opts: ConnectOptions) -> Result<Connection> {
+        let mut stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let hostname = opts
+            .hostname
+            .clone()
+            .unwrap_or_else(|| host_of(addr).to_owned());
+        let mut inbuf = BytesMut::with_capacity(64 * 1024);
+        let mut decoder = FrameDecoder::default();
+
+        if opts.sasl != Sasl::None {
+            stream.write_all(&ProtocolHeader::Sasl.bytes()).await?;
+            expect_header(&mut stream, &mut inbuf, ProtocolHeader::Sasl).await?;
+            let init = loop {
+                match read_frame(&mut stream, &mut inbuf, &mut decoder)
+                    .await?
+                    .body
+                {
+                    FrameBody::Sasl(SaslFrame::Mechanisms { mechanisms }) => {
+                        break sasl_init(&opts.sasl, &mechanisms, &hostname)?;
+                    }
+                    FrameBody::Empty => continue,
+                    _ => return Err(Error::Protocol("expected sasl-mechanisms".into())),
+                }
+            };
+            let mut out = BytesMut::new();
+            encode_frame(&Frame::sasl(init), &mut out);
+            stream.write_all(&out).await?;
+            match read_frame(&mut stream, &mut inbuf, &mut decoder)
+                .await?
+                .body
+            {
+                FrameBody::Sasl(SaslFrame::Outcome {
+                    code: SaslCode::Ok, ..
+                }) => {}
+                FrameBody::Sasl(SaslFrame::Outcome { code, .. }) => return Err(Error::Sasl(code)),
+                FrameBody::Sasl(SaslFrame::Challenge { .. }) => {
+                    return Err(Error::Protocol("unexpected sasl-challenge".into()));
+                }
+                _ => return Err(Error::Protocol("expected sasl-outcome".into())),
+            }
+        }
+
+        let open = Open {
+            container_id: opts
+                .container_id
+                .clone()
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            hostname: Some(hostname),
+            max_frame_size: Some(opts.max_frame_size),
+            channel_max: Some(u16::MAX),
+            idle_time_out: opts
+                .idle_timeout
+                .map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX)),
+            ..Open::default()
+        };
+        let mut out = BytesMut::new();
+        out.extend_from_slice(&ProtocolHeader::Amqp.bytes());
+        encode_frame(&Frame::amqp(0, open), &mut out);
+        stream.write_all(&out).await?;
+        expect_header(&mut stream, &mut inbuf, ProtocolHeader::Amqp).await?;
+        decoder.set_max_frame_size(opts.max_frame_size);
+        let remote_open = loop {
+            let frame = read_frame(&mut stream, &mut inbuf, &mut decoder).await?;
+            match frame.body {
+                FrameBody::Empty => continue,
+                FrameBody::Amqp {
+                    performative: Performative::Open(o),
+                    ..
+                } => break o,
+                FrameBody::Amqp {
+                    performative: Performative::Close(c),
+                    ..
+                } => {
+                    return Err(Error::ConnectionClosed(RemoteError::from_opt(
+                        c.error.as_ref(),
+                    )));
+                }
+                _ => return Err(Error::Protocol("expected open".into())),
+            }
+        };
+        let remote_max_frame_size = remote_open.max_frame_size.unwrap_or(u32::MAX).max(512);
+        let neg = Negotiated {
+            remote_max_frame_size,
+            remote_idle_timeout: remote_open
+                .idle_time_out
+                .filter(|&ms| ms > 0)
+                .map(|ms| Duration::from_millis(ms.into())),
+            local_idle_timeout: opts.idle_timeout.filter(|d| !d.is_zero()),
+            local_max_frame_size: opts.max_frame_size,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared::default());
+        tokio::spawn(Driver::new(stream, inbuf, rx, shared.clone(), neg).run());
+        Ok(Connection {
+            inner: Arc::new(ConnInner {
+                handle: Handle { tx, shared },
+                cbs: tokio::sync::Mutex::new(None),
+                remote_max_frame_size,
+            }),
+        })
+    }
+
+    /// The peer's max-frame-size (transfers larger than this are split).
+    pub fn remote_max_frame_size(&self) -> u32 {
+        self.inner.remote_max_frame_size
+    }
+
+    /// Begins a new session.
+    pub async fn session(&self) -> Result<Session> {
+        let handle = self.inner.handle.clone();
+        let channel = handle.request(|reply| Command::Begin { reply }).await?;
+        Ok(Session { handle, channel })
+    }
+
+    /// Performs the Service Bus `$cbs` put-token exchange for `audience` (e.g.
+    /// `sb://localhost/q1`) and checks for status 200 or 202. The `$cbs` link pair is
+    /// attached on first use, on a session of its own, and reused afterwards.
+    pub async fn put_token(&self, audience: &str, token: &str) -> Result<()> {
+        const LIMIT: Duration = Duration::from_secs(30);
+        let mut guard = self.inner.cbs.lock().await;
+        if guard.is_none() {
+            let session = self.session().await?;
+            let sender = session.sender("$cbs").await?;
+            let reply_to = format!("cbs-{}", uuid::Uuid::new_v4());
+            let receiver = session
+                .attach_receiver(LinkSpec {
+                    name: reply_to.clone(),
+                    role: Role::Receiver,
+                    source: Some("$cbs".into()),
+                    target: Some(reply_to.clone()),
+                    snd_settle_mode: SenderSettleMode::Mixed,
+                    rcv_settle_mode: ReceiverSettleMode::First,
+                    initial_credit: 10,
+                })
+                .await?;
+            *guard = Some(CbsLink {
+                _session: session,
+                sender,
+                receiver,
+                reply_to,
+            });
+        }
+        let Some(cbs) = guard.as_mut() else {
+            return Err(Error::Closed);
+        };
+        let id = uuid::Uuid::new_v4().to_string();
+        let request = message::put_token_request(&id, &cbs.reply_to, audience, token);
+        let outcome = match tokio::time::timeout(LIMIT, cbs.sender.send(request)).await {
+            Ok(r) => r?,
+            Err(_) => return Err(Error::Timeout),
+        };
+        if let Outcome::Rejected(e) = outcome {
+            return Err(Error::PutToken {
+                status: 0,
+                description: e.map(|e| e.to_string()).unwrap_or_default(),
+            });
+        }
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        loop {
+            let delivery = match tokio::time::timeout_at(deadline, cbs.receiver.recv()).await {
+                Ok(d) => d?,
+                Err(_) => return Err(Error::Timeout),
+            };
+            if !delivery.settled {
+                cbs.receiver.accept(&delivery)?;
+            }
+            let resp = message::parse_cbs_response(&delivery.payload)?;
+            if resp.correlation_id.as_ref().and_then(|v| v.as_str()) != Some(id.as_str()) {
+                tracing::debug!("ignoring a $cbs response for another request");
+                continue;
+            }
+            return message::check_cbs_status(&resp);
+        }
+    }
+
+    /// Closes the connection and waits for the peer's close.
+    pub async fn close(&self) -> Result<()> {
+        self.inner
+            .handle
+            .request(|reply| Command::Close { reply })
+            .await
+    }
+}
+
+/// An AMQP session. Cloning shares it; it ends with [`Session::end`] or with the
+/// connection.
+#[derive(Clone)]
+pub struct Session {
+    handle: Handle,
+    channel: u16,
+}
+
+impl Session {
+    /// Attaches a sender link to `address` (unsettled sends, receiver settles first).
+    pub async fn sender(&self, address: &str) -> Result<Sender> {
+        let name = format!("sender-{}", uuid::Uuid::new_v4());
+        let spec = LinkSpec {
+            source: Some(name.clone()),
+            name,
+            role: Role::Sender,
+            target: Some(address.to_owned()),
+            snd_settle_mode: SenderSettleMode::Unsettled,
+            rcv_settle_mode: ReceiverSettleMode::First,
+            initial_credit: 0,
+        };
+        let handle = self
+            .handle
+            .request(|reply| Command::Attach {
+                channel: self.channel,
+                spec,
+                deliveries: None,
+                reply,
+            })
+            .await?;
+        Ok(Sender {
+            link: LinkHandle::new(self, handle),
+        })
+    }
+
+    /// Attaches a receiver link from `address`.
+    pub async fn receiver(&self, address: &str, opts: ReceiverOptions) -> Result<Receiver> {
+        let name = format!("receiver-{}", uuid::Uuid::new_v4());
+        let snd_settle_mode = match opts.settle_mode {
+            SettleMode::PeekLock => SenderSettleMode::Unsettled,
+            SettleMode::ReceiveAndDelete => SenderSettleMode::Settled,
+        };
+        self.attach_receiver(LinkSpec {
+            target: Some(name.clone()),
+            name,
+            role: Role::Receiver,
+            source: Some(address.to_owned()),
+            snd_settle_mode,
+            rcv_settle_mode: ReceiverSettleMode::First,
+            initial_credit: opts.credit,
+        })
+        .await
+    }
+
+    async fn attach_receiver(&self, spec: LinkSpec) -> Result<Receiver> {
+        let (dtx, drx) = mpsc::unbounded_channel();
+        let credit = spec.initial_credit;
+        let handle = self
+            .handle
+            .request(|reply| Command::Attach {
+                channel: self.channel,
+                spec,
+                deliveries: Some(dtx),
+                reply,
+            })
+            .await?;
+        Ok(Receiver {
+            link: LinkHandle::new(self, handle),
+            deliveries: drx,
+            refill_at: (credit / 2).max(1),
+            auto_credit: credit > 0,
+            consumed: 0,
+        })
+    }
+
+    /// Ends the session and waits for the peer's end.
+    pub async fn end(self) -> Result<()> {
+        let channel = self.channel;
+        self.handle
+            .request(|reply| Command::End { channel, reply })
+            .await
+    }
+}
+
+/// A link's address in the connection task; detaches when dropped.
+struct LinkHandle {
+    handle: Handle,
+    channel: u16,
+    link: u32,
+    detached: bool,
+}
+
+impl LinkHandle {
+    fn new(session: &Session, link: u32) -> Self {
+        LinkHandle {
+            handle: session.handle.clone(),
+            channel: session.channel,
+            link,
+            detached: false,
+        }
+    }
+
+    async fn detach(&mut self) -> Result<()> {
+        self.detached = true;
+        let (channel, handle) = (self.channel, self.link);
+        self.handle
+            .request(|reply| Command::Detach {
+                channel,
+                handle,
+                reply: Some(reply),
+            })
+            .await
+    }
+}
+
+impl Drop for LinkHandle {
+    fn drop(&mut self) {
+        if !self.detached {
+            let _ = self.handle.send(Command::Detach {
+                channel: self.channel,
+                handle: self.link,
+                reply: None,
+            });
+        }
+    }
+}
+
+/// A sender link.
+pub struct Sender {
+    link: LinkHandle,
+}
+
+impl Sender {
+    /// Queues `message` (an encoded AMQP message, see [`encode_message`]) as an unsettled
+    /// transfer right away and returns a future for the peer's outcome. Transfers leave in
+    /// call order as credit and the session window allow.
+    pub fn send(&self, message: Bytes) -> SendFuture<Outcome> {
+        let (reply, rx) = oneshot::channel();
+        self.transfer(message, TransferReply::Outcome(reply));
+        SendFuture {
+            rx,
+            shared: self.link.handle.shared.clone(),
+        }
+    }
+
+    /// Queues `message` as a pre-settled transfer; the future resolves once it has been
+    /// handed to the socket buffer (i.e. credit allowed it).
+    pub fn send_settled(&self, message: Bytes) -> SendFuture<()> {
+        let (reply, rx) = oneshot::channel();
+        self.transfer(message, TransferReply::Written(reply));
+        SendFuture {
+            rx,
+            shared: self.link.handle.shared.clone(),
+        }
+    }
+
+    fn transfer(&self, payload: Bytes, kind: TransferReply) {
+        // On failure the command, and with it the reply, is dropped; the future then
+        // reports the connection's terminal error.
+        let _ = self.link.handle.send(Command::Transfer {
+            channel: self.link.channel,
+            handle: self.link.link,
+            payload,
+            kind,
+        });
+    }
+
+    /// Detaches (closed) and waits for the peer's detach.
+    pub async fn close(mut self) -> Result<()> {
+        self.link.detach().await
+    }
+}
+
+/// The pending result of a send. Dropping it does not cancel the transfer.
+pub struct SendFuture<T> {
+    rx: oneshot::Receiver<Result<T>>,
+    shared: Arc<Shared>,
+}
+
+impl<T> Future for SendFuture<T> {
+    type Output = Result<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match Pin::new(&mut self.rx).poll(cx) {
+            Poll::Ready(Ok(r)) => Poll::Ready(r),
+            Poll::Ready(Err(_)) => Poll::Ready(Err(self.shared.terminal())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// A receiver link.
+pub struct Receiver {
+    link: LinkHandle,
+    deliveries: mpsc::UnboundedReceiver<Result<Delivery>>,
+    refill_at: u32,
+    auto_credit: bool,
+    consumed: u32,
+}
+
+impl Receiver {
+    /// The next delivery. Credit is topped back up once half of it has been consumed.
+    pub async fn recv(&mut self) -> Result<Delivery> {
+        let d = match self.deliveries.recv().await {
+            Some(d) => d?,
+            None => return Err(self.link.handle.shared.terminal()),
+        };
+        if self.auto_credit {
+            self.consumed += 1;
+            if self.consumed >= self.refill_at {
+                let add = std::mem::take(&mut self.consumed);
+                self.add_credit(add)?;
+            }
+        }
+        Ok(d)
+    }
+
+    /// Grants `n` more credit.
+    pub fn add_credit(&self, n: u32) -> Result<()> {
+        self.link.handle.send(Command::Credit {
+            channel: self.link.channel,
+            handle: self.link.link,
+            add: n,
+        })
+    }
+
+    pub fn accept(&self, d: &Delivery) -> Result<()> {
+        self.settle(d, DeliveryState::Accepted)
+    }
+
+    /// Gives the message back to the broker without counting a failed attempt.
+    pub fn release(&self, d: &Delivery) -> Result<()> {
+        self.settle(d, DeliveryState::Released)
+    }
+
+    pub fn reject(&self, d: &Delivery, condition: &str, description: &str) -> Result<()> {
+        self.settle(
+            d,
+            DeliveryState::Rejected {
+                error: Some(ErrorCondition::new(condition, description)),
+            },
+        )
+    }
+
+    pub fn modify(
+        &self,
+        d: &Delivery,
+        delivery_failed: bool,
+        undeliverable_here: bool,
+    ) -> Result<()> {
+        self.settle(
+            d,
+            DeliveryState::Modified {
+                delivery_failed: Some(delivery_failed),
+                undeliverable_here: Some(undeliverable_here),
+                message_annotations: None,
+            },
+        )
+    }
+
+    fn settle(&self, d: &Delivery, state: DeliveryState) -> Result<()> {
+        if d.settled {
+            return Err(Error::AlreadySettled);
+        }
+        self.link.handle.send(Command::Disposition {
+            channel: self.link.channel,
+            delivery_id: d.delivery_id,
+            state,
+        })
+    }
+
+    /// Detaches (closed) and waits for the peer's detach.
+    pub async fn close(mut self) -> Result<()> {
+        self.link.detach().await
+    }
+}
+
+fn host_of(addr: &str) -> &str {
+    let host = match addr.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => addr,
+    };
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+fn sasl_init(sasl: &Sasl, offered: &[Symbol], hostname: &str) -> Result<SaslFrame> {
+    let (mechanism, response) = match sasl {
+        Sasl::Plain { user, pass } => {
+            let mut r = Vec::with_capacity(user.len() + pass.len() + 2);
+            r.push(0);
+            r.extend_from_slice(user.as_bytes());
+            r.push(0);
+            r.extend_from_slice(pass.as_bytes());
+            ("PLAIN", Bytes::from(r))
+        }
+        Sasl::Anonymous | Sasl::None => ("ANONYMOUS", Bytes::new()),
+    };
+    if !offered.iter().any(|m| m.as_str() == mechanism) {
+        return Err(Error::SaslMechanism(mechanism));
+    }
+    Ok(SaslFrame::Init {
+        mechanism: Symbol::from(mechanism),
+        initial_response: Some(response),
+        hostname: Some(hostname.to_owned()),
+    })
+}
+
+async fn fill(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<()> {
+    buf.reserve(4096);
+    if stream.read_buf(buf).await? == 0 {
+        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+    }
+    Ok(())
+}
+
+async fn expect_header(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    want: ProtocolHeader,
+) -> Result<()> {
+    while buf.len() < ProtocolHeader::LEN {
+        fill(stream, buf).await?;
+    }
+    let got = buf.split_to(ProtocolHeader::LEN);
+    let mut header = [0u8; ProtocolHeader::LEN];
+    header.copy_from_slice(&got);
+    match ProtocolHeader::parse(&header) {
+        Some(h) if h == want => Ok(()),
+        _ => Err(Error::Protocol(format!(
+            "peer answered protocol header {header:?}, wanted {:?}",
+            want.bytes()
+        ))),
+    }
+}
+
+async fn read_frame(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    decoder: &mut FrameDecoder,
+) -> Result<Frame> {
+    loop {
+        if let Some(f) = decoder.decode(buf)? {
+            return Ok(f);
+        }
+        fill(stream, buf).await?;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
