@@ -7,4 +7,7 @@
 
 pub mod address;
 pub mod conditions;
+pub mod message;
+pub mod request;
 pub mod sas;
+pub mod settlement;

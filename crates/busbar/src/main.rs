@@ -215,17 +215,14 @@ fn log_config(config: &BrokerConfig) {
 
 /// Runs the broker until `shutdown` completes.
 //
-// WIRING POINT: `busbar_server::run(config, shutdown)` is not in busbar-server yet. Once it
-// is, this body becomes `busbar_server::run(config, shutdown).await?; Ok(())`.
+/// Binds the listeners and runs the broker until `shutdown`.
 async fn run_broker(
     config: BrokerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    drop((config, shutdown));
-    anyhow::bail!(
-        "the broker runtime is not wired into this build yet (busbar_server::run is missing); \
-         the configuration above is valid"
-    )
+    let listeners = busbar_server::Listeners::bind(&config).await?;
+    busbar_server::run(config, listeners, shutdown).await?;
+    Ok(())
 }
 
 #[tokio::main]

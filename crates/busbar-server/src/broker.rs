@@ -1,0 +1,303 @@
+//! Broker-wide state shared by every connection: the entities (each queue behind its own
+//! lock, with the connections waiting for its messages), the store, the clock and the
+//! security settings.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use busbar_core::{Clock, Journal, Namespace, Queue, QueueConfig};
+use busbar_servicebus::sas::{Claims, Policy};
+use busbar_store::{BodyRef, Record, Recovered, RecoveredMessage, Store, StoreError};
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use crate::config::{BrokerConfig, QueueProperties};
+
+/// Clock skew tolerated on token expiry.
+pub const TOKEN_GRACE_SECS: u64 = 60;
+
+/// What the broker enforces on every connection.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub max_message_size: u64,
+    pub policies: Vec<Policy>,
+}
+
+/// A queue and the connections waiting for it to have something to deliver.
+#[derive(Debug)]
+pub struct EntityState {
+    pub queue: Queue,
+    /// Connections with a receiver that found nothing to deliver; woken (and forgotten)
+    /// when messages become available.
+    waiters: Vec<Arc<Notify>>,
+}
+
+impl EntityState {
+    /// Asks to be woken when messages may have become available. Call it with the lock
+    /// held right after finding nothing, so no enqueue can slip in between.
+    pub fn wait(&mut self, notify: &Arc<Notify>) {
+        if !self.waiters.iter().any(|w| Arc::ptr_eq(w, notify)) {
+            self.waiters.push(Arc::clone(notify));
+        }
+    }
+
+    /// The waiters to wake; wake them after releasing the lock.
+    pub fn take_waiters(&mut self) -> Vec<Arc<Notify>> {
+        std::mem::take(&mut self.waiters)
+    }
+}
+
+/// One queue entity.
+#[derive(Debug)]
+pub struct Entity {
+    /// As defined (case preserved).
+    pub name: String,
+    state: Mutex<EntityState>,
+}
+
+impl Entity {
+    /// Locks the entity. A poisoned lock (a panic while it was held) is taken over: queue
+    /// operations change state only after journaling, so the state is still consistent.
+    pub fn lock(&self) -> MutexGuard<'_, EntityState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Wakes every waiter in `waiters`.
+pub fn wake(waiters: Vec<Arc<Notify>>) {
+    for waiter in waiters {
+        waiter.notify_one();
+    }
+}
+
+/// The broker's shared state.
+pub struct Broker<S: Store> {
+    pub store: Arc<S>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Settings,
+    entities: RwLock<HashMap<String, Arc<Entity>>>,
+}
+
+impl<S: Store> Broker<S> {
+    /// Builds the broker from what the store recovered, creating the configured queues
+    /// that don't exist yet (existing ones keep their messages and take the configured
+    /// properties) and saving the catalog.
+    pub fn open(
+        store: Arc<S>,
+        recovered: Recovered,
+        config: &BrokerConfig,
+        policies: Vec<Policy>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, OpenError> {
+        let mut namespace = match &recovered.catalog {
+            Some(json) => {
+                Namespace::from_json(json).map_err(|e| OpenError::Catalog(e.to_string()))?
+            }
+            None => Namespace::new(),
+        };
+        for queue in &config.queues {
+            let queue_config = queue_config(&queue.properties);
+            let result = if namespace.queue(&queue.name).is_some() {
+                namespace
+                    .update_queue(&queue.name, queue_config)
+                    .map(|_| ())
+            } else {
+                namespace
+                    .create_queue(&queue.name, queue_config)
+                    .map(|_| ())
+            };
+            result.map_err(|e| OpenError::Catalog(e.to_string()))?;
+        }
+        store.save_catalog(&namespace.to_json())?;
+
+        let mut by_entity: HashMap<u32, Vec<RecoveredMessage>> = HashMap::new();
+        for message in recovered.messages {
+            by_entity.entry(message.entity).or_default().push(message);
+        }
+        let mut entities = HashMap::new();
+        for definition in namespace.queues() {
+            let mut messages = by_entity
+                .remove(&definition.main_entity)
+                .unwrap_or_default();
+            messages.extend(
+                by_entity
+                    .remove(&definition.dead_letter_entity)
+                    .unwrap_or_default(),
+            );
+            let queue = Queue::restore(
+                definition.name.clone(),
+                definition.config.clone(),
+                definition.main_entity,
+                definition.dead_letter_entity,
+                &recovered.last_seq,
+                messages,
+            );
+            entities.insert(
+                definition.name.to_ascii_lowercase(),
+                Arc::new(Entity {
+                    name: definition.name.clone(),
+                    state: Mutex::new(EntityState {
+                        queue,
+                        waiters: Vec::new(),
+                    }),
+                }),
+            );
+        }
+        Ok(Broker {
+            store,
+            clock,
+            settings: Settings {
+                max_message_size: config.max_message_size,
+                policies,
+            },
+            entities: RwLock::new(entities),
+        })
+    }
+
+    /// Case-insensitive lookup.
+    pub fn entity(&self, name: &str) -> Option<Arc<Entity>> {
+        let entities = self
+            .entities
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        entities.get(&name.to_ascii_lowercase()).cloned()
+    }
+
+    pub fn entities(&self) -> Vec<Arc<Entity>> {
+        let entities = self
+            .entities
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut list: Vec<_> = entities.values().cloned().collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub fn now_unix_secs(&self) -> u64 {
+        u64::try_from(self.now_ms() / 1000).unwrap_or(0)
+    }
+
+    /// A journal writing to this broker's store.
+    pub fn journal(&self) -> StoreJournal<'_, S> {
+        StoreJournal {
+            store: &self.store,
+            commit: None,
+        }
+    }
+
+    /// Runs due lock expiries and scheduled activations on every entity; wakes the
+    /// waiters of those that changed. Returns how many messages changed.
+    pub fn sweep(&self) -> usize {
+        let now = self.now_ms();
+        let mut changed = 0;
+        for entity in self.entities() {
+            let mut journal = self.journal();
+            let waiters = {
+                let mut state = entity.lock();
+                if !state.queue.next_deadline().is_some_and(|at| at <= now) {
+                    continue;
+                }
+                let mut n = match state.queue.expire_locks(now, &mut journal) {
+                    Ok(n) => n,
+                    Err(error) => {
+                        tracing::error!(entity = %entity.name, %error, "lock expiry failed");
+                        0
+                    }
+                };
+                n += match state.queue.activate_scheduled(now, &mut journal) {
+                    Ok(n) => n,
+                    Err(error) => {
+                        tracing::error!(entity = %entity.name, %error, "scheduled activation failed");
+                        0
+                    }
+                };
+                changed += n;
+                if n == 0 {
+                    continue;
+                }
+                state.take_waiters()
+            };
+            wake(waiters);
+        }
+        changed
+    }
+
+    /// Whether `claims` let a link use `path` (checked at attach).
+    pub fn authorized(
+        &self,
+        claims: &[Claims],
+        path: &str,
+        allows: impl Fn(&Claims) -> bool,
+    ) -> bool {
+        let now = self.now_unix_secs();
+        claims
+            .iter()
+            .any(|c| c.covers(path) && !c.is_expired(now, TOKEN_GRACE_SECS) && allows(c))
+    }
+}
+
+/// Why the broker could not start from its data directory.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("catalog: {0}")]
+    Catalog(String),
+}
+
+/// The core's journal over the store. Keeps the commit future of the last append: the
+/// store resolves it only once everything appended before it is durable too.
+pub struct StoreJournal<'a, S: Store> {
+    store: &'a S,
+    commit: Option<S::Commit>,
+}
+
+impl<S: Store> StoreJournal<'_, S> {
+    /// The commit to await before acknowledging what was journaled, if anything was.
+    pub fn into_commit(self) -> Option<S::Commit> {
+        self.commit
+    }
+}
+
+impl<S: Store> Journal for StoreJournal<'_, S> {
+    fn append(&mut self, records: Vec<Record>) -> Result<Vec<BodyRef>, StoreError> {
+        let (refs, commit) = self.store.append(records)?;
+        self.commit = Some(commit);
+        Ok(refs)
+    }
+
+    fn read_body(&mut self, body: BodyRef) -> Result<Bytes, StoreError> {
+        self.store.read_body(body)
+    }
+
+    fn dead_letter_body(
+        &mut self,
+        original: &Bytes,
+        reason: Option<&str>,
+        description: Option<&str>,
+    ) -> Bytes {
+        busbar_servicebus::message::dead_letter_body(original, reason, description)
+    }
+}
+
+/// The core's queue settings for configured properties.
+pub fn queue_config(properties: &QueueProperties) -> QueueConfig {
+    QueueConfig {
+        lock_duration_ms: properties.lock_duration_ms,
+        max_delivery_count: properties.max_delivery_count,
+        default_ttl_ms: properties.default_ttl_ms,
+        dead_lettering_on_expiration: properties.dead_lettering_on_expiration,
+        requires_duplicate_detection: properties.requires_duplicate_detection,
+        duplicate_detection_window_ms: properties.duplicate_detection_window_ms,
+        requires_session: properties.requires_session,
+        forward_to: properties.forward_to.clone(),
+        forward_dead_lettered_to: properties.forward_dead_lettered_to.clone(),
+        ..QueueConfig::default()
+    }
+}

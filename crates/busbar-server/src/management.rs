@@ -1,0 +1,413 @@
+//! The `$management` node of a queue (or of its dead-letter queue): lock renewal, peek,
+//! scheduling, deferred receive and settlement by lock token. Responses use the
+//! camelCase status properties and always name an `errorCondition` on failure.
+
+use std::sync::Arc;
+
+use busbar_amqp::value::{Timestamp, Value};
+use busbar_core::{ConsumerId, CoreError, NewMessage, ReceiveMode, SubQueueKind};
+use busbar_servicebus::conditions;
+use busbar_servicebus::message::{Stamp, inbound, properties_to_modify, write_delivery};
+use busbar_servicebus::request::{Request, management_response};
+use busbar_store::Store;
+use bytes::{Bytes, BytesMut};
+use uuid::Uuid;
+
+use crate::broker::{Broker, Entity, wake};
+
+/// Locks taken through `receive-by-sequence-number` belong to no link: they are settled
+/// by lock token and simply run out if forgotten.
+const MANAGEMENT_CONSUMER: ConsumerId = ConsumerId(0);
+
+pub struct Context<'a, S: Store> {
+    pub broker: &'a Arc<Broker<S>>,
+    pub entity: &'a Arc<Entity>,
+    pub kind: SubQueueKind,
+}
+
+/// A failed request: status code, condition, description.
+struct Failure(i32, &'static str, String);
+
+impl Failure {
+    fn bad_request(description: impl Into<String>) -> Self {
+        Failure(400, conditions::ARGUMENT_ERROR, description.into())
+    }
+
+    fn from_core(error: &CoreError) -> Self {
+        match error {
+            CoreError::LockLost => Failure(
+                410,
+                conditions::MESSAGE_LOCK_LOST,
+                "The lock supplied is invalid. Either the lock expired, or the message has \
+                 already been removed from the queue."
+                    .to_owned(),
+            ),
+            CoreError::MessageNotFound(seq) => Failure(
+                404,
+                conditions::MESSAGE_NOT_FOUND,
+                format!("The message with sequence number {seq} was not found."),
+            ),
+            CoreError::NotAllowed(why) => Failure(400, conditions::NOT_ALLOWED, why.to_string()),
+            other => Failure(500, conditions::INTERNAL_ERROR, other.to_string()),
+        }
+    }
+}
+
+/// What a request produced: the response body (or none), and the commit to await before
+/// answering when the request changed durable state.
+type Outcome<S> = Result<(Option<Value>, Option<<S as Store>::Commit>), Failure>;
+
+/// Handles one request; returns the encoded response and the commit it waits for.
+pub fn handle<S: Store>(context: &Context<'_, S>, request: &Request) -> (Bytes, Option<S::Commit>) {
+    let operation = request.operation.as_deref().unwrap_or("");
+    let outcome: Outcome<S> = match operation {
+        "com.microsoft:renew-lock" => renew_lock(context, request),
+        "com.microsoft:peek-message" => peek(context, request),
+        "com.microsoft:receive-by-sequence-number" => receive_deferred(context, request),
+        "com.microsoft:update-disposition" => update_disposition(context, request),
+        "com.microsoft:schedule-message" => schedule(context, request),
+        "com.microsoft:cancel-scheduled-message" => cancel_scheduled(context, request),
+        other => Err(Failure(
+            501,
+            conditions::NOT_IMPLEMENTED,
+            format!("The operation '{other}' is not supported."),
+        )),
+    };
+    let id = request.message_id.as_ref();
+    match outcome {
+        Ok((Some(Value::Null), commit)) => (
+            management_response(id, 204, "No Content", None, None),
+            commit,
+        ),
+        Ok((body, commit)) => (management_response(id, 200, "OK", None, body), commit),
+        Err(Failure(status, condition, description)) => (
+            management_response(id, status, &description, Some(condition), None),
+            None,
+        ),
+    }
+}
+
+fn field<'r>(request: &'r Request, key: &str) -> Option<&'r Value> {
+    request.body.map_get(key)
+}
+
+/// Lock tokens arrive as an array (or list) of AMQP uuids in RFC byte order.
+fn lock_tokens(request: &Request) -> Result<Vec<Uuid>, Failure> {
+    let items = match field(request, "lock-tokens") {
+        Some(Value::Array(items) | Value::List(items)) => items,
+        _ => {
+            return Err(Failure::bad_request(
+                "'lock-tokens' must be an array of uuids.",
+            ));
+        }
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            Value::Uuid(bytes) => Ok(Uuid::from_bytes(*bytes)),
+            _ => Err(Failure::bad_request(
+                "'lock-tokens' must be an array of uuids.",
+            )),
+        })
+        .collect()
+}
+
+fn sequence_numbers(request: &Request) -> Result<Vec<u64>, Failure> {
+    let items = match field(request, "sequence-numbers") {
+        Some(Value::Array(items) | Value::List(items)) => items,
+        _ => {
+            return Err(Failure::bad_request(
+                "'sequence-numbers' must be an array of longs.",
+            ));
+        }
+    };
+    items
+        .iter()
+        .map(|item| {
+            item.as_i64()
+                .and_then(|n| u64::try_from(n).ok())
+                .ok_or_else(|| {
+                    Failure::bad_request("'sequence-numbers' must be an array of longs.")
+                })
+        })
+        .collect()
+}
+
+fn renew_lock<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S> {
+    let tokens = lock_tokens(request)?;
+    let now = context.broker.now_ms();
+    let mut state = context.entity.lock();
+    let mut expirations = Vec::with_capacity(tokens.len());
+    for token in tokens {
+        let until = state
+            .queue
+            .renew_lock(context.kind, token, now)
+            .map_err(|e| Failure::from_core(&e))?;
+        expirations.push(Value::Timestamp(Timestamp(until)));
+    }
+    Ok((
+        Some(Value::Map(vec![(
+            Value::String("expirations".into()),
+            Value::Array(expirations),
+        )])),
+        None,
+    ))
+}
+
+/// Encodes a stored message as a peek or deferred receive returns it.
+fn encoded<S: Store>(
+    context: &Context<'_, S>,
+    seq: u64,
+    meta: &busbar_store::MessageMeta,
+    body: Bytes,
+    locked_until_ms: Option<i64>,
+) -> Result<Bytes, Failure> {
+    let stamp = Stamp {
+        sequence_number: i64::try_from(seq).unwrap_or(i64::MAX),
+        enqueued_at_ms: meta.enqueued_at_ms,
+        delivery_count: meta.delivery_count,
+        locked_until_ms,
+        state: meta.state as i32,
+        expires_at_ms: meta.expires_at_ms,
+    };
+    let mut out = BytesMut::with_capacity(body.len() + 96);
+    write_delivery(&mut out, &body, &stamp).map_err(|e| {
+        Failure(
+            500,
+            conditions::INTERNAL_ERROR,
+            format!("stored message unreadable: {e}"),
+        )
+    })?;
+    let _ = context;
+    Ok(out.freeze())
+}
+
+fn peek<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S> {
+    let from = field(request, "from-sequence-number")
+        .and_then(Value::as_i64)
+        .unwrap_or(1)
+        .max(1);
+    let count = field(request, "message-count")
+        .and_then(Value::as_i64)
+        .unwrap_or(1)
+        .clamp(1, 1000);
+    let from = u64::try_from(from).unwrap_or(1);
+    let count = usize::try_from(count).unwrap_or(1);
+    // Copy what is needed under the lock; read bodies and encode after it.
+    let views: Vec<_> = {
+        let state = context.entity.lock();
+        state
+            .queue
+            .sub(context.kind)
+            .peek(from)
+            .take(count)
+            .map(|v| (v.seq, v.meta.clone(), v.body_ref, v.body.cloned()))
+            .collect()
+    };
+    if views.is_empty() {
+        return Ok((Some(Value::Null), None));
+    }
+    let mut messages = Vec::with_capacity(views.len());
+    for (seq, meta, body_ref, body) in views {
+        let body = match body {
+            Some(body) => body,
+            None => context
+                .broker
+                .store
+                .read_body(body_ref)
+                .map_err(|e| Failure(500, conditions::INTERNAL_ERROR, e.to_string()))?,
+        };
+        let message = encoded(context, seq, &meta, body, None)?;
+        messages.push(Value::Map(vec![(
+            Value::String("message".into()),
+            Value::Binary(message),
+        )]));
+    }
+    Ok((
+        Some(Value::Map(vec![(
+            Value::String("messages".into()),
+            Value::List(messages),
+        )])),
+        None,
+    ))
+}
+
+fn receive_deferred<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S> {
+    let seqs = sequence_numbers(request)?;
+    let mode = match field(request, "receiver-settle-mode").and_then(Value::as_i64) {
+        Some(0) => ReceiveMode::ReceiveAndDelete,
+        _ => ReceiveMode::PeekLock,
+    };
+    let now = context.broker.now_ms();
+    let mut journal = context.broker.journal();
+    let deliveries = {
+        let mut state = context.entity.lock();
+        let mut deliveries = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            let delivery = state
+                .queue
+                .receive_deferred(
+                    context.kind,
+                    seq,
+                    mode,
+                    MANAGEMENT_CONSUMER,
+                    now,
+                    &mut journal,
+                )
+                .map_err(|e| Failure::from_core(&e))?;
+            deliveries.push(delivery);
+        }
+        deliveries
+    };
+    let mut messages = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        let body = match delivery.body {
+            Some(body) => body,
+            None => context
+                .broker
+                .store
+                .read_body(delivery.body_ref)
+                .map_err(|e| Failure(500, conditions::INTERNAL_ERROR, e.to_string()))?,
+        };
+        let locked_until = delivery.lock.map(|l| l.locked_until_ms);
+        let message = encoded(context, delivery.seq, &delivery.meta, body, locked_until)?;
+        let mut entry = Vec::with_capacity(2);
+        if let Some(lock) = delivery.lock {
+            entry.push((
+                Value::String("lock-token".into()),
+                Value::Uuid(*lock.token.as_bytes()),
+            ));
+        }
+        entry.push((Value::String("message".into()), Value::Binary(message)));
+        messages.push(Value::Map(entry));
+    }
+    Ok((
+        Some(Value::Map(vec![(
+            Value::String("messages".into()),
+            Value::List(messages),
+        )])),
+        journal.into_commit(),
+    ))
+}
+
+fn update_disposition<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S> {
+    let tokens = lock_tokens(request)?;
+    let status = field(request, "disposition-status")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let properties = properties_to_modify(field(request, "properties-to-modify"));
+    let edit_fn = |body: &Bytes| {
+        busbar_servicebus::message::with_application_properties(body, &properties)
+            .unwrap_or_else(|_| body.clone())
+    };
+    let edit: Option<busbar_core::BodyEdit<'_>> = (!properties.is_empty()).then_some(&edit_fn as _);
+    let text = |key: &str| {
+        field(request, key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let now = context.broker.now_ms();
+    let kind = context.kind;
+    let mut journal = context.broker.journal();
+    let waiters = {
+        let mut state = context.entity.lock();
+        for token in tokens {
+            let queue = &mut state.queue;
+            let result = match status.as_str() {
+                "completed" => queue.complete(kind, token, now, &mut journal),
+                "abandoned" => queue.abandon(kind, token, now, edit, &mut journal),
+                "defered" | "deferred" => queue.defer(kind, token, now, edit, &mut journal),
+                "suspended" => queue.dead_letter(
+                    kind,
+                    token,
+                    now,
+                    text("deadletter-reason"),
+                    text("deadletter-description"),
+                    edit,
+                    &mut journal,
+                ),
+                other => {
+                    return Err(Failure::bad_request(format!(
+                        "Unknown disposition-status '{other}'."
+                    )));
+                }
+            };
+            result.map_err(|e| Failure::from_core(&e))?;
+        }
+        if status == "abandoned" {
+            state.take_waiters()
+        } else {
+            Vec::new()
+        }
+    };
+    wake(waiters);
+    Ok((None, journal.into_commit()))
+}
+
+fn schedule<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S> {
+    if context.kind != SubQueueKind::Main {
+        return Err(Failure(
+            400,
+            conditions::NOT_ALLOWED,
+            "Messages can't be scheduled on a dead-letter queue.".to_owned(),
+        ));
+    }
+    let items = match field(request, "messages") {
+        Some(Value::List(items) | Value::Array(items)) => items,
+        _ => return Err(Failure::bad_request("'messages' must be a list of maps.")),
+    };
+    let mut batch = Vec::with_capacity(items.len());
+    for item in items {
+        let Some(Value::Binary(encoded)) = item.map_get("message") else {
+            return Err(Failure::bad_request(
+                "each scheduled message needs a 'message' binary.",
+            ));
+        };
+        let parsed = inbound(encoded)
+            .map_err(|e| Failure::bad_request(format!("a scheduled message can't be read: {e}")))?;
+        batch.push(NewMessage {
+            body: parsed.body,
+            message_id: parsed.message_id.map(Into::into),
+            session_id: parsed.session_id.map(Into::into),
+            ttl_ms: parsed.ttl_ms,
+            scheduled_at_ms: parsed.scheduled_at_ms,
+        });
+    }
+    let now = context.broker.now_ms();
+    let mut journal = context.broker.journal();
+    let (range, waiters) = {
+        let mut state = context.entity.lock();
+        let range = state
+            .queue
+            .enqueue(batch, now, &mut journal)
+            .map_err(|e| Failure::from_core(&e))?;
+        (range, state.take_waiters())
+    };
+    wake(waiters);
+    let seqs = range
+        .map(|seq| Value::Long(i64::try_from(seq).unwrap_or(i64::MAX)))
+        .collect();
+    Ok((
+        Some(Value::Map(vec![(
+            Value::String("sequence-numbers".into()),
+            Value::Array(seqs),
+        )])),
+        journal.into_commit(),
+    ))
+}
+
+fn cancel_scheduled<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S> {
+    let seqs = sequence_numbers(request)?;
+    let mut journal = context.broker.journal();
+    {
+        let mut state = context.entity.lock();
+        for seq in seqs {
+            state
+                .queue
+                .cancel_scheduled(seq, &mut journal)
+                .map_err(|e| Failure::from_core(&e))?;
+        }
+    }
+    Ok((None, journal.into_commit()))
+}
