@@ -23,6 +23,8 @@ use std::future::Future;
 
 use bytes::Bytes;
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod log;
 
 /// Store-wide entity number. Each queue, and each of its subqueues (dead-letter,

@@ -1,1 +1,655 @@
 //! The embedded append-only segmented log.
+//!
+//! Layout of the store directory:
+//! - `00000001.log`, `00000002.log`, …: segments, written in order (format in `codec`).
+//! - `catalog.json`: the catalog blob, replaced atomically via `catalog.json.tmp`.
+//! - `LOCK`: held with an exclusive advisory lock while a [`LogStore`] is open.
+//!
+//! Write path: `append` encodes its records into one frame outside any lock, then, under
+//! the state mutex, reserves the frame's position (which fixes the [`BodyRef`]s), copies
+//! the frame into the pending buffer and takes a ticket. One writer thread repeatedly
+//! takes everything pending, writes it with one positional write per segment touched,
+//! issues one `fdatasync` for the whole group, and resolves every commit up to the last
+//! ticket it took (group commit).
+//!
+//! Reclamation invariant: a segment is deleted only when
+//! 1. it is the oldest segment (so every record that could refer to it comes after it),
+//! 2. it is not the segment being written, and a later segment already holds durable data,
+//! 3. no live message has its body in it, counting only removals that are durable.
+//!
+//! Deleting it then loses only: enqueues of messages that were since removed (their
+//! later `Remove` records are ignored at recovery as unknown), updates and removals of
+//! such messages, and `last_seq` information. The latter is carried forward: every
+//! segment created by a roll starts with a checkpoint record holding `last_seq` of every
+//! entity, and at open a checkpoint is appended to the last segment, so any segment after
+//! a deleted one is preceded (or followed, within the survivors) by a checkpoint covering
+//! everything deleted. An `Update` can never sit in an older segment than its message's
+//! `Enqueue`, so an update of a live message is never lost.
+
+mod codec;
+mod commit;
+mod recover;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+
+pub use commit::LogCommit;
+
+use crate::{BodyRef, Durability, EntityId, Record, Recovered, Seq, Store, StoreError};
+use codec::HEADER_LEN;
+use commit::Notifier;
+use recover::segment_path;
+
+const CATALOG: &str = "catalog.json";
+const CATALOG_TMP: &str = "catalog.json.tmp";
+const LOCK: &str = "LOCK";
+/// Write buffers kept for reuse by the append path, and the largest one worth keeping.
+const POOL_BUFFERS: usize = 4;
+const POOL_BUFFER_MAX: usize = 16 << 20;
+
+/// Options for [`LogStore::open`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogOptions {
+    pub durability: Durability,
+    /// A segment is closed once the next batch would take it past this size; a batch
+    /// larger than this gets a segment of its own.
+    pub segment_bytes: u64,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            durability: Durability::Sync,
+            segment_bytes: 64 << 20,
+        }
+    }
+}
+
+/// A position in the log: (segment, byte offset).
+type Pos = (u32, u64);
+
+/// Frames reserved but not yet written, for one segment, contiguous from `start`.
+struct Chunk {
+    segment: u32,
+    start: u64,
+    buf: Vec<u8>,
+}
+
+struct State {
+    closing: bool,
+    poisoned: Option<String>,
+    /// Segment receiving appends and the offset of the next frame in it.
+    segment: u32,
+    offset: u64,
+    segment_has_batches: bool,
+    last_seq: HashMap<EntityId, Seq>,
+    /// Ticket of the latest append.
+    ticket: u64,
+    pending: Vec<Chunk>,
+    pool: Vec<Vec<u8>>,
+    writer_idle: bool,
+    /// Bodies of pending frames, in log order, so they can be read before they are written.
+    pending_bodies: VecDeque<(BodyRef, Bytes)>,
+    /// Removals appended but not yet durable, by segment of the removed body.
+    unsynced_removes: HashMap<u32, u64>,
+    /// Everything before this position is written to its file.
+    written: Pos,
+    files: BTreeMap<u32, Arc<File>>,
+    /// Live bodies per segment; holds every existing segment.
+    live: BTreeMap<u32, u64>,
+}
+
+impl State {
+    fn check_open(&self) -> Result<(), StoreError> {
+        if self.closing {
+            return Err(StoreError::Closed);
+        }
+        if let Some(msg) = &self.poisoned {
+            return Err(StoreError::Poisoned(msg.clone()));
+        }
+        Ok(())
+    }
+
+    fn take_buffer(&mut self) -> Vec<u8> {
+        let mut buf = self.pool.pop().unwrap_or_default();
+        buf.clear();
+        buf
+    }
+
+    fn push_frame(&mut self, segment: u32, start: u64, frame: &[u8]) {
+        if let Some(last) = self.pending.last_mut()
+            && last.segment == segment
+            && last.start + last.buf.len() as u64 == start
+        {
+            last.buf.extend_from_slice(frame);
+            return;
+        }
+        let mut buf = self.take_buffer();
+        buf.extend_from_slice(frame);
+        self.pending.push(Chunk {
+            segment,
+            start,
+            buf,
+        });
+    }
+
+    /// Starts the next segment: header, then a checkpoint of `last_seq`.
+    fn roll(&mut self) -> Result<(), StoreError> {
+        let next = self
+            .segment
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Io("segment numbers exhausted".into()))?;
+        let mut buf = self.take_buffer();
+        buf.extend_from_slice(&codec::segment_header(next));
+        codec::encode_checkpoint(self.last_seq.iter(), &mut buf)?;
+        self.offset = buf.len() as u64;
+        self.pending.push(Chunk {
+            segment: next,
+            start: 0,
+            buf,
+        });
+        self.segment = next;
+        self.segment_has_batches = false;
+        self.live.entry(next).or_insert(0);
+        Ok(())
+    }
+
+    fn recycle(&mut self, batch: &mut Vec<Chunk>) {
+        for chunk in batch.drain(..) {
+            if self.pool.len() < POOL_BUFFERS && chunk.buf.capacity() <= POOL_BUFFER_MAX {
+                self.pool.push(chunk.buf);
+            }
+        }
+    }
+}
+
+struct Shared {
+    dir: PathBuf,
+    durability: Durability,
+    segment_bytes: u64,
+    state: Mutex<State>,
+    work: Condvar,
+    notifier: Arc<Notifier>,
+    #[cfg(test)]
+    fail_writes: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing in this crate panics while holding the lock; if something did, the state
+        // is still structurally valid and poisoning would only turn one bug into many.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The embedded durable store: a segmented append-only log with group commit.
+pub struct LogStore {
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    catalog_lock: Mutex<()>,
+    /// Holds the directory's advisory lock for as long as the store is open.
+    _lock: File,
+}
+
+impl std::fmt::Debug for LogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogStore")
+            .field("dir", &self.shared.dir)
+            .field("durability", &self.shared.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn read_catalog(dir: &Path) -> Result<Option<Bytes>, StoreError> {
+    // A leftover temporary file is a save that never completed.
+    match fs::remove_file(dir.join(CATALOG_TMP)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    match fs::read(dir.join(CATALOG)) {
+        Ok(data) => Ok(Some(Bytes::from(data))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl LogStore {
+    /// Opens (creating if needed) the store in `dir`, replays the log and starts the
+    /// writer thread. Fails with [`StoreError::Corrupt`] if acknowledged data is damaged,
+    /// and with [`StoreError::Io`] if another process has the directory open.
+    pub fn open(dir: &Path, options: LogOptions) -> Result<(LogStore, Recovered), StoreError> {
+        fs::create_dir_all(dir)?;
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(LOCK))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(StoreError::Io(format!(
+                    "store directory {} is in use by another process",
+                    dir.display()
+                )));
+            }
+            Err(TryLockError::Error(e)) => return Err(e.into()),
+        }
+        let catalog = read_catalog(dir)?;
+        let scan = recover::scan(dir)?;
+        let last_seq = scan.last_seq;
+
+        let mut segments = scan.segments;
+        if segments.is_empty() {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(segment_path(dir, 1))?;
+            file.write_all_at(&codec::segment_header(1), 0)?;
+            file.sync_all()?;
+            sync_dir(dir)?;
+            segments.push(recover::Segment {
+                id: 1,
+                file,
+                len: HEADER_LEN,
+            });
+        }
+        let mut live: BTreeMap<u32, u64> = segments.iter().map(|s| (s.id, 0)).collect();
+        for m in scan.messages.values() {
+            *live.entry(m.body.segment).or_insert(0) += 1;
+        }
+
+        let (tail_id, mut tail_len) = match segments.last() {
+            Some(s) => (s.id, s.len),
+            None => return Err(StoreError::Io("no log segment".into())),
+        };
+        {
+            let tail = segments.last().map(|s| &s.file);
+            if let Some(tail) = tail {
+                // See the reclamation invariant: this checkpoint lets any older segment go.
+                if !last_seq.is_empty() {
+                    let mut frame = Vec::new();
+                    codec::encode_checkpoint(last_seq.iter(), &mut frame)?;
+                    tail.write_all_at(&frame, tail_len)?;
+                    tail_len += frame.len() as u64;
+                }
+                // Also makes durable whatever a killed process left in the page cache.
+                tail.sync_data()?;
+            }
+        }
+        let mut deleted = false;
+        while let Some((&head, &count)) = live.first_key_value() {
+            if head >= tail_id || count != 0 {
+                break;
+            }
+            live.remove(&head);
+            segments.retain(|s| s.id != head);
+            fs::remove_file(segment_path(dir, head))?;
+            deleted = true;
+        }
+        if deleted {
+            sync_dir(dir)?;
+        }
+
+        let mut files = BTreeMap::new();
+        let mut tail_file = None;
+        for s in segments {
+            let f = Arc::new(s.file);
+            if s.id == tail_id {
+                tail_file = Some(f.clone());
+            }
+            files.insert(s.id, f);
+        }
+        let Some(tail_file) = tail_file else {
+            return Err(StoreError::Io("no log segment".into()));
+        };
+
+        let mut messages: Vec<_> = scan.messages.into_values().collect();
+        messages.sort_unstable_by_key(|m| (m.entity, m.seq));
+
+        let state = State {
+            closing: false,
+            poisoned: None,
+            segment: tail_id,
+            offset: tail_len,
+            segment_has_batches: tail_len > HEADER_LEN,
+            last_seq: last_seq.clone(),
+            ticket: 0,
+            pending: Vec::new(),
+            pool: Vec::new(),
+            writer_idle: false,
+            pending_bodies: VecDeque::new(),
+            unsynced_removes: HashMap::new(),
+            written: (tail_id, tail_len),
+            files,
+            live,
+        };
+        let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            durability: options.durability,
+            segment_bytes: options.segment_bytes,
+            state: Mutex::new(state),
+            work: Condvar::new(),
+            notifier: Arc::new(Notifier::new(0)),
+            #[cfg(test)]
+            fail_writes: std::sync::atomic::AtomicBool::new(false),
+        });
+        let writer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("busbar-store-writer".into())
+                .spawn(move || writer_loop(shared, (tail_id, tail_file)))?
+        };
+        tracing::info!(
+            dir = %dir.display(),
+            messages = messages.len(),
+            last_segment = tail_id,
+            "log store opened"
+        );
+        let store = LogStore {
+            shared,
+            writer: Mutex::new(Some(writer)),
+            catalog_lock: Mutex::new(()),
+            _lock: lock,
+        };
+        Ok((
+            store,
+            Recovered {
+                messages,
+                last_seq,
+                catalog,
+            },
+        ))
+    }
+}
+
+/// An encoded frame and the (offset, length) of each body in it.
+type Scratch = (Vec<u8>, Vec<(u64, u32)>);
+
+thread_local! {
+    /// Per-thread encoding scratch, so appends encode outside the lock without allocating.
+    static SCRATCH: RefCell<Scratch> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+impl Store for LogStore {
+    type Commit = LogCommit;
+
+    fn append(&self, records: Vec<Record>) -> Result<(Vec<BodyRef>, LogCommit), StoreError> {
+        let shared = &*self.shared;
+        if records.is_empty() {
+            let st = shared.lock();
+            st.check_open()?;
+            return Ok((
+                Vec::new(),
+                LogCommit::new(shared.notifier.clone(), st.ticket),
+            ));
+        }
+        SCRATCH.with(|cell| {
+            let mut scratch = cell.borrow_mut();
+            let (frame, rel) = &mut *scratch;
+            codec::encode_batch(&records, frame, rel)?;
+            let frame_len = frame.len() as u64;
+            let mut st = shared.lock();
+            st.check_open()?;
+            if st.segment_has_batches && st.offset.saturating_add(frame_len) > shared.segment_bytes
+            {
+                st.roll()?;
+            }
+            let segment = st.segment;
+            let base = st.offset;
+            st.push_frame(segment, base, frame);
+            st.offset += frame_len;
+            st.segment_has_batches = true;
+            let refs: Vec<BodyRef> = rel
+                .iter()
+                .map(|&(offset, len)| BodyRef {
+                    segment,
+                    offset: base + offset,
+                    len,
+                })
+                .collect();
+            let mut enqueued = 0;
+            let mut bodies = refs.iter();
+            for r in &records {
+                match r {
+                    Record::Enqueue {
+                        entity, seq, body, ..
+                    } => {
+                        if let Some(&body_ref) = bodies.next() {
+                            st.pending_bodies.push_back((body_ref, body.clone()));
+                        }
+                        enqueued += 1;
+                        let last = st.last_seq.entry(*entity).or_insert(0);
+                        *last = (*last).max(*seq);
+                    }
+                    Record::Remove { body, .. } => {
+                        *st.unsynced_removes.entry(body.segment).or_insert(0) += 1;
+                    }
+                    Record::Update { .. } => {}
+                }
+            }
+            if enqueued > 0 {
+                *st.live.entry(segment).or_insert(0) += enqueued;
+            }
+            st.ticket += 1;
+            let ticket = st.ticket;
+            let wake = std::mem::take(&mut st.writer_idle);
+            drop(st);
+            if wake {
+                shared.work.notify_one();
+            }
+            Ok((refs, LogCommit::new(shared.notifier.clone(), ticket)))
+        })
+    }
+
+    fn read_body(&self, body: BodyRef) -> Result<Bytes, StoreError> {
+        let file = {
+            let st = self.shared.lock();
+            if (body.segment, body.offset + u64::from(body.len)) <= st.written {
+                match st.files.get(&body.segment) {
+                    Some(f) => f.clone(),
+                    None => return Err(StoreError::UnknownBody(body)),
+                }
+            } else {
+                let found = st.pending_bodies.binary_search_by(|(r, _)| {
+                    (r.segment, r.offset).cmp(&(body.segment, body.offset))
+                });
+                return match found {
+                    Ok(i) if st.pending_bodies[i].0 == body => Ok(st.pending_bodies[i].1.clone()),
+                    _ => Err(StoreError::UnknownBody(body)),
+                };
+            }
+        };
+        let mut buf = vec![0u8; body.len as usize];
+        file.read_exact_at(&mut buf, body.offset).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                StoreError::UnknownBody(body)
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(Bytes::from(buf))
+    }
+
+    fn save_catalog(&self, catalog: &[u8]) -> Result<(), StoreError> {
+        let _one_at_a_time = self.catalog_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.shared.lock().check_open()?;
+        let dir = &self.shared.dir;
+        let tmp = dir.join(CATALOG_TMP);
+        {
+            let mut f = File::create(&tmp)?;
+            f.write_all(catalog)?;
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, dir.join(CATALOG))?;
+        sync_dir(dir)?;
+        Ok(())
+    }
+
+    fn close(&self) -> Result<(), StoreError> {
+        self.shared.lock().closing = true;
+        self.shared.work.notify_all();
+        let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(handle) = handle
+            && handle.join().is_err()
+        {
+            return Err(StoreError::Io("log writer thread panicked".into()));
+        }
+        match &self.shared.lock().poisoned {
+            Some(msg) => Err(StoreError::Poisoned(msg.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for LogStore {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            tracing::error!(error = %e, "closing the log store failed");
+        }
+    }
+}
+
+/// Writes `batch` in order; `current` is the segment file last written to. Under
+/// `Sync` (or when `force_sync`), ends with one `fdatasync`.
+fn write_group(
+    shared: &Shared,
+    batch: &[Chunk],
+    current: &mut (u32, Arc<File>),
+    force_sync: bool,
+) -> std::io::Result<()> {
+    #[cfg(test)]
+    if shared.fail_writes.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(std::io::Error::other("injected write failure"));
+    }
+    for chunk in batch {
+        if chunk.segment != current.0 {
+            // The finished segment is made durable before the next gets any data, so a
+            // crash can tear a frame only in the last segment, where recovery expects it.
+            current.1.sync_data()?;
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(segment_path(&shared.dir, chunk.segment))?;
+            sync_dir(&shared.dir)?;
+            let file = Arc::new(file);
+            shared.lock().files.insert(chunk.segment, file.clone());
+            *current = (chunk.segment, file);
+        }
+        current.1.write_all_at(&chunk.buf, chunk.start)?;
+    }
+    if force_sync || (!batch.is_empty() && shared.durability == Durability::Sync) {
+        current.1.sync_data()?;
+    }
+    Ok(())
+}
+
+fn writer_loop(shared: Arc<Shared>, mut current: (u32, Arc<File>)) {
+    let mut batch: Vec<Chunk> = Vec::new();
+    // After a failed deletion nothing newer may be deleted, or the numbering would gap.
+    let mut reclaim_ok = true;
+    loop {
+        let (ticket, removes, closing) = {
+            let mut st = shared.lock();
+            while st.pending.is_empty() && !st.closing {
+                st.writer_idle = true;
+                st = shared.work.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            st.writer_idle = false;
+            std::mem::swap(&mut st.pending, &mut batch);
+            (
+                st.ticket,
+                std::mem::take(&mut st.unsynced_removes),
+                st.closing,
+            )
+        };
+
+        if let Err(e) = write_group(&shared, &batch, &mut current, closing) {
+            let msg = format!("writing the log failed: {e}");
+            tracing::error!(error = %e, "log write failed; the store refuses further writes");
+            {
+                let mut st = shared.lock();
+                st.poisoned = Some(msg.clone());
+                st.pending.clear();
+            }
+            shared.notifier.fail(StoreError::Poisoned(msg));
+            return;
+        }
+
+        let reclaim = {
+            let mut st = shared.lock();
+            if let Some(last) = batch.last() {
+                st.written = (last.segment, last.start + last.buf.len() as u64);
+            }
+            let written = st.written;
+            while st
+                .pending_bodies
+                .front()
+                .is_some_and(|(r, _)| (r.segment, r.offset) < written)
+            {
+                st.pending_bodies.pop_front();
+            }
+            for (segment, n) in removes {
+                if let Some(count) = st.live.get_mut(&segment) {
+                    *count = count.saturating_sub(n);
+                }
+            }
+            let mut reclaim = Vec::new();
+            while reclaim_ok && let Some((&head, &count)) = st.live.first_key_value() {
+                if head >= written.0 || count != 0 {
+                    break;
+                }
+                st.live.remove(&head);
+                st.files.remove(&head);
+                reclaim.push(head);
+            }
+            st.recycle(&mut batch);
+            reclaim
+        };
+        if !reclaim.is_empty() {
+            reclaim_ok = reclaim_segments(&shared, &current.1, &reclaim);
+        }
+        shared.notifier.complete(ticket);
+        if closing {
+            return;
+        }
+    }
+}
+
+/// Deletes reclaimable segments; false if it had to stop.
+fn reclaim_segments(shared: &Shared, current: &File, segments: &[u32]) -> bool {
+    // Under `Sync` the checkpoint that replaces these segments is already durable.
+    if shared.durability != Durability::Sync
+        && let Err(e) = current.sync_data()
+    {
+        tracing::warn!(error = %e, "not reclaiming log segments: sync failed");
+        return false;
+    }
+    for &id in segments {
+        let path = segment_path(&shared.dir, id);
+        // One at a time, each made durable before the next, and stopping at the first
+        // failure: a crash must never leave a gap in the numbering (recovery refuses gaps).
+        // Segments left behind are reclaimed at the next open.
+        if let Err(e) = fs::remove_file(&path).and_then(|()| sync_dir(&shared.dir)) {
+            tracing::warn!(file = %path.display(), error = %e, "could not delete log segment; reclamation stops until the next open");
+            return false;
+        }
+        tracing::debug!(file = %path.display(), "reclaimed log segment");
+    }
+    true
+}
