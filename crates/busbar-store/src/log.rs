@@ -653,3 +653,59 @@ fn reclaim_segments(shared: &Shared, current: &File, segments: &[u32]) -> bool {
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::{block_on, commit, enqueue};
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn a_failed_write_poisons_the_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = LogStore::open(dir.path(), LogOptions::default()).expect("open");
+        commit(&store, vec![enqueue(1, 1, b"durable")]);
+
+        store.shared.fail_writes.store(true, Ordering::SeqCst);
+        let (refs, failed) = store
+            .append(vec![enqueue(1, 2, b"lost")])
+            .expect("append is accepted before the failure is known");
+        assert!(matches!(block_on(failed), Err(StoreError::Poisoned(_))));
+        assert!(matches!(
+            store.append(vec![enqueue(1, 3, b"later")]),
+            Err(StoreError::Poisoned(_))
+        ));
+        assert!(matches!(
+            store.append(Vec::new()),
+            Err(StoreError::Poisoned(_))
+        ));
+        // The body handed out is still readable; the caller decides what to do with it.
+        assert_eq!(store.read_body(refs[0]).expect("read"), &b"lost"[..]);
+        assert!(matches!(store.close(), Err(StoreError::Poisoned(_))));
+        drop(store);
+
+        let (_, rec) = LogStore::open(dir.path(), LogOptions::default()).expect("reopen");
+        assert_eq!(rec.messages.len(), 1, "only the acknowledged message");
+    }
+
+    #[test]
+    fn waiting_commits_fail_when_the_store_is_poisoned() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = LogStore::open(dir.path(), LogOptions::default()).expect("open");
+        store.shared.fail_writes.store(true, Ordering::SeqCst);
+        let store = Arc::new(store);
+        let waiters: Vec<_> = (0..8)
+            .map(|t| {
+                let store = store.clone();
+                std::thread::spawn(move || match store.append(vec![enqueue(t, 1, b"x")]) {
+                    Ok((_, c)) => block_on(c),
+                    Err(e) => Err(e),
+                })
+            })
+            .collect();
+        for w in waiters {
+            let result = w.join().expect("thread");
+            assert!(matches!(result, Err(StoreError::Poisoned(_))), "{result:?}");
+        }
+    }
+}

@@ -1,0 +1,374 @@
+//! Behaviour specific to the embedded log: torn tails, corruption, segment rolling and
+//! reclamation, the directory lock.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+use busbar_store::conformance::{block_on, commit, enqueue};
+use busbar_store::log::{LogOptions, LogStore};
+use busbar_store::{BodyRef, Record, Recovered, Store, StoreError};
+
+fn open(dir: &Path) -> (LogStore, Recovered) {
+    LogStore::open(dir, LogOptions::default()).expect("open")
+}
+
+fn open_small(dir: &Path, segment_bytes: u64) -> Result<(LogStore, Recovered), StoreError> {
+    LogStore::open(
+        dir,
+        LogOptions {
+            segment_bytes,
+            ..LogOptions::default()
+        },
+    )
+}
+
+fn segments(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .expect("read dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".log"))
+        .collect();
+    names.sort();
+    names
+}
+
+fn file_len(path: &Path) -> u64 {
+    fs::metadata(path).expect("metadata").len()
+}
+
+fn keys(r: &Recovered) -> Vec<(u32, u64)> {
+    r.messages.iter().map(|m| (m.entity, m.seq)).collect()
+}
+
+fn remove(entity: u32, seq: u64, body: BodyRef) -> Record {
+    Record::Remove { entity, seq, body }
+}
+
+#[test]
+fn garbage_after_the_last_frame_is_truncated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let seg = dir.path().join("00000001.log");
+    let (store, _) = open(dir.path());
+    commit(&store, vec![enqueue(1, 1, b"one"), enqueue(1, 2, b"two")]);
+    store.close().expect("close");
+    drop(store);
+    let good_len = file_len(&seg);
+
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(&seg)
+        .expect("open seg");
+    f.write_all(&[0x5a; 37]).expect("write garbage");
+    drop(f);
+
+    let (store, rec) = open(dir.path());
+    assert_eq!(keys(&rec), vec![(1, 1), (1, 2)]);
+    assert_eq!(
+        store.read_body(rec.messages[1].body).expect("read"),
+        &b"two"[..]
+    );
+    assert!(
+        file_len(&seg) < good_len + 37,
+        "the garbage was cut off (only a checkpoint was appended)"
+    );
+    commit(&store, vec![enqueue(1, 3, b"three")]);
+    store.close().expect("close");
+    drop(store);
+    let (_, rec) = open(dir.path());
+    assert_eq!(keys(&rec), vec![(1, 1), (1, 2), (1, 3)]);
+}
+
+#[test]
+fn a_torn_batch_is_dropped_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let seg = dir.path().join("00000001.log");
+    let (store, _) = open(dir.path());
+    commit(&store, vec![enqueue(1, 1, b"kept")]);
+    let before = file_len(&seg);
+    commit(
+        &store,
+        vec![
+            enqueue(1, 2, &[7u8; 500]),
+            enqueue(1, 3, b"b"),
+            enqueue(2, 1, b"c"),
+        ],
+    );
+    store.close().expect("close");
+    drop(store);
+    let after = file_len(&seg);
+    assert!(after > before + 500);
+
+    // Cut inside the payload, and inside the frame header.
+    for cut in [after - 5, before + 3, before + 300] {
+        let dir2 = tempfile::tempdir().expect("tempdir");
+        let seg2 = dir2.path().join("00000001.log");
+        fs::copy(&seg, &seg2).expect("copy");
+        OpenOptions::new()
+            .write(true)
+            .open(&seg2)
+            .expect("open")
+            .set_len(cut)
+            .expect("truncate");
+        let (_, rec) = open(dir2.path());
+        assert_eq!(keys(&rec), vec![(1, 1)], "cut at {cut}: none of the batch");
+        assert_eq!(rec.last_seq.get(&1), Some(&1));
+        assert_eq!(rec.last_seq.get(&2), None);
+    }
+}
+
+#[test]
+fn corruption_before_valid_frames_refuses_to_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let seg = dir.path().join("00000001.log");
+    let (store, _) = open(dir.path());
+    commit(&store, vec![enqueue(1, 1, b"a")]);
+    let second = file_len(&seg);
+    commit(&store, vec![enqueue(1, 2, b"second frame body")]);
+    commit(&store, vec![enqueue(1, 3, b"c")]);
+    store.close().expect("close");
+    drop(store);
+
+    let mut data = fs::read(&seg).expect("read");
+    data[second as usize + 20] ^= 0xff;
+    fs::write(&seg, &data).expect("write");
+    match LogStore::open(dir.path(), LogOptions::default()) {
+        Err(StoreError::Corrupt { file, offset, .. }) => {
+            assert_eq!(file, "00000001.log");
+            assert_eq!(offset, second, "points at the damaged frame");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    // Nothing was truncated by the refused open.
+    assert_eq!(fs::read(&seg).expect("read"), data);
+}
+
+#[test]
+fn damage_in_an_older_segment_refuses_to_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = open_small(dir.path(), 200).expect("open");
+    for seq in 1..=6 {
+        commit(&store, vec![enqueue(1, seq, &[seq as u8; 150])]);
+    }
+    store.close().expect("close");
+    drop(store);
+    let names = segments(dir.path());
+    assert!(names.len() >= 3, "rolled: {names:?}");
+    let first = dir.path().join(&names[0]);
+    let len = file_len(&first);
+    OpenOptions::new()
+        .write(true)
+        .open(&first)
+        .expect("open")
+        .set_len(len - 4)
+        .expect("truncate");
+    match open_small(dir.path(), 200) {
+        Err(StoreError::Corrupt { file, .. }) => assert_eq!(file, names[0]),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_missing_segment_refuses_to_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = open_small(dir.path(), 200).expect("open");
+    for seq in 1..=6 {
+        commit(&store, vec![enqueue(1, seq, &[1; 150])]);
+    }
+    store.close().expect("close");
+    drop(store);
+    let names = segments(dir.path());
+    fs::remove_file(dir.path().join(&names[1])).expect("remove");
+    match open_small(dir.path(), 200) {
+        Err(StoreError::Corrupt { file, .. }) => assert_eq!(file, names[1]),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_foreign_file_refuses_to_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(
+        dir.path().join("00000001.log"),
+        b"definitely not a busbar log",
+    )
+    .expect("write");
+    assert!(matches!(
+        LogStore::open(dir.path(), LogOptions::default()),
+        Err(StoreError::Corrupt { offset: 0, .. })
+    ));
+}
+
+#[test]
+fn a_torn_segment_header_is_rewritten() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = open_small(dir.path(), 200).expect("open");
+    commit(&store, vec![enqueue(1, 1, &[1; 150])]);
+    store.close().expect("close");
+    drop(store);
+    // A crash right after creating the next segment.
+    fs::write(dir.path().join("00000002.log"), b"BUSB").expect("write");
+    let (store, rec) = open_small(dir.path(), 200).expect("open");
+    assert_eq!(keys(&rec), vec![(1, 1)]);
+    commit(&store, vec![enqueue(1, 2, &[2; 150])]);
+    store.close().expect("close");
+    drop(store);
+    let (_, rec) = open_small(dir.path(), 200).expect("open");
+    assert_eq!(keys(&rec), vec![(1, 1), (1, 2)]);
+}
+
+#[test]
+fn segments_roll_and_the_head_is_reclaimed_once_empty() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = open_small(dir.path(), 1024).expect("open");
+    let mut refs = Vec::new();
+    for seq in 1..=10u64 {
+        let r = commit(&store, vec![enqueue(1, seq, &[seq as u8; 400])]);
+        refs.push((seq, r[0]));
+    }
+    let names = segments(dir.path());
+    assert!(names.len() >= 4, "rolled into several segments: {names:?}");
+    for &(seq, r) in &refs {
+        assert_eq!(store.read_body(r).expect("read"), vec![seq as u8; 400]);
+    }
+    let in_segment = |s: u32| -> Vec<(u64, BodyRef)> {
+        refs.iter()
+            .copied()
+            .filter(|(_, r)| r.segment == s)
+            .collect()
+    };
+
+    // Emptying a segment that is not the head reclaims nothing.
+    let third: Vec<Record> = in_segment(3)
+        .into_iter()
+        .map(|(seq, r)| remove(1, seq, r))
+        .collect();
+    assert!(!third.is_empty());
+    commit(&store, third);
+    assert_eq!(segments(dir.path()), names, "segment 3 is not the head");
+
+    // Emptying the head reclaims it, and then segment 3 behind it.
+    let first: Vec<Record> = in_segment(1)
+        .into_iter()
+        .chain(in_segment(2))
+        .map(|(seq, r)| remove(1, seq, r))
+        .collect();
+    commit(&store, first);
+    let left = segments(dir.path());
+    assert!(
+        !left.contains(&names[0]) && !left.contains(&names[1]) && !left.contains(&names[2]),
+        "segments 1-3 reclaimed: {left:?}"
+    );
+    assert!(matches!(
+        store.read_body(refs[0].1),
+        Err(StoreError::UnknownBody(_))
+    ));
+    let live: Vec<u64> = refs
+        .iter()
+        .filter(|(_, r)| r.segment > 3)
+        .map(|(s, _)| *s)
+        .collect();
+
+    let (store, rec) = {
+        store.close().expect("close");
+        drop(store);
+        open_small(dir.path(), 1024).expect("reopen")
+    };
+    assert_eq!(rec.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), live);
+    assert_eq!(rec.last_seq.get(&1), Some(&10));
+    for m in &rec.messages {
+        assert_eq!(
+            store.read_body(m.body).expect("read"),
+            vec![m.seq as u8; 400]
+        );
+    }
+
+    // Remove everything: all but the current segment go, and last_seq survives.
+    let rest: Vec<Record> = rec
+        .messages
+        .iter()
+        .map(|m| remove(1, m.seq, m.body))
+        .collect();
+    commit(&store, rest);
+    commit(&store, vec![enqueue(2, 1, b"elsewhere")]);
+    store.close().expect("close");
+    drop(store);
+    let (store, rec) = open_small(dir.path(), 1024).expect("reopen");
+    assert_eq!(keys(&rec), vec![(2, 1)]);
+    assert_eq!(
+        rec.last_seq.get(&1),
+        Some(&10),
+        "last_seq outlives its segments"
+    );
+    assert_eq!(rec.last_seq.get(&2), Some(&1));
+    assert!(
+        segments(dir.path()).len() <= 2,
+        "{:?}",
+        segments(dir.path())
+    );
+    store.close().expect("close");
+}
+
+#[test]
+fn a_batch_larger_than_a_segment_gets_its_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = open_small(dir.path(), 1000).expect("open");
+    commit(&store, vec![enqueue(1, 1, b"small")]);
+    let big = commit(
+        &store,
+        vec![enqueue(1, 2, &[9; 5000]), enqueue(1, 3, &[8; 10])],
+    );
+    assert_eq!(big[0].segment, 2);
+    assert_eq!(big[1].segment, 2);
+    let after = commit(&store, vec![enqueue(1, 4, b"next")]);
+    assert_eq!(after[0].segment, 3);
+    store.close().expect("close");
+    drop(store);
+    let (store, rec) = open_small(dir.path(), 1000).expect("reopen");
+    assert_eq!(rec.messages.len(), 4);
+    assert_eq!(
+        store.read_body(rec.messages[1].body).expect("read"),
+        vec![9; 5000]
+    );
+}
+
+#[test]
+fn reads_of_bodies_not_yet_written_come_from_memory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = open_small(dir.path(), 4096).expect("open");
+    // Many appends without waiting, across segment rolls; read each right away.
+    let mut pending = Vec::new();
+    for seq in 1..=300u64 {
+        let body = seq.to_le_bytes().repeat(20);
+        let (refs, c) = store.append(vec![enqueue(1, seq, &body)]).expect("append");
+        assert_eq!(store.read_body(refs[0]).expect("read"), body);
+        pending.push(c);
+    }
+    for c in pending {
+        block_on(c).expect("commit");
+    }
+}
+
+#[test]
+fn a_second_open_of_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = open(dir.path());
+    assert!(matches!(
+        LogStore::open(dir.path(), LogOptions::default()),
+        Err(StoreError::Io(_))
+    ));
+    drop(store);
+    let (_again, _) = open(dir.path());
+}
+
+#[test]
+fn an_interrupted_catalog_save_keeps_the_previous_catalog() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = open(dir.path());
+    store.save_catalog(b"v1").expect("save");
+    drop(store);
+    fs::write(dir.path().join("catalog.json.tmp"), b"half of v2").expect("write");
+    let (_, rec) = open(dir.path());
+    assert_eq!(rec.catalog.as_deref(), Some(&b"v1"[..]));
+    assert!(!dir.path().join("catalog.json.tmp").exists());
+}
