@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Private RabbitMQ 3.x node on loopback with the AMQP 1.0 plugin, for benchmarks.
+#   rabbit.sh start | stop | declare | pid | status
+# State lives in $RABBIT_DIR (default /tmp/busbar-bench-rabbit); AMQP on 127.0.0.1:$RABBIT_PORT
+# (default 5682). Queues: 'bench' (durable classic) and 'benchq' (durable quorum), addressed
+# over AMQP 1.0 as /amq/queue/bench and /amq/queue/benchq; SASL PLAIN guest/guest.
+set -euo pipefail
+R=${RABBIT_DIR:-/tmp/busbar-bench-rabbit}
+PORT=${RABBIT_PORT:-5682}
+mkdir -p "$R/home" "$R/mnesia" "$R/log"
+export HOME=$R/home RABBITMQ_NODENAME=busbarbench@localhost
+export RABBITMQ_CONFIG_FILE=$R/rabbitmq.conf RABBITMQ_ENABLED_PLUGINS_FILE=$R/enabled_plugins
+export RABBITMQ_MNESIA_BASE=$R/mnesia RABBITMQ_LOG_BASE=$R/log RABBITMQ_PID_FILE=$R/rabbit.pid
+export ERL_EPMD_ADDRESS=127.0.0.1 RABBITMQ_DIST_PORT=$((PORT + 20000)) RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+export PATH=/usr/lib/rabbitmq/bin:$PATH
+
+cat > "$R/rabbitmq.conf" <<CONF
+listeners.tcp.1 = 127.0.0.1:$PORT
+loopback_users.guest = true
+vm_memory_high_watermark.relative = 0.4
+disk_free_limit.absolute = 50MB
+queue_index_embed_msgs_below = 4096
+CONF
+
+case "${1:-}" in
+start)
+    if ! command -v rabbitmq-server >/dev/null; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q rabbitmq-server python3-pika >/dev/null
+    fi
+    rabbitmq-plugins enable --offline rabbitmq_amqp1_0 >/dev/null
+    if [ -f "$R/rabbit.pid" ] && kill -0 "$(cat "$R/rabbit.pid")" 2>/dev/null; then
+        echo "already running: pid $(cat "$R/rabbit.pid")" >&2
+        exit 0
+    fi
+    nohup nice -n -10 rabbitmq-server >"$R/log/stdout.log" 2>&1 &
+    rabbitmqctl wait --timeout 120 "$R/rabbit.pid" >/dev/null
+    echo "rabbitmq up: pid $(cat "$R/rabbit.pid") port $PORT" >&2
+    ;;
+declare)
+    /usr/bin/python3 - "$PORT" <<'PY'
+import sys, pika
+c = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", int(sys.argv[1]),
+                            credentials=pika.PlainCredentials("guest", "guest")))
+ch = c.channel()
+ch.queue_declare("bench", durable=True)
+ch.queue_declare("benchq", durable=True, arguments={"x-queue-type": "quorum"})
+for q in ("bench", "benchq"):
+    ch.queue_purge(q)
+c.close()
+PY
+    ;;
+purge)
+    /usr/bin/python3 - "$PORT" <<'PY'
+import sys, pika
+c = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", int(sys.argv[1]),
+                            credentials=pika.PlainCredentials("guest", "guest")))
+ch = c.channel()
+for q in ("bench", "benchq"):
+    ch.queue_purge(q)
+c.close()
+PY
+    ;;
+pid)
+    cat "$R/rabbit.pid"
+    ;;
+status)
+    rabbitmqctl list_queues name type messages
+    ;;
+stop)
+    if [ -f "$R/rabbit.pid" ]; then
+        rabbitmqctl stop "$R/rabbit.pid" >/dev/null || true
+    fi
+    ;;
+*)
+    echo "usage: $0 start|stop|declare|purge|pid|status" >&2
+    exit 2
+    ;;
+esac
