@@ -159,7 +159,7 @@ impl Header {
         })
     }
 
-    /// Writes the header section, leaving default-valued fields out.
+    /// Writes the header section, leaving default-valued fields out (but delivery-count).
     pub fn encode(&self, out: &mut BytesMut) {
         let mut w = FieldWriter::begin(out, section::HEADER);
         w.flag(self.durable);
@@ -170,11 +170,8 @@ impl Header {
         }
         w.opt_uint(self.ttl);
         w.flag(self.first_acquirer);
-        if self.delivery_count == 0 {
-            w.null();
-        } else {
-            w.uint(self.delivery_count);
-        }
+        // Always explicit: the Python SDK reports a missing delivery-count as None, not 0.
+        w.uint(self.delivery_count);
         w.finish();
     }
 }

@@ -1,4 +1,5 @@
-//! The broker's HTTP side: `GET /health` today, the admin API and metrics later.
+//! The broker's HTTP side: `GET /health`, and the queue API (`GET /api/queues`,
+//! `GET /api/queues/{name}`) with each queue's exact message counts.
 //!
 //! It only reports on and (later) administers the broker through state handed to it; it must
 //! not touch the AMQP listener or the store directly.
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
@@ -48,6 +49,72 @@ pub fn router(state: HealthState) -> Router {
     Router::new()
         .route("/health", get(health))
         .with_state(state)
+}
+
+/// A queue as the API reports it. Counts are kept exactly by the broker, not recounted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueInfo {
+    pub name: String,
+    /// Active messages (including locked ones).
+    pub active_message_count: u64,
+    pub scheduled_message_count: u64,
+    pub deferred_message_count: u64,
+    pub locked_message_count: u64,
+    pub dead_letter_message_count: u64,
+    pub transfer_message_count: u64,
+    pub transfer_dead_letter_message_count: u64,
+    /// Everything stored for the queue: active, scheduled, deferred and dead-lettered.
+    pub total_message_count: u64,
+    pub lock_duration_ms: i64,
+    pub max_delivery_count: u32,
+    pub default_message_time_to_live_ms: Option<i64>,
+    pub dead_lettering_on_message_expiration: bool,
+    pub requires_duplicate_detection: bool,
+    pub requires_session: bool,
+    pub forward_to: Option<String>,
+    pub forward_dead_lettered_messages_to: Option<String>,
+}
+
+/// What the queue API reads from the broker.
+pub trait Admin: Send + Sync + 'static {
+    /// Every queue, sorted by name.
+    fn queues(&self) -> Vec<QueueInfo>;
+    /// One queue, looked up case-insensitively.
+    fn queue(&self, name: &str) -> Option<QueueInfo>;
+}
+
+#[derive(Debug, Serialize)]
+struct ErrorBody {
+    error: String,
+}
+
+/// [`router`] plus the queue API over `admin`.
+pub fn router_with_admin(state: HealthState, admin: Arc<dyn Admin>) -> Router {
+    let api = Router::new()
+        .route("/api/queues", get(list_queues))
+        .route("/api/queues/{name}", get(get_queue))
+        .with_state(admin);
+    router(state).merge(api)
+}
+
+async fn list_queues(State(admin): State<Arc<dyn Admin>>) -> Json<Vec<QueueInfo>> {
+    Json(admin.queues())
+}
+
+async fn get_queue(
+    State(admin): State<Arc<dyn Admin>>,
+    Path(name): Path<String>,
+) -> axum::response::Response {
+    match admin.queue(&name) {
+        Some(info) => Json(info).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(ErrorBody {
+                error: format!("no queue named '{name}'"),
+            }),
+        )
+            .into_response(),
+    }
 }
 
 async fn health(State(state): State<HealthState>) -> impl IntoResponse {

@@ -301,3 +301,41 @@ pub fn queue_config(properties: &QueueProperties) -> QueueConfig {
         ..QueueConfig::default()
     }
 }
+
+impl<S: Store> busbar_http::Admin for Broker<S> {
+    fn queues(&self) -> Vec<busbar_http::QueueInfo> {
+        self.entities().iter().map(|e| queue_info(e)).collect()
+    }
+
+    fn queue(&self, name: &str) -> Option<busbar_http::QueueInfo> {
+        self.entity(name).map(|e| queue_info(&e))
+    }
+}
+
+fn queue_info(entity: &Entity) -> busbar_http::QueueInfo {
+    let state = entity.lock();
+    let counts = state.queue.counts();
+    let config = state.queue.config();
+    busbar_http::QueueInfo {
+        name: entity.name.clone(),
+        active_message_count: counts.active,
+        scheduled_message_count: counts.scheduled,
+        deferred_message_count: counts.deferred,
+        locked_message_count: counts.locked,
+        dead_letter_message_count: counts.dead_letter,
+        transfer_message_count: 0,
+        transfer_dead_letter_message_count: 0,
+        total_message_count: counts.active
+            + counts.scheduled
+            + counts.deferred
+            + counts.dead_letter,
+        lock_duration_ms: config.lock_duration_ms,
+        max_delivery_count: config.max_delivery_count,
+        default_message_time_to_live_ms: config.default_ttl_ms,
+        dead_lettering_on_message_expiration: config.dead_lettering_on_expiration,
+        requires_duplicate_detection: config.requires_duplicate_detection,
+        requires_session: config.requires_session,
+        forward_to: config.forward_to.clone(),
+        forward_dead_lettered_messages_to: config.forward_dead_lettered_to.clone(),
+    }
+}

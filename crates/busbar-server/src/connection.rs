@@ -520,10 +520,11 @@ impl<S: Store> Conn<S> {
                 let Some(kind) = sub_queue_kind(sub) else {
                     return self.not_found(link, &parsed_path(&path, sub));
                 };
-                if !self.broker.authorized(&self.claims, &path, |_| true) {
-                    return self.unauthorized(link, &path);
+                let node = format!("{}/$management", parsed_path(&path, sub));
+                if !self.broker.authorized(&self.claims, &node, |_| true) {
+                    return self.unauthorized(link, &node);
                 }
-                let node = format!("{}/$management", parsed_path(&path, sub)).to_ascii_lowercase();
+                let node = node.to_ascii_lowercase();
                 if broker_sends {
                     self.accept_responder(link, attach, node);
                 } else {
@@ -542,11 +543,12 @@ impl<S: Store> Conn<S> {
                     return self.not_found(link, &parsed_path(&path, sub));
                 };
                 if broker_sends {
+                    let full_path = parsed_path(&path, sub);
                     if !self
                         .broker
-                        .authorized(&self.claims, &path, |c| c.rights.can_listen())
+                        .authorized(&self.claims, &full_path, |c| c.rights.can_listen())
                     {
-                        return self.unauthorized(link, &path);
+                        return self.unauthorized(link, &full_path);
                     }
                     let mode = if attach.snd_settle_mode == SenderSettleMode::Settled {
                         ReceiveMode::ReceiveAndDelete
@@ -780,7 +782,7 @@ impl<S: Store> Conn<S> {
                 Ok(claims) => {
                     self.claims.retain(|c| c.audience != claims.audience);
                     self.claims.push(claims);
-                    (202, "Accepted".to_owned())
+                    (200, "OK".to_owned())
                 }
                 Err(error) => {
                     tracing::debug!(%error, "put-token refused");

@@ -106,7 +106,8 @@ pub async fn run(
     let health = busbar_http::HealthState::new();
     let http = {
         let mut stop = stop_rx.clone();
-        let router = busbar_http::router(health.clone());
+        let admin: Arc<dyn busbar_http::Admin> = Arc::clone(&broker) as _;
+        let router = busbar_http::router_with_admin(health.clone(), admin);
         tokio::spawn(busbar_http::serve(listeners.http, router, async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
         }))

@@ -13,6 +13,8 @@ use busbar_server::config::{BrokerConfig, ConfigError, Durability};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
+mod queues_cmd;
+
 /// Exit status for an unusable configuration (bad file, flag or environment value), matching
 /// the status clap uses for usage errors.
 const EXIT_BAD_CONFIG: u8 = 2;
@@ -39,6 +41,26 @@ enum Command {
     /// Settings come from, in increasing priority: built-in defaults, the configuration file,
     /// environment variables, command-line flags.
     Serve(ServeArgs),
+    /// Print the message counts of a running broker's queues (active, scheduled, deferred,
+    /// dead-letter, transfer, locked), read from its HTTP API.
+    Queues(QueuesArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct QueuesArgs {
+    /// Only this queue.
+    name: Option<String>,
+    /// The broker's HTTP listener.
+    #[arg(
+        long,
+        env = "BUSBAR_HTTP_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:5300"
+    )]
+    http: SocketAddr,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -228,7 +250,18 @@ async fn run_broker(
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Command::Serve(args) = cli.command;
+    let args = match cli.command {
+        Command::Serve(args) => args,
+        Command::Queues(args) => {
+            return match queues_cmd::run(args.http, args.name.as_deref(), args.json).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("busbar: {error:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    };
 
     if let Err(error) = init_tracing(args.log.as_deref()) {
         eprintln!("busbar: {error:#}");

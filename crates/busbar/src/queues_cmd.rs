@@ -1,0 +1,120 @@
+//! `busbar queues`: prints queue counts from a running broker's HTTP API.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Fetches `path` from the broker's HTTP listener with a plain HTTP/1.1 GET.
+async fn get(http: SocketAddr, path: &str) -> anyhow::Result<(u16, Value)> {
+    let mut stream = TcpStream::connect(http)
+        .await
+        .with_context(|| format!("cannot reach the broker's HTTP listener at {http}"))?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {http}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .context("malformed HTTP response")?;
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("malformed HTTP status line")?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    let json = serde_json::from_str(&body).context("the broker's answer is not JSON")?;
+    Ok((status, json))
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || after.len() < size {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+const COLUMNS: [(&str, &str); 6] = [
+    ("ACTIVE", "active_message_count"),
+    ("SCHEDULED", "scheduled_message_count"),
+    ("DEFERRED", "deferred_message_count"),
+    ("DEAD-LETTER", "dead_letter_message_count"),
+    ("TRANSFER", "transfer_message_count"),
+    ("LOCKED", "locked_message_count"),
+];
+
+/// Prints one queue or all of them, as a table or as the API's JSON.
+pub async fn run(http: SocketAddr, name: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let path = match name {
+        Some(name) => format!("/api/queues/{name}"),
+        None => "/api/queues".to_owned(),
+    };
+    let (status, body) = get(http, &path).await?;
+    if status == 404 {
+        bail!("no queue named '{}'", name.unwrap_or_default());
+    }
+    if status != 200 {
+        bail!("the broker answered {status}: {body}");
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(());
+    }
+    let queues = match body {
+        Value::Array(items) => items,
+        single => vec![single],
+    };
+    let width = queues
+        .iter()
+        .filter_map(|q| q["name"].as_str().map(str::len))
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut line = format!("{:width$}", "NAME");
+    for (title, _) in COLUMNS {
+        line.push_str(&format!("  {title:>11}"));
+    }
+    println!("{line}");
+    for queue in &queues {
+        let mut line = format!("{:width$}", queue["name"].as_str().unwrap_or("?"));
+        for (_, key) in COLUMNS {
+            line.push_str(&format!("  {:>11}", queue[key].as_u64().unwrap_or(0)));
+        }
+        println!("{line}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dechunks_a_chunked_body() {
+        assert_eq!(
+            dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+            "hello world"
+        );
+    }
+}
