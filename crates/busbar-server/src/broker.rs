@@ -200,7 +200,7 @@ impl<S: Store> Broker<S> {
             let mut journal = self.journal();
             let waiters = {
                 let mut state = entity.lock();
-                if !state.queue.next_deadline().is_some_and(|at| at <= now) {
+                if state.queue.next_deadline().is_none_or(|at| at > now) {
                     continue;
                 }
                 let mut n = match state.queue.expire_locks(now, &mut journal) {

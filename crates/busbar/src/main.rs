@@ -297,6 +297,22 @@ mod tests {
         full.extend_from_slice(argv);
         match Cli::try_parse_from(full).unwrap().command {
             Command::Serve(args) => args,
+            Command::Queues(_) => panic!("parsed as the queues command"),
+        }
+    }
+
+    #[test]
+    fn queues_command_defaults_to_the_local_http_listener() {
+        match Cli::try_parse_from(["busbar", "queues", "orders"])
+            .unwrap()
+            .command
+        {
+            Command::Queues(args) => {
+                assert_eq!(args.name.as_deref(), Some("orders"));
+                assert_eq!(args.http, "127.0.0.1:5300".parse::<SocketAddr>().unwrap());
+                assert!(!args.json);
+            }
+            Command::Serve(_) => panic!("parsed as serve"),
         }
     }
 
