@@ -1,7 +1,577 @@
+//! The client against a scripted peer on a loopback socket: every frame the client writes
+//! is decoded and checked, every answer is written by hand.
+
 use super::*;
+use busbar_amqp::frame::encode_transfer;
+use busbar_amqp::performative::{
+    Attach, Begin, Close, Detach, Disposition, Flow, TargetKind, Transfer,
+};
+use tokio::net::TcpListener;
+
+use crate::driver::count_frames;
+
 #[test]
 fn host_of_strips_port() {
     assert_eq!(host_of("localhost:5672"), "localhost");
     assert_eq!(host_of("[::1]:5672"), "::1");
     assert_eq!(host_of("h"), "h");
+}
+
+#[test]
+fn counts_whole_frames_only() {
+    let mut out = BytesMut::new();
+    encode_frame(&Frame::heartbeat(), &mut out);
+    let t = Transfer {
+        handle: 0,
+        delivery_id: Some(0),
+        delivery_tag: Some(Bytes::from_static(b"t")),
+        ..Transfer::default()
+    };
+    busbar_amqp::frame::encode_transfer_split(0, &t, &[1u8; 3000], 1000, &mut out);
+    assert_eq!(count_frames(&out), 5);
+    // A truncated trailing frame is not counted.
+    assert_eq!(count_frames(&out[..out.len() - 1]), 4);
+}
+
+#[test]
+fn sasl_init_picks_the_configured_mechanism() {
+    let offered = [Symbol::from("ANONYMOUS"), Symbol::from("PLAIN")];
+    let plain = Sasl::Plain {
+        user: "u".into(),
+        pass: "p".into(),
+    };
+    match sasl_init(&plain, &offered, "h").unwrap() {
+        SaslFrame::Init {
+            mechanism,
+            initial_response,
+            hostname,
+        } => {
+            assert_eq!(mechanism.as_str(), "PLAIN");
+            assert_eq!(initial_response.as_deref(), Some(&b"\0u\0p"[..]));
+            assert_eq!(hostname.as_deref(), Some("h"));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(matches!(
+        sasl_init(&plain, &offered[..1], "h"),
+        Err(Error::SaslMechanism("PLAIN"))
+    ));
+}
+
+struct Peer {
+    stream: TcpStream,
+    buf: BytesMut,
+    dec: FrameDecoder,
+}
+
+impl Peer {
+    async fn accept(listener: &TcpListener) -> Peer {
+        let (stream, _) = listener.accept().await.unwrap();
+        Peer {
+            stream,
+            buf: BytesMut::new(),
+            dec: FrameDecoder::new(1 << 20),
+        }
+    }
+
+    async fn header(&mut self) -> [u8; 8] {
+        while self.buf.len() < 8 {
+            fill(&mut self.stream, &mut self.buf).await.unwrap();
+        }
+        let h = self.buf.split_to(8);
+        h[..].try_into().unwrap()
+    }
+
+    async fn frame(&mut self) -> Frame {
+        read_frame(&mut self.stream, &mut self.buf, &mut self.dec)
+            .await
+            .unwrap()
+    }
+
+    /// The next non-heartbeat performative and its payload.
+    async fn perf(&mut self) -> (u16, Performative, Bytes) {
+        loop {
+            let f = self.frame().await;
+            match f.body {
+                FrameBody::Amqp {
+                    performative,
+                    payload,
+                } => return (f.channel, performative, payload),
+                FrameBody::Empty => continue,
+                FrameBody::Sasl(s) => panic!("unexpected sasl frame {s:?}"),
+            }
+        }
+    }
+
+    async fn send(&mut self, frames: &[Frame]) {
+        let mut out = BytesMut::new();
+        for f in frames {
+            encode_frame(f, &mut out);
+        }
+        self.stream.write_all(&out).await.unwrap();
+    }
+
+    async fn raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// SASL PLAIN and open; the peer announces `max_frame` and `idle_ms`.
+    async fn handshake(&mut self, max_frame: u32, idle_ms: Option<u32>) {
+        assert_eq!(self.header().await, ProtocolHeader::Sasl.bytes());
+        self.raw(&ProtocolHeader::Sasl.bytes()).await;
+        self.send(&[Frame::sasl(SaslFrame::Mechanisms {
+            mechanisms: vec![Symbol::from("PLAIN"), Symbol::from("ANONYMOUS")],
+        })])
+        .await;
+        match self.frame().await.body {
+            FrameBody::Sasl(SaslFrame::Init {
+                mechanism,
+                initial_response,
+                ..
+            }) => {
+                assert_eq!(mechanism.as_str(), "PLAIN");
+                assert_eq!(initial_response.as_deref(), Some(&b"\0guest\0secret"[..]));
+            }
+            other => panic!("expected sasl-init, got {other:?}"),
+        }
+        self.send(&[Frame::sasl(SaslFrame::Outcome {
+            code: SaslCode::Ok,
+            additional_data: None,
+        })])
+        .await;
+        assert_eq!(self.header().await, ProtocolHeader::Amqp.bytes());
+        let (_, open, _) = self.perf().await;
+        let Performative::Open(open) = open else {
+            panic!("expected open, got {open:?}")
+        };
+        assert_eq!(open.hostname.as_deref(), Some("127.0.0.1"));
+        self.raw(&ProtocolHeader::Amqp.bytes()).await;
+        self.send(&[Frame::amqp(
+            0,
+            Open {
+                container_id: "peer".into(),
+                max_frame_size: Some(max_frame),
+                idle_time_out: idle_ms,
+                ..Open::default()
+            },
+        )])
+        .await;
+    }
+
+    /// Answers the client's begin on remote channel 7 with an incoming window of `window`.
+    async fn begin(&mut self, window: u32) -> u16 {
+        let (ch, p, _) = self.perf().await;
+        let Performative::Begin(b) = p else {
+            panic!("expected begin, got {p:?}")
+        };
+        assert_eq!(b.remote_channel, None);
+        self.send(&[Frame::amqp(
+            7,
+            Begin {
+                remote_channel: Some(ch),
+                next_outgoing_id: 100,
+                incoming_window: window,
+                outgoing_window: 1000,
+                handle_max: None,
+                offered_capabilities: None,
+                desired_capabilities: None,
+                properties: None,
+            },
+        )])
+        .await;
+        ch
+    }
+
+    async fn attach(&mut self) -> Attach {
+        let (_, p, _) = self.perf().await;
+        match p {
+            Performative::Attach(a) => a,
+            other => panic!("expected attach, got {other:?}"),
+        }
+    }
+}
+
+fn echo_attach(a: &Attach, handle: u32) -> Attach {
+    let role = match a.role {
+        Role::Sender => Role::Receiver,
+        Role::Receiver => Role::Sender,
+    };
+    Attach {
+        handle,
+        role,
+        initial_delivery_count: (role == Role::Sender).then_some(0),
+        ..a.clone()
+    }
+}
+
+fn link_flow(handle: u32, delivery_count: u32, credit: u32) -> Flow {
+    Flow {
+        next_incoming_id: Some(0),
+        incoming_window: 1000,
+        next_outgoing_id: 100,
+        outgoing_window: 1000,
+        handle: Some(handle),
+        delivery_count: Some(delivery_count),
+        link_credit: Some(credit),
+        ..Flow::default()
+    }
+}
+
+fn plain_options() -> ConnectOptions {
+    ConnectOptions {
+        sasl: Sasl::Plain {
+            user: "guest".into(),
+            pass: "secret".into(),
+        },
+        ..ConnectOptions::default()
+    }
+}
+
+/// Reads transfer frames until one delivery is complete: (first transfer, joined payload,
+/// frame count).
+async fn read_delivery(peer: &mut Peer) -> (Transfer, Vec<u8>, usize) {
+    let mut first: Option<Transfer> = None;
+    let mut joined = Vec::new();
+    let mut frames = 0;
+    loop {
+        let (_, p, payload) = peer.perf().await;
+        let Performative::Transfer(t) = p else {
+            panic!("expected transfer, got {p:?}")
+        };
+        frames += 1;
+        joined.extend_from_slice(&payload);
+        let more = t.more;
+        first.get_or_insert(t);
+        if !more {
+            return (first.unwrap(), joined, frames);
+        }
+    }
+}
+
+#[tokio::test]
+async fn send_honours_credit_splits_frames_and_maps_outcomes() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let peer = tokio::spawn(async move {
+        let mut peer = Peer::accept(&listener).await;
+        peer.handshake(512, None).await;
+        let ch = peer.begin(1000).await;
+        let a = peer.attach().await;
+        assert_eq!(a.role, Role::Sender);
+        assert_eq!(a.snd_settle_mode, SenderSettleMode::Unsettled);
+        match &a.target {
+            Some(TargetKind::Target(t)) => assert_eq!(t.address.as_deref(), Some("q1")),
+            other => panic!("bad target {other:?}"),
+        }
+        // Two credits for three sends.
+        peer.send(&[
+            Frame::amqp(7, echo_attach(&a, 40)),
+            Frame::amqp(7, link_flow(40, 0, 2)),
+        ])
+        .await;
+        let (t0, body0, frames0) = read_delivery(&mut peer).await;
+        assert!(frames0 >= 4, "a 2000-byte message must be split at 512");
+        assert_eq!(body0, encode_message_with(&[1u8; 2000], &opts("a"))[..]);
+        let (t1, _, _) = read_delivery(&mut peer).await;
+        assert_eq!(t0.handle, a.handle);
+        assert_eq!(t1.delivery_id, Some(t0.delivery_id.unwrap() + 1));
+        assert_eq!(t0.settled, Some(false));
+        // No third transfer without credit: the next frame must be our own probe's answer.
+        peer.send(&[Frame::amqp(
+            7,
+            Flow {
+                echo: true,
+                ..link_flow(40, 0, 2)
+            },
+        )])
+        .await;
+        let (_, p, _) = peer.perf().await;
+        match p {
+            Performative::Flow(f) => {
+                assert_eq!(f.handle, Some(a.handle));
+                assert_eq!(f.delivery_count, Some(2));
+                assert_eq!(f.link_credit, Some(0));
+            }
+            other => panic!("expected the echoed flow before any transfer, got {other:?}"),
+        }
+        // Settle both as one range, reject the first's neighbour afterwards via more credit.
+        peer.send(&[
+            Frame::amqp(
+                7,
+                Disposition {
+                    role: Role::Receiver,
+                    first: t0.delivery_id.unwrap(),
+                    last: t1.delivery_id,
+                    settled: true,
+                    state: Some(DeliveryState::Accepted),
+                    batchable: false,
+                },
+            ),
+            Frame::amqp(7, link_flow(40, 2, 1)),
+        ])
+        .await;
+        let (t2, _, _) = read_delivery(&mut peer).await;
+        peer.send(&[Frame::amqp(
+            7,
+            Disposition {
+                role: Role::Receiver,
+                first: t2.delivery_id.unwrap(),
+                last: None,
+                settled: true,
+                state: Some(DeliveryState::Rejected {
+                    error: Some(ErrorCondition::new(
+                        "amqp:link:message-size-exceeded",
+                        "big",
+                    )),
+                }),
+                batchable: false,
+            },
+        )])
+        .await;
+        // Detach on drop, then close.
+        let (_, p, _) = peer.perf().await;
+        assert!(matches!(
+            p,
+            Performative::Detach(Detach { closed: true, .. })
+        ));
+        peer.send(&[Frame::amqp(
+            7,
+            Detach {
+                handle: 40,
+                closed: true,
+                error: None,
+            },
+        )])
+        .await;
+        let (_, p, _) = peer.perf().await;
+        assert!(matches!(p, Performative::Close(_)));
+        peer.send(&[Frame::amqp(0, Close { error: None })]).await;
+        ch
+    });
+
+    let conn = Connection::connect(&addr, plain_options()).await.unwrap();
+    assert_eq!(conn.remote_max_frame_size(), 512);
+    let session = conn.session().await.unwrap();
+    let sender = session.sender("q1").await.unwrap();
+    let f0 = sender.send(encode_message_with(&[1u8; 2000], &opts("a")));
+    let f1 = sender.send(encode_message(b"b"));
+    let f2 = sender.send(encode_message(b"c"));
+    assert_eq!(f0.await.unwrap(), Outcome::Accepted);
+    assert_eq!(f1.await.unwrap(), Outcome::Accepted);
+    match f2.await.unwrap() {
+        Outcome::Rejected(Some(e)) => assert_eq!(e.condition, "amqp:link:message-size-exceeded"),
+        other => panic!("unexpected {other:?}"),
+    }
+    drop(sender);
+    conn.close().await.unwrap();
+    peer.await.unwrap();
+}
+
+fn opts(id: &str) -> MessageOptions {
+    MessageOptions {
+        durable: true,
+        message_id: Some(id.into()),
+    }
+}
+
+#[tokio::test]
+async fn receive_reassembles_tops_up_credit_and_settles_in_ranges() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let big = encode_message(&[9u8; 1500]);
+    let big_for_peer = big.clone();
+    let peer = tokio::spawn(async move {
+        let mut peer = Peer::accept(&listener).await;
+        peer.handshake(1 << 16, None).await;
+        peer.begin(1000).await;
+        let a = peer.attach().await;
+        assert_eq!(a.role, Role::Receiver);
+        assert_eq!(a.snd_settle_mode, SenderSettleMode::Unsettled);
+        assert_eq!(a.rcv_settle_mode, ReceiverSettleMode::First);
+        assert_eq!(
+            a.source.as_ref().and_then(|s| s.address.as_deref()),
+            Some("q2")
+        );
+        peer.send(&[Frame::amqp(7, echo_attach(&a, 3))]).await;
+        let (_, p, _) = peer.perf().await;
+        let Performative::Flow(f) = p else {
+            panic!("expected flow, got {p:?}")
+        };
+        assert_eq!(
+            (f.handle, f.delivery_count, f.link_credit),
+            (Some(a.handle), Some(0), Some(4))
+        );
+        assert_eq!(f.next_incoming_id, Some(100));
+        // One delivery in three frames, then three small ones.
+        let mut out = BytesMut::new();
+        let mut t = Transfer {
+            handle: 3,
+            delivery_id: Some(100),
+            delivery_tag: Some(Bytes::from_static(b"tag0")),
+            message_format: Some(0),
+            settled: Some(false),
+            more: true,
+            ..Transfer::default()
+        };
+        encode_transfer(7, &t, &big_for_peer[..500], &mut out);
+        let cont = Transfer {
+            handle: 3,
+            more: true,
+            ..Transfer::default()
+        };
+        encode_transfer(7, &cont, &big_for_peer[500..1000], &mut out);
+        encode_transfer(
+            7,
+            &Transfer {
+                more: false,
+                ..cont.clone()
+            },
+            &big_for_peer[1000..],
+            &mut out,
+        );
+        for i in 1..4u32 {
+            t.delivery_id = Some(100 + i);
+            t.delivery_tag = Some(Bytes::from(format!("tag{i}")));
+            t.more = false;
+            encode_transfer(7, &t, &encode_message(b"small"), &mut out);
+        }
+        peer.raw(&out).await;
+        // Accepting 100..=101 travels as one range; the refill (credit 4, half consumed)
+        // grants two more.
+        let mut saw_range = false;
+        let mut saw_refill = false;
+        let mut saw_release = false;
+        while !(saw_range && saw_refill && saw_release) {
+            let (_, p, _) = peer.perf().await;
+            match p {
+                Performative::Disposition(d) if d.state == Some(DeliveryState::Accepted) => {
+                    assert_eq!((d.first, d.last, d.settled), (100, Some(101), true));
+                    assert_eq!(d.role, Role::Receiver);
+                    saw_range = true;
+                }
+                Performative::Disposition(d) if d.state == Some(DeliveryState::Released) => {
+                    assert_eq!((d.first, d.last), (102, None));
+                    saw_release = true;
+                }
+                Performative::Flow(f) if f.handle.is_some() => {
+                    if !saw_refill {
+                        assert_eq!(f.delivery_count, Some(4));
+                        assert_eq!(f.link_credit, Some(2));
+                    }
+                    saw_refill = true;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // Remote detach with an error ends the receiver.
+        peer.send(&[Frame::amqp(
+            7,
+            Detach {
+                handle: 3,
+                closed: true,
+                error: Some(ErrorCondition::new("amqp:not-found", "gone")),
+            },
+        )])
+        .await;
+        loop {
+            match peer.perf().await.1 {
+                Performative::Detach(d) => {
+                    assert!(d.closed);
+                    break;
+                }
+                // The refill after the fourth delivery may still be on its way.
+                Performative::Flow(f) => assert_eq!(f.link_credit, Some(4)),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    });
+
+    let conn = Connection::connect(&addr, plain_options()).await.unwrap();
+    let session = conn.session().await.unwrap();
+    let mut rx = session
+        .receiver(
+            "q2",
+            ReceiverOptions {
+                settle_mode: SettleMode::PeekLock,
+                credit: 4,
+            },
+        )
+        .await
+        .unwrap();
+    let d0 = rx.recv().await.unwrap();
+    assert_eq!(d0.payload, big);
+    assert_eq!(d0.delivery_tag, Bytes::from_static(b"tag0"));
+    assert_eq!(d0.body().unwrap(), Bytes::from(vec![9u8; 1500]));
+    assert!(!d0.settled);
+    let d1 = rx.recv().await.unwrap();
+    let d2 = rx.recv().await.unwrap();
+    assert_eq!(d2.body().unwrap(), Bytes::from_static(b"small"));
+    rx.accept(&d0).unwrap();
+    rx.accept(&d1).unwrap();
+    rx.release(&d2).unwrap();
+    let _d3 = rx.recv().await.unwrap();
+    match rx.recv().await {
+        Err(Error::LinkDetached(Some(e))) => assert_eq!(e.condition, "amqp:not-found"),
+        other => panic!("unexpected {other:?}"),
+    }
+    peer.await.unwrap();
+}
+
+#[tokio::test]
+async fn refused_attach_reports_the_detach_error_and_heartbeats_flow() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let peer = tokio::spawn(async move {
+        let mut peer = Peer::accept(&listener).await;
+        // 100 ms idle timeout: the client must send an empty frame at least every 50 ms.
+        peer.handshake(1 << 16, Some(100)).await;
+        peer.begin(1000).await;
+        let a = peer.attach().await;
+        let refusal = Attach {
+            source: None,
+            target: None,
+            ..echo_attach(&a, 9)
+        };
+        peer.send(&[
+            Frame::amqp(7, refusal),
+            Frame::amqp(
+                7,
+                Detach {
+                    handle: 9,
+                    closed: true,
+                    error: Some(ErrorCondition::new("amqp:unauthorized-access", "no token")),
+                },
+            ),
+        ])
+        .await;
+        let (_, p, _) = peer.perf().await;
+        assert!(matches!(p, Performative::Detach(Detach { handle, .. }) if handle == a.handle));
+        let started = std::time::Instant::now();
+        let mut heartbeats = 0;
+        while heartbeats < 3 {
+            let f = tokio::time::timeout(Duration::from_millis(500), peer.frame())
+                .await
+                .expect("heartbeat within the idle timeout");
+            if f.body == FrameBody::Empty {
+                heartbeats += 1;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_millis(400));
+    });
+    let conn = Connection::connect(&addr, plain_options()).await.unwrap();
+    let session = conn.session().await.unwrap();
+    match session.sender("secret").await {
+        Err(Error::LinkRefused(Some(e))) => {
+            assert_eq!(e.condition, "amqp:unauthorized-access");
+            assert_eq!(e.description.as_deref(), Some("no token"));
+        }
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("attach should have been refused"),
+    }
+    peer.await.unwrap();
+    // The peer is gone: the connection reports it instead of hanging.
+    let err = tokio::time::timeout(Duration::from_secs(5), conn.session())
+        .await
+        .expect("no hang");
+    assert!(err.is_err());
 }
