@@ -130,7 +130,7 @@ fn run(ops: Vec<Op>, options: LogOptions) -> Result<(), TestCaseError> {
                     *last += 1;
                     let meta = MessageMeta {
                         enqueued_at_ms: salt as i64,
-                        expires_at_ms: (salt % 3 == 0).then_some(salt as i64 * 10),
+                        expires_at_ms: salt.is_multiple_of(3).then_some(salt as i64 * 10),
                         session_id: session.then(|| format!("s{salt}").into()),
                         ..MessageMeta::default()
                     };
