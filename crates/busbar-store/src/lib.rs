@@ -12,12 +12,15 @@
 //! Contract (implemented by [`log::LogStore`]; a PostgreSQL backend will implement the
 //! same [`Store`] trait and pass the same conformance suite):
 //! - `append` assigns each `Enqueue` record a `BodyRef` synchronously and returns a
-//!   [`Commit`] future; the future resolves only once every record of that call (and of
+//!   [`Commit`](Store::Commit) future; the future resolves only once every record of that call (and of
 //!   all earlier calls) is durable. Records of one `append` call are atomic: after a
 //!   crash either all of them are recovered or none.
 //! - Records are applied in append order on recovery.
 //! - `read_body` works for any `BodyRef` returned by `append`, even before its commit.
 //! - After a failed fsync the store is poisoned: every later append fails.
+//!
+//! With the `conformance` feature, the `conformance` module holds backend-independent
+//! checks of this contract, and `store_conformance_tests!` turns them into tests.
 
 use std::future::Future;
 

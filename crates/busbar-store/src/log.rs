@@ -459,7 +459,11 @@ impl Store for LogStore {
     fn read_body(&self, body: BodyRef) -> Result<Bytes, StoreError> {
         let file = {
             let st = self.shared.lock();
-            if (body.segment, body.offset + u64::from(body.len)) <= st.written {
+            if (
+                body.segment,
+                body.offset.saturating_add(u64::from(body.len)),
+            ) <= st.written
+            {
                 match st.files.get(&body.segment) {
                     Some(f) => f.clone(),
                     None => return Err(StoreError::UnknownBody(body)),
