@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Turns busbar-bench JSON lines into a Markdown table: median per case and broker, with
+Busbar/peer ratios. Usage: summarize.py runs.jsonl [more.jsonl ...] > results.md"""
+import json
+import statistics
+import sys
+from collections import defaultdict
+
+CASES = [
+    ("send-w1000", "msgs_per_sec", "send 100k, window 1000 (msgs/s)", True),
+    ("send-w1000", "p99_us", "send: publish→disposition p99 (ms)", False),
+    ("recv-c1000", "msgs_per_sec", "receive 100k, credit 1000, accept each (msgs/s)", True),
+    ("mixed-max", "msgs_per_sec", "mixed unthrottled: consumed msgs/s", True),
+    ("mixed-max", "p50_us", "mixed unthrottled: e2e p50 (ms)", False),
+    ("mixed-max", "p99_us", "mixed unthrottled: e2e p99 (ms)", False),
+    ("mixed-rate1000", "p50_us", "mixed at 1000 msgs/s: e2e p50 (ms)", False),
+    ("mixed-rate1000", "p99_us", "mixed at 1000 msgs/s: e2e p99 (ms)", False),
+    ("rtt", "p50_us", "idle round trip send→receive p50 (ms)", False),
+    ("rtt", "p99_us", "idle round trip send→receive p99 (ms)", False),
+    ("rtt", "confirm_p50_us", "idle publish→disposition p50 (ms)", False),
+    ("send-w1000", "broker_cpu_us_per_msg", "send: broker CPU µs/msg", False),
+    ("recv-c1000", "broker_cpu_us_per_msg", "receive: broker CPU µs/msg", False),
+    ("mixed-max", "broker_cpu_us_per_msg", "mixed: broker CPU µs/msg", False),
+    ("mixed-max", "broker_rss_mib", "broker RSS after mixed (MiB)", False),
+]
+PEERS = ["rabbit-classic", "rabbit-quorum"]
+
+
+def main():
+    runs = defaultdict(list)
+    others = []
+    for path in sys.argv[1:]:
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if not line:
+                    continue
+                r = json.loads(line)
+                if r.get("failed"):
+                    continue
+                runs[(r["case"], r["broker"])].append(r)
+                if r.get("other_cores") is not None:
+                    others.append(r["other_cores"])
+    brokers = [b for b in ["busbar"] + PEERS if any(k[1] == b for k in runs)]
+
+    def med(case, broker, field):
+        vals = [r[field] for r in runs.get((case, broker), []) if r.get(field) is not None]
+        return statistics.median(vals) if vals else None
+
+    def fmt(v, field):
+        if v is None:
+            return "–"
+        if field.endswith("_us") and field not in ("broker_cpu_us_per_msg",):
+            return f"{v / 1000:.2f}"
+        if field == "msgs_per_sec":
+            return f"{v:.0f}"
+        return f"{v:.1f}"
+
+    head = ["metric"] + brokers
+    if "busbar" in brokers:
+        head += [f"busbar/{p}" for p in PEERS if p in brokers]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for case, field, title, higher_better in CASES:
+        row = [title]
+        vals = {b: med(case, b, field) for b in brokers}
+        row += [fmt(vals[b], field) for b in brokers]
+        if "busbar" in brokers:
+            for p in PEERS:
+                if p not in brokers:
+                    continue
+                a, b = vals.get("busbar"), vals.get(p)
+                row.append(f"{a / b:.2f}×" if a is not None and b else "–")
+        print("| " + " | ".join(row) + " |")
+    n = sum(len(v) for v in runs.values())
+    print()
+    print(f"Median of {n} runs over {len(runs)} case/broker pairs; 1 KiB durable messages; "
+          "client: busbar-bench (one tokio thread). Ratios are Busbar ÷ peer "
+          "(for msgs/s higher is better, for latency and CPU lower is better).")
+    if others:
+        print(f"Foreign CPU load during runs (other_cores): median {statistics.median(others):.2f}, "
+              f"max {max(others):.2f} cores.")
+
+
+if __name__ == "__main__":
+    main()
