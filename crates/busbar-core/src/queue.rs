@@ -226,10 +226,50 @@ impl Queue {
     /// scheduled message becomes active): when the caller should run
     /// [`Queue::expire_locks`] and [`Queue::activate_scheduled`].
     pub fn next_deadline(&self) -> Option<i64> {
-        [self.next_lock_deadline(), self.main.next_scheduled_at()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.next_lock_deadline(),
+            self.main.next_scheduled_at(),
+            self.main.next_expiry(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Expires main-stream messages whose time to live ran out by `now_ms`, so idle
+    /// queues don't keep dead weight: dead-lettered (`TTLExpiredException`) when the
+    /// queue says so, otherwise dropped. Locked messages wait for their lock to end and
+    /// scheduled ones for their activation. Works in batches; returns how many expired.
+    pub fn expire_messages(
+        &mut self,
+        now_ms: i64,
+        journal: &mut impl Journal,
+    ) -> Result<usize, CoreError> {
+        let mut total = 0;
+        loop {
+            let due: Vec<Seq> = self
+                .main
+                .expired(now_ms)
+                .filter(|seq| {
+                    self.main.entry(*seq).is_some_and(|entry| {
+                        entry.lock.is_none() && entry.meta.state != MessageState::Scheduled
+                    })
+                })
+                .take(EXPIRY_BATCH)
+                .collect();
+            if due.is_empty() {
+                return Ok(total);
+            }
+            let mut plan = Plan::default();
+            for &seq in &due {
+                self.plan_expiry(SubQueueKind::Main, seq, &mut plan, journal)?;
+            }
+            self.commit(plan, journal)?;
+            total += due.len();
+            if due.len() < EXPIRY_BATCH {
+                return Ok(total);
+            }
+        }
     }
 
     /// The earliest time a lock in either subqueue runs out.

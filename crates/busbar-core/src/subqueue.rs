@@ -79,6 +79,8 @@ pub struct SubQueue {
     messages: BTreeMap<Seq, Entry>,
     available: BTreeSet<Seq>,
     scheduled: BTreeSet<(i64, Seq)>,
+    /// Messages with a time to live, by expiry time.
+    expiries: BTreeSet<(i64, Seq)>,
     locks: HashMap<Uuid, Seq>,
     lock_deadlines: BTreeSet<(i64, Seq)>,
     counts: SubQueueCounts,
@@ -94,6 +96,7 @@ impl SubQueue {
             messages: BTreeMap::new(),
             available: BTreeSet::new(),
             scheduled: BTreeSet::new(),
+            expiries: BTreeSet::new(),
             locks: HashMap::new(),
             lock_deadlines: BTreeSet::new(),
             counts: SubQueueCounts::default(),
@@ -149,6 +152,11 @@ impl SubQueue {
         self.lock_deadlines.first().map(|(until, _)| *until)
     }
 
+    /// The earliest expiry time of a message here.
+    pub fn next_expiry(&self) -> Option<i64> {
+        self.expiries.first().map(|(at, _)| *at)
+    }
+
     /// The earliest time a scheduled message here becomes active.
     pub fn next_scheduled_at(&self) -> Option<i64> {
         self.scheduled.first().map(|(at, _)| *at)
@@ -171,6 +179,13 @@ impl SubQueue {
     /// Locked seqs whose lock ran out at or before `now_ms`.
     pub(crate) fn expired_locks(&self, now_ms: i64) -> impl Iterator<Item = Seq> + '_ {
         self.lock_deadlines
+            .range(..=(now_ms, Seq::MAX))
+            .map(|(_, seq)| *seq)
+    }
+
+    /// Seqs whose expiry time is at or before `now_ms`, in any state.
+    pub(crate) fn expired(&self, now_ms: i64) -> impl Iterator<Item = Seq> + '_ {
+        self.expiries
             .range(..=(now_ms, Seq::MAX))
             .map(|(_, seq)| *seq)
     }
@@ -215,6 +230,9 @@ impl SubQueue {
             self.resident_bytes += body.len() as u64;
         }
         self.index_state(seq, &meta, true);
+        if let Some(at) = meta.expires_at_ms {
+            self.expiries.insert((at, seq));
+        }
         self.messages.insert(
             seq,
             Entry {
@@ -230,6 +248,9 @@ impl SubQueue {
         self.unlock(seq);
         let entry = self.messages.remove(&seq)?;
         self.index_state(seq, &entry.meta, false);
+        if let Some(at) = entry.meta.expires_at_ms {
+            self.expiries.remove(&(at, seq));
+        }
         if let Some(body) = &entry.body {
             self.resident_bytes -= body.len() as u64;
         }

@@ -678,6 +678,71 @@ fn expired_messages_are_dropped_or_dead_lettered_when_met() {
 }
 
 #[test]
+fn sweep_expires_idle_messages_but_waits_for_locks_and_schedules() {
+    for dead_letter in [false, true] {
+        let mut f = Fixture::new(QueueConfig {
+            dead_lettering_on_expiration: dead_letter,
+            ..QueueConfig::default()
+        });
+        let now = f.now();
+        let batch = vec![
+            NewMessage {
+                ttl_ms: Some(100),
+                ..message("locked")
+            },
+            NewMessage {
+                ttl_ms: Some(100),
+                ..message("idle")
+            },
+            NewMessage {
+                ttl_ms: Some(100),
+                scheduled_at_ms: Some(now + 10_000),
+                ..message("scheduled")
+            },
+            message("forever"),
+        ];
+        f.queue
+            .enqueue(batch, now, &mut f.journal)
+            .expect("enqueue");
+        let (_, token) = f.lock(MAIN);
+        assert_eq!(
+            f.queue.next_deadline(),
+            Some(now + 100),
+            "expiry is a deadline"
+        );
+        f.clock.advance(50);
+        let at = f.now();
+        assert_eq!(
+            f.queue.expire_messages(at, &mut f.journal).expect("sweep"),
+            0
+        );
+        f.clock.advance(50);
+        let at = f.now();
+        assert_eq!(
+            f.queue.expire_messages(at, &mut f.journal).expect("sweep"),
+            1,
+            "only the idle one: locked and scheduled messages wait"
+        );
+        assert_counts_exact(&f.queue);
+        assert_eq!(f.queue.counts().active, 2, "locked + forever");
+        assert_eq!(f.queue.counts().scheduled, 1);
+        assert_eq!(
+            f.queue.counts().dead_letter,
+            if dead_letter { 1 } else { 0 }
+        );
+        f.abandon(MAIN, token);
+        let at = f.now();
+        assert_eq!(
+            f.queue.expire_messages(at, &mut f.journal).expect("sweep"),
+            1,
+            "the abandoned one expires once unlocked"
+        );
+        assert_eq!(f.queue.counts().active, 1);
+        assert_replay_matches(&f.queue, &f.journal);
+    }
+}
+
+#[test]
 fn release_all_frees_only_that_consumers_locks_without_counting() {
     let mut f = Fixture::new(QueueConfig::default());
     f.send(&["a", "b", "c"]);

@@ -191,7 +191,8 @@ impl<S: Store> Broker<S> {
         }
     }
 
-    /// Runs due lock expiries and scheduled activations on every entity; wakes the
+    /// Runs due lock expiries, message expiries (TTL) and scheduled activations on every
+    /// entity; wakes the
     /// waiters of those that changed. Returns how many messages changed.
     pub fn sweep(&self) -> usize {
         let now = self.now_ms();
@@ -207,6 +208,13 @@ impl<S: Store> Broker<S> {
                     Ok(n) => n,
                     Err(error) => {
                         tracing::error!(entity = %entity.name, %error, "lock expiry failed");
+                        0
+                    }
+                };
+                n += match state.queue.expire_messages(now, &mut journal) {
+                    Ok(n) => n,
+                    Err(error) => {
+                        tracing::error!(entity = %entity.name, %error, "message expiry failed");
                         0
                     }
                 };
