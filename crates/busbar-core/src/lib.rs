@@ -11,6 +11,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod dedup;
 pub mod error;
 pub mod journal;
 pub mod namespace;

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use crate::config::QueueConfig;
+use crate::dedup::{DuplicateWindow, marker_entity};
 use crate::error::CoreError;
 use crate::journal::{BodyEdit, Journal};
 use crate::subqueue::{ConsumerId, SubQueue, SubQueueCounts, SubQueueKind};
@@ -99,6 +100,7 @@ pub struct Queue {
     config: QueueConfig,
     main: SubQueue,
     dead_letter: SubQueue,
+    duplicates: DuplicateWindow,
 }
 
 /// One in-memory change, applied after its records are journaled.
@@ -118,6 +120,14 @@ enum Step {
         meta: MessageMeta,
         body: Bytes,
     },
+    /// A message-id enters the duplicate-detection window. Takes the next `BodyRef`.
+    RememberId {
+        id: Box<str>,
+        seen_at_ms: i64,
+        seq: Seq,
+    },
+    /// A marker left the window.
+    ForgetId(Seq),
     /// Takes the next `BodyRef` from the journal.
     ReplaceBody {
         kind: SubQueueKind,
@@ -146,6 +156,7 @@ impl Queue {
             config,
             main: SubQueue::new(main_entity, SubQueueKind::Main, 0),
             dead_letter: SubQueue::new(dead_letter_entity, SubQueueKind::DeadLetter, 0),
+            duplicates: DuplicateWindow::new(marker_entity(main_entity), 0),
         }
     }
 
@@ -170,18 +181,30 @@ impl Queue {
                 SubQueueKind::DeadLetter,
                 last(dead_letter_entity),
             ),
+            duplicates: DuplicateWindow::new(
+                marker_entity(main_entity),
+                last(marker_entity(main_entity)),
+            ),
         };
         for message in messages {
             let sub = if message.entity == main_entity {
                 &mut queue.main
             } else if message.entity == dead_letter_entity {
                 &mut queue.dead_letter
+            } else if message.entity == queue.duplicates.entity() {
+                queue.duplicates.restore(message);
+                continue;
             } else {
                 continue;
             };
             sub.insert(message.seq, message.meta, message.body, None);
         }
         queue
+    }
+
+    /// Number of message-ids in the duplicate-detection window.
+    pub fn duplicate_window_len(&self) -> usize {
+        self.duplicates.len()
     }
 
     pub fn name(&self) -> &str {
@@ -294,7 +317,32 @@ impl Queue {
         let first = self.main.last_seq() + 1;
         let mut next = first;
         let mut plan = Plan::default();
+        let detect = self.config.requires_duplicate_detection;
+        let window_ms = self.config.duplicate_detection_window_ms;
+        let mut next_marker = self.duplicates.next_seq();
+        let mut batch_ids: Vec<Box<str>> = Vec::new();
+        if detect {
+            for (seq, record) in self.duplicates.expired_records(now_ms, window_ms) {
+                plan.records.push(record);
+                plan.steps.push(Step::ForgetId(seq));
+            }
+        }
         for message in messages {
+            if detect && let Some(id) = &message.message_id {
+                if self.duplicates.contains(id, now_ms, window_ms) || batch_ids.contains(id) {
+                    // A duplicate is accepted and silently dropped, as Service Bus does.
+                    continue;
+                }
+                plan.records
+                    .push(self.duplicates.marker_record(id, now_ms, next_marker));
+                plan.steps.push(Step::RememberId {
+                    id: id.clone(),
+                    seen_at_ms: now_ms,
+                    seq: next_marker,
+                });
+                next_marker += 1;
+                batch_ids.push(id.clone());
+            }
             let ttl = match (
                 message.ttl_ms.filter(|t| *t > 0),
                 self.config.default_ttl_ms,
@@ -871,7 +919,12 @@ impl Queue {
         let expected = plan
             .steps
             .iter()
-            .filter(|step| matches!(step, Step::Insert { .. } | Step::ReplaceBody { .. }))
+            .filter(|step| {
+                matches!(
+                    step,
+                    Step::Insert { .. } | Step::ReplaceBody { .. } | Step::RememberId { .. }
+                )
+            })
             .count();
         let body_refs = journal.append(plan.records)?;
         if body_refs.len() != expected {
@@ -906,6 +959,19 @@ impl Queue {
                     let body = self.keep_resident(body);
                     self.sub_mut(kind).insert(seq, meta, body_ref, body);
                 }
+                Step::RememberId {
+                    id,
+                    seen_at_ms,
+                    seq,
+                } => {
+                    let body_ref = body_refs.next().unwrap_or(BodyRef {
+                        segment: 0,
+                        offset: 0,
+                        len: 0,
+                    });
+                    self.duplicates.remember(id, seen_at_ms, seq, body_ref);
+                }
+                Step::ForgetId(seq) => self.duplicates.forget_seq(seq),
                 Step::ReplaceBody { kind, seq, body } => {
                     let body_ref = body_refs.next().unwrap_or(BodyRef {
                         segment: 0,

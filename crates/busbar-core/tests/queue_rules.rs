@@ -742,6 +742,81 @@ fn sweep_expires_idle_messages_but_waits_for_locks_and_schedules() {
     }
 }
 
+fn with_id(body: &'static str, id: &str) -> NewMessage {
+    NewMessage {
+        message_id: Some(id.into()),
+        ..message(body)
+    }
+}
+
+#[test]
+fn duplicate_detection_drops_repeats_within_the_window_and_survives_replay() {
+    let mut f = Fixture::new(QueueConfig {
+        requires_duplicate_detection: true,
+        duplicate_detection_window_ms: 1_000,
+        ..QueueConfig::default()
+    });
+    let now = f.now();
+    let seqs = f
+        .queue
+        .enqueue(
+            vec![
+                with_id("a", "m1"),
+                with_id("b", "m2"),
+                with_id("a-again", "m1"),
+            ],
+            now,
+            &mut f.journal,
+        )
+        .expect("enqueue");
+    assert_eq!(seqs, 1..3, "the repeat inside one batch is dropped");
+    f.clock.advance(500);
+    let now = f.now();
+    let seqs = f
+        .queue
+        .enqueue(
+            vec![with_id("b-again", "m2"), message("no id")],
+            now,
+            &mut f.journal,
+        )
+        .expect("enqueue");
+    assert_eq!(
+        seqs,
+        3..4,
+        "a repeat within the window is dropped; no id is never a repeat"
+    );
+    assert_eq!(f.queue.counts().active, 3);
+    assert_eq!(f.queue.duplicate_window_len(), 2);
+
+    // The window survives a restart.
+    let restored = assert_replay_matches(&f.queue, &f.journal);
+    assert_eq!(restored.duplicate_window_len(), 2);
+    let mut restored = restored;
+    let seqs = restored
+        .enqueue(vec![with_id("a-third", "m1")], now, &mut f.journal)
+        .expect("enqueue");
+    assert!(seqs.is_empty(), "still a duplicate after replay");
+
+    // Once out of the window the id is new again, and old markers are removed.
+    f.clock.advance(1_000);
+    let now = f.now();
+    let seqs = f
+        .queue
+        .enqueue(vec![with_id("a-later", "m1")], now, &mut f.journal)
+        .expect("enqueue");
+    assert_eq!(seqs, 4..5);
+    assert_eq!(f.queue.duplicate_window_len(), 1, "m2 left the window");
+    let removed_markers = f
+        .journal
+        .last_append()
+        .iter()
+        .filter(|r| matches!(r, Record::Remove { entity, .. } if *entity == busbar_core::dedup::marker_entity(10)))
+        .count();
+    assert_eq!(removed_markers, 2, "both old markers (m1, m2) are removed");
+    let restored = assert_replay_matches(&f.queue, &f.journal);
+    assert_eq!(restored.duplicate_window_len(), 1);
+}
+
 #[test]
 fn release_all_frees_only_that_consumers_locks_without_counting() {
     let mut f = Fixture::new(QueueConfig::default());
