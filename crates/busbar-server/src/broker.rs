@@ -5,13 +5,23 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use busbar_core::{Clock, Journal, Namespace, Queue, QueueConfig};
+use busbar_core::{
+    Clock, ConsumerId, Journal, Namespace, NewMessage, Queue, QueueConfig, ReceiveMode,
+    SubQueueKind,
+};
 use busbar_servicebus::sas::{Claims, Policy};
 use busbar_store::{BodyRef, Record, Recovered, RecoveredMessage, Store, StoreError};
 use bytes::Bytes;
 use tokio::sync::Notify;
 
 use crate::config::{BrokerConfig, QueueProperties};
+
+/// ForwardTo hops followed before a message is kept where it is.
+pub const MAX_FORWARD_HOPS: usize = 4;
+/// Dead-lettered messages moved per queue per sweep.
+const FORWARD_BATCH: usize = 256;
+/// The consumer holding the locks of messages being forwarded.
+const FORWARDER: ConsumerId = ConsumerId(u64::MAX);
 
 /// Clock skew tolerated on token expiry.
 pub const TOKEN_GRACE_SECS: u64 = 60;
@@ -52,6 +62,10 @@ impl EntityState {
 pub struct Entity {
     /// As defined (case preserved).
     pub name: String,
+    /// Where messages sent here go instead (ForwardTo), lower case.
+    pub forward_to: Option<String>,
+    /// Where this queue's dead-lettered messages go (ForwardDeadLetteredMessagesTo).
+    pub forward_dead_lettered_to: Option<String>,
     state: Mutex<EntityState>,
 }
 
@@ -121,11 +135,12 @@ impl<S: Store> Broker<S> {
             let mut messages = by_entity
                 .remove(&definition.main_entity)
                 .unwrap_or_default();
-            messages.extend(
-                by_entity
-                    .remove(&definition.dead_letter_entity)
-                    .unwrap_or_default(),
-            );
+            for entity in [
+                definition.dead_letter_entity,
+                busbar_core::dedup::marker_entity(definition.main_entity),
+            ] {
+                messages.extend(by_entity.remove(&entity).unwrap_or_default());
+            }
             let queue = Queue::restore(
                 definition.name.clone(),
                 definition.config.clone(),
@@ -138,6 +153,16 @@ impl<S: Store> Broker<S> {
                 definition.name.to_ascii_lowercase(),
                 Arc::new(Entity {
                     name: definition.name.clone(),
+                    forward_to: definition
+                        .config
+                        .forward_to
+                        .as_ref()
+                        .map(|t| t.to_ascii_lowercase()),
+                    forward_dead_lettered_to: definition
+                        .config
+                        .forward_dead_lettered_to
+                        .as_ref()
+                        .map(|t| t.to_ascii_lowercase()),
                     state: Mutex::new(EntityState {
                         queue,
                         waiters: Vec::new(),
@@ -173,6 +198,135 @@ impl<S: Store> Broker<S> {
         let mut list: Vec<_> = entities.values().cloned().collect();
         list.sort_by(|a, b| a.name.cmp(&b.name));
         list
+    }
+
+    /// Where a message sent to `entity` is stored: `entity` itself, or the end of its
+    /// ForwardTo chain, followed for at most [`MAX_FORWARD_HOPS`] hops. A chain that is
+    /// longer (a cycle) or names a missing queue stops at the last queue reached, so the
+    /// message is kept rather than lost.
+    pub fn route(&self, entity: &Arc<Entity>) -> Arc<Entity> {
+        let mut current = Arc::clone(entity);
+        for _ in 0..MAX_FORWARD_HOPS {
+            let Some(next) = current.forward_to.as_deref() else {
+                return current;
+            };
+            match self.entity(next) {
+                Some(next) => current = next,
+                None => {
+                    tracing::warn!(from = %current.name, to = next, "ForwardTo names a missing queue; keeping the message");
+                    return current;
+                }
+            }
+        }
+        if current.forward_to.is_some() {
+            tracing::warn!(from = %entity.name, at = %current.name, "ForwardTo chain exceeds {MAX_FORWARD_HOPS} hops; keeping the message");
+        }
+        current
+    }
+
+    /// Moves dead-lettered messages of queues with ForwardDeadLetteredMessagesTo to their
+    /// target: enqueued there (journaled) before being completed here, so a crash in
+    /// between duplicates rather than loses. Returns how many moved.
+    pub fn forward_dead_letters(&self) -> usize {
+        let mut moved = 0;
+        for source in self.entities() {
+            let Some(target_name) = source.forward_dead_lettered_to.as_deref() else {
+                continue;
+            };
+            let Some(target) = self.entity(target_name).map(|t| self.route(&t)) else {
+                continue;
+            };
+            if Arc::ptr_eq(&source, &target) {
+                continue;
+            }
+            moved += self.move_dead_letters(&source, &target);
+        }
+        moved
+    }
+
+    fn move_dead_letters(&self, source: &Arc<Entity>, target: &Arc<Entity>) -> usize {
+        let now = self.now_ms();
+        let mut journal = self.journal();
+        let mut taken = Vec::new();
+        {
+            let mut state = source.lock();
+            while taken.len() < FORWARD_BATCH {
+                match state.queue.next_for_delivery(
+                    SubQueueKind::DeadLetter,
+                    ReceiveMode::PeekLock,
+                    FORWARDER,
+                    now,
+                    &mut journal,
+                ) {
+                    Ok(Some(delivery)) => taken.push(delivery),
+                    Ok(None) => break,
+                    Err(error) => {
+                        tracing::error!(entity = %source.name, %error, "dead-letter forwarding failed");
+                        break;
+                    }
+                }
+            }
+        }
+        if taken.is_empty() {
+            return 0;
+        }
+        let mut batch = Vec::with_capacity(taken.len());
+        let mut tokens = Vec::with_capacity(taken.len());
+        for delivery in &taken {
+            let body = match &delivery.body {
+                Some(body) => body.clone(),
+                None => match self.store.read_body(delivery.body_ref) {
+                    Ok(body) => body,
+                    Err(error) => {
+                        tracing::error!(entity = %source.name, %error, "dead-letter body unreadable");
+                        continue;
+                    }
+                },
+            };
+            batch.push(NewMessage {
+                body,
+                message_id: delivery.meta.message_id.clone(),
+                session_id: delivery.meta.session_id.clone(),
+                ttl_ms: None,
+                scheduled_at_ms: None,
+            });
+            if let Some(lock) = delivery.lock {
+                tokens.push(lock.token);
+            }
+        }
+        let count = batch.len();
+        let enqueued = {
+            let mut state = target.lock();
+            let result = state.queue.enqueue(batch, now, &mut journal);
+            let waiters = if result.is_ok() {
+                state.take_waiters()
+            } else {
+                Vec::new()
+            };
+            drop(state);
+            wake(waiters);
+            result
+        };
+        let mut state = source.lock();
+        match enqueued {
+            Ok(_) => {
+                for token in tokens {
+                    if let Err(error) =
+                        state
+                            .queue
+                            .complete(SubQueueKind::DeadLetter, token, now, &mut journal)
+                    {
+                        tracing::error!(entity = %source.name, %error, "dead-letter forwarding: completing the original failed");
+                    }
+                }
+                count
+            }
+            Err(error) => {
+                tracing::error!(entity = %target.name, %error, "dead-letter forwarding: enqueue failed");
+                state.queue.release_all(FORWARDER);
+                0
+            }
+        }
     }
 
     pub fn now_ms(&self) -> i64 {

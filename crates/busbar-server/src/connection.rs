@@ -668,7 +668,7 @@ impl<S: Store> Conn<S> {
     fn on_message(&mut self, message: IncomingMessage) {
         match self.links.get(&message.link) {
             Some(LinkKind::Producer { entity }) => {
-                let entity = Arc::clone(entity);
+                let entity = self.broker.route(entity);
                 self.enqueue(&entity, message);
             }
             Some(LinkKind::CbsRequests) => self.put_token(message),

@@ -120,7 +120,10 @@ pub async fn run(
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
-                    _ = interval.tick() => { broker.sweep(); }
+                    _ = interval.tick() => {
+                        broker.sweep();
+                        broker.forward_dead_letters();
+                    }
                     _ = stop.wait_for(|stopped| *stopped) => return,
                 }
             }

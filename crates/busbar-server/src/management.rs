@@ -376,8 +376,9 @@ fn schedule<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S>
     }
     let now = context.broker.now_ms();
     let mut journal = context.broker.journal();
+    let destination = context.broker.route(context.entity);
     let (range, waiters) = {
-        let mut state = context.entity.lock();
+        let mut state = destination.lock();
         let range = state
             .queue
             .enqueue(batch, now, &mut journal)

@@ -1,0 +1,39 @@
+//! Duplicate detection, time to live and forwarding, driven by the Python SDK against queues
+//! configured through an emulator Config.json.
+
+use busbar_interop::Broker;
+
+const CONFIG: &str = r#"{
+  "UserConfig": {
+    "Namespaces": [{
+      "Name": "sbemulatorns",
+      "Queues": [
+        {"Name": "dedup", "Properties": {"RequiresDuplicateDetection": true, "DuplicateDetectionHistoryTimeWindow": "PT1M"}},
+        {"Name": "ttl", "Properties": {"DefaultMessageTimeToLive": "PT2S", "DeadLetteringOnMessageExpiration": true}},
+        {"Name": "ttldrop", "Properties": {"DefaultMessageTimeToLive": "PT2S"}},
+        {"Name": "front", "Properties": {"ForwardTo": "middle"}},
+        {"Name": "middle", "Properties": {"ForwardTo": "back"}},
+        {"Name": "back", "Properties": {}},
+        {"Name": "poison", "Properties": {"MaxDeliveryCount": 1, "ForwardDeadLetteredMessagesTo": "graveyard"}},
+        {"Name": "graveyard", "Properties": {}}
+      ],
+      "Topics": []
+    }],
+    "Logging": {"Type": "File"}
+  }
+}"#;
+
+#[test]
+fn python_duplicates_expiry_and_forwarding() {
+    let broker = Broker::start(Some(CONFIG), &[]);
+    broker.run_python("queue_routing_and_expiry.py", &["dedup"]);
+}
+
+#[test]
+fn duplicate_window_survives_a_restart() {
+    let mut broker = Broker::start(Some(CONFIG), &[]);
+    broker.run_python("duplicate_window_restart.py", &["dedup", "send"]);
+    broker.kill9();
+    broker.restart();
+    broker.run_python("duplicate_window_restart.py", &["dedup", "check"]);
+}
