@@ -37,3 +37,9 @@ fn duplicate_window_survives_a_restart() {
     broker.restart();
     broker.run_python("duplicate_window_restart.py", &["dedup", "check"]);
 }
+
+#[test]
+fn js_duplicates_expiry_and_forwarding() {
+    let broker = Broker::start(Some(CONFIG), &[]);
+    broker.run_node("queue_routing_and_expiry.mjs", &["dedup"]);
+}
