@@ -283,6 +283,22 @@ impl Broker {
         SocketAddr::from(([127, 0, 0, 1], self.amqp_port))
     }
 
+    /// The HTTP listener, as `busbar queues --http` and the scripts that call the API take it.
+    pub fn http_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.http_port))
+    }
+
+    /// The executable this broker runs.
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    /// Runs this broker's executable with `args` (a client subcommand such as `queues`), killed
+    /// after [`SCRIPT_TIMEOUT`]. Success is not required: the caller checks the outcome.
+    pub fn run_cli(&self, args: &[&str]) -> ProcessOutcome {
+        run_with_timeout(Command::new(&self.binary).args(args), SCRIPT_TIMEOUT)
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.workdir.path().join("data")
     }
