@@ -29,6 +29,12 @@ pub enum NamespaceError {
     Catalog(#[from] serde_json::Error),
 }
 
+/// The transfer dead-letter entity of a queue: the id after its dead-letter entity, as
+/// [`Namespace::create_queue`] allocates them.
+pub const fn transfer_dead_letter_entity(dead_letter_entity: EntityId) -> EntityId {
+    dead_letter_entity + 1
+}
+
 /// A queue's durable definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueDefinition {

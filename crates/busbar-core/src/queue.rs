@@ -23,6 +23,7 @@ use crate::config::QueueConfig;
 use crate::dedup::{DuplicateWindow, marker_entity};
 use crate::error::CoreError;
 use crate::journal::{BodyEdit, Journal};
+use crate::namespace::transfer_dead_letter_entity;
 use crate::subqueue::{ConsumerId, SubQueue, SubQueueCounts, SubQueueKind};
 
 /// Dead-letter reason for messages that failed `max_delivery_count` times.
@@ -91,6 +92,8 @@ pub struct QueueCounts {
     pub locked: u64,
     /// All messages in the dead-letter queue.
     pub dead_letter: u64,
+    /// All messages in the transfer dead-letter queue.
+    pub transfer_dead_letter: u64,
 }
 
 /// A queue with its dead-letter queue.
@@ -100,6 +103,7 @@ pub struct Queue {
     config: QueueConfig,
     main: SubQueue,
     dead_letter: SubQueue,
+    transfer_dead_letter: SubQueue,
     duplicates: DuplicateWindow,
 }
 
@@ -156,6 +160,11 @@ impl Queue {
             config,
             main: SubQueue::new(main_entity, SubQueueKind::Main, 0),
             dead_letter: SubQueue::new(dead_letter_entity, SubQueueKind::DeadLetter, 0),
+            transfer_dead_letter: SubQueue::new(
+                transfer_dead_letter_entity(dead_letter_entity),
+                SubQueueKind::TransferDeadLetter,
+                0,
+            ),
             duplicates: DuplicateWindow::new(marker_entity(main_entity), 0),
         }
     }
@@ -181,6 +190,11 @@ impl Queue {
                 SubQueueKind::DeadLetter,
                 last(dead_letter_entity),
             ),
+            transfer_dead_letter: SubQueue::new(
+                transfer_dead_letter_entity(dead_letter_entity),
+                SubQueueKind::TransferDeadLetter,
+                last(transfer_dead_letter_entity(dead_letter_entity)),
+            ),
             duplicates: DuplicateWindow::new(
                 marker_entity(main_entity),
                 last(marker_entity(main_entity)),
@@ -191,6 +205,8 @@ impl Queue {
                 &mut queue.main
             } else if message.entity == dead_letter_entity {
                 &mut queue.dead_letter
+            } else if message.entity == queue.transfer_dead_letter.entity() {
+                &mut queue.transfer_dead_letter
             } else if message.entity == queue.duplicates.entity() {
                 queue.duplicates.restore(message);
                 continue;
@@ -224,6 +240,7 @@ impl Queue {
         match kind {
             SubQueueKind::Main => &self.main,
             SubQueueKind::DeadLetter => &self.dead_letter,
+            SubQueueKind::TransferDeadLetter => &self.transfer_dead_letter,
         }
     }
 
@@ -231,6 +248,7 @@ impl Queue {
         match kind {
             SubQueueKind::Main => &mut self.main,
             SubQueueKind::DeadLetter => &mut self.dead_letter,
+            SubQueueKind::TransferDeadLetter => &mut self.transfer_dead_letter,
         }
     }
 
@@ -242,6 +260,7 @@ impl Queue {
             deferred: main.deferred,
             locked: main.locked,
             dead_letter: self.dead_letter.counts().total(),
+            transfer_dead_letter: self.transfer_dead_letter.counts().total(),
         }
     }
 
@@ -300,6 +319,7 @@ impl Queue {
         [
             self.main.next_lock_deadline(),
             self.dead_letter.next_lock_deadline(),
+            self.transfer_dead_letter.next_lock_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -570,6 +590,41 @@ impl Queue {
         self.commit(plan, journal)
     }
 
+    /// Stores messages that could not be forwarded (ForwardTo chain too long, or its
+    /// target gone) in the transfer dead-letter queue, with `reason` and `description` as
+    /// application properties. Returns their sequence numbers there.
+    pub fn transfer_dead_letter(
+        &mut self,
+        messages: impl IntoIterator<Item = NewMessage>,
+        now_ms: i64,
+        reason: &str,
+        description: &str,
+        journal: &mut impl Journal,
+    ) -> Result<Range<Seq>, CoreError> {
+        let first = self.transfer_dead_letter.last_seq() + 1;
+        let mut next = first;
+        let mut plan = Plan::default();
+        for message in messages {
+            let body = journal.dead_letter_body(&message.body, Some(reason), Some(description));
+            let meta = MessageMeta {
+                enqueued_at_ms: now_ms,
+                session_id: message.session_id,
+                message_id: message.message_id,
+                ..MessageMeta::default()
+            };
+            plan.insert(
+                self.transfer_dead_letter.entity(),
+                SubQueueKind::TransferDeadLetter,
+                next,
+                meta,
+                body,
+            );
+            next += 1;
+        }
+        self.commit(plan, journal)?;
+        Ok(first..next)
+    }
+
     /// Extends a lock by the queue's lock duration from `now_ms`; returns the new expiry.
     pub fn renew_lock(
         &mut self,
@@ -592,7 +647,7 @@ impl Queue {
     ) -> Result<usize, CoreError> {
         let mut plan = Plan::default();
         let mut expired = 0;
-        for kind in [SubQueueKind::Main, SubQueueKind::DeadLetter] {
+        for kind in SubQueueKind::ALL {
             let seqs: Vec<Seq> = self.sub(kind).expired_locks(now_ms).collect();
             for seq in seqs {
                 self.plan_failed_delivery(kind, seq, None, &mut plan, journal)?;
@@ -609,7 +664,7 @@ impl Queue {
     /// service instead lets such locks run out.) Returns how many.
     pub fn release_all(&mut self, consumer: ConsumerId) -> usize {
         let mut released = 0;
-        for kind in [SubQueueKind::Main, SubQueueKind::DeadLetter] {
+        for kind in SubQueueKind::ALL {
             let sub = self.sub_mut(kind);
             for seq in sub.seqs_locked_by(consumer) {
                 if sub.unlock(seq) {

@@ -15,6 +15,16 @@ pub enum SubQueueKind {
     Main,
     /// `<queue>/$DeadLetterQueue`.
     DeadLetter,
+    /// `<queue>/$Transfer/$DeadLetterQueue`: messages that could not be forwarded.
+    TransferDeadLetter,
+}
+
+impl SubQueueKind {
+    pub const ALL: [SubQueueKind; 3] = [
+        SubQueueKind::Main,
+        SubQueueKind::DeadLetter,
+        SubQueueKind::TransferDeadLetter,
+    ];
 }
 
 /// Identifies whoever holds locks (a receiver link), so its locks can be dropped when it

@@ -818,6 +818,47 @@ fn duplicate_detection_drops_repeats_within_the_window_and_survives_replay() {
 }
 
 #[test]
+fn transfer_dead_letter_queue_holds_unforwardable_messages() {
+    let mut f = Fixture::new(QueueConfig::default());
+    let now = f.now();
+    let seqs = f
+        .queue
+        .transfer_dead_letter(
+            vec![with_id("stuck", "t1")],
+            now,
+            "TransferFailure",
+            "too many hops",
+            &mut f.journal,
+        )
+        .expect("transfer dead-letter");
+    assert_eq!(seqs, 1..2);
+    assert_eq!(f.queue.counts().transfer_dead_letter, 1);
+    assert_eq!(f.queue.counts().active, 0, "the main stream is untouched");
+    assert_eq!(
+        f.queue.sub(SubQueueKind::TransferDeadLetter).entity(),
+        12,
+        "the id after the dead-letter entity"
+    );
+    let restored = assert_replay_matches(&f.queue, &f.journal);
+    assert_eq!(restored.counts().transfer_dead_letter, 1);
+    let delivery = f
+        .receive(SubQueueKind::TransferDeadLetter, PEEK_LOCK, ALICE)
+        .expect("receivable");
+    let text = String::from_utf8_lossy(&f.body(&delivery)).into_owned();
+    assert!(text.contains("TransferFailure"), "{text}");
+    let now = f.now();
+    f.queue
+        .complete(
+            SubQueueKind::TransferDeadLetter,
+            delivery.lock.expect("locked").token,
+            now,
+            &mut f.journal,
+        )
+        .expect("complete");
+    assert_eq!(f.queue.counts().transfer_dead_letter, 0);
+}
+
+#[test]
 fn release_all_frees_only_that_consumers_locks_without_counting() {
     let mut f = Fixture::new(QueueConfig::default());
     f.send(&["a", "b", "c"]);

@@ -23,6 +23,16 @@ const FORWARD_BATCH: usize = 256;
 /// The consumer holding the locks of messages being forwarded.
 const FORWARDER: ConsumerId = ConsumerId(u64::MAX);
 
+/// Dead-letter reason of messages that could not be forwarded.
+pub const REASON_TRANSFER_FAILED: &str = "TransferFailure";
+
+/// Where an incoming message goes.
+pub enum Route {
+    Deliver(Arc<Entity>),
+    /// Forwarding failed at this queue: store in its transfer dead-letter queue.
+    TransferFailed(Arc<Entity>, String),
+}
+
 /// Clock skew tolerated on token expiry.
 pub const TOKEN_GRACE_SECS: u64 = 60;
 
@@ -137,6 +147,7 @@ impl<S: Store> Broker<S> {
                 .unwrap_or_default();
             for entity in [
                 definition.dead_letter_entity,
+                definition.transfer_dead_letter_entity,
                 busbar_core::dedup::marker_entity(definition.main_entity),
             ] {
                 messages.extend(by_entity.remove(&entity).unwrap_or_default());
@@ -201,27 +212,31 @@ impl<S: Store> Broker<S> {
     }
 
     /// Where a message sent to `entity` is stored: `entity` itself, or the end of its
-    /// ForwardTo chain, followed for at most [`MAX_FORWARD_HOPS`] hops. A chain that is
-    /// longer (a cycle) or names a missing queue stops at the last queue reached, so the
-    /// message is kept rather than lost.
-    pub fn route(&self, entity: &Arc<Entity>) -> Arc<Entity> {
+    /// ForwardTo chain. A chain longer than [`MAX_FORWARD_HOPS`] (a cycle) or naming a
+    /// missing queue fails: the message goes to the transfer dead-letter queue of the
+    /// queue where forwarding stopped.
+    pub fn route(&self, entity: &Arc<Entity>) -> Route {
         let mut current = Arc::clone(entity);
         for _ in 0..MAX_FORWARD_HOPS {
             let Some(next) = current.forward_to.as_deref() else {
-                return current;
+                return Route::Deliver(current);
             };
             match self.entity(next) {
                 Some(next) => current = next,
                 None => {
-                    tracing::warn!(from = %current.name, to = next, "ForwardTo names a missing queue; keeping the message");
-                    return current;
+                    let description = format!("The forwarding target '{next}' does not exist.");
+                    return Route::TransferFailed(current, description);
                 }
             }
         }
         if current.forward_to.is_some() {
-            tracing::warn!(from = %entity.name, at = %current.name, "ForwardTo chain exceeds {MAX_FORWARD_HOPS} hops; keeping the message");
+            let description = format!(
+                "The message was forwarded more than {MAX_FORWARD_HOPS} times from '{}'.",
+                entity.name
+            );
+            return Route::TransferFailed(current, description);
         }
-        current
+        Route::Deliver(current)
     }
 
     /// Moves dead-lettered messages of queues with ForwardDeadLetteredMessagesTo to their
@@ -233,7 +248,8 @@ impl<S: Store> Broker<S> {
             let Some(target_name) = source.forward_dead_lettered_to.as_deref() else {
                 continue;
             };
-            let Some(target) = self.entity(target_name).map(|t| self.route(&t)) else {
+            let Some(Route::Deliver(target)) = self.entity(target_name).map(|t| self.route(&t))
+            else {
                 continue;
             };
             if Arc::ptr_eq(&source, &target) {

@@ -31,7 +31,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 
-use crate::broker::{Broker, Entity, TOKEN_GRACE_SECS, wake};
+use crate::broker::{Broker, Entity, REASON_TRANSFER_FAILED, Route, TOKEN_GRACE_SECS, wake};
 use crate::management;
 
 /// Largest frame the broker accepts.
@@ -668,8 +668,8 @@ impl<S: Store> Conn<S> {
     fn on_message(&mut self, message: IncomingMessage) {
         match self.links.get(&message.link) {
             Some(LinkKind::Producer { entity }) => {
-                let entity = self.broker.route(entity);
-                self.enqueue(&entity, message);
+                let route = self.broker.route(entity);
+                self.enqueue(route, message);
             }
             Some(LinkKind::CbsRequests) => self.put_token(message),
             Some(LinkKind::ManagementRequests { entity, kind }) => {
@@ -695,7 +695,7 @@ impl<S: Store> Conn<S> {
         }
     }
 
-    fn enqueue(&mut self, entity: &Arc<Entity>, message: IncomingMessage) {
+    fn enqueue(&mut self, route: Route, message: IncomingMessage) {
         let inner = match split(&message.payload, message.message_format) {
             Ok(inner) => inner,
             Err(error) => {
@@ -731,9 +731,25 @@ impl<S: Store> Conn<S> {
         }
         let now = self.broker.now_ms();
         let mut journal = self.broker.journal();
+        let (entity, failure) = match route {
+            Route::Deliver(entity) => (entity, None),
+            Route::TransferFailed(entity, description) => (entity, Some(description)),
+        };
         let (result, waiters) = {
             let mut state = entity.lock();
-            let result = state.queue.enqueue(batch, now, &mut journal);
+            let result = match &failure {
+                None => state.queue.enqueue(batch, now, &mut journal),
+                Some(description) => {
+                    tracing::warn!(entity = %entity.name, %description, "forwarding failed");
+                    state.queue.transfer_dead_letter(
+                        batch,
+                        now,
+                        REASON_TRANSFER_FAILED,
+                        description,
+                        &mut journal,
+                    )
+                }
+            };
             let waiters = if result.is_ok() {
                 state.take_waiters()
             } else {
@@ -1147,7 +1163,7 @@ fn sub_queue_kind(sub: SubQueue) -> Option<SubQueueKind> {
     match sub {
         SubQueue::Main => Some(SubQueueKind::Main),
         SubQueue::DeadLetter => Some(SubQueueKind::DeadLetter),
-        SubQueue::TransferDeadLetter => None,
+        SubQueue::TransferDeadLetter => Some(SubQueueKind::TransferDeadLetter),
     }
 }
 
@@ -1155,6 +1171,7 @@ fn sub_queue_of(kind: SubQueueKind) -> SubQueue {
     match kind {
         SubQueueKind::Main => SubQueue::Main,
         SubQueueKind::DeadLetter => SubQueue::DeadLetter,
+        SubQueueKind::TransferDeadLetter => SubQueue::TransferDeadLetter,
     }
 }
 

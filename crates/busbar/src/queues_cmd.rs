@@ -55,12 +55,13 @@ fn dechunk(body: &str) -> String {
     out
 }
 
-const COLUMNS: [(&str, &str); 6] = [
+const COLUMNS: [(&str, &str); 7] = [
     ("ACTIVE", "active_message_count"),
     ("SCHEDULED", "scheduled_message_count"),
     ("DEFERRED", "deferred_message_count"),
     ("DEAD-LETTER", "dead_letter_message_count"),
     ("TRANSFER", "transfer_message_count"),
+    ("TRANSFER-DL", "transfer_dead_letter_message_count"),
     ("LOCKED", "locked_message_count"),
 ];
 

@@ -6,6 +6,7 @@ Arguments: connection string, then the queue names the test configured:
   ttldrop      DefaultMessageTimeToLive PT2S (expired messages are dropped)
   front        ForwardTo middle;  middle: ForwardTo back
   poison       MaxDeliveryCount 1, ForwardDeadLetteredMessagesTo graveyard
+  ping, pong   ForwardTo each other (a cycle)
 The scenario names are fixed; the first argument after the connection string is ignored.
 """
 
@@ -94,6 +95,20 @@ def forwarding(sb):
     with sb.get_queue_receiver("poison", sub_queue=ServiceBusSubQueue.DEAD_LETTER) as receiver:
         expect_no_message(receiver, max_wait_time=1)
     log("ForwardDeadLetteredMessagesTo moved the dead letter to graveyard")
+
+    # A forwarding cycle exceeds the hop limit: the message lands in the transfer
+    # dead-letter queue of the queue where forwarding stopped, not lost and not looping.
+    with sb.get_queue_sender("ping") as sender:
+        sender.send_messages(ServiceBusMessage("loop", message_id="cycle-1"))
+    with sb.get_queue_receiver("ping", sub_queue=ServiceBusSubQueue.TRANSFER_DEAD_LETTER) as receiver:
+        [message] = receive_exactly(receiver, 1)
+        expect_eq(message.message_id, "cycle-1", "transfer dead-letter id")
+        expect_eq(message.dead_letter_reason, "TransferFailure", "dead_letter_reason")
+        receiver.complete_message(message)
+    for name in ("ping", "pong"):
+        with sb.get_queue_receiver(name) as receiver:
+            expect_no_message(receiver, max_wait_time=1)
+    log("a forwarding cycle ends in the transfer dead-letter queue")
 
 
 def main():

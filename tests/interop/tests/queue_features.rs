@@ -15,7 +15,9 @@ const CONFIG: &str = r#"{
         {"Name": "middle", "Properties": {"ForwardTo": "back"}},
         {"Name": "back", "Properties": {}},
         {"Name": "poison", "Properties": {"MaxDeliveryCount": 1, "ForwardDeadLetteredMessagesTo": "graveyard"}},
-        {"Name": "graveyard", "Properties": {}}
+        {"Name": "graveyard", "Properties": {}},
+        {"Name": "ping", "Properties": {"ForwardTo": "pong"}},
+        {"Name": "pong", "Properties": {"ForwardTo": "ping"}}
       ],
       "Topics": []
     }],

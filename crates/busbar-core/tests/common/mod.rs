@@ -157,7 +157,7 @@ pub fn recount(queue: &Queue, kind: SubQueueKind) -> SubQueueCounts {
 
 /// Checks the maintained counts against a recount, for both subqueues and the queue.
 pub fn assert_counts_exact(queue: &Queue) {
-    for kind in [SubQueueKind::Main, SubQueueKind::DeadLetter] {
+    for kind in SubQueueKind::ALL {
         assert_eq!(
             queue.sub(kind).counts(),
             recount(queue, kind),
@@ -177,6 +177,10 @@ pub fn assert_counts_exact(queue: &Queue) {
     assert_eq!(
         counts.dead_letter,
         recount(queue, SubQueueKind::DeadLetter).total()
+    );
+    assert_eq!(
+        counts.transfer_dead_letter,
+        recount(queue, SubQueueKind::TransferDeadLetter).total()
     );
 }
 
@@ -200,7 +204,7 @@ pub fn assert_replay_matches(queue: &Queue, journal: &MemJournal) -> Queue {
         &last,
         messages,
     );
-    for kind in [SubQueueKind::Main, SubQueueKind::DeadLetter] {
+    for kind in SubQueueKind::ALL {
         assert_eq!(
             snapshot(&restored, kind),
             snapshot(queue, kind),
