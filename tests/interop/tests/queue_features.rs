@@ -32,7 +32,7 @@ fn python_duplicates_expiry_and_forwarding() {
 }
 
 #[test]
-fn duplicate_window_survives_a_restart() {
+fn duplicate_window_and_far_schedule_survive_a_restart() {
     let mut broker = Broker::start(Some(CONFIG), &[]);
     broker.run_python("duplicate_window_restart.py", &["dedup", "send"]);
     broker.kill9();
