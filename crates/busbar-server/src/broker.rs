@@ -34,7 +34,7 @@ pub enum Route {
 }
 
 /// Clock skew tolerated on token expiry.
-pub const TOKEN_GRACE_SECS: u64 = 60;
+pub const TOKEN_GRACE_SECS: u64 = 10;
 
 /// What the broker enforces on every connection.
 #[derive(Debug, Clone)]

@@ -38,6 +38,8 @@ use crate::management;
 const MAX_FRAME_SIZE: u32 = 1024 * 1024;
 /// Deliveries taken from a queue per lock acquisition.
 const DELIVERY_BATCH: u32 = 256;
+/// How often a connection looks for expired tokens.
+const TOKEN_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a client may take over the protocol headers and SASL.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -262,6 +264,8 @@ impl<S: Store> Conn<S> {
         let mut frames = Vec::new();
         let mut write_buf = BytesMut::with_capacity(64 * 1024);
         let mut eof = false;
+        let mut token_check = tokio::time::interval(TOKEN_CHECK_INTERVAL);
+        token_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Bytes that arrived with the handshake are processed before reading more.
         let mut have_input = !read_buf.is_empty();
         loop {
@@ -333,6 +337,7 @@ impl<S: Store> Conn<S> {
                 () = self.notify.notified() => {
                     self.pump_all();
                 }
+                _ = token_check.tick() => self.drop_expired_claims(),
                 () = tokio::time::sleep(sleep_for) => {
                     let now = elapsed_ms(self.epoch);
                     match self.engine.tick(now) {
@@ -593,6 +598,55 @@ impl<S: Store> Conn<S> {
                     self.accept(link, reply, LinkKind::Producer { entity });
                 }
             }
+        }
+    }
+
+    /// Forgets expired tokens and detaches, with `amqp:unauthorized-access`, every link
+    /// that no remaining token covers (as Service Bus drops links when a token expires).
+    fn drop_expired_claims(&mut self) {
+        let now = self.broker.now_unix_secs();
+        if !self
+            .claims
+            .iter()
+            .any(|c| c.is_expired(now, TOKEN_GRACE_SECS))
+        {
+            return;
+        }
+        self.claims.retain(|c| !c.is_expired(now, TOKEN_GRACE_SECS));
+        let mut lost = Vec::new();
+        for (link, kind) in &self.links {
+            let still_allowed = match kind {
+                LinkKind::Producer { entity } => {
+                    self.broker
+                        .authorized(&self.claims, &entity.name, |c| c.rights.can_send())
+                }
+                LinkKind::Consumer(consumer) => self.broker.authorized(
+                    &self.claims,
+                    &parsed_path(&consumer.entity.name, sub_queue_of(consumer.kind)),
+                    |c| c.rights.can_listen(),
+                ),
+                LinkKind::ManagementRequests { entity, kind } => self.broker.authorized(
+                    &self.claims,
+                    &parsed_path(&entity.name, sub_queue_of(*kind)),
+                    |_| true,
+                ),
+                LinkKind::CbsRequests | LinkKind::Responses => true,
+            };
+            if !still_allowed {
+                lost.push(*link);
+            }
+        }
+        for link in lost {
+            tracing::debug!(handle = link.handle(), "token expired; detaching");
+            let _ = self.engine.detach(
+                link,
+                Some(ErrorCondition::new(
+                    conditions::UNAUTHORIZED_ACCESS,
+                    "The token for this link has expired; send a new one on $cbs.",
+                )),
+            );
+            // The engine reports no Detached for links the broker detaches itself.
+            self.on_detached(link);
         }
     }
 
