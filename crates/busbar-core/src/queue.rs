@@ -7,10 +7,7 @@
 //! changes.
 //!
 //! Not yet implemented, with where it fits: sessions (an `available` index per session
-//! id plus session locks, next to the plain `available` index in the subqueue); a TTL sweep
-//! for messages no receiver meets (an expiry index like the scheduled one); duplicate
-//! detection (a message-id window checked in [`Queue::enqueue`]); forwarding (the server
-//! routes `enqueue` to `forward_to`); the transfer dead-letter queue (a third subqueue).
+//! id plus session locks, next to the plain `available` bitsets in the subqueue).
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -24,7 +21,7 @@ use crate::dedup::{DuplicateWindow, marker_entity};
 use crate::error::CoreError;
 use crate::journal::{BodyEdit, Journal};
 use crate::namespace::transfer_dead_letter_entity;
-use crate::subqueue::{ConsumerId, SubQueue, SubQueueCounts, SubQueueKind};
+use crate::subqueue::{ConsumerId, Entry, SubQueue, SubQueueCounts, SubQueueKind};
 
 /// Dead-letter reason for messages that failed `max_delivery_count` times.
 pub const REASON_MAX_DELIVERY: &str = "MaxDeliveryCountExceeded";
@@ -74,6 +71,8 @@ pub struct Delivery {
     /// `None` for receive-and-delete.
     pub lock: Option<LockGrant>,
     /// `meta.delivery_count` is the number of previous deliveries: the AMQP header value.
+    /// `meta.message_id` is always `None`: queued messages do not keep their id in memory
+    /// (it is in the body; duplicate detection keeps its own window).
     pub meta: MessageMeta,
     pub body_ref: BodyRef,
     /// The body if resident. Always present for receive-and-delete, since the message
@@ -294,7 +293,7 @@ impl Queue {
                 .expired(now_ms)
                 .filter(|seq| {
                     self.main.entry(*seq).is_some_and(|entry| {
-                        entry.lock.is_none() && entry.meta.state != MessageState::Scheduled
+                        entry.lock().is_none() && entry.state() != MessageState::Scheduled
                     })
                 })
                 .take(EXPIRY_BATCH)
@@ -425,7 +424,7 @@ impl Queue {
                 let Some(entry) = self.sub(kind).entry(seq) else {
                     continue;
                 };
-                if entry.meta.expires_at_ms.is_some_and(|at| at <= now_ms) {
+                if entry.expires_at_ms().is_some_and(|at| at <= now_ms) {
                     self.plan_expiry(kind, seq, &mut plan, journal)?;
                     expired += 1;
                     if expired >= EXPIRY_BATCH {
@@ -469,9 +468,10 @@ impl Queue {
         now_ms: i64,
         journal: &mut impl Journal,
     ) -> Result<Delivery, CoreError> {
-        let deferred_and_free = self.sub(kind).entry(seq).is_some_and(|entry| {
-            entry.meta.state == MessageState::Deferred && entry.lock.is_none()
-        });
+        let deferred_and_free = self
+            .sub(kind)
+            .entry(seq)
+            .is_some_and(|entry| entry.state() == MessageState::Deferred && entry.lock().is_none());
         if !deferred_and_free {
             return Err(CoreError::MessageNotFound(seq));
         }
@@ -544,7 +544,7 @@ impl Queue {
     ) -> Result<(), CoreError> {
         let seq = self.held(kind, token, now_ms)?;
         let mut plan = Plan::default();
-        let delivery_count = self.meta_of(kind, seq)?.delivery_count;
+        let delivery_count = self.entry_of(kind, seq)?.delivery_count();
         self.plan_update(
             kind,
             seq,
@@ -576,7 +576,7 @@ impl Queue {
             ));
         }
         let seq = self.held(kind, token, now_ms)?;
-        let delivery_count = self.meta_of(kind, seq)?.delivery_count;
+        let delivery_count = self.entry_of(kind, seq)?.delivery_count();
         let mut plan = Plan::default();
         self.plan_dead_letter(
             seq,
@@ -684,7 +684,7 @@ impl Queue {
         let mut plan = Plan::default();
         let due: Vec<Seq> = self.main.due_scheduled(now_ms).collect();
         for &seq in &due {
-            let delivery_count = self.meta_of(SubQueueKind::Main, seq)?.delivery_count;
+            let delivery_count = self.entry_of(SubQueueKind::Main, seq)?.delivery_count();
             self.plan_update(
                 SubQueueKind::Main,
                 seq,
@@ -708,7 +708,7 @@ impl Queue {
         let scheduled = self
             .main
             .entry(seq)
-            .is_some_and(|entry| entry.meta.state == MessageState::Scheduled);
+            .is_some_and(|entry| entry.state() == MessageState::Scheduled);
         if !scheduled {
             return Err(CoreError::MessageNotFound(seq));
         }
@@ -725,7 +725,7 @@ impl Queue {
         let seq = sub.locked_seq(&token).ok_or(CoreError::LockLost)?;
         let live = sub
             .entry(seq)
-            .and_then(|entry| entry.lock.as_ref())
+            .and_then(|entry| entry.lock())
             .is_some_and(|lock| lock.until_ms > now_ms);
         if live {
             Ok(seq)
@@ -734,10 +734,9 @@ impl Queue {
         }
     }
 
-    fn meta_of(&self, kind: SubQueueKind, seq: Seq) -> Result<&MessageMeta, CoreError> {
+    fn entry_of(&self, kind: SubQueueKind, seq: Seq) -> Result<Entry<'_>, CoreError> {
         self.sub(kind)
             .entry(seq)
-            .map(|entry| &entry.meta)
             .ok_or(CoreError::MessageNotFound(seq))
     }
 
@@ -751,9 +750,9 @@ impl Queue {
             .sub(kind)
             .entry(seq)
             .ok_or(CoreError::MessageNotFound(seq))?;
-        match &entry.body {
+        match entry.body() {
             Some(body) => Ok(body.clone()),
-            None => Ok(journal.read_body(entry.body_ref)?),
+            None => Ok(journal.read_body(entry.body_ref())?),
         }
     }
 
@@ -763,7 +762,7 @@ impl Queue {
             plan.records.push(Record::Remove {
                 entity: sub.entity(),
                 seq,
-                body: entry.body_ref,
+                body: entry.body_ref(),
             });
             plan.steps.push(Step::Remove(kind, seq));
         }
@@ -779,9 +778,9 @@ impl Queue {
         plan: &mut Plan,
         journal: &mut impl Journal,
     ) -> Result<(), CoreError> {
-        let meta = self.meta_of(kind, seq)?;
-        let delivery_count = meta.delivery_count.saturating_add(1);
-        let state = meta.state;
+        let entry = self.entry_of(kind, seq)?;
+        let delivery_count = entry.delivery_count().saturating_add(1);
+        let state = entry.state();
         if kind == SubQueueKind::Main && delivery_count >= self.config.max_delivery_count {
             let description =
                 format!("Message could not be consumed after {delivery_count} delivery attempts.");
@@ -823,13 +822,13 @@ impl Queue {
                 // A rewritten body is journaled as the message removed and re-enqueued
                 // under the same seq, in one atomic append.
                 let body = edit(&self.body_of(kind, seq, journal)?);
-                let mut meta = entry.meta.clone();
+                let mut meta = entry.meta();
                 meta.delivery_count = delivery_count;
                 meta.state = state;
                 plan.records.push(Record::Remove {
                     entity: sub.entity(),
                     seq,
-                    body: entry.body_ref,
+                    body: entry.body_ref(),
                 });
                 plan.records.push(Record::Enqueue {
                     entity: sub.entity(),
@@ -878,7 +877,7 @@ impl Queue {
             scheduled_at_ms: None,
             delivery_count,
             state: MessageState::Active,
-            ..entry.meta.clone()
+            ..entry.meta()
         };
         plan.dead_letter_reserved += 1;
         let dead_letter_seq = self.dead_letter.last_seq() + plan.dead_letter_reserved;
@@ -901,7 +900,7 @@ impl Queue {
         journal: &mut impl Journal,
     ) -> Result<(), CoreError> {
         if kind == SubQueueKind::Main && self.config.dead_lettering_on_expiration {
-            let delivery_count = self.meta_of(kind, seq)?.delivery_count;
+            let delivery_count = self.entry_of(kind, seq)?.delivery_count();
             self.plan_dead_letter(
                 seq,
                 delivery_count,
@@ -933,8 +932,8 @@ impl Queue {
         let delivery = Delivery {
             seq,
             lock: None,
-            meta: entry.meta.clone(),
-            body_ref: entry.body_ref,
+            meta: entry.meta(),
+            body_ref: entry.body_ref(),
             body: Some(body),
         };
         self.plan_remove(kind, seq, plan);
@@ -961,9 +960,9 @@ impl Queue {
                 token,
                 locked_until_ms: until,
             }),
-            meta: entry.meta.clone(),
-            body_ref: entry.body_ref,
-            body: entry.body.clone(),
+            meta: entry.meta(),
+            body_ref: entry.body_ref(),
+            body: entry.body().cloned(),
         })
     }
 

@@ -1,6 +1,14 @@
 //! One stream of messages with its own entity id and sequence numbers, and the indexes
 //! that make delivery cheap. Only [`crate::queue::Queue`] mutates it, so that every change
 //! is journaled first.
+//!
+//! Memory per queued message is what bounds a deep queue, so messages are kept compactly:
+//! sequence numbers are dense, so messages live in chunks of consecutive seqs (a dense
+//! slot array once a chunk is well filled, a sorted vector while it is sparse), and the
+//! things only few messages have (a resident body, a lock, a scheduled time) live in side
+//! maps keyed by seq. Message ids are not kept: duplicate detection has its own window
+//! (`crate::dedup`), and nothing else needs the id of a queued message, so every
+//! [`MessageMeta`] handed out here has `message_id: None`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -56,19 +64,12 @@ pub(crate) struct HeldLock {
     pub(crate) owner: ConsumerId,
 }
 
+/// A read-only look at a stored message. `meta` is built on demand (its `message_id` is
+/// always `None`, see the module docs).
 #[derive(Debug, Clone)]
-pub(crate) struct Entry {
-    pub(crate) meta: MessageMeta,
-    pub(crate) body_ref: BodyRef,
-    pub(crate) body: Option<Bytes>,
-    pub(crate) lock: Option<HeldLock>,
-}
-
-/// A read-only look at a stored message.
-#[derive(Debug, Clone, Copy)]
 pub struct MessageView<'a> {
     pub seq: Seq,
-    pub meta: &'a MessageMeta,
+    pub meta: MessageMeta,
     pub body_ref: BodyRef,
     /// The body when it is resident in memory; otherwise read it from the store.
     pub body: Option<&'a Bytes>,
@@ -76,18 +77,285 @@ pub struct MessageView<'a> {
     pub locked_until_ms: Option<i64>,
 }
 
+/// log2 of the number of consecutive seqs per chunk.
+const CHUNK_BITS: u32 = 10;
+const CHUNK_SLOTS: usize = 1 << CHUNK_BITS;
+const WORDS: usize = CHUNK_SLOTS / 64;
+/// A sparse chunk turns dense when it would grow beyond this many messages...
+const SPARSE_MAX: usize = CHUNK_SLOTS / 4;
+/// ...and a dense one turns sparse again at this many, so a chunk hovering around one
+/// size does not flip back and forth, and messages left behind (deferred, locked) cost
+/// at most a few hundred bytes each instead of pinning a whole slot array. Removing from a
+/// sparse chunk moves at most this many entries.
+const SPARSE_MIN: usize = CHUNK_SLOTS / 8;
+
+/// The compact per-message record. Everything rare lives in the side maps of
+/// [`SubQueue`]. `Option<Slot>` is no bigger than `Slot` (niche in `state`).
+#[derive(Debug, Clone)]
+struct Slot {
+    enqueued_at_ms: i64,
+    /// Meaningful only when `expires`.
+    expires_at_ms: i64,
+    body_ref: BodyRef,
+    delivery_count: u32,
+    state: MessageState,
+    expires: bool,
+    session_id: Option<Box<str>>,
+}
+
+/// The messages of one chunk: a sorted (offset, slot) vector while few, a slot array
+/// indexed by offset once many.
+#[derive(Debug)]
+enum Slots {
+    Sparse(Vec<(u16, Slot)>),
+    Dense {
+        slots: Box<[Option<Slot>]>,
+        len: usize,
+    },
+}
+
+impl Slots {
+    fn len(&self) -> usize {
+        match self {
+            Slots::Sparse(slots) => slots.len(),
+            Slots::Dense { len, .. } => *len,
+        }
+    }
+
+    fn get(&self, offset: u16) -> Option<&Slot> {
+        match self {
+            Slots::Sparse(slots) => slots
+                .binary_search_by_key(&offset, |(o, _)| *o)
+                .ok()
+                .map(|i| &slots[i].1),
+            Slots::Dense { slots, .. } => slots.get(usize::from(offset))?.as_ref(),
+        }
+    }
+
+    fn get_mut(&mut self, offset: u16) -> Option<&mut Slot> {
+        match self {
+            Slots::Sparse(slots) => slots
+                .binary_search_by_key(&offset, |(o, _)| *o)
+                .ok()
+                .map(|i| &mut slots[i].1),
+            Slots::Dense { slots, .. } => slots.get_mut(usize::from(offset))?.as_mut(),
+        }
+    }
+
+    /// Stores `slot` at `offset`, which must be free.
+    fn insert(&mut self, offset: u16, slot: Slot) {
+        match self {
+            Slots::Sparse(slots) => {
+                // Appends are the common case: seqs arrive in order.
+                let at = match slots.last() {
+                    Some((last, _)) if *last < offset => slots.len(),
+                    None => 0,
+                    Some(_) => slots.partition_point(|(o, _)| *o < offset),
+                };
+                slots.insert(at, (offset, slot));
+                if slots.len() > SPARSE_MAX {
+                    let mut dense: Box<[Option<Slot>]> = (0..CHUNK_SLOTS).map(|_| None).collect();
+                    let len = slots.len();
+                    for (offset, slot) in slots.drain(..) {
+                        if let Some(place) = dense.get_mut(usize::from(offset)) {
+                            *place = Some(slot);
+                        }
+                    }
+                    *self = Slots::Dense { slots: dense, len };
+                }
+            }
+            Slots::Dense { slots, len } => {
+                if let Some(place) = slots.get_mut(usize::from(offset))
+                    && place.replace(slot).is_none()
+                {
+                    *len += 1;
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, offset: u16) -> Option<Slot> {
+        match self {
+            Slots::Sparse(slots) => {
+                let at = slots.binary_search_by_key(&offset, |(o, _)| *o).ok()?;
+                let (_, slot) = slots.remove(at);
+                if slots.capacity() > 4 * slots.len().max(4) {
+                    slots.shrink_to(2 * slots.len());
+                }
+                Some(slot)
+            }
+            Slots::Dense { slots, len } => {
+                let slot = slots.get_mut(usize::from(offset))?.take()?;
+                *len -= 1;
+                if *len <= SPARSE_MIN {
+                    let sparse: Vec<(u16, Slot)> = slots
+                        .iter_mut()
+                        .enumerate()
+                        .filter_map(|(o, s)| Some((o as u16, s.take()?)))
+                        .collect();
+                    *self = Slots::Sparse(sparse);
+                }
+                Some(slot)
+            }
+        }
+    }
+
+    /// Messages at `from` or later, in offset order.
+    fn iter_from(&self, from: u16) -> SlotIter<'_> {
+        match self {
+            Slots::Sparse(slots) => {
+                let start = slots.partition_point(|(o, _)| *o < from);
+                SlotIter::Sparse(slots[start..].iter())
+            }
+            Slots::Dense { slots, .. } => {
+                let start = usize::from(from).min(slots.len());
+                SlotIter::Dense {
+                    next: start as u16,
+                    slots: slots[start..].iter(),
+                }
+            }
+        }
+    }
+}
+
+enum SlotIter<'a> {
+    Sparse(std::slice::Iter<'a, (u16, Slot)>),
+    Dense {
+        next: u16,
+        slots: std::slice::Iter<'a, Option<Slot>>,
+    },
+}
+
+impl<'a> Iterator for SlotIter<'a> {
+    type Item = (u16, &'a Slot);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            SlotIter::Sparse(slots) => slots.next().map(|(o, slot)| (*o, slot)),
+            SlotIter::Dense { next, slots } => loop {
+                let offset = *next;
+                let slot = slots.next()?;
+                *next = next.wrapping_add(1);
+                if let Some(slot) = slot {
+                    return Some((offset, slot));
+                }
+            },
+        }
+    }
+}
+
+/// The messages of `CHUNK_SLOTS` consecutive seqs, with one bit per seq saying whether
+/// that message is available (Active and unlocked).
+#[derive(Debug)]
+struct Chunk {
+    slots: Slots,
+    available: [u64; WORDS],
+    available_len: u32,
+}
+
+impl Chunk {
+    fn new() -> Self {
+        Chunk {
+            slots: Slots::Sparse(Vec::new()),
+            available: [0; WORDS],
+            available_len: 0,
+        }
+    }
+
+    /// Offsets whose available bit is set, ascending.
+    fn available_offsets(&self) -> impl Iterator<Item = u16> + '_ {
+        self.available
+            .iter()
+            .enumerate()
+            .flat_map(|(word_index, &word)| {
+                let mut rest = word;
+                std::iter::from_fn(move || {
+                    if rest == 0 {
+                        return None;
+                    }
+                    let bit = rest.trailing_zeros() as usize;
+                    rest &= rest - 1;
+                    Some((word_index * 64 + bit) as u16)
+                })
+            })
+    }
+}
+
+fn split(seq: Seq) -> (u64, u16) {
+    (seq >> CHUNK_BITS, (seq & (CHUNK_SLOTS as u64 - 1)) as u16)
+}
+
+fn join(chunk: u64, offset: u16) -> Seq {
+    (chunk << CHUNK_BITS) | u64::from(offset)
+}
+
+/// A stored message as the queue logic sees it; the rarely needed parts are looked up in
+/// the side maps only when asked for.
+#[derive(Clone, Copy)]
+pub(crate) struct Entry<'a> {
+    seq: Seq,
+    slot: &'a Slot,
+    sub: &'a SubQueue,
+}
+
+impl<'a> Entry<'a> {
+    pub(crate) fn state(&self) -> MessageState {
+        self.slot.state
+    }
+
+    pub(crate) fn delivery_count(&self) -> u32 {
+        self.slot.delivery_count
+    }
+
+    pub(crate) fn expires_at_ms(&self) -> Option<i64> {
+        self.slot.expires.then_some(self.slot.expires_at_ms)
+    }
+
+    pub(crate) fn body_ref(&self) -> BodyRef {
+        self.slot.body_ref
+    }
+
+    /// The body, when resident.
+    pub(crate) fn body(&self) -> Option<&'a Bytes> {
+        self.sub.bodies.get(&self.seq)
+    }
+
+    pub(crate) fn lock(&self) -> Option<&'a HeldLock> {
+        self.sub.held.get(&self.seq)
+    }
+
+    pub(crate) fn meta(&self) -> MessageMeta {
+        self.sub.meta(self.seq, self.slot)
+    }
+}
+
 /// One stream of messages: a queue's main stream or its dead-letter queue.
 ///
-/// Invariant: a seq is in `available` exactly when its message is Active and unlocked;
-/// in `scheduled` exactly when it is Scheduled; in `lock_deadlines` and `locks` exactly
-/// when it is locked.
+/// Invariants, for every seq:
+/// - it has a slot in `chunks` exactly when the message is held here, and a chunk is in
+///   `chunks` only while it holds a message; `len` counts the slots;
+/// - its available bit (in its chunk) is set exactly when the message is Active and
+///   unlocked; a chunk is in `available_chunks` exactly when `available_len`, the number
+///   of its set bits, is non-zero;
+/// - it is in `scheduled` exactly when the message is Scheduled, keyed by its
+///   `scheduled_at` entry (`i64::MIN` if it has none);
+/// - it is in `scheduled_at` exactly when the message has a scheduled time (in any state);
+/// - it is in `expiries` exactly when the message has an expiry time;
+/// - it is in `held`, `lock_deadlines` and (by token) `locks` exactly when locked;
+/// - it is in `bodies` exactly when its body is resident; `resident_bytes` sums them;
+/// - `counts` are the exact counts by state and of locks.
 #[derive(Debug)]
 pub struct SubQueue {
     entity: EntityId,
     kind: SubQueueKind,
     last_seq: Seq,
-    messages: BTreeMap<Seq, Entry>,
-    available: BTreeSet<Seq>,
+    /// Chunk number (`seq >> CHUNK_BITS`) → its messages.
+    chunks: BTreeMap<u64, Chunk>,
+    len: usize,
+    available_chunks: BTreeSet<u64>,
+    bodies: HashMap<Seq, Bytes>,
+    held: HashMap<Seq, HeldLock>,
+    scheduled_at: HashMap<Seq, i64>,
     scheduled: BTreeSet<(i64, Seq)>,
     /// Messages with a time to live, by expiry time.
     expiries: BTreeSet<(i64, Seq)>,
@@ -103,8 +371,12 @@ impl SubQueue {
             entity,
             kind,
             last_seq,
-            messages: BTreeMap::new(),
-            available: BTreeSet::new(),
+            chunks: BTreeMap::new(),
+            len: 0,
+            available_chunks: BTreeSet::new(),
+            bodies: HashMap::new(),
+            held: HashMap::new(),
+            scheduled_at: HashMap::new(),
             scheduled: BTreeSet::new(),
             expiries: BTreeSet::new(),
             locks: HashMap::new(),
@@ -133,11 +405,11 @@ impl SubQueue {
 
     /// Number of messages held, in any state.
     pub fn len(&self) -> usize {
-        self.messages.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.messages.is_empty()
+        self.len == 0
     }
 
     /// Bytes of message bodies held in memory.
@@ -146,15 +418,26 @@ impl SubQueue {
     }
 
     pub fn get(&self, seq: Seq) -> Option<MessageView<'_>> {
-        self.messages.get(&seq).map(|entry| view(seq, entry))
+        self.slot(seq).map(|slot| self.view(seq, slot))
     }
 
     /// Messages in sequence order from `from_seq` (inclusive), in every state, without
     /// locking anything: what `peek-message` shows.
     pub fn peek(&self, from_seq: Seq) -> impl Iterator<Item = MessageView<'_>> {
-        self.messages
-            .range(from_seq..)
-            .map(|(seq, entry)| view(*seq, entry))
+        let (first_chunk, first_offset) = split(from_seq);
+        self.chunks
+            .range(first_chunk..)
+            .flat_map(move |(&number, chunk)| {
+                let from = if number == first_chunk {
+                    first_offset
+                } else {
+                    0
+                };
+                chunk
+                    .slots
+                    .iter_from(from)
+                    .map(move |(offset, slot)| self.view(join(number, offset), slot))
+            })
     }
 
     /// The earliest time a lock here runs out.
@@ -174,12 +457,23 @@ impl SubQueue {
 
     // ---- crate-internal access and primitives; each keeps every index and count right.
 
-    pub(crate) fn entry(&self, seq: Seq) -> Option<&Entry> {
-        self.messages.get(&seq)
+    pub(crate) fn entry(&self, seq: Seq) -> Option<Entry<'_>> {
+        self.slot(seq).map(|slot| Entry {
+            seq,
+            slot,
+            sub: self,
+        })
     }
 
+    /// Available (Active, unlocked) seqs, ascending.
     pub(crate) fn available(&self) -> impl Iterator<Item = Seq> + '_ {
-        self.available.iter().copied()
+        self.available_chunks.iter().flat_map(move |&number| {
+            self.chunks.get(&number).into_iter().flat_map(move |chunk| {
+                chunk
+                    .available_offsets()
+                    .map(move |offset| join(number, offset))
+            })
+        })
     }
 
     pub(crate) fn locked_seq(&self, token: &Uuid) -> Option<Seq> {
@@ -207,18 +501,14 @@ impl SubQueue {
     }
 
     pub(crate) fn seqs_locked_by(&self, owner: ConsumerId) -> Vec<Seq> {
-        self.locks
-            .values()
-            .copied()
-            .filter(|seq| {
-                self.messages
-                    .get(seq)
-                    .and_then(|entry| entry.lock.as_ref())
-                    .is_some_and(|lock| lock.owner == owner)
-            })
+        self.held
+            .iter()
+            .filter(|(_, lock)| lock.owner == owner)
+            .map(|(seq, _)| *seq)
             .collect()
     }
 
+    /// Stores a message. Its `message_id` is dropped (see the module docs).
     pub(crate) fn insert(
         &mut self,
         seq: Seq,
@@ -228,97 +518,124 @@ impl SubQueue {
     ) {
         if let Some(old) = self.remove(seq) {
             // Only replay can meet a seq twice; the newer record wins.
-            tracing::debug!(
-                entity = self.entity,
-                seq,
-                "replacing message {:?}",
-                old.body_ref
-            );
+            tracing::debug!(entity = self.entity, seq, "replacing message {old:?}");
         }
+        let MessageMeta {
+            enqueued_at_ms,
+            expires_at_ms,
+            scheduled_at_ms,
+            delivery_count,
+            state,
+            session_id,
+            message_id: _,
+        } = meta;
         self.last_seq = self.last_seq.max(seq);
-        if let Some(body) = &body {
+        if let Some(body) = body {
             self.resident_bytes += body.len() as u64;
+            self.bodies.insert(seq, body);
         }
-        self.index_state(seq, &meta, true);
-        if let Some(at) = meta.expires_at_ms {
+        if let Some(at) = scheduled_at_ms {
+            self.scheduled_at.insert(seq, at);
+        }
+        if let Some(at) = expires_at_ms {
             self.expiries.insert((at, seq));
         }
-        self.messages.insert(
-            seq,
-            Entry {
-                meta,
-                body_ref,
-                body,
-                lock: None,
-            },
-        );
+        let (number, offset) = split(seq);
+        self.chunks
+            .entry(number)
+            .or_insert_with(Chunk::new)
+            .slots
+            .insert(
+                offset,
+                Slot {
+                    enqueued_at_ms,
+                    expires_at_ms: expires_at_ms.unwrap_or(0),
+                    body_ref,
+                    delivery_count,
+                    state,
+                    expires: expires_at_ms.is_some(),
+                    session_id,
+                },
+            );
+        self.len += 1;
+        self.index_state(seq, state, true);
     }
 
-    pub(crate) fn remove(&mut self, seq: Seq) -> Option<Entry> {
+    /// Drops a message; returns where its body was.
+    pub(crate) fn remove(&mut self, seq: Seq) -> Option<BodyRef> {
         self.unlock(seq);
-        let entry = self.messages.remove(&seq)?;
-        self.index_state(seq, &entry.meta, false);
-        if let Some(at) = entry.meta.expires_at_ms {
-            self.expiries.remove(&(at, seq));
+        let state = self.slot(seq)?.state;
+        self.index_state(seq, state, false);
+        let (number, offset) = split(seq);
+        let chunk = self.chunks.get_mut(&number)?;
+        let slot = chunk.slots.remove(offset)?;
+        if chunk.slots.len() == 0 {
+            self.chunks.remove(&number);
         }
-        if let Some(body) = &entry.body {
+        self.len -= 1;
+        if slot.expires {
+            self.expiries.remove(&(slot.expires_at_ms, seq));
+        }
+        self.scheduled_at.remove(&seq);
+        if let Some(body) = self.bodies.remove(&seq) {
             self.resident_bytes -= body.len() as u64;
         }
-        Some(entry)
+        Some(slot.body_ref)
     }
 
     /// Changes the mutable part of a message; also drops its lock, since every settlement
     /// that changes state ends the lock.
     pub(crate) fn update(&mut self, seq: Seq, delivery_count: u32, state: MessageState) {
         self.unlock(seq);
-        let Some(entry) = self.messages.get_mut(&seq) else {
+        let Some(old) = self.slot(seq).map(|slot| slot.state) else {
             return;
         };
-        let mut meta = std::mem::take(&mut entry.meta);
-        self.index_state(seq, &meta, false);
-        meta.delivery_count = delivery_count;
-        meta.state = state;
-        self.index_state(seq, &meta, true);
-        if let Some(entry) = self.messages.get_mut(&seq) {
-            entry.meta = meta;
+        self.index_state(seq, old, false);
+        if let Some(slot) = self.slot_mut(seq) {
+            slot.delivery_count = delivery_count;
+            slot.state = state;
         }
+        self.index_state(seq, state, true);
     }
 
     /// Swaps in a rewritten body (properties modified at settlement).
     pub(crate) fn replace_body(&mut self, seq: Seq, body_ref: BodyRef, body: Option<Bytes>) {
-        let Some(entry) = self.messages.get_mut(&seq) else {
+        let Some(slot) = self.slot_mut(seq) else {
             return;
         };
-        if let Some(old) = &entry.body {
+        slot.body_ref = body_ref;
+        if let Some(old) = self.bodies.remove(&seq) {
             self.resident_bytes -= old.len() as u64;
         }
-        if let Some(new) = &body {
+        if let Some(new) = body {
             self.resident_bytes += new.len() as u64;
+            self.bodies.insert(seq, new);
         }
-        entry.body_ref = body_ref;
-        entry.body = body;
     }
 
     pub(crate) fn lock(&mut self, seq: Seq, token: Uuid, until_ms: i64, owner: ConsumerId) {
         self.unlock(seq);
-        let Some(entry) = self.messages.get_mut(&seq) else {
+        let Some(state) = self.slot(seq).map(|slot| slot.state) else {
             return;
         };
-        if entry.meta.state == MessageState::Active {
-            self.available.remove(&seq);
+        if state == MessageState::Active {
+            self.set_available(seq, false);
         }
-        entry.lock = Some(HeldLock {
-            token,
-            until_ms,
-            owner,
-        });
+        self.held.insert(
+            seq,
+            HeldLock {
+                token,
+                until_ms,
+                owner,
+            },
+        );
         self.locks.insert(token, seq);
         self.lock_deadlines.insert((until_ms, seq));
         self.counts.locked += 1;
     }
 
     pub(crate) fn renew(&mut self, seq: Seq, until_ms: i64) {
-        let Some(lock) = self.messages.get_mut(&seq).and_then(|e| e.lock.as_mut()) else {
+        let Some(lock) = self.held.get_mut(&seq) else {
             return;
         };
         self.lock_deadlines.remove(&(lock.until_ms, seq));
@@ -328,61 +645,217 @@ impl SubQueue {
 
     /// Drops the lock on `seq`, if any, making an active message available again.
     pub(crate) fn unlock(&mut self, seq: Seq) -> bool {
-        let Some(entry) = self.messages.get_mut(&seq) else {
-            return false;
-        };
-        let Some(lock) = entry.lock.take() else {
+        let Some(lock) = self.held.remove(&seq) else {
             return false;
         };
         self.locks.remove(&lock.token);
         self.lock_deadlines.remove(&(lock.until_ms, seq));
         self.counts.locked -= 1;
-        if entry.meta.state == MessageState::Active {
-            self.available.insert(seq);
+        if self
+            .slot(seq)
+            .is_some_and(|slot| slot.state == MessageState::Active)
+        {
+            self.set_available(seq, true);
         }
         true
     }
 
+    fn slot(&self, seq: Seq) -> Option<&Slot> {
+        let (number, offset) = split(seq);
+        self.chunks.get(&number)?.slots.get(offset)
+    }
+
+    fn slot_mut(&mut self, seq: Seq) -> Option<&mut Slot> {
+        let (number, offset) = split(seq);
+        self.chunks.get_mut(&number)?.slots.get_mut(offset)
+    }
+
+    fn meta(&self, seq: Seq, slot: &Slot) -> MessageMeta {
+        MessageMeta {
+            enqueued_at_ms: slot.enqueued_at_ms,
+            expires_at_ms: slot.expires.then_some(slot.expires_at_ms),
+            scheduled_at_ms: self.scheduled_at.get(&seq).copied(),
+            delivery_count: slot.delivery_count,
+            state: slot.state,
+            session_id: slot.session_id.clone(),
+            message_id: None,
+        }
+    }
+
+    fn view<'a>(&'a self, seq: Seq, slot: &Slot) -> MessageView<'a> {
+        MessageView {
+            seq,
+            meta: self.meta(seq, slot),
+            body_ref: slot.body_ref,
+            body: self.bodies.get(&seq),
+            locked_until_ms: self.held.get(&seq).map(|lock| lock.until_ms),
+        }
+    }
+
+    /// Sets or clears the available bit of `seq`, whose slot must exist.
+    fn set_available(&mut self, seq: Seq, available: bool) {
+        let (number, offset) = split(seq);
+        let Some(chunk) = self.chunks.get_mut(&number) else {
+            return;
+        };
+        let word = &mut chunk.available[usize::from(offset) / 64];
+        let bit = 1u64 << (offset % 64);
+        if (*word & bit != 0) == available {
+            return;
+        }
+        if available {
+            *word |= bit;
+            chunk.available_len += 1;
+            if chunk.available_len == 1 {
+                self.available_chunks.insert(number);
+            }
+        } else {
+            *word &= !bit;
+            chunk.available_len -= 1;
+            if chunk.available_len == 0 {
+                self.available_chunks.remove(&number);
+            }
+        }
+    }
+
     /// Adds (`present`) or removes an unlocked message's state from the counts and the
-    /// state indexes.
-    fn index_state(&mut self, seq: Seq, meta: &MessageMeta, present: bool) {
-        let (count, scheduled_key) = match meta.state {
-            MessageState::Active => (&mut self.counts.active, None),
-            MessageState::Deferred => (&mut self.counts.deferred, None),
-            MessageState::Scheduled => (
-                &mut self.counts.scheduled,
-                Some((meta.scheduled_at_ms.unwrap_or(i64::MIN), seq)),
-            ),
+    /// state indexes. The slot must exist.
+    fn index_state(&mut self, seq: Seq, state: MessageState, present: bool) {
+        let count = match state {
+            MessageState::Active => &mut self.counts.active,
+            MessageState::Deferred => &mut self.counts.deferred,
+            MessageState::Scheduled => &mut self.counts.scheduled,
         };
         if present {
             *count += 1;
         } else {
             *count -= 1;
         }
-        match (meta.state, scheduled_key, present) {
-            (MessageState::Active, _, true) => {
-                self.available.insert(seq);
+        match state {
+            MessageState::Active => self.set_available(seq, present),
+            MessageState::Scheduled => {
+                let key = (
+                    self.scheduled_at.get(&seq).copied().unwrap_or(i64::MIN),
+                    seq,
+                );
+                if present {
+                    self.scheduled.insert(key);
+                } else {
+                    self.scheduled.remove(&key);
+                }
             }
-            (MessageState::Active, _, false) => {
-                self.available.remove(&seq);
-            }
-            (MessageState::Scheduled, Some(key), true) => {
-                self.scheduled.insert(key);
-            }
-            (MessageState::Scheduled, Some(key), false) => {
-                self.scheduled.remove(&key);
-            }
-            _ => {}
+            MessageState::Deferred => {}
         }
     }
 }
 
-fn view(seq: Seq, entry: &Entry) -> MessageView<'_> {
-    MessageView {
-        seq,
-        meta: &entry.meta,
-        body_ref: entry.body_ref,
-        body: entry.body.as_ref(),
-        locked_until_ms: entry.lock.as_ref().map(|lock| lock.until_ms),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(state: MessageState) -> MessageMeta {
+        MessageMeta {
+            state,
+            ..MessageMeta::default()
+        }
+    }
+
+    fn body_ref(seq: Seq) -> BodyRef {
+        BodyRef {
+            segment: 0,
+            offset: seq,
+            len: 1,
+        }
+    }
+
+    #[test]
+    fn slots_stay_compact() {
+        assert!(std::mem::size_of::<Option<Slot>>() <= 56);
+        assert_eq!(std::mem::size_of::<BodyRef>(), 16);
+    }
+
+    /// Inserting and removing across chunk boundaries, through sparse and dense chunks,
+    /// keeps peek order, availability and counts right.
+    #[test]
+    fn chunks_turn_dense_and_sparse_and_go_away() {
+        let mut sub = SubQueue::new(1, SubQueueKind::Main, 0);
+        let total = 3 * CHUNK_SLOTS as Seq + 17;
+        for seq in 1..=total {
+            let state = if seq % 64 == 0 {
+                MessageState::Deferred
+            } else {
+                MessageState::Active
+            };
+            sub.insert(seq, meta(state), body_ref(seq), None);
+        }
+        assert_eq!(sub.len(), total as usize);
+        assert!(
+            sub.chunks
+                .values()
+                .any(|chunk| matches!(chunk.slots, Slots::Dense { .. }))
+        );
+        let active: Vec<Seq> = (1..=total).filter(|seq| seq % 64 != 0).collect();
+        assert_eq!(sub.available().collect::<Vec<_>>(), active);
+        assert_eq!(sub.counts().active, active.len() as u64);
+
+        // Drop everything but the deferred ones: dense chunks become sparse.
+        for &seq in &active {
+            assert_eq!(sub.remove(seq), Some(body_ref(seq)));
+        }
+        assert_eq!(sub.available().next(), None);
+        assert!(sub.available_chunks.is_empty());
+        assert!(
+            sub.chunks
+                .values()
+                .all(|chunk| matches!(chunk.slots, Slots::Sparse(_)))
+        );
+        let deferred: Vec<Seq> = (1..=total).filter(|seq| seq % 64 == 0).collect();
+        assert_eq!(sub.peek(0).map(|m| m.seq).collect::<Vec<_>>(), deferred);
+        assert_eq!(
+            sub.peek(CHUNK_SLOTS as Seq + 1).next().map(|m| m.seq),
+            deferred
+                .iter()
+                .copied()
+                .find(|seq| *seq > CHUNK_SLOTS as Seq)
+        );
+        for &seq in &deferred {
+            assert!(sub.remove(seq).is_some());
+        }
+        assert!(sub.chunks.is_empty());
+        assert_eq!(sub.len(), 0);
+        assert_eq!(sub.counts(), SubQueueCounts::default());
+    }
+
+    #[test]
+    fn locks_and_bodies_live_beside_the_slots() {
+        let mut sub = SubQueue::new(1, SubQueueKind::Main, 0);
+        for seq in 1..=3 {
+            sub.insert(
+                seq,
+                MessageMeta {
+                    scheduled_at_ms: (seq == 2).then_some(5),
+                    expires_at_ms: Some(100 + seq as i64),
+                    message_id: Some("id".into()),
+                    ..meta(MessageState::Active)
+                },
+                body_ref(seq),
+                Some(Bytes::from_static(b"body")),
+            );
+        }
+        assert_eq!(sub.resident_bytes(), 12);
+        let token = Uuid::new_v4();
+        sub.lock(1, token, 50, ConsumerId(9));
+        assert_eq!(sub.available().collect::<Vec<_>>(), vec![2, 3]);
+        let view = sub.get(1).expect("held");
+        assert_eq!(view.locked_until_ms, Some(50));
+        assert_eq!(view.meta.expires_at_ms, Some(101));
+        assert_eq!(view.meta.message_id, None);
+        assert_eq!(sub.get(2).map(|m| m.meta.scheduled_at_ms), Some(Some(5)));
+        assert_eq!(sub.seqs_locked_by(ConsumerId(9)), vec![1]);
+        assert_eq!(sub.remove(1), Some(body_ref(1)));
+        assert!(sub.locked_seq(&token).is_none());
+        assert_eq!(sub.counts().locked, 0);
+        assert_eq!(sub.resident_bytes(), 8);
+        assert_eq!(sub.next_expiry(), Some(102));
     }
 }
