@@ -2,6 +2,10 @@
 //!
 //! Layout of the store directory:
 //! - `00000001.log`, `00000002.log`, …: segments, written in order (format in `codec`).
+//! - `00000001.idx`, …: for each sealed segment (every one but the last), its records
+//!   without their bodies, so that opening the store need not read bodies (see `recover`).
+//!   Written by a background thread once the segment is sealed, via `NNNNNNNN.idx.tmp`;
+//!   deleted with its segment. A missing or damaged index only costs reading its segment.
 //! - `catalog.json`: the catalog blob, replaced atomically via `catalog.json.tmp`.
 //! - `LOCK`: held with an exclusive advisory lock while a [`LogStore`] is open.
 //!
@@ -36,6 +40,7 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -46,7 +51,10 @@ pub use commit::LogCommit;
 use crate::{BodyRef, Durability, EntityId, Record, Recovered, Seq, Store, StoreError};
 use codec::HEADER_LEN;
 use commit::Notifier;
-use recover::segment_path;
+use recover::{remove_index, segment_path};
+
+/// A segment the writer has sealed (synced, never written again), for the indexer.
+type Sealed = (u32, Arc<File>);
 
 const CATALOG: &str = "catalog.json";
 const CATALOG_TMP: &str = "catalog.json.tmp";
@@ -194,6 +202,7 @@ impl Shared {
 pub struct LogStore {
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    indexer: Mutex<Option<JoinHandle<()>>>,
     catalog_lock: Mutex<()>,
     /// Holds the directory's advisory lock for as long as the store is open.
     _lock: File,
@@ -269,8 +278,12 @@ impl LogStore {
             });
         }
         let mut live: BTreeMap<u32, u64> = segments.iter().map(|s| (s.id, 0)).collect();
-        for m in scan.messages.values() {
-            *live.entry(m.body.segment).or_insert(0) += 1;
+        // Neighbours in sequence order mostly share a segment: count runs, not messages.
+        for run in scan
+            .messages
+            .chunk_by(|a, b| a.body.segment == b.body.segment)
+        {
+            *live.entry(run[0].body.segment).or_insert(0) += run.len() as u64;
         }
 
         let (tail_id, mut tail_len) = match segments.last() {
@@ -298,6 +311,7 @@ impl LogStore {
             }
             live.remove(&head);
             segments.retain(|s| s.id != head);
+            remove_index(dir, head)?;
             fs::remove_file(segment_path(dir, head))?;
             deleted = true;
         }
@@ -318,8 +332,7 @@ impl LogStore {
             return Err(StoreError::Io("no log segment".into()));
         };
 
-        let mut messages: Vec<_> = scan.messages.into_values().collect();
-        messages.sort_unstable_by_key(|m| (m.entity, m.seq));
+        let messages = scan.messages;
 
         let state = State {
             closing: false,
@@ -348,21 +361,31 @@ impl LogStore {
             #[cfg(test)]
             fail_writes: std::sync::atomic::AtomicBool::new(false),
         });
+        let (sealed_tx, sealed_rx) = mpsc::channel();
+        let indexer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("busbar-store-indexer".into())
+                .spawn(move || indexer_loop(shared, sealed_rx))?
+        };
         let writer = {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name("busbar-store-writer".into())
-                .spawn(move || writer_loop(shared, (tail_id, tail_file)))?
+                .spawn(move || writer_loop(shared, (tail_id, tail_file), sealed_tx))?
         };
         tracing::info!(
             dir = %dir.display(),
             messages = messages.len(),
             last_segment = tail_id,
+            segments_from_index = scan.indexed,
+            segments_read = scan.scanned,
             "log store opened"
         );
         let store = LogStore {
             shared,
             writer: Mutex::new(Some(writer)),
+            indexer: Mutex::new(Some(indexer)),
             catalog_lock: Mutex::new(()),
             _lock: lock,
         };
@@ -513,6 +536,18 @@ impl Store for LogStore {
         {
             return Err(StoreError::Io("log writer thread panicked".into()));
         }
+        // The writer is gone, so the indexer finishes what was sealed and stops; waiting for
+        // it keeps it from writing into the directory after the lock is released.
+        let handle = self
+            .indexer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(handle) = handle
+            && handle.join().is_err()
+        {
+            return Err(StoreError::Io("log indexer thread panicked".into()));
+        }
         match &self.shared.lock().poisoned {
             Some(msg) => Err(StoreError::Poisoned(msg.clone())),
             None => Ok(()),
@@ -535,6 +570,7 @@ fn write_group(
     batch: &[Chunk],
     current: &mut (u32, Arc<File>),
     force_sync: bool,
+    sealed: &Sender<Sealed>,
 ) -> std::io::Result<()> {
     #[cfg(test)]
     if shared.fail_writes.load(std::sync::atomic::Ordering::SeqCst) {
@@ -545,6 +581,8 @@ fn write_group(
             // The finished segment is made durable before the next gets any data, so a
             // crash can tear a frame only in the last segment, where recovery expects it.
             current.1.sync_data()?;
+            // If the indexer is gone the segment merely stays unindexed.
+            let _ = sealed.send(current.clone());
             let file = OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -563,7 +601,7 @@ fn write_group(
     Ok(())
 }
 
-fn writer_loop(shared: Arc<Shared>, mut current: (u32, Arc<File>)) {
+fn writer_loop(shared: Arc<Shared>, mut current: (u32, Arc<File>), sealed: Sender<Sealed>) {
     let mut batch: Vec<Chunk> = Vec::new();
     // After a failed deletion nothing newer may be deleted, or the numbering would gap.
     let mut reclaim_ok = true;
@@ -583,7 +621,7 @@ fn writer_loop(shared: Arc<Shared>, mut current: (u32, Arc<File>)) {
             )
         };
 
-        if let Err(e) = write_group(&shared, &batch, &mut current, closing) {
+        if let Err(e) = write_group(&shared, &batch, &mut current, closing, &sealed) {
             let msg = format!("writing the log failed: {e}");
             tracing::error!(error = %e, "log write failed; the store refuses further writes");
             {
@@ -648,14 +686,61 @@ fn reclaim_segments(shared: &Shared, current: &File, segments: &[u32]) -> bool {
         let path = segment_path(&shared.dir, id);
         // One at a time, each made durable before the next, and stopping at the first
         // failure: a crash must never leave a gap in the numbering (recovery refuses gaps).
-        // Segments left behind are reclaimed at the next open.
-        if let Err(e) = fs::remove_file(&path).and_then(|()| sync_dir(&shared.dir)) {
+        // Segments left behind are reclaimed at the next open. The index goes first, so a
+        // crash in between leaves a segment without index (read whole), never the reverse.
+        if let Err(e) = remove_index(&shared.dir, id)
+            .and_then(|()| fs::remove_file(&path))
+            .and_then(|()| sync_dir(&shared.dir))
+        {
             tracing::warn!(file = %path.display(), error = %e, "could not delete log segment; reclamation stops until the next open");
             return false;
         }
         tracing::debug!(file = %path.display(), "reclaimed log segment");
     }
     true
+}
+
+/// Indexes each segment the writer seals, off the write path.
+fn indexer_loop(shared: Arc<Shared>, sealed: Receiver<Sealed>) {
+    while let Ok((id, file)) = sealed.recv() {
+        match index_segment(&shared, id, &file) {
+            Ok(()) => tracing::debug!(segment = id, "indexed sealed log segment"),
+            Err(e @ StoreError::Corrupt { .. }) => {
+                tracing::error!(segment = id, error = %e, "a sealed log segment fails its checks; the next open will refuse it");
+            }
+            Err(e) => {
+                tracing::warn!(segment = id, error = %e, "could not index a sealed log segment; the next open reads it whole");
+            }
+        }
+    }
+}
+
+fn index_segment(shared: &Shared, id: u32, file: &File) -> Result<(), StoreError> {
+    let index = {
+        // Read back from the file (normally still in the page cache) rather than taken
+        // from the writer's buffers, so the index vouches for what the segment holds.
+        let len = usize::try_from(file.metadata()?.len())
+            .map_err(|_| StoreError::Io("segment too large to index".into()))?;
+        let mut data = vec![0u8; len];
+        file.read_exact_at(&mut data, 0)?;
+        recover::build_index(id, &data).map_err(|reason| StoreError::Corrupt {
+            file: recover::segment_file_name(id),
+            offset: 0,
+            reason,
+        })?
+    };
+    let dir = &shared.dir;
+    recover::write_index_tmp(dir, id, &index)?;
+    // Reclamation decides under the state lock, so it has either dropped this segment
+    // already (the index must not appear) or will find the index and delete it.
+    let st = shared.lock();
+    if st.live.contains_key(&id) {
+        recover::install_index(dir, id)?;
+    } else {
+        drop(st);
+        recover::discard_index_tmp(dir, id)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

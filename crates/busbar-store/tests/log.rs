@@ -23,14 +23,22 @@ fn open_small(dir: &Path, segment_bytes: u64) -> Result<(LogStore, Recovered), S
     )
 }
 
-fn segments(dir: &Path) -> Vec<String> {
+fn files_ending(dir: &Path, suffix: &str) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .expect("read dir")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.ends_with(".log"))
+        .filter(|n| n.ends_with(suffix))
         .collect();
     names.sort();
     names
+}
+
+fn segments(dir: &Path) -> Vec<String> {
+    files_ending(dir, ".log")
+}
+
+fn indexes(dir: &Path) -> Vec<String> {
+    files_ending(dir, ".idx")
 }
 
 fn file_len(path: &Path) -> u64 {
@@ -371,4 +379,191 @@ fn an_interrupted_catalog_save_keeps_the_previous_catalog() {
     let (_, rec) = open(dir.path());
     assert_eq!(rec.catalog.as_deref(), Some(&b"v1"[..]));
     assert!(!dir.path().join("catalog.json.tmp").exists());
+}
+
+/// Several sealed segments of 400-byte bodies (seq n filled with byte n), closed.
+fn sealed_log(dir: &Path) -> Vec<BodyRef> {
+    let (store, _) = open_small(dir, 1024).expect("open");
+    let mut refs = Vec::new();
+    for seq in 1..=10u64 {
+        refs.push(commit(&store, vec![enqueue(1, seq, &[seq as u8; 400])])[0]);
+    }
+    store.close().expect("close");
+    refs
+}
+
+fn flip_byte(path: &Path, at: u64) {
+    let mut data = fs::read(path).expect("read");
+    data[at as usize] ^= 0xff;
+    fs::write(path, &data).expect("write");
+}
+
+#[test]
+fn every_sealed_segment_gets_an_index_and_the_last_none() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    sealed_log(dir.path());
+    let logs = segments(dir.path());
+    assert!(logs.len() >= 4, "rolled: {logs:?}");
+    let want: Vec<String> = logs[..logs.len() - 1]
+        .iter()
+        .map(|n| n.replace(".log", ".idx"))
+        .collect();
+    assert_eq!(indexes(dir.path()), want);
+    for idx in &want {
+        assert!(
+            file_len(&dir.path().join(idx)) < 400,
+            "{idx} holds no bodies"
+        );
+    }
+}
+
+#[test]
+fn a_sealed_segment_with_an_index_is_not_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let refs = sealed_log(dir.path());
+    assert_eq!(refs[0].segment, 1);
+    // Damage a body in sealed segment 1: its frame checksum no longer matches.
+    flip_byte(&dir.path().join("00000001.log"), refs[0].offset + 7);
+
+    let (store, rec) = open_small(dir.path(), 1024).expect("the index is trusted");
+    assert_eq!(keys(&rec), (1..=10).map(|s| (1, s)).collect::<Vec<_>>());
+    assert_eq!(rec.messages[0].body, refs[0]);
+    let body = store.read_body(refs[0]).expect("read");
+    assert_eq!(body[7], 1 ^ 0xff, "bodies are not re-checked when read");
+    drop(store);
+
+    // Without the index the segment is read whole, and the damage is found.
+    fs::remove_file(dir.path().join("00000001.idx")).expect("remove index");
+    match open_small(dir.path(), 1024) {
+        Err(StoreError::Corrupt { file, .. }) => assert_eq!(file, "00000001.log"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_missing_index_is_rebuilt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let refs = sealed_log(dir.path());
+    let idx = dir.path().join("00000002.idx");
+    let original = fs::read(&idx).expect("read index");
+    fs::remove_file(&idx).expect("remove index");
+
+    let (store, rec) = open_small(dir.path(), 1024).expect("open");
+    assert_eq!(keys(&rec), (1..=10).map(|s| (1, s)).collect::<Vec<_>>());
+    let bodies: Vec<BodyRef> = rec.messages.iter().map(|m| m.body).collect();
+    assert_eq!(bodies, refs);
+    assert_eq!(fs::read(&idx).expect("rebuilt"), original);
+    store.close().expect("close");
+}
+
+#[test]
+fn a_damaged_or_stale_index_falls_back_to_reading_the_segment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let refs = sealed_log(dir.path());
+    let idx = dir.path().join("00000001.idx");
+    let original = fs::read(&idx).expect("read index");
+
+    type Damage = fn(&mut Vec<u8>);
+    let damage: [(&str, Damage); 3] = [
+        ("flipped byte", |d| d[30] ^= 1),
+        ("truncated", |d| d.truncate(d.len() - 9)),
+        ("empty", |d| d.clear()),
+    ];
+    for (what, damage) in damage {
+        let mut data = original.clone();
+        damage(&mut data);
+        fs::write(&idx, &data).expect("write");
+        let (store, rec) = open_small(dir.path(), 1024).expect(what);
+        let bodies: Vec<BodyRef> = rec.messages.iter().map(|m| m.body).collect();
+        assert_eq!(bodies, refs, "{what}");
+        assert_eq!(fs::read(&idx).expect("read"), original, "{what}: rewritten");
+        store.close().expect("close");
+    }
+
+    // An intact index that belongs to another segment.
+    fs::copy(dir.path().join("00000002.idx"), &idx).expect("copy");
+    let (store, rec) = open_small(dir.path(), 1024).expect("open");
+    assert_eq!(rec.messages.len(), 10);
+    assert_eq!(fs::read(&idx).expect("read"), original, "rewritten");
+    drop(store);
+
+    // A damaged index is no excuse for a damaged segment: the full read still refuses it.
+    flip_byte(&idx, 30);
+    flip_byte(&dir.path().join("00000001.log"), refs[0].offset + 7);
+    assert!(matches!(
+        open_small(dir.path(), 1024),
+        Err(StoreError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn leftover_and_orphaned_index_files_are_removed_at_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    sealed_log(dir.path());
+    let logs = segments(dir.path());
+    let last = logs.last().expect("segments").replace(".log", ".idx");
+    let copy_of_first = fs::read(dir.path().join("00000001.idx")).expect("read");
+    fs::write(dir.path().join(&last), &copy_of_first).expect("index of the last");
+    fs::write(dir.path().join("00000099.idx"), &copy_of_first).expect("orphan");
+    fs::write(dir.path().join("00000003.idx.tmp"), b"half").expect("tmp");
+
+    let (store, rec) = open_small(dir.path(), 1024).expect("open");
+    assert_eq!(rec.messages.len(), 10);
+    assert!(
+        !dir.path().join(&last).exists(),
+        "the last segment has none"
+    );
+    assert!(!dir.path().join("00000099.idx").exists());
+    assert!(!dir.path().join("00000003.idx.tmp").exists());
+    assert!(dir.path().join("00000003.idx").exists());
+    store.close().expect("close");
+}
+
+#[test]
+fn reclaimed_segments_take_their_index_with_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let refs = sealed_log(dir.path());
+    assert!(dir.path().join("00000001.idx").exists());
+    let (store, rec) = open_small(dir.path(), 1024).expect("open");
+    let head: Vec<Record> = rec
+        .messages
+        .iter()
+        .filter(|m| m.body.segment <= 2)
+        .map(|m| remove(1, m.seq, m.body))
+        .collect();
+    assert!(!head.is_empty());
+    commit(&store, head);
+    // Keep writing so more segments are sealed and indexed while reclamation runs.
+    let mut more = Vec::new();
+    for seq in 11..=20u64 {
+        more.push(commit(&store, vec![enqueue(1, seq, &[seq as u8; 400])])[0]);
+    }
+    let gone: Vec<Record> = more
+        .iter()
+        .zip(11..)
+        .map(|(&r, seq)| remove(1, seq, r))
+        .collect();
+    let rest: Vec<Record> = refs
+        .iter()
+        .zip(1..)
+        .filter(|(r, _)| r.segment > 2)
+        .map(|(&r, seq)| remove(1, seq, r))
+        .collect();
+    commit(&store, rest);
+    commit(&store, gone);
+    commit(&store, vec![enqueue(1, 21, b"last")]);
+    store.close().expect("close");
+    drop(store);
+
+    let logs = segments(dir.path());
+    assert!(!logs.contains(&"00000001.log".to_string()), "{logs:?}");
+    for idx in indexes(dir.path()) {
+        assert!(
+            logs.contains(&idx.replace(".idx", ".log")),
+            "{idx} outlived its segment: {logs:?}"
+        );
+    }
+    assert!(!dir.path().join("00000001.idx").exists());
+    let (_, rec) = open_small(dir.path(), 1024).expect("reopen");
+    assert_eq!(keys(&rec), vec![(1, 21)]);
 }

@@ -5,13 +5,26 @@
 //! holds every record of one `append` call, so a batch is recovered whole or not at all.
 //! Payload: `[record count u32]` then the records, each starting with a tag byte. All
 //! integers are little-endian.
+//!
+//! Segment index (`NNNNNNNN.idx`, written once a segment is sealed): a 24-byte header
+//! (`INDEX_MAGIC`, format version u16, reserved u16, segment id u32, length of the indexed
+//! segment u64), then every record of the segment in log order without its body, then a
+//! crc32 of everything before it. Index records are encoded as in a frame except that an
+//! `Enqueue` ends with its body's absolute offset in the segment (u64) and length (u32)
+//! instead of the body, and a `Remove` carries no body reference. Frame boundaries are not
+//! kept: a sealed segment holds only complete frames.
 
-use crate::{BodyRef, EntityId, MessageMeta, MessageState, Record, Seq, StoreError};
+use crate::{EntityId, MessageMeta, MessageState, Record, Seq, StoreError};
 
 pub(crate) const MAGIC: &[u8; 8] = b"BUSBARLG";
 pub(crate) const VERSION: u16 = 1;
 pub(crate) const HEADER_LEN: u64 = 16;
 pub(crate) const FRAME_HEADER_LEN: usize = 8;
+
+pub(crate) const INDEX_MAGIC: &[u8; 8] = b"BUSBARIX";
+pub(crate) const INDEX_VERSION: u16 = 1;
+const INDEX_HEADER_LEN: usize = 24;
+const INDEX_CRC_LEN: usize = 4;
 
 const TAG_ENQUEUE: u8 = 1;
 const TAG_UPDATE: u8 = 2;
@@ -72,6 +85,40 @@ fn put_str(out: &mut Vec<u8>, s: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The meta part of an `Enqueue`, shared by frames and indexes.
+fn put_meta(out: &mut Vec<u8>, meta: &MessageMeta) -> Result<(), StoreError> {
+    out.extend_from_slice(&meta.enqueued_at_ms.to_le_bytes());
+    let mut flags = 0;
+    if meta.expires_at_ms.is_some() {
+        flags |= FLAG_EXPIRES;
+    }
+    if meta.scheduled_at_ms.is_some() {
+        flags |= FLAG_SCHEDULED;
+    }
+    if meta.session_id.is_some() {
+        flags |= FLAG_SESSION;
+    }
+    if meta.message_id.is_some() {
+        flags |= FLAG_MESSAGE_ID;
+    }
+    out.push(flags);
+    if let Some(v) = meta.expires_at_ms {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    if let Some(v) = meta.scheduled_at_ms {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out.extend_from_slice(&meta.delivery_count.to_le_bytes());
+    out.push(state_byte(meta.state));
+    if let Some(s) = &meta.session_id {
+        put_str(out, s)?;
+    }
+    if let Some(s) = &meta.message_id {
+        put_str(out, s)?;
+    }
+    Ok(())
+}
+
 fn encoded_len(records: &[Record]) -> usize {
     let mut n = FRAME_HEADER_LEN + 4;
     for r in records {
@@ -121,35 +168,7 @@ pub(crate) fn encode_batch(
                 out.push(TAG_ENQUEUE);
                 out.extend_from_slice(&entity.to_le_bytes());
                 out.extend_from_slice(&seq.to_le_bytes());
-                out.extend_from_slice(&meta.enqueued_at_ms.to_le_bytes());
-                let mut flags = 0;
-                if meta.expires_at_ms.is_some() {
-                    flags |= FLAG_EXPIRES;
-                }
-                if meta.scheduled_at_ms.is_some() {
-                    flags |= FLAG_SCHEDULED;
-                }
-                if meta.session_id.is_some() {
-                    flags |= FLAG_SESSION;
-                }
-                if meta.message_id.is_some() {
-                    flags |= FLAG_MESSAGE_ID;
-                }
-                out.push(flags);
-                if let Some(v) = meta.expires_at_ms {
-                    out.extend_from_slice(&v.to_le_bytes());
-                }
-                if let Some(v) = meta.scheduled_at_ms {
-                    out.extend_from_slice(&v.to_le_bytes());
-                }
-                out.extend_from_slice(&meta.delivery_count.to_le_bytes());
-                out.push(state_byte(meta.state));
-                if let Some(s) = &meta.session_id {
-                    put_str(out, s)?;
-                }
-                if let Some(s) = &meta.message_id {
-                    put_str(out, s)?;
-                }
+                put_meta(out, meta)?;
                 let len = u32::try_from(body.len()).map_err(|_| too_large("a message body"))?;
                 out.extend_from_slice(&len.to_le_bytes());
                 bodies.push((out.len() as u64, len));
@@ -215,8 +234,8 @@ pub(crate) enum Decoded {
         entity: EntityId,
         seq: Seq,
         meta: MessageMeta,
-        /// Offset of the body bytes within the payload.
-        body_pos: usize,
+        /// Absolute offset of the body bytes in the segment.
+        body_offset: u64,
         body_len: u32,
     },
     Update {
@@ -228,8 +247,6 @@ pub(crate) enum Decoded {
     Remove {
         entity: EntityId,
         seq: Seq,
-        #[allow(dead_code)] // Kept for symmetry and debugging; recovery keys by (entity, seq).
-        body: BodyRef,
     },
     Checkpoint(Vec<(EntityId, Seq)>),
 }
@@ -245,7 +262,7 @@ impl<'a> Cursor<'a> {
             .pos
             .checked_add(n)
             .filter(|&e| e <= self.buf.len())
-            .ok_or_else(|| format!("record truncated at payload byte {}", self.pos))?;
+            .ok_or_else(|| format!("record truncated at byte {}", self.pos))?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -275,99 +292,237 @@ impl<'a> Cursor<'a> {
             .map(Box::from)
             .map_err(|_| "message property is not UTF-8".to_string())
     }
+    fn meta(&mut self) -> Result<MessageMeta, String> {
+        let enqueued_at_ms = self.i64()?;
+        let flags = self.u8()?;
+        if flags & !(FLAG_EXPIRES | FLAG_SCHEDULED | FLAG_SESSION | FLAG_MESSAGE_ID) != 0 {
+            return Err(format!("unknown enqueue flags {flags:#x}"));
+        }
+        let expires_at_ms = if flags & FLAG_EXPIRES != 0 {
+            Some(self.i64()?)
+        } else {
+            None
+        };
+        let scheduled_at_ms = if flags & FLAG_SCHEDULED != 0 {
+            Some(self.i64()?)
+        } else {
+            None
+        };
+        let delivery_count = self.u32()?;
+        let state = state_from(self.u8()?)?;
+        let session_id = if flags & FLAG_SESSION != 0 {
+            Some(self.string()?)
+        } else {
+            None
+        };
+        let message_id = if flags & FLAG_MESSAGE_ID != 0 {
+            Some(self.string()?)
+        } else {
+            None
+        };
+        Ok(MessageMeta {
+            enqueued_at_ms,
+            expires_at_ms,
+            scheduled_at_ms,
+            delivery_count,
+            state,
+            session_id,
+            message_id,
+        })
+    }
 }
 
-/// Decodes a frame payload, calling `apply` for each record in order.
-pub(crate) fn decode_batch(payload: &[u8], mut apply: impl FnMut(Decoded)) -> Result<(), String> {
+/// Where a record is being decoded from: a frame payload at this absolute offset in its
+/// segment (bodies inline), or an index (body locations inline).
+#[derive(Clone, Copy)]
+enum Source {
+    Frame { payload_offset: u64 },
+    Index,
+}
+
+fn decode_record(c: &mut Cursor<'_>, source: Source) -> Result<Decoded, String> {
+    Ok(match c.u8()? {
+        TAG_ENQUEUE => {
+            let entity = c.u32()?;
+            let seq = c.u64()?;
+            let meta = c.meta()?;
+            let (body_offset, body_len) = match source {
+                Source::Frame { payload_offset } => {
+                    let body_len = c.u32()?;
+                    let body_pos = c.pos as u64;
+                    c.take(body_len as usize)?;
+                    (payload_offset + body_pos, body_len)
+                }
+                Source::Index => (c.u64()?, c.u32()?),
+            };
+            Decoded::Enqueue {
+                entity,
+                seq,
+                meta,
+                body_offset,
+                body_len,
+            }
+        }
+        TAG_UPDATE => Decoded::Update {
+            entity: c.u32()?,
+            seq: c.u64()?,
+            delivery_count: c.u32()?,
+            state: state_from(c.u8()?)?,
+        },
+        TAG_REMOVE => {
+            let entity = c.u32()?;
+            let seq = c.u64()?;
+            if let Source::Frame { .. } = source {
+                // The body reference lets a live store account reclamation; replay keys
+                // messages by (entity, seq) and has no use for it.
+                c.take(4 + 8 + 4)?;
+            }
+            Decoded::Remove { entity, seq }
+        }
+        TAG_CHECKPOINT => {
+            let n = c.u32()? as usize;
+            // Bound the allocation by what the input can actually hold.
+            let mut entries = Vec::with_capacity(n.min(c.buf.len() / 12));
+            for _ in 0..n {
+                entries.push((c.u32()?, c.u64()?));
+            }
+            Decoded::Checkpoint(entries)
+        }
+        other => return Err(format!("unknown record tag {other}")),
+    })
+}
+
+/// Decodes a frame payload that starts at `payload_offset` in its segment, calling `apply`
+/// for each record in order.
+pub(crate) fn decode_batch(
+    payload: &[u8],
+    payload_offset: u64,
+    mut apply: impl FnMut(Decoded) -> Result<(), String>,
+) -> Result<(), String> {
     let mut c = Cursor {
         buf: payload,
         pos: 0,
     };
     let count = c.u32()?;
+    let source = Source::Frame { payload_offset };
     for _ in 0..count {
-        let rec = match c.u8()? {
-            TAG_ENQUEUE => {
-                let entity = c.u32()?;
-                let seq = c.u64()?;
-                let enqueued_at_ms = c.i64()?;
-                let flags = c.u8()?;
-                if flags & !(FLAG_EXPIRES | FLAG_SCHEDULED | FLAG_SESSION | FLAG_MESSAGE_ID) != 0 {
-                    return Err(format!("unknown enqueue flags {flags:#x}"));
-                }
-                let expires_at_ms = if flags & FLAG_EXPIRES != 0 {
-                    Some(c.i64()?)
-                } else {
-                    None
-                };
-                let scheduled_at_ms = if flags & FLAG_SCHEDULED != 0 {
-                    Some(c.i64()?)
-                } else {
-                    None
-                };
-                let delivery_count = c.u32()?;
-                let state = state_from(c.u8()?)?;
-                let session_id = if flags & FLAG_SESSION != 0 {
-                    Some(c.string()?)
-                } else {
-                    None
-                };
-                let message_id = if flags & FLAG_MESSAGE_ID != 0 {
-                    Some(c.string()?)
-                } else {
-                    None
-                };
-                let body_len = c.u32()?;
-                let body_pos = c.pos;
-                c.take(body_len as usize)?;
-                Decoded::Enqueue {
-                    entity,
-                    seq,
-                    meta: MessageMeta {
-                        enqueued_at_ms,
-                        expires_at_ms,
-                        scheduled_at_ms,
-                        delivery_count,
-                        state,
-                        session_id,
-                        message_id,
-                    },
-                    body_pos,
-                    body_len,
-                }
-            }
-            TAG_UPDATE => Decoded::Update {
-                entity: c.u32()?,
-                seq: c.u64()?,
-                delivery_count: c.u32()?,
-                state: state_from(c.u8()?)?,
-            },
-            TAG_REMOVE => Decoded::Remove {
-                entity: c.u32()?,
-                seq: c.u64()?,
-                body: BodyRef {
-                    segment: c.u32()?,
-                    offset: c.u64()?,
-                    len: c.u32()?,
-                },
-            },
-            TAG_CHECKPOINT => {
-                let n = c.u32()? as usize;
-                // Bound the allocation by what the payload can actually hold.
-                let mut entries = Vec::with_capacity(n.min(payload.len() / 12));
-                for _ in 0..n {
-                    entries.push((c.u32()?, c.u64()?));
-                }
-                Decoded::Checkpoint(entries)
-            }
-            other => return Err(format!("unknown record tag {other}")),
-        };
-        apply(rec);
+        apply(decode_record(&mut c, source)?)?;
     }
     if c.pos != payload.len() {
         return Err(format!(
             "{} trailing bytes after the last record",
             payload.len() - c.pos
         ));
+    }
+    Ok(())
+}
+
+/// Starts an index for segment `id` of `segment_len` bytes in `out` (cleared first).
+pub(crate) fn start_index(out: &mut Vec<u8>, id: u32, segment_len: u64) {
+    out.clear();
+    out.extend_from_slice(INDEX_MAGIC);
+    out.extend_from_slice(&INDEX_VERSION.to_le_bytes());
+    out.extend_from_slice(&[0u8; 2]);
+    out.extend_from_slice(&id.to_le_bytes());
+    out.extend_from_slice(&segment_len.to_le_bytes());
+}
+
+/// Appends one record to an index.
+pub(crate) fn index_record(rec: &Decoded, out: &mut Vec<u8>) -> Result<(), StoreError> {
+    match rec {
+        Decoded::Enqueue {
+            entity,
+            seq,
+            meta,
+            body_offset,
+            body_len,
+        } => {
+            out.push(TAG_ENQUEUE);
+            out.extend_from_slice(&entity.to_le_bytes());
+            out.extend_from_slice(&seq.to_le_bytes());
+            put_meta(out, meta)?;
+            out.extend_from_slice(&body_offset.to_le_bytes());
+            out.extend_from_slice(&body_len.to_le_bytes());
+        }
+        Decoded::Update {
+            entity,
+            seq,
+            delivery_count,
+            state,
+        } => {
+            out.push(TAG_UPDATE);
+            out.extend_from_slice(&entity.to_le_bytes());
+            out.extend_from_slice(&seq.to_le_bytes());
+            out.extend_from_slice(&delivery_count.to_le_bytes());
+            out.push(state_byte(*state));
+        }
+        Decoded::Remove { entity, seq } => {
+            out.push(TAG_REMOVE);
+            out.extend_from_slice(&entity.to_le_bytes());
+            out.extend_from_slice(&seq.to_le_bytes());
+        }
+        Decoded::Checkpoint(entries) => {
+            out.push(TAG_CHECKPOINT);
+            let n = u32::try_from(entries.len()).map_err(|_| too_large("a checkpoint"))?;
+            out.extend_from_slice(&n.to_le_bytes());
+            for (entity, seq) in entries {
+                out.extend_from_slice(&entity.to_le_bytes());
+                out.extend_from_slice(&seq.to_le_bytes());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Ends an index with its checksum.
+pub(crate) fn finish_index(out: &mut Vec<u8>) {
+    let crc = crc32fast::hash(out);
+    out.extend_from_slice(&crc.to_le_bytes());
+}
+
+/// Checks that `data` is an intact index of segment `id` as it is now (`segment_len`
+/// bytes long); returns its records part. An error says why the index cannot be used.
+pub(crate) fn check_index(data: &[u8], id: u32, segment_len: u64) -> Result<&[u8], String> {
+    if data.len() < INDEX_HEADER_LEN + INDEX_CRC_LEN {
+        return Err("index is short".into());
+    }
+    let (body, crc) = data.split_at(data.len() - INDEX_CRC_LEN);
+    let mut c = Cursor { buf: body, pos: 0 };
+    if c.take(8)? != INDEX_MAGIC {
+        return Err("not a busbar segment index (bad magic)".into());
+    }
+    let version = u16::from_le_bytes(c.array()?);
+    if version != INDEX_VERSION {
+        return Err(format!("unsupported index format version {version}"));
+    }
+    c.take(2)?;
+    let named = c.u32()?;
+    let indexed_len = c.u64()?;
+    if crc32fast::hash(body).to_le_bytes() != crc {
+        return Err("index checksum mismatch".into());
+    }
+    if named != id {
+        return Err(format!("index names segment {named}"));
+    }
+    if indexed_len != segment_len {
+        return Err(format!(
+            "index covers {indexed_len} bytes, the segment has {segment_len}"
+        ));
+    }
+    Ok(&body[INDEX_HEADER_LEN..])
+}
+
+/// Decodes the records part of an index, calling `apply` for each in order.
+pub(crate) fn decode_index(
+    records: &[u8],
+    mut apply: impl FnMut(Decoded) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut c = Cursor {
+        buf: records,
+        pos: 0,
+    };
+    while c.pos < records.len() {
+        apply(decode_record(&mut c, Source::Index)?)?;
     }
     Ok(())
 }
@@ -384,6 +539,7 @@ pub(crate) fn frame_header(h: &[u8]) -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::BodyRef;
 
     fn sample() -> Vec<Record> {
         vec![
@@ -446,14 +602,18 @@ mod tests {
         );
 
         let mut decoded = Vec::new();
-        decode_batch(payload, |d| decoded.push(d)).expect("decode");
+        decode_batch(payload, FRAME_HEADER_LEN as u64, |d| {
+            decoded.push(d);
+            Ok(())
+        })
+        .expect("decode");
         assert_eq!(decoded.len(), 4);
         match &decoded[0] {
             Decoded::Enqueue {
                 entity,
                 seq,
                 meta,
-                body_pos,
+                body_offset,
                 body_len,
             } => {
                 assert_eq!((*entity, *seq), (7, 42));
@@ -461,7 +621,7 @@ mod tests {
                     unreachable!()
                 };
                 assert_eq!(meta, want);
-                assert_eq!(*body_pos + FRAME_HEADER_LEN, rel as usize);
+                assert_eq!(*body_offset, rel, "offset is absolute");
                 assert_eq!(*body_len, 10);
             }
             other => panic!("unexpected {other:?}"),
@@ -475,14 +635,42 @@ mod tests {
                 state: MessageState::Deferred
             }
         ));
-        assert!(matches!(
-            decoded[2],
-            Decoded::Remove {
-                entity: 7,
-                seq: 42,
-                ..
-            }
-        ));
+        assert!(matches!(decoded[2], Decoded::Remove { entity: 7, seq: 42 }));
+
+        // The same records through an index: everything but the bodies survives.
+        let mut idx = Vec::new();
+        start_index(&mut idx, 3, 1234);
+        for d in &decoded {
+            index_record(d, &mut idx).expect("index");
+        }
+        finish_index(&mut idx);
+        let entries = check_index(&idx, 3, 1234).expect("valid");
+        let mut again = Vec::new();
+        decode_index(entries, |d| {
+            again.push(d);
+            Ok(())
+        })
+        .expect("decode index");
+        assert_eq!(format!("{decoded:?}"), format!("{again:?}"));
+    }
+
+    #[test]
+    fn an_index_is_refused_if_damaged_stale_or_foreign() {
+        let mut idx = Vec::new();
+        start_index(&mut idx, 3, 1234);
+        index_record(&Decoded::Remove { entity: 1, seq: 2 }, &mut idx).expect("index");
+        finish_index(&mut idx);
+        assert!(check_index(&idx, 3, 1234).is_ok());
+        assert!(check_index(&idx, 4, 1234).is_err(), "other segment");
+        assert!(check_index(&idx, 3, 1235).is_err(), "segment grew");
+        for i in 0..idx.len() {
+            let mut bad = idx.clone();
+            bad[i] ^= 0x10;
+            assert!(check_index(&bad, 3, 1234).is_err(), "flipped byte {i}");
+        }
+        for cut in 0..idx.len() {
+            assert!(check_index(&idx[..cut], 3, 1234).is_err(), "cut at {cut}");
+        }
     }
 
     #[test]
@@ -492,7 +680,11 @@ mod tests {
         encode_checkpoint(map.iter(), &mut out).expect("encode");
         let payload = &out[1 + FRAME_HEADER_LEN..];
         let mut got = Vec::new();
-        decode_batch(payload, |d| got.push(d)).expect("decode");
+        decode_batch(payload, 0, |d| {
+            got.push(d);
+            Ok(())
+        })
+        .expect("decode");
         match &got[..] {
             [Decoded::Checkpoint(e)] => assert_eq!(e, &vec![(1, 10), (4, 99)]),
             other => panic!("unexpected {other:?}"),
@@ -506,13 +698,13 @@ mod tests {
         let payload = &out[FRAME_HEADER_LEN..];
         for cut in 0..payload.len() {
             assert!(
-                decode_batch(&payload[..cut], |_| {}).is_err(),
+                decode_batch(&payload[..cut], 0, |_| Ok(())).is_err(),
                 "cut at {cut}"
             );
         }
         let mut bad_tag = payload.to_vec();
         bad_tag[4] = 99;
-        assert!(decode_batch(&bad_tag, |_| {}).is_err());
+        assert!(decode_batch(&bad_tag, 0, |_| Ok(())).is_err());
     }
 
     #[test]
