@@ -167,7 +167,10 @@ fn queued_messages_cost_little_heap() {
             .complete(SubQueueKind::Main, token, 0, &mut journal)
             .expect("complete");
     }
-    assert!(live_bytes() <= before, "settling freed nothing");
+    assert!(
+        live_bytes() <= before,
+        "receiving and settling grew the heap"
+    );
     drop(queue);
 
     let (queue, _journal, with_ttl) = bytes_per_message(config(Some(3_600_000)), total);
