@@ -22,6 +22,13 @@ CASES = [
     ("recv-c1000", "broker_cpu_us_per_msg", "receive: broker CPU µs/msg", False),
     ("mixed-max", "broker_cpu_us_per_msg", "mixed: broker CPU µs/msg", False),
     ("mixed-max", "broker_rss_mib", "broker RSS after mixed (MiB)", False),
+    ("fill-1M", "msgs_per_sec", "fill (window 1000) msgs/s", True),
+    ("fill-1M", "broker_rss_mib", "broker RSS with the fill queued (MiB)", False),
+    ("restart-1M", "ready_ms", "graceful restart: start → ready (ms)", False),
+    ("restart-1M", "first_message_ms", "graceful restart: start → first message (ms)", False),
+    ("restart-1M", "rss_after_restart_mib", "RSS right after restart (MiB)", False),
+    ("restart-1M", "drained_after_restart", "messages drained after restart (+1 probe)", True),
+    ("restart-1M", "drain_msgs_per_sec", "drain after restart msgs/s", True),
 ]
 PEERS = ["rabbit-classic", "rabbit-quorum"]
 
@@ -52,7 +59,8 @@ def main():
             return "–"
         if field.endswith("_us") and field not in ("broker_cpu_us_per_msg",):
             return f"{v / 1000:.2f}"
-        if field == "msgs_per_sec":
+        if field in ("msgs_per_sec", "drain_msgs_per_sec", "drained_after_restart", "ready_ms",
+                     "first_message_ms"):
             return f"{v:.0f}"
         return f"{v:.1f}"
 
