@@ -239,6 +239,45 @@ impl<S: Store> Broker<S> {
         Route::Deliver(current)
     }
 
+    /// Stores `batch` where `route` says: the destination queue, or the transfer
+    /// dead-letter queue where forwarding failed. Wakes the queue's waiters on success.
+    pub fn store_routed(
+        &self,
+        route: &Route,
+        batch: Vec<NewMessage>,
+        now_ms: i64,
+        journal: &mut StoreJournal<'_, S>,
+    ) -> Result<std::ops::Range<busbar_store::Seq>, busbar_core::CoreError> {
+        let (entity, failure) = match route {
+            Route::Deliver(entity) => (entity, None),
+            Route::TransferFailed(entity, description) => (entity, Some(description)),
+        };
+        let (result, waiters) = {
+            let mut state = entity.lock();
+            let result = match failure {
+                None => state.queue.enqueue(batch, now_ms, journal),
+                Some(description) => {
+                    tracing::warn!(entity = %entity.name, %description, "forwarding failed");
+                    state.queue.transfer_dead_letter(
+                        batch,
+                        now_ms,
+                        REASON_TRANSFER_FAILED,
+                        description,
+                        journal,
+                    )
+                }
+            };
+            let waiters = if result.is_ok() {
+                state.take_waiters()
+            } else {
+                Vec::new()
+            };
+            (result, waiters)
+        };
+        wake(waiters);
+        result
+    }
+
     /// Moves dead-lettered messages of queues with ForwardDeadLetteredMessagesTo to their
     /// target: enqueued there (journaled) before being completed here, so a crash in
     /// between duplicates rather than loses. Returns how many moved.

@@ -31,7 +31,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 
-use crate::broker::{Broker, Entity, REASON_TRANSFER_FAILED, Route, TOKEN_GRACE_SECS, wake};
+use crate::broker::{Broker, Entity, Route, TOKEN_GRACE_SECS, wake};
 use crate::management;
 
 /// Largest frame the broker accepts.
@@ -785,33 +785,7 @@ impl<S: Store> Conn<S> {
         }
         let now = self.broker.now_ms();
         let mut journal = self.broker.journal();
-        let (entity, failure) = match route {
-            Route::Deliver(entity) => (entity, None),
-            Route::TransferFailed(entity, description) => (entity, Some(description)),
-        };
-        let (result, waiters) = {
-            let mut state = entity.lock();
-            let result = match &failure {
-                None => state.queue.enqueue(batch, now, &mut journal),
-                Some(description) => {
-                    tracing::warn!(entity = %entity.name, %description, "forwarding failed");
-                    state.queue.transfer_dead_letter(
-                        batch,
-                        now,
-                        REASON_TRANSFER_FAILED,
-                        description,
-                        &mut journal,
-                    )
-                }
-            };
-            let waiters = if result.is_ok() {
-                state.take_waiters()
-            } else {
-                Vec::new()
-            };
-            (result, waiters)
-        };
-        wake(waiters);
+        let result = self.broker.store_routed(&route, batch, now, &mut journal);
         match result {
             Ok(_) => {
                 self.keep_commit(journal.into_commit());
@@ -824,7 +798,7 @@ impl<S: Store> Conn<S> {
                 }
             }
             Err(error) => {
-                tracing::error!(entity = %entity.name, %error, "enqueue failed");
+                tracing::error!(%error, "enqueue failed");
                 self.settle_now(
                     &message,
                     rejected(conditions::INTERNAL_ERROR, error.to_string()),

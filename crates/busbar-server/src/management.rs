@@ -13,7 +13,7 @@ use busbar_store::Store;
 use bytes::{Bytes, BytesMut};
 use uuid::Uuid;
 
-use crate::broker::{Broker, Entity, REASON_TRANSFER_FAILED, Route, wake};
+use crate::broker::{Broker, Entity, wake};
 
 /// Locks taken through `receive-by-sequence-number` belong to no link: they are settled
 /// by lock token and simply run out if forgotten.
@@ -377,26 +377,10 @@ fn schedule<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S>
     let now = context.broker.now_ms();
     let mut journal = context.broker.journal();
     let route = context.broker.route(context.entity);
-    let (range, waiters) = {
-        let (destination, failure) = match &route {
-            Route::Deliver(entity) => (entity, None),
-            Route::TransferFailed(entity, description) => (entity, Some(description)),
-        };
-        let mut state = destination.lock();
-        let range = match failure {
-            None => state.queue.enqueue(batch, now, &mut journal),
-            Some(description) => state.queue.transfer_dead_letter(
-                batch,
-                now,
-                REASON_TRANSFER_FAILED,
-                description,
-                &mut journal,
-            ),
-        }
+    let range = context
+        .broker
+        .store_routed(&route, batch, now, &mut journal)
         .map_err(|e| Failure::from_core(&e))?;
-        (range, state.take_waiters())
-    };
-    wake(waiters);
     let seqs = range
         .map(|seq| Value::Long(i64::try_from(seq).unwrap_or(i64::MAX)))
         .collect();
