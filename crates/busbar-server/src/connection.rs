@@ -18,10 +18,10 @@ use busbar_amqp::performative::{
     Attach, DeliveryState, ErrorCondition, Role, SaslCode, SenderSettleMode, TargetKind,
 };
 use busbar_amqp::value::Value;
-use busbar_core::{ConsumerId, CoreError, Delivery, NewMessage, ReceiveMode, SubQueueKind};
+use busbar_core::{ConsumerId, CoreError, Delivery, ReceiveMode, SubQueueKind};
 use busbar_servicebus::address::{self, Address, SubQueue};
 use busbar_servicebus::conditions;
-use busbar_servicebus::message::{Stamp, inbound, split, write_delivery};
+use busbar_servicebus::message::{Stamp, new_messages, write_delivery};
 use busbar_servicebus::request::{Request, cbs_response};
 use busbar_servicebus::sas::{self, Claims};
 use busbar_servicebus::settlement::{Settlement, lock_lost, rejected};
@@ -750,8 +750,8 @@ impl<S: Store> Conn<S> {
     }
 
     fn enqueue(&mut self, route: Route, message: IncomingMessage) {
-        let inner = match split(&message.payload, message.message_format) {
-            Ok(inner) => inner,
+        let batch = match new_messages(&message.payload, message.message_format) {
+            Ok(batch) => batch,
             Err(error) => {
                 return self.settle_now(
                     &message,
@@ -762,27 +762,6 @@ impl<S: Store> Conn<S> {
                 );
             }
         };
-        let mut batch = Vec::with_capacity(inner.len());
-        for payload in &inner {
-            match inbound(payload) {
-                Ok(parsed) => batch.push(NewMessage {
-                    body: parsed.body,
-                    message_id: parsed.message_id.map(Into::into),
-                    session_id: parsed.session_id.map(Into::into),
-                    ttl_ms: parsed.ttl_ms,
-                    scheduled_at_ms: parsed.scheduled_at_ms,
-                }),
-                Err(error) => {
-                    return self.settle_now(
-                        &message,
-                        rejected(
-                            conditions::DECODE_ERROR,
-                            format!("The message can't be read: {error}"),
-                        ),
-                    );
-                }
-            }
-        }
         let now = self.broker.now_ms();
         let mut journal = self.broker.journal();
         let result = self.broker.store_routed(&route, batch, now, &mut journal);

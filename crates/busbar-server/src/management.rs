@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use busbar_amqp::value::{Timestamp, Value};
-use busbar_core::{ConsumerId, CoreError, NewMessage, ReceiveMode, SubQueueKind};
+use busbar_core::{ConsumerId, CoreError, ReceiveMode, SubQueueKind};
 use busbar_servicebus::conditions;
 use busbar_servicebus::message::{Stamp, inbound, properties_to_modify, write_delivery};
 use busbar_servicebus::request::{Request, management_response};
@@ -366,13 +366,7 @@ fn schedule<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S>
         };
         let parsed = inbound(encoded)
             .map_err(|e| Failure::bad_request(format!("a scheduled message can't be read: {e}")))?;
-        batch.push(NewMessage {
-            body: parsed.body,
-            message_id: parsed.message_id.map(Into::into),
-            session_id: parsed.session_id.map(Into::into),
-            ttl_ms: parsed.ttl_ms,
-            scheduled_at_ms: parsed.scheduled_at_ms,
-        });
+        batch.push(parsed.into());
     }
     let now = context.broker.now_ms();
     let mut journal = context.broker.journal();

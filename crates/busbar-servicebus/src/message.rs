@@ -76,6 +76,29 @@ pub fn inbound(payload: &Bytes) -> Result<Inbound, CodecError> {
     })
 }
 
+impl From<Inbound> for busbar_core::NewMessage {
+    fn from(inbound: Inbound) -> Self {
+        busbar_core::NewMessage {
+            body: inbound.body,
+            message_id: inbound.message_id.map(Into::into),
+            session_id: inbound.session_id.map(Into::into),
+            ttl_ms: inbound.ttl_ms,
+            scheduled_at_ms: inbound.scheduled_at_ms,
+        }
+    }
+}
+
+/// The messages a transfer carries (one, or each of a batch), read for enqueueing.
+pub fn new_messages(
+    payload: &Bytes,
+    message_format: u32,
+) -> Result<Vec<busbar_core::NewMessage>, CodecError> {
+    split(payload, message_format)?
+        .iter()
+        .map(|inner| inbound(inner).map(Into::into))
+        .collect()
+}
+
 /// The message-id as text: strings as they are, uuids hyphenated, numbers in decimal,
 /// binary in hex.
 pub fn id_text(id: &Value) -> Option<String> {
