@@ -36,6 +36,8 @@ PEERS = ["rabbit-classic", "rabbit-quorum"]
 def main():
     runs = defaultdict(list)
     others = []
+    steals = []
+    superseded = 0
     for path in sys.argv[1:]:
         with open(path) as f:
             for line in f:
@@ -45,9 +47,14 @@ def main():
                 r = json.loads(line)
                 if r.get("failed"):
                     continue
+                if r.get("superseded"):
+                    superseded += 1
+                    continue
                 runs[(r["case"], r["broker"])].append(r)
                 if r.get("other_cores") is not None:
                     others.append(r["other_cores"])
+                if r.get("steal_cores") is not None:
+                    steals.append(r["steal_cores"])
     brokers = [b for b in ["busbar"] + PEERS if any(k[1] == b for k in runs)]
 
     def med(case, broker, field):
@@ -88,6 +95,11 @@ def main():
     if others:
         print(f"Foreign CPU load during runs (other_cores): median {statistics.median(others):.2f}, "
               f"max {max(others):.2f} cores.")
+    if steals:
+        print(f"CPU taken by the hypervisor during runs (steal_cores): median "
+              f"{statistics.median(steals):.2f}, max {max(steals):.2f} cores.")
+    if superseded:
+        print(f"{superseded} contended runs were repeated and left out.")
 
 
 if __name__ == "__main__":

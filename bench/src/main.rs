@@ -655,5 +655,6 @@ fn report(
         "broker_rss_mib": after.broker_rss_kib.map(|k| round1(k as f64 / 1024.0)),
         "client_cpu_us_per_msg": per_msg(d.client_cpu_us),
         "other_cores": d.other_cores.map(|x| (x * 100.0).round() / 100.0),
+        "steal_cores": d.steal_cores.map(|x| (x * 100.0).round() / 100.0),
     })
 }

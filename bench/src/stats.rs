@@ -11,7 +11,7 @@ pub struct Snapshot {
     broker_ticks: Option<u64>,
     pub broker_rss_kib: Option<u64>,
     client_ticks: Option<u64>,
-    machine_busy_ticks: Option<u64>,
+    machine: Option<MachineTicks>,
 }
 
 impl Snapshot {
@@ -21,7 +21,7 @@ impl Snapshot {
             broker_ticks: broker_pid.and_then(|p| process_ticks(&format!("/proc/{p}/stat"))),
             broker_rss_kib: broker_pid.and_then(rss_kib),
             client_ticks: process_ticks("/proc/self/stat"),
-            machine_busy_ticks: machine_busy_ticks(),
+            machine: machine_ticks(),
         }
     }
 }
@@ -31,6 +31,9 @@ pub struct Delta {
     pub client_cpu_us: Option<f64>,
     /// Cores used by everything except broker and client during the interval.
     pub other_cores: Option<f64>,
+    /// Cores the hypervisor gave to other guests while this machine wanted to run ("steal"):
+    /// every process here was slowed down, so latency tails of such runs say little.
+    pub steal_cores: Option<f64>,
 }
 
 impl Delta {
@@ -40,9 +43,10 @@ impl Delta {
         };
         let broker = us(a.broker_ticks, b.broker_ticks);
         let client = us(a.client_ticks, b.client_ticks);
-        let machine = us(a.machine_busy_ticks, b.machine_busy_ticks);
+        let busy = us(a.machine.map(|m| m.busy), b.machine.map(|m| m.busy));
+        let steal = us(a.machine.map(|m| m.steal), b.machine.map(|m| m.steal));
         let wall_us = b.at.duration_since(a.at).as_secs_f64() * 1e6;
-        let other_cores = match (machine, client) {
+        let other_cores = match (busy, client) {
             (Some(m), Some(cl)) if wall_us > 0.0 => {
                 Some((m - cl - broker.unwrap_or(0.0)) / wall_us)
             }
@@ -52,6 +56,7 @@ impl Delta {
             broker_cpu_us: broker,
             client_cpu_us: client,
             other_cores,
+            steal_cores: steal.filter(|_| wall_us > 0.0).map(|s| s / wall_us),
         }
     }
 }
@@ -82,21 +87,30 @@ fn parse_vm_rss(text: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// All CPU time except idle and iowait, from the first line of /proc/stat.
-fn machine_busy_ticks() -> Option<u64> {
+/// Machine-wide CPU time from the first line of /proc/stat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MachineTicks {
+    /// Time spent running something here: all but idle, iowait and steal.
+    busy: u64,
+    /// Time this machine wanted to run but the hypervisor ran someone else.
+    steal: u64,
+}
+
+fn machine_ticks() -> Option<MachineTicks> {
     let text = std::fs::read_to_string("/proc/stat").ok()?;
     parse_proc_stat(&text)
 }
 
-fn parse_proc_stat(text: &str) -> Option<u64> {
+fn parse_proc_stat(text: &str) -> Option<MachineTicks> {
     let line = text.lines().next()?.strip_prefix("cpu ")?;
     let v: Vec<u64> = line
         .split_whitespace()
         .map(|x| x.parse().ok())
         .collect::<Option<_>>()?;
     // user nice system idle iowait irq softirq steal [guest guest_nice, already in user/nice]
-    let busy: u64 = v.iter().take(8).sum::<u64>() - v.get(3)? - v.get(4)?;
-    Some(busy)
+    let steal = *v.get(7)?;
+    let busy: u64 = v.iter().take(7).sum::<u64>() - v.get(3)? - v.get(4)?;
+    Some(MachineTicks { busy, steal })
 }
 
 #[cfg(test)]
@@ -117,9 +131,15 @@ mod tests {
     }
 
     #[test]
-    fn proc_stat_busy_excludes_idle_and_iowait() {
+    fn proc_stat_busy_excludes_idle_iowait_and_steal() {
         let text = "cpu  100 5 50 1000 20 1 2 3 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n";
-        assert_eq!(parse_proc_stat(text), Some(100 + 5 + 50 + 1 + 2 + 3));
+        assert_eq!(
+            parse_proc_stat(text),
+            Some(MachineTicks {
+                busy: 100 + 5 + 50 + 1 + 2,
+                steal: 3
+            })
+        );
     }
 
     #[test]
