@@ -345,6 +345,8 @@ pub struct RewriteOptions<'a> {
     /// Application properties to add, replacing stored entries with the same key (e.g.
     /// `DeadLetterReason`). Empty keeps the stored section byte for byte.
     pub application_properties: &'a [(String, Value)],
+    /// Application properties to drop from the stored section.
+    pub removed_application_properties: &'a [String],
     /// Set as `properties.message-id` only if the message has none.
     pub message_id_if_missing: Option<&'a Value>,
     /// Replaces `properties.absolute-expiry-time`.
@@ -394,6 +396,7 @@ fn write_delivery_inner(
         section::MESSAGE_ANNOTATIONS,
         raw(&s.message_annotations),
         options.annotations,
+        &[],
     )?;
     let patch_properties = options.absolute_expiry_time.is_some()
         || (options.message_id_if_missing.is_some() && scanned.message_id()?.is_none());
@@ -407,6 +410,7 @@ fn write_delivery_inner(
         section::APPLICATION_PROPERTIES,
         raw(&s.application_properties),
         options.application_properties,
+        options.removed_application_properties,
     )?;
     put_opt(out, raw(&s.body));
     put_opt(out, raw(&s.footer));
@@ -453,15 +457,16 @@ fn key_text(raw: &[u8]) -> Option<&[u8]> {
     }
 }
 
-/// Writes a map section made of the stored entries whose keys are not in `extras`,
-/// followed by `extras`. Stored entries are copied as encoded.
+/// Writes a map section made of the stored entries whose keys are neither in `extras`
+/// nor in `removed`, followed by `extras`. Stored entries are copied as encoded.
 fn write_merged_map<K: MapKey>(
     out: &mut BytesMut,
     code: u64,
     stored: Option<Bytes>,
     extras: &[(K, Value)],
+    removed: &[String],
 ) -> Result<(), CodecError> {
-    if extras.is_empty() {
+    if extras.is_empty() && removed.is_empty() {
         put_opt(out, stored);
         return Ok(());
     }
@@ -481,8 +486,10 @@ fn write_merged_map<K: MapKey>(
                 let key_len = skip_value(&mut body)?;
                 let value_len = skip_value(&mut body)?;
                 let key = &entry_start[..key_len];
-                let replaced =
-                    key_text(key).is_some_and(|t| extras.iter().any(|(k, _)| k.text() == t));
+                let replaced = key_text(key).is_some_and(|t| {
+                    extras.iter().any(|(k, _)| k.text() == t)
+                        || removed.iter().any(|r| r.as_bytes() == t)
+                });
                 if !replaced {
                     out.put_slice(&entry_start[..key_len + value_len]);
                     entries += 1;
