@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod dedup;
 pub mod error;
+pub mod filter;
 pub mod journal;
 pub mod namespace;
 pub mod queue;
