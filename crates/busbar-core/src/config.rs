@@ -15,14 +15,14 @@ pub struct QueueConfig {
     pub default_ttl_ms: Option<i64>,
     /// Expired messages go to the dead-letter queue instead of being dropped.
     pub dead_lettering_on_expiration: bool,
-    /// Not enforced yet.
+    /// Drop messages whose message-id was seen within the window.
     pub requires_duplicate_detection: bool,
     pub duplicate_detection_window_ms: i64,
     /// Not enforced yet.
     pub requires_session: bool,
-    /// Not enforced yet.
+    /// Where messages sent here go instead (a queue or topic).
     pub forward_to: Option<String>,
-    /// Not enforced yet.
+    /// Where this queue's dead-lettered messages go.
     pub forward_dead_lettered_to: Option<String>,
     /// Not enforced yet.
     pub max_size_bytes: Option<u64>,

@@ -17,7 +17,9 @@ pub mod filter;
 pub mod journal;
 pub mod namespace;
 pub mod queue;
+pub mod rules;
 pub mod subqueue;
+pub mod topic;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::QueueConfig;

@@ -1,13 +1,17 @@
-//! Entity definitions and addressing: which queues exist, their settings and entity ids
-//! (the catalog, saved as JSON through the store), and how a link address names a queue
-//! and one of its subqueues. Queue state itself lives in [`crate::queue::Queue`] objects,
-//! which the caller keeps, each behind its own lock.
+//! Entity definitions and addressing: which queues, topics and subscriptions exist, their
+//! settings, rules and entity ids (the catalog, saved as JSON through the store), and how
+//! a link address names a queue and one of its subqueues. A subscription is stored as a
+//! queue whose name is its path, `<topic>/Subscriptions/<name>`, so everything a queue does
+//! a subscription does too; its topic keeps its rules. Queue state itself lives in
+//! [`crate::queue::Queue`] objects, which the caller keeps, each behind its own lock.
 
 use busbar_store::EntityId;
 use serde::{Deserialize, Serialize};
 
 use crate::config::QueueConfig;
+use crate::filter::CorrelationFilter;
 use crate::subqueue::SubQueueKind;
+use crate::topic::TopicConfig;
 
 /// Longest queue name Service Bus allows.
 const MAX_NAME_LEN: usize = 260;
@@ -35,6 +39,61 @@ pub const fn transfer_dead_letter_entity(dead_letter_entity: EntityId) -> Entity
     dead_letter_entity + 1
 }
 
+/// The name of the rule every new subscription starts with, matching every message.
+pub const DEFAULT_RULE_NAME: &str = "$Default";
+
+/// The queue path of subscription `subscription` of `topic`.
+pub fn subscription_path(topic: &str, subscription: &str) -> String {
+    format!("{topic}/Subscriptions/{subscription}")
+}
+
+/// A topic's durable definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicDefinition {
+    /// As created (case preserved); lookups ignore case.
+    pub name: String,
+    pub config: TopicConfig,
+    /// Its duplicate-detection markers live under this entity's marker entity.
+    pub entity: EntityId,
+    pub subscriptions: Vec<SubscriptionDefinition>,
+}
+
+/// A subscription's rules; its queue is the [`QueueDefinition`] named by
+/// [`subscription_path`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscriptionDefinition {
+    pub name: String,
+    pub rules: Vec<RuleDescription>,
+}
+
+/// A subscription rule as defined: what it selects and how it annotates what it selects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleDescription {
+    pub name: String,
+    pub filter: FilterDescription,
+    /// A SQL rule action (`SET ...`, `REMOVE ...`).
+    pub action: Option<String>,
+}
+
+impl RuleDescription {
+    /// The rule a subscription gets when none is given: everything, unchanged.
+    pub fn default_rule() -> Self {
+        RuleDescription {
+            name: DEFAULT_RULE_NAME.to_owned(),
+            filter: FilterDescription::True,
+            action: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum FilterDescription {
+    True,
+    False,
+    Sql(String),
+    Correlation(CorrelationFilter),
+}
+
 /// A queue's durable definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueDefinition {
@@ -47,9 +106,11 @@ pub struct QueueDefinition {
 }
 
 /// The set of entity definitions, serialisable as the store's catalog blob.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Namespace {
     queues: Vec<QueueDefinition>,
+    #[serde(default)]
+    topics: Vec<TopicDefinition>,
     /// Next unallocated entity id; ids are never reused, even after a delete, so old
     /// log records can't be mistaken for a new entity's.
     next_entity_id: EntityId,
@@ -59,6 +120,7 @@ impl Namespace {
     pub fn new() -> Self {
         Namespace {
             queues: Vec::new(),
+            topics: Vec::new(),
             next_entity_id: 1,
         }
     }
@@ -90,14 +152,26 @@ impl Namespace {
         config: QueueConfig,
     ) -> Result<&QueueDefinition, NamespaceError> {
         validate_name(name)?;
-        if self.queue(name).is_some() {
+        if self.queue(name).is_some() || self.topic(name).is_some() {
             return Err(NamespaceError::AlreadyExists(name.to_owned()));
         }
+        self.push_queue(name, config)
+    }
+
+    fn allocate_ids(&mut self) -> Result<EntityId, NamespaceError> {
         let first = self.next_entity_id.max(1);
-        let next = first
+        self.next_entity_id = first
             .checked_add(IDS_PER_QUEUE)
             .ok_or(NamespaceError::IdsExhausted)?;
-        self.next_entity_id = next;
+        Ok(first)
+    }
+
+    fn push_queue(
+        &mut self,
+        name: &str,
+        config: QueueConfig,
+    ) -> Result<&QueueDefinition, NamespaceError> {
+        let first = self.allocate_ids()?;
         self.queues.push(QueueDefinition {
             name: name.to_owned(),
             config,
@@ -122,6 +196,98 @@ impl Namespace {
             .ok_or_else(|| NamespaceError::NotFound(name.to_owned()))?;
         queue.config = config;
         Ok(queue)
+    }
+
+    pub fn topics(&self) -> &[TopicDefinition] {
+        &self.topics
+    }
+
+    /// Case-insensitive lookup.
+    pub fn topic(&self, name: &str) -> Option<&TopicDefinition> {
+        self.topics
+            .iter()
+            .find(|t| t.name.eq_ignore_ascii_case(name))
+    }
+
+    fn topic_mut(&mut self, name: &str) -> Result<&mut TopicDefinition, NamespaceError> {
+        self.topics
+            .iter_mut()
+            .find(|t| t.name.eq_ignore_ascii_case(name))
+            .ok_or_else(|| NamespaceError::NotFound(name.to_owned()))
+    }
+
+    /// Defines a topic (without subscriptions) and allocates its entity ids.
+    pub fn create_topic(
+        &mut self,
+        name: &str,
+        config: TopicConfig,
+    ) -> Result<&TopicDefinition, NamespaceError> {
+        validate_name(name)?;
+        if self.queue(name).is_some() || self.topic(name).is_some() {
+            return Err(NamespaceError::AlreadyExists(name.to_owned()));
+        }
+        let entity = self.allocate_ids()?;
+        self.topics.push(TopicDefinition {
+            name: name.to_owned(),
+            config,
+            entity,
+            subscriptions: Vec::new(),
+        });
+        self.topics
+            .last()
+            .ok_or(NamespaceError::NotFound(name.to_owned()))
+    }
+
+    pub fn update_topic(
+        &mut self,
+        name: &str,
+        config: TopicConfig,
+    ) -> Result<&TopicDefinition, NamespaceError> {
+        let topic = self.topic_mut(name)?;
+        topic.config = config;
+        Ok(topic)
+    }
+
+    /// Defines subscription `name` of `topic` with `rules` (none: the default rule that
+    /// selects everything), and the queue that holds its messages.
+    pub fn create_subscription(
+        &mut self,
+        topic: &str,
+        name: &str,
+        config: QueueConfig,
+        rules: Vec<RuleDescription>,
+    ) -> Result<&QueueDefinition, NamespaceError> {
+        validate_subscription_name(name)?;
+        let topic_name = self.topic_mut(topic)?.name.clone();
+        let path = subscription_path(&topic_name, name);
+        validate_name(&path)?;
+        if self.queue(&path).is_some() {
+            return Err(NamespaceError::AlreadyExists(path));
+        }
+        self.topic_mut(topic)?
+            .subscriptions
+            .push(SubscriptionDefinition {
+                name: name.to_owned(),
+                rules: rules_or_default(rules),
+            });
+        self.push_queue(&path, config)
+    }
+
+    /// Replaces the rules of subscription `name` of `topic` (none: the default rule).
+    pub fn set_subscription_rules(
+        &mut self,
+        topic: &str,
+        name: &str,
+        rules: Vec<RuleDescription>,
+    ) -> Result<(), NamespaceError> {
+        let subscription = self
+            .topic_mut(topic)?
+            .subscriptions
+            .iter_mut()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
+            .ok_or_else(|| NamespaceError::NotFound(subscription_path(topic, name)))?;
+        subscription.rules = rules_or_default(rules);
+        Ok(())
     }
 
     pub fn delete_queue(&mut self, name: &str) -> Result<QueueDefinition, NamespaceError> {
@@ -153,6 +319,32 @@ fn validate_name(name: &str) -> Result<(), NamespaceError> {
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '/'))
     {
         return invalid("only letters, digits, '-', '.', '_' and '/' are allowed");
+    }
+    Ok(())
+}
+
+fn rules_or_default(rules: Vec<RuleDescription>) -> Vec<RuleDescription> {
+    if rules.is_empty() {
+        vec![RuleDescription::default_rule()]
+    } else {
+        rules
+    }
+}
+
+/// Subscription names are one path segment.
+fn validate_subscription_name(name: &str) -> Result<(), NamespaceError> {
+    let invalid = |why| Err(NamespaceError::InvalidName(name.to_owned(), why));
+    if name.is_empty() {
+        return invalid("empty");
+    }
+    if name.len() > 50 {
+        return invalid("longer than 50 characters");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    {
+        return invalid("only letters, digits, '-', '.' and '_' are allowed");
     }
     Ok(())
 }
@@ -300,5 +492,60 @@ mod tests {
             );
         }
         assert!(ns.queues().is_empty());
+    }
+
+    #[test]
+    fn topics_and_subscriptions_round_trip_and_share_names_with_queues() {
+        let mut ns = Namespace::new();
+        ns.create_queue("q", QueueConfig::default())
+            .expect("created");
+        assert!(matches!(
+            ns.create_topic("Q", TopicConfig::default()),
+            Err(NamespaceError::AlreadyExists(_))
+        ));
+        let topic = ns
+            .create_topic("orders", TopicConfig::default())
+            .expect("created")
+            .entity;
+        assert!(matches!(
+            ns.create_queue("ORDERS", QueueConfig::default()),
+            Err(NamespaceError::AlreadyExists(_))
+        ));
+        let sub = ns
+            .create_subscription("Orders", "all", QueueConfig::default(), Vec::new())
+            .expect("created")
+            .clone();
+        assert_eq!(sub.name, "orders/Subscriptions/all");
+        assert_ne!(sub.main_entity, topic);
+        assert!(matches!(
+            ns.create_subscription("orders", "a/b", QueueConfig::default(), Vec::new()),
+            Err(NamespaceError::InvalidName(..))
+        ));
+        assert!(matches!(
+            ns.create_subscription("missing", "s", QueueConfig::default(), Vec::new()),
+            Err(NamespaceError::NotFound(_))
+        ));
+        let rules = &ns.topic("orders").expect("exists").subscriptions[0].rules;
+        assert_eq!(rules, &vec![RuleDescription::default_rule()]);
+        let sql = RuleDescription {
+            name: "big".into(),
+            filter: FilterDescription::Sql("amount > 10".into()),
+            action: Some("SET big = TRUE".into()),
+        };
+        ns.set_subscription_rules("orders", "ALL", vec![sql.clone()])
+            .expect("set");
+        let back = Namespace::from_json(&ns.to_json()).expect("parses");
+        assert_eq!(back, ns);
+        assert_eq!(
+            back.topic("orders").expect("exists").subscriptions[0].rules,
+            vec![sql]
+        );
+    }
+
+    #[test]
+    fn catalogs_without_topics_still_open() {
+        let json = br#"{"queues": [], "next_entity_id": 4}"#;
+        let ns = Namespace::from_json(json).expect("parses");
+        assert!(ns.topics().is_empty());
     }
 }
