@@ -7,6 +7,7 @@
 
 pub mod address;
 pub mod conditions;
+pub mod filtering;
 pub mod message;
 pub mod request;
 pub mod sas;
