@@ -1,20 +1,25 @@
-//! Broker-wide state shared by every connection: the entities (each queue behind its own
-//! lock, with the connections waiting for its messages), the store, the clock and the
-//! security settings.
+//! Broker-wide state shared by every connection: the entities (each queue and
+//! subscription behind its own lock, with the connections waiting for its messages; each
+//! topic behind its own, with its subscriptions' compiled rules), the store, the clock
+//! and the security settings.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+use busbar_core::namespace::{TopicDefinition, subscription_path};
+use busbar_core::rules::{Rule, select};
+use busbar_core::topic::Topic;
 use busbar_core::{
     Clock, ConsumerId, Journal, Namespace, NewMessage, Queue, QueueConfig, ReceiveMode,
     SubQueueKind,
 };
+use busbar_servicebus::filtering::{FilterView, apply_rule_action};
 use busbar_servicebus::sas::{Claims, Policy};
 use busbar_store::{BodyRef, Record, Recovered, RecoveredMessage, Store, StoreError};
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use crate::config::{BrokerConfig, QueueProperties};
+use crate::config::{BrokerConfig, QueueProperties, SubscriptionProperties};
 
 /// ForwardTo hops followed before a message is kept where it is.
 pub const MAX_FORWARD_HOPS: usize = 4;
@@ -29,8 +34,43 @@ pub const REASON_TRANSFER_FAILED: &str = "TransferFailure";
 /// Where an incoming message goes.
 pub enum Route {
     Deliver(Arc<Entity>),
+    /// To a topic: copied to the subscriptions whose rules take it.
+    Publish(Arc<TopicEntity>),
     /// Forwarding failed at this queue: store in its transfer dead-letter queue.
     TransferFailed(Arc<Entity>, String),
+}
+
+/// One topic: its duplicate detection and its subscriptions with their rules.
+#[derive(Debug)]
+pub struct TopicEntity {
+    /// As defined (case preserved).
+    pub name: String,
+    state: Mutex<TopicState>,
+}
+
+#[derive(Debug)]
+pub struct TopicState {
+    pub topic: Topic,
+    /// Shared so a publish can copy to the subscriptions without holding the topic's lock
+    /// (subscriptions may forward to other topics).
+    pub subscriptions: Arc<[SubscriptionEntry]>,
+}
+
+/// A subscription as its topic sees it.
+#[derive(Debug)]
+pub struct SubscriptionEntry {
+    /// The queue holding the subscription's messages.
+    pub entity: Arc<Entity>,
+    pub rules: Vec<Rule>,
+}
+
+impl TopicEntity {
+    /// Locks the topic; taken before any of its subscriptions' locks, never after.
+    pub fn lock(&self) -> MutexGuard<'_, TopicState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Clock skew tolerated on token expiry.
@@ -102,6 +142,7 @@ pub struct Broker<S: Store> {
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
     entities: RwLock<HashMap<String, Arc<Entity>>>,
+    topics: RwLock<HashMap<String, Arc<TopicEntity>>>,
 }
 
 impl<S: Store> Broker<S> {
@@ -133,6 +174,9 @@ impl<S: Store> Broker<S> {
                     .map(|_| ())
             };
             result.map_err(|e| OpenError::Catalog(e.to_string()))?;
+        }
+        for topic in &config.topics {
+            define_topic(&mut namespace, topic).map_err(|e| OpenError::Catalog(e.to_string()))?;
         }
         store.save_catalog(&namespace.to_json())?;
 
@@ -181,6 +225,14 @@ impl<S: Store> Broker<S> {
                 }),
             );
         }
+        let mut topics = HashMap::new();
+        for definition in namespace.topics() {
+            let markers = by_entity
+                .remove(&busbar_core::dedup::marker_entity(definition.entity))
+                .unwrap_or_default();
+            let topic = topic_entity(definition, &entities, &recovered.last_seq, markers)?;
+            topics.insert(definition.name.to_ascii_lowercase(), Arc::new(topic));
+        }
         Ok(Broker {
             store,
             clock,
@@ -189,16 +241,18 @@ impl<S: Store> Broker<S> {
                 policies,
             },
             entities: RwLock::new(entities),
+            topics: RwLock::new(topics),
         })
     }
 
-    /// Case-insensitive lookup.
+    /// Case-insensitive topic lookup.
+    pub fn topic(&self, name: &str) -> Option<Arc<TopicEntity>> {
+        lookup(&self.topics, name)
+    }
+
+    /// Case-insensitive queue (or subscription) lookup.
     pub fn entity(&self, name: &str) -> Option<Arc<Entity>> {
-        let entities = self
-            .entities
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        entities.get(&name.to_ascii_lowercase()).cloned()
+        lookup(&self.entities, name)
     }
 
     pub fn entities(&self) -> Vec<Arc<Entity>> {
@@ -223,6 +277,7 @@ impl<S: Store> Broker<S> {
             };
             match self.entity(next) {
                 Some(next) => current = next,
+                None if let Some(topic) = self.topic(next) => return Route::Publish(topic),
                 None => {
                     let description = format!("The forwarding target '{next}' does not exist.");
                     return Route::TransferFailed(current, description);
@@ -239,8 +294,10 @@ impl<S: Store> Broker<S> {
         Route::Deliver(current)
     }
 
-    /// Stores `batch` where `route` says: the destination queue, or the transfer
-    /// dead-letter queue where forwarding failed. Wakes the queue's waiters on success.
+    /// Stores `batch` where `route` says: the destination queue, the subscriptions of a
+    /// topic, or the transfer dead-letter queue where forwarding failed. Wakes the waiters
+    /// of the queues that got messages. Returns the sequence numbers given when the route
+    /// is a queue (empty for a topic: each subscription numbers its own copies).
     pub fn store_routed(
         &self,
         route: &Route,
@@ -248,9 +305,26 @@ impl<S: Store> Broker<S> {
         now_ms: i64,
         journal: &mut StoreJournal<'_, S>,
     ) -> Result<std::ops::Range<busbar_store::Seq>, busbar_core::CoreError> {
+        self.store_routed_within(route, batch, now_ms, journal, &mut Vec::new())
+    }
+
+    /// [`Self::store_routed`], with the topics already being published to on this path:
+    /// a subscription forwarding back into one of them is a cycle.
+    fn store_routed_within(
+        &self,
+        route: &Route,
+        batch: Vec<NewMessage>,
+        now_ms: i64,
+        journal: &mut StoreJournal<'_, S>,
+        publishing: &mut Vec<Arc<TopicEntity>>,
+    ) -> Result<std::ops::Range<busbar_store::Seq>, busbar_core::CoreError> {
         let (entity, failure) = match route {
             Route::Deliver(entity) => (entity, None),
             Route::TransferFailed(entity, description) => (entity, Some(description)),
+            Route::Publish(topic) => {
+                self.publish(topic, batch, now_ms, journal, publishing)?;
+                return Ok(0..0);
+            }
         };
         let (result, waiters) = {
             let mut state = entity.lock();
@@ -275,6 +349,65 @@ impl<S: Store> Broker<S> {
             (result, waiters)
         };
         wake(waiters);
+        result
+    }
+
+    /// Copies `batch` to every subscription of `topic` whose rules take it: once
+    /// unchanged if a rule without action matches, once more per matching rule with an
+    /// action (annotated by it and named in `RuleName`).
+    fn publish(
+        &self,
+        topic: &Arc<TopicEntity>,
+        batch: Vec<NewMessage>,
+        now_ms: i64,
+        journal: &mut StoreJournal<'_, S>,
+        publishing: &mut Vec<Arc<TopicEntity>>,
+    ) -> Result<(), busbar_core::CoreError> {
+        let (admitted, subscriptions) = {
+            let mut state = topic.lock();
+            let admitted = state.topic.admit(batch, now_ms, journal)?;
+            (admitted, Arc::clone(&state.subscriptions))
+        };
+        if admitted.is_empty() || subscriptions.is_empty() {
+            return Ok(());
+        }
+        // Read once per message, not once per subscription. Messages were scanned on the
+        // way in, so reading fails only on a broker bug; such a message has no properties.
+        let views: Vec<FilterView> = admitted
+            .iter()
+            .map(|m| FilterView::read(&m.body).unwrap_or_default())
+            .collect();
+        publishing.push(Arc::clone(topic));
+        let mut result = Ok(());
+        for subscription in subscriptions.iter() {
+            let copies = subscription_copies(subscription, &admitted, &views);
+            if copies.is_empty() {
+                continue;
+            }
+            let route = match self.route(&subscription.entity) {
+                Route::Publish(next) if publishing.iter().any(|t| Arc::ptr_eq(t, &next)) => {
+                    let description = format!(
+                        "The message was forwarded from '{}' back to topic '{}'.",
+                        subscription.entity.name, next.name
+                    );
+                    Route::TransferFailed(Arc::clone(&subscription.entity), description)
+                }
+                Route::Publish(_) if publishing.len() > MAX_FORWARD_HOPS => {
+                    let description = format!(
+                        "The message was forwarded through more than {MAX_FORWARD_HOPS} topics."
+                    );
+                    Route::TransferFailed(Arc::clone(&subscription.entity), description)
+                }
+                route => route,
+            };
+            if let Err(error) =
+                self.store_routed_within(&route, copies, now_ms, journal, publishing)
+            {
+                result = Err(error);
+                break;
+            }
+        }
+        publishing.pop();
         result
     }
 
@@ -456,6 +589,142 @@ impl<S: Store> Broker<S> {
         claims
             .iter()
             .any(|c| c.covers(path) && !c.is_expired(now, TOKEN_GRACE_SECS) && allows(c))
+    }
+}
+
+fn lookup<T>(map: &RwLock<HashMap<String, Arc<T>>>, name: &str) -> Option<Arc<T>> {
+    let map = map
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    map.get(&name.to_ascii_lowercase()).cloned()
+}
+
+/// The copies of `messages` (read as `views`) that `subscription` takes.
+fn subscription_copies(
+    subscription: &SubscriptionEntry,
+    messages: &[NewMessage],
+    views: &[FilterView],
+) -> Vec<NewMessage> {
+    let mut copies = Vec::new();
+    for (message, view) in messages.iter().zip(views) {
+        let selection = select(&subscription.rules, view);
+        if let Some((rule, error)) = &selection.error {
+            tracing::warn!(subscription = %subscription.entity.name, rule, %error, "filter evaluation failed; the rule does not take the message");
+        }
+        if selection.unchanged {
+            copies.push(message.clone());
+        }
+        for rule in selection.annotated {
+            let annotated = rule
+                .action
+                .as_ref()
+                .map(|action| action.changes(view))
+                .transpose()
+                .map_err(|e| e.to_string())
+                .and_then(|changes| {
+                    apply_rule_action(&message.body, &rule.name, &changes.unwrap_or_default())
+                        .map_err(|e| e.to_string())
+                });
+            match annotated {
+                Ok(body) => copies.push(NewMessage {
+                    body,
+                    ..message.clone()
+                }),
+                Err(error) => {
+                    tracing::warn!(subscription = %subscription.entity.name, rule = %rule.name, %error, "rule action failed; the rule does not take the message");
+                }
+            }
+        }
+    }
+    copies
+}
+
+/// Creates or updates `topic` and its subscriptions in `namespace` as configured. Rules
+/// come from the configuration (none: the default rule).
+fn define_topic(
+    namespace: &mut Namespace,
+    topic: &crate::config::TopicDefinition,
+) -> Result<(), busbar_core::NamespaceError> {
+    let config = topic.properties.clone();
+    if namespace.topic(&topic.name).is_some() {
+        namespace.update_topic(&topic.name, config)?;
+    } else {
+        namespace.create_topic(&topic.name, config)?;
+    }
+    for subscription in &topic.subscriptions {
+        let queue_config = subscription_config(&subscription.properties);
+        let path = subscription_path(&topic.name, &subscription.name);
+        if namespace.queue(&path).is_some() {
+            namespace.update_queue(&path, queue_config)?;
+            namespace.set_subscription_rules(
+                &topic.name,
+                &subscription.name,
+                subscription.rules.clone(),
+            )?;
+        } else {
+            namespace.create_subscription(
+                &topic.name,
+                &subscription.name,
+                queue_config,
+                subscription.rules.clone(),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// A topic entity from its definition; its subscriptions' queues must be in `queues`.
+fn topic_entity(
+    definition: &TopicDefinition,
+    queues: &HashMap<String, Arc<Entity>>,
+    last_seqs: &HashMap<u32, busbar_store::Seq>,
+    markers: Vec<RecoveredMessage>,
+) -> Result<TopicEntity, OpenError> {
+    let mut subscriptions = Vec::with_capacity(definition.subscriptions.len());
+    for subscription in &definition.subscriptions {
+        let path = subscription_path(&definition.name, &subscription.name);
+        let entity = queues.get(&path.to_ascii_lowercase()).ok_or_else(|| {
+            OpenError::Catalog(format!("subscription '{path}' has no queue in the catalog"))
+        })?;
+        let rules = subscription
+            .rules
+            .iter()
+            .map(|rule| {
+                Rule::compile(rule).map_err(|e| {
+                    OpenError::Catalog(format!("rule '{}' of '{path}': {e}", rule.name))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        subscriptions.push(SubscriptionEntry {
+            entity: Arc::clone(entity),
+            rules,
+        });
+    }
+    Ok(TopicEntity {
+        name: definition.name.clone(),
+        state: Mutex::new(TopicState {
+            topic: Topic::restore(
+                definition.name.clone(),
+                definition.config.clone(),
+                definition.entity,
+                last_seqs,
+                markers,
+            ),
+            subscriptions: subscriptions.into(),
+        }),
+    })
+}
+
+pub fn subscription_config(properties: &SubscriptionProperties) -> QueueConfig {
+    QueueConfig {
+        lock_duration_ms: properties.lock_duration_ms,
+        max_delivery_count: properties.max_delivery_count,
+        default_ttl_ms: properties.default_ttl_ms,
+        dead_lettering_on_expiration: properties.dead_lettering_on_expiration,
+        requires_session: properties.requires_session,
+        forward_to: properties.forward_to.clone(),
+        forward_dead_lettered_to: properties.forward_dead_lettered_to.clone(),
+        ..QueueConfig::default()
     }
 }
 

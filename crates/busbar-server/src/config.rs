@@ -64,7 +64,6 @@ pub struct BrokerConfig {
     /// `sbemulatorns`); informational.
     pub namespace: Option<String>,
     pub queues: Vec<QueueDefinition>,
-    /// Parsed and validated; not served yet.
     pub topics: Vec<TopicDefinition>,
     /// `UserConfig.Logging.Type` from an emulator file. Busbar always logs to stderr; this is
     /// kept so the broker can say it ignored the setting.
@@ -174,25 +173,8 @@ impl Default for QueueProperties {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicDefinition {
     pub name: String,
-    pub properties: TopicProperties,
+    pub properties: TopicConfig,
     pub subscriptions: Vec<SubscriptionDefinition>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicProperties {
-    pub default_ttl_ms: Option<i64>,
-    pub requires_duplicate_detection: bool,
-    pub duplicate_detection_window_ms: i64,
-}
-
-impl Default for TopicProperties {
-    fn default() -> Self {
-        TopicProperties {
-            default_ttl_ms: None,
-            requires_duplicate_detection: false,
-            duplicate_detection_window_ms: DEFAULT_DUPLICATE_DETECTION_WINDOW_MS,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -200,7 +182,7 @@ pub struct SubscriptionDefinition {
     pub name: String,
     pub properties: SubscriptionProperties,
     /// Empty means the implicit `$Default` rule that matches everything.
-    pub rules: Vec<RuleDefinition>,
+    pub rules: Vec<RuleDescription>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,46 +212,9 @@ impl Default for SubscriptionProperties {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct RuleDefinition {
-    pub name: String,
-    pub filter: RuleFilter,
-    /// A SQL rule action (`SET ...`/`REMOVE ...`), unparsed.
-    pub action: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum RuleFilter {
-    /// A SQL filter expression, unparsed.
-    Sql(String),
-    Correlation(CorrelationFilter),
-}
-
-/// Equality matches on system properties and application properties; every field that is set
-/// must match.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CorrelationFilter {
-    pub content_type: Option<String>,
-    pub correlation_id: Option<String>,
-    /// `Label` in the emulator file (the older name of `Subject`).
-    pub subject: Option<String>,
-    pub message_id: Option<String>,
-    pub reply_to: Option<String>,
-    pub reply_to_session_id: Option<String>,
-    pub session_id: Option<String>,
-    pub to: Option<String>,
-    /// Application properties to match, sorted by name.
-    pub properties: Vec<(String, PropertyValue)>,
-}
-
-/// An application-property value in a correlation filter.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PropertyValue {
-    String(String),
-    Int(i64),
-    Double(f64),
-    Bool(bool),
-}
+pub use busbar_core::filter::{CorrelationFilter, FilterValue};
+pub use busbar_core::namespace::{FilterDescription, RuleDescription};
+pub use busbar_core::topic::TopicConfig;
 
 /// Why a configuration can't be used.
 #[derive(Debug, thiserror::Error)]

@@ -31,7 +31,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 
-use crate::broker::{Broker, Entity, Route, TOKEN_GRACE_SECS, wake};
+use crate::broker::{Broker, Entity, Route, TOKEN_GRACE_SECS, TopicEntity, wake};
 use crate::management;
 
 /// Largest frame the broker accepts.
@@ -54,10 +54,25 @@ enum LinkKind {
     },
     /// `$cbs` or `$management` → client: responses.
     Responses,
-    /// Client → queue.
-    Producer { entity: Arc<Entity> },
+    /// Client → queue or topic.
+    Producer(SendTarget),
     /// Queue → client.
     Consumer(ConsumerLink),
+}
+
+/// Where a producer link sends.
+enum SendTarget {
+    Queue(Arc<Entity>),
+    Topic(Arc<TopicEntity>),
+}
+
+impl SendTarget {
+    fn name(&self) -> &str {
+        match self {
+            SendTarget::Queue(entity) => &entity.name,
+            SendTarget::Topic(topic) => &topic.name,
+        }
+    }
 }
 
 struct ConsumerLink {
@@ -541,6 +556,9 @@ impl<S: Store> Conn<S> {
                 }
             }
             Address::Entity { path, sub } => {
+                if let Some(topic) = self.broker.topic(&path) {
+                    return self.attach_topic(link, topic, sub, broker_sends);
+                }
                 let Some(entity) = self.broker.entity(&path) else {
                     return self.not_found(link, &path);
                 };
@@ -577,7 +595,7 @@ impl<S: Store> Conn<S> {
                         }),
                     );
                 } else {
-                    if kind != SubQueueKind::Main {
+                    if kind != SubQueueKind::Main || is_subscription_path(&path) {
                         self.refuse(
                             link,
                             conditions::NOT_ALLOWED,
@@ -595,10 +613,42 @@ impl<S: Store> Conn<S> {
                         max_message_size: Some(self.broker.settings.max_message_size),
                         ..AttachReply::default()
                     };
-                    self.accept(link, reply, LinkKind::Producer { entity });
+                    self.accept(link, reply, LinkKind::Producer(SendTarget::Queue(entity)));
                 }
             }
         }
+    }
+
+    /// A link to a topic: senders publish to it; receivers must name a subscription.
+    fn attach_topic(
+        &mut self,
+        link: LinkRef,
+        topic: Arc<TopicEntity>,
+        sub: SubQueue,
+        broker_sends: bool,
+    ) {
+        if broker_sends || sub != SubQueue::Main {
+            return self.refuse(
+                link,
+                conditions::NOT_ALLOWED,
+                format!(
+                    "'{}' is a topic: receive from one of its subscriptions, '{}/Subscriptions/<name>'.",
+                    topic.name, topic.name
+                ),
+            );
+        }
+        if !self
+            .broker
+            .authorized(&self.claims, &topic.name, |c| c.rights.can_send())
+        {
+            let name = topic.name.clone();
+            return self.unauthorized(link, &name);
+        }
+        let reply = AttachReply {
+            max_message_size: Some(self.broker.settings.max_message_size),
+            ..AttachReply::default()
+        };
+        self.accept(link, reply, LinkKind::Producer(SendTarget::Topic(topic)));
     }
 
     /// Forgets expired tokens and detaches, with `amqp:unauthorized-access`, every link
@@ -616,9 +666,9 @@ impl<S: Store> Conn<S> {
         let mut lost = Vec::new();
         for (link, kind) in &self.links {
             let still_allowed = match kind {
-                LinkKind::Producer { entity } => {
+                LinkKind::Producer(target) => {
                     self.broker
-                        .authorized(&self.claims, &entity.name, |c| c.rights.can_send())
+                        .authorized(&self.claims, target.name(), |c| c.rights.can_send())
                 }
                 LinkKind::Consumer(consumer) => self.broker.authorized(
                     &self.claims,
@@ -721,8 +771,11 @@ impl<S: Store> Conn<S> {
 
     fn on_message(&mut self, message: IncomingMessage) {
         match self.links.get(&message.link) {
-            Some(LinkKind::Producer { entity }) => {
-                let route = self.broker.route(entity);
+            Some(LinkKind::Producer(target)) => {
+                let route = match target {
+                    SendTarget::Queue(entity) => self.broker.route(entity),
+                    SendTarget::Topic(topic) => Route::Publish(Arc::clone(topic)),
+                };
                 self.enqueue(route, message);
             }
             Some(LinkKind::CbsRequests) => self.put_token(message),
@@ -1164,6 +1217,14 @@ fn body_edit(properties: &[(String, Value)]) -> Option<Edit> {
         busbar_servicebus::message::with_application_properties(body, &properties)
             .unwrap_or_else(|_| body.clone())
     }))
+}
+
+/// Whether `path` names a subscription (`<topic>/Subscriptions/<name>`).
+fn is_subscription_path(path: &str) -> bool {
+    path.split('/')
+        .rev()
+        .nth(1)
+        .is_some_and(|segment| segment.eq_ignore_ascii_case("Subscriptions"))
 }
 
 fn sub_queue_kind(sub: SubQueue) -> Option<SubQueueKind> {

@@ -30,9 +30,9 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::config::{
-    ConfigError, CorrelationFilter, Durability, FieldProblem, Policy, PropertyValue,
-    QueueDefinition, QueueProperties, Rights, RuleDefinition, RuleFilter, SubscriptionDefinition,
-    SubscriptionProperties, TopicDefinition, TopicProperties,
+    ConfigError, CorrelationFilter, Durability, FieldProblem, FilterDescription, FilterValue,
+    Policy, QueueDefinition, QueueProperties, Rights, RuleDescription, SubscriptionDefinition,
+    SubscriptionProperties, TopicConfig, TopicDefinition,
 };
 
 /// Shortest lock Service Bus (and the emulator since 1.1.2) accepts.
@@ -410,7 +410,7 @@ impl Reader {
             return None;
         };
         let name = self.entity_name(topic, path, entity_names)?;
-        let mut properties = TopicProperties::default();
+        let mut properties = TopicConfig::default();
         if let Some(props) = self.object(topic, path, "Properties") {
             let path = &join(path, "Properties");
             if let Some(value) = self.positive_millis(props, path, "DefaultMessageTimeToLive") {
@@ -507,7 +507,7 @@ impl Reader {
         rule: &Value,
         path: &str,
         names: &mut HashSet<String>,
-    ) -> Option<RuleDefinition> {
+    ) -> Option<RuleDescription> {
         let Value::Object(rule) = rule else {
             self.problem(path, "expected an object");
             return None;
@@ -523,10 +523,17 @@ impl Reader {
             }
             return None;
         };
+        let action_path = join(&props_path, "Action");
         let action = self
             .object(props, &props_path, "Action")
-            .and_then(|action| self.string(action, &join(&props_path, "Action"), "SqlExpression"))
+            .and_then(|action| self.string(action, &action_path, "SqlExpression"))
             .filter(|expression| !expression.trim().is_empty());
+        if let Some(expression) = &action
+            && let Err(error) = busbar_core::filter::SqlRuleAction::parse(expression)
+        {
+            self.problem(&join(&action_path, "SqlExpression"), error.to_string());
+            return None;
+        }
 
         let filter_type_path = join(&props_path, "FilterType");
         let filter = match self.string(props, &props_path, "FilterType") {
@@ -548,14 +555,14 @@ impl Reader {
                 None
             }
         };
-        Some(RuleDefinition {
+        Some(RuleDescription {
             name: name?,
             filter: filter?,
             action,
         })
     }
 
-    fn sql_filter(&mut self, props: &Map<String, Value>, path: &str) -> Option<RuleFilter> {
+    fn sql_filter(&mut self, props: &Map<String, Value>, path: &str) -> Option<FilterDescription> {
         let filter_path = join(path, "SqlFilter");
         let Some(filter) = self.object(props, path, "SqlFilter") else {
             if lookup(props, "SqlFilter").is_none() {
@@ -565,7 +572,15 @@ impl Reader {
         };
         let expression_path = join(&filter_path, "SqlExpression");
         match self.string(filter, &filter_path, "SqlExpression") {
-            Some(expression) if !expression.trim().is_empty() => Some(RuleFilter::Sql(expression)),
+            Some(expression) if !expression.trim().is_empty() => {
+                match busbar_core::filter::SqlFilter::parse(&expression) {
+                    Ok(_) => Some(FilterDescription::Sql(expression)),
+                    Err(error) => {
+                        self.problem(&expression_path, error.to_string());
+                        None
+                    }
+                }
+            }
             Some(_) => {
                 self.problem(&expression_path, "must not be empty");
                 None
@@ -579,7 +594,11 @@ impl Reader {
         }
     }
 
-    fn correlation_filter(&mut self, props: &Map<String, Value>, path: &str) -> Option<RuleFilter> {
+    fn correlation_filter(
+        &mut self,
+        props: &Map<String, Value>,
+        path: &str,
+    ) -> Option<FilterDescription> {
         let Some(object) = self.object(props, path, "CorrelationFilter") else {
             let path = join(path, "CorrelationFilter");
             if lookup(props, "CorrelationFilter").is_none() {
@@ -613,11 +632,11 @@ impl Reader {
             let properties_path = join(path, "Properties");
             for (key, value) in properties {
                 let value = match value {
-                    Value::String(text) => PropertyValue::String(text.clone()),
-                    Value::Bool(flag) => PropertyValue::Bool(*flag),
+                    Value::String(text) => FilterValue::String(text.clone()),
+                    Value::Bool(flag) => FilterValue::Bool(*flag),
                     Value::Number(number) => match number.as_i64() {
-                        Some(int) => PropertyValue::Int(int),
-                        None => PropertyValue::Double(number.as_f64().unwrap_or(f64::NAN)),
+                        Some(int) => FilterValue::Long(int),
+                        None => FilterValue::Double(number.as_f64().unwrap_or(f64::NAN)),
                     },
                     other => {
                         self.problem(
@@ -649,7 +668,7 @@ impl Reader {
             );
             return None;
         }
-        Some(RuleFilter::Correlation(filter))
+        Some(FilterDescription::Correlation(filter))
     }
 
     /// A queue or topic name: required, valid, and unique across queues and topics.

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use busbar_server::config::{
-    BrokerConfig, ConfigError, CorrelationFilter, Durability, FieldProblem, PropertyValue,
-    QueueProperties, Rights, RuleFilter,
+    BrokerConfig, ConfigError, CorrelationFilter, Durability, FieldProblem, FilterDescription,
+    FilterValue, QueueProperties, Rights,
 };
 
 fn sample_path() -> PathBuf {
@@ -102,7 +102,7 @@ fn loads_the_sample_emulator_config() {
     assert_eq!(accounting.rules[0].name, "high-value");
     assert_eq!(
         accounting.rules[0].filter,
-        RuleFilter::Sql("amount > 1000 AND sys.Label = 'invoice'".to_owned())
+        FilterDescription::Sql("amount > 1000 AND sys.Label = 'invoice'".to_owned())
     );
     assert_eq!(
         accounting.rules[0].action.as_deref(),
@@ -115,7 +115,7 @@ fn loads_the_sample_emulator_config() {
     assert!(eu.properties.requires_session);
     assert_eq!(
         eu.rules[0].filter,
-        RuleFilter::Correlation(CorrelationFilter {
+        FilterDescription::Correlation(CorrelationFilter {
             content_type: Some("application/json".to_owned()),
             correlation_id: Some("corr-7".to_owned()),
             subject: Some("invoice".to_owned()),
@@ -126,10 +126,10 @@ fn loads_the_sample_emulator_config() {
             to: Some("billing".to_owned()),
             properties: vec![
                 // Sorted by name, whatever the order in the file.
-                ("ratio".to_owned(), PropertyValue::Double(0.5)),
-                ("region".to_owned(), PropertyValue::String("eu".to_owned())),
-                ("tier".to_owned(), PropertyValue::Int(2)),
-                ("urgent".to_owned(), PropertyValue::Bool(true)),
+                ("ratio".to_owned(), FilterValue::Double(0.5)),
+                ("region".to_owned(), FilterValue::String("eu".to_owned())),
+                ("tier".to_owned(), FilterValue::Long(2)),
+                ("urgent".to_owned(), FilterValue::Bool(true)),
             ],
         })
     );
@@ -408,6 +408,18 @@ fn rule_filters_are_checked() {
         &rule(r#"{"FilterType": "Sql", "SqlFilter": {"SqlExpression": "  "}}"#),
         &format!("{base}.SqlFilter.SqlExpression"),
         "must not be empty",
+    );
+    assert_single_problem(
+        &rule(r#"{"FilterType": "Sql", "SqlFilter": {"SqlExpression": "amount >"}}"#),
+        &format!("{base}.SqlFilter.SqlExpression"),
+        "syntax error at position",
+    );
+    assert_single_problem(
+        &rule(
+            r#"{"FilterType": "Sql", "SqlFilter": {"SqlExpression": "1=1"}, "Action": {"SqlExpression": "SET = 1"}}"#,
+        ),
+        &format!("{base}.Action.SqlExpression"),
+        "syntax error at position",
     );
     assert_single_problem(
         &rule(r#"{"FilterType": "Correlation"}"#),
