@@ -1,0 +1,174 @@
+"""Topics and filtered subscriptions, through the Python SDK.
+
+Arguments: connection string, topic name ("orders"), then a phase:
+  filters      fan-out by correlation and SQL filters, rule actions, duplicate detection
+               on the topic, forwarding from a subscription, a subscription's dead-letter
+               queue, and the refusals for receiving from a topic / sending to a subscription
+  send         sends one message to the topic (before a restart)
+  check        receives that message from two subscriptions (after a restart)
+
+Subscriptions of "orders" as the test configures them:
+  all       no rules (the default rule: everything)
+  created   correlation filter Label = 'created'
+  big       SQL  amount >= 100 AND region IN ('eu', 'uk')
+  tagged    SQL  vip = TRUE  with action  SET priority = 'high'; REMOVE internal
+            and  SQL  EXISTS(region)  without action
+  audit     default rule, ForwardTo queue "auditq"
+"""
+
+from azure.servicebus import ServiceBusMessage, ServiceBusSubQueue
+from azure.servicebus.exceptions import ServiceBusError
+
+from sbcommon import (
+    ScenarioFailure,
+    app_properties,
+    body_bytes,
+    check,
+    client,
+    expect_eq,
+    expect_no_message,
+    log,
+    receive_exactly,
+    run,
+    scenario_args,
+)
+
+
+def order(message_id, subject, **properties):
+    return ServiceBusMessage(
+        f"order {message_id}",
+        message_id=message_id,
+        subject=subject,
+        application_properties=properties or None,
+    )
+
+
+def drain(sb, topic, subscription, count):
+    """Receives exactly `count` messages from the subscription, completes them, and checks
+    nothing else is there. Returns (message_id, application properties) pairs."""
+    with sb.get_subscription_receiver(topic, subscription) as receiver:
+        messages = receive_exactly(receiver, count)
+        for message in messages:
+            receiver.complete_message(message)
+        expect_no_message(receiver, max_wait_time=1)
+    return [(m.message_id, app_properties(m)) for m in messages]
+
+
+def filters(sb, topic):
+    with sb.get_topic_sender(topic) as sender:
+        sender.send_messages(
+            order("o-1", "created", amount=150, region="eu", vip=True, internal="secret")
+        )
+        sender.send_messages(order("o-2", "updated", amount=50, region="us"))
+        sender.send_messages([order("o-3", "created", amount=500, region="uk"), order("o-4", "deleted")])
+        # A repeat of o-1 within the topic's duplicate-detection window: dropped.
+        sender.send_messages(order("o-1", "created", amount=999, region="eu"))
+
+    everything = drain(sb, topic, "all", 4)
+    expect_eq([m for m, _ in everything], ["o-1", "o-2", "o-3", "o-4"], "ids in 'all'")
+    expect_eq(everything[0][1].get("amount"), 150, "the first o-1 is the one kept")
+
+    created = drain(sb, topic, "created", 2)
+    expect_eq([m for m, _ in created], ["o-1", "o-3"], "ids in 'created' (correlation filter)")
+
+    big = drain(sb, topic, "big", 2)
+    expect_eq([m for m, _ in big], ["o-1", "o-3"], "ids in 'big' (SQL filter)")
+
+    tagged = drain(sb, topic, "tagged", 4)
+    expect_eq(sorted(m for m, _ in tagged), ["o-1", "o-1", "o-2", "o-3"], "ids in 'tagged'")
+    annotated = [p for m, p in tagged if p.get("RuleName") == "vip"]
+    expect_eq(len(annotated), 1, "copies made by the rule with an action")
+    expect_eq(annotated[0].get("priority"), "high", "property set by the action")
+    check("internal" not in annotated[0], f"property removed by the action is still there: {annotated[0]}")
+    plain = [p for m, p in tagged if m == "o-1" and "RuleName" not in p]
+    expect_eq(len(plain), 1, "unchanged copy of o-1 (rule without action)")
+    expect_eq(plain[0].get("internal"), "secret", "the unchanged copy keeps its properties")
+    log("correlation and SQL filters selected, rule actions annotated, the duplicate was dropped")
+
+    with sb.get_queue_receiver("auditq") as receiver:
+        forwarded = receive_exactly(receiver, 4)
+        expect_eq(sorted(m.message_id for m in forwarded), ["o-1", "o-2", "o-3", "o-4"], "ids forwarded to auditq")
+        for message in forwarded:
+            receiver.complete_message(message)
+    with sb.get_subscription_receiver(topic, "audit") as receiver:
+        expect_no_message(receiver, max_wait_time=1)
+    log("a subscription with ForwardTo passed its copies on to a queue")
+
+    with sb.get_topic_sender(topic) as sender:
+        sender.send_messages(order("o-5", "created", amount=1, region="fr"))
+    with sb.get_subscription_receiver(topic, "created") as receiver:
+        [message] = receive_exactly(receiver, 1)
+        receiver.dead_letter_message(message, reason="bad order", error_description="amount too small")
+    with sb.get_subscription_receiver(topic, "created", sub_queue=ServiceBusSubQueue.DEAD_LETTER) as receiver:
+        [dead] = receive_exactly(receiver, 1)
+        expect_eq(dead.message_id, "o-5", "dead-lettered id")
+        expect_eq(dead.dead_letter_reason, "bad order", "dead_letter_reason")
+        expect_eq(body_bytes(dead), b"order o-5", "dead-lettered body")
+        receiver.complete_message(dead)
+    for name in ("all", "tagged"):
+        drain(sb, topic, name, 1)
+    drain(sb, topic, "created", 0)
+    with sb.get_queue_receiver("auditq") as receiver:
+        [message] = receive_exactly(receiver, 1)
+        receiver.complete_message(message)
+    log("a subscription's dead-letter queue works like a queue's")
+
+    refused(sb, topic)
+
+
+def refused(sb, topic):
+    with client(scenario_args()[0], retry_total=0) as strict:
+        try:
+            with strict.get_subscription_receiver(topic, "missing") as receiver:
+                receiver.receive_messages(max_message_count=1, max_wait_time=2)
+            raise ScenarioFailure("receiving from a missing subscription succeeded")
+        except ServiceBusError as error:
+            log(f"missing subscription refused: {type(error).__name__}")
+        try:
+            with strict.get_queue_sender(f"{topic}/Subscriptions/all") as sender:
+                sender.send_messages(ServiceBusMessage("nope"))
+            raise ScenarioFailure("sending to a subscription succeeded")
+        except ServiceBusError as error:
+            log(f"send to a subscription refused: {type(error).__name__}")
+        try:
+            with strict.get_queue_receiver(topic) as receiver:
+                receiver.receive_messages(max_message_count=1, max_wait_time=2)
+            raise ScenarioFailure("receiving from a topic succeeded")
+        except ServiceBusError as error:
+            log(f"receive from a topic refused: {type(error).__name__}")
+
+
+def send_before_restart(sb, topic):
+    with sb.get_topic_sender(topic) as sender:
+        sender.send_messages(order("durable-1", "created", amount=100, region="eu"))
+    log("sent one message to the topic")
+
+
+def check_after_restart(sb, topic):
+    for name in ("all", "big"):
+        got = drain(sb, topic, name, 1)
+        expect_eq(got[0][0], "durable-1", f"id in '{name}' after restart")
+    # The duplicate-detection window of the topic survived too.
+    with sb.get_topic_sender(topic) as sender:
+        sender.send_messages(order("durable-1", "created", amount=100, region="eu"))
+    with sb.get_subscription_receiver(topic, "all") as receiver:
+        expect_no_message(receiver, max_wait_time=2)
+    log("subscriptions and the topic's duplicate window survived the restart")
+
+
+def main():
+    conn, topic, extras = scenario_args(["phase"])
+    phase = extras["phase"]
+    with client(conn) as sb:
+        if phase == "filters":
+            filters(sb, topic)
+        elif phase == "send":
+            send_before_restart(sb, topic)
+        elif phase == "check":
+            check_after_restart(sb, topic)
+        else:
+            raise ScenarioFailure(f"unknown phase {phase}")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,54 @@
+//! Topics and filtered subscriptions, driven by the Python and JS SDKs against a topic
+//! configured through an emulator Config.json.
+
+use busbar_interop::Broker;
+
+const CONFIG: &str = r#"{
+  "UserConfig": {
+    "Namespaces": [{
+      "Name": "sbemulatorns",
+      "Queues": [{"Name": "auditq", "Properties": {}}],
+      "Topics": [{
+        "Name": "orders",
+        "Properties": {"RequiresDuplicateDetection": true, "DuplicateDetectionHistoryTimeWindow": "PT1M"},
+        "Subscriptions": [
+          {"Name": "all", "Properties": {}},
+          {"Name": "created", "Properties": {}, "Rules": [
+            {"Name": "created-only", "Properties": {"FilterType": "Correlation", "CorrelationFilter": {"Label": "created"}}}
+          ]},
+          {"Name": "big", "Properties": {}, "Rules": [
+            {"Name": "big-eu", "Properties": {"FilterType": "Sql", "SqlFilter": {"SqlExpression": "amount >= 100 AND region IN ('eu', 'uk')"}}}
+          ]},
+          {"Name": "tagged", "Properties": {}, "Rules": [
+            {"Name": "vip", "Properties": {"FilterType": "Sql", "SqlFilter": {"SqlExpression": "vip = TRUE"},
+                                           "Action": {"SqlExpression": "SET priority = 'high'; REMOVE internal"}}},
+            {"Name": "any-region", "Properties": {"FilterType": "Sql", "SqlFilter": {"SqlExpression": "EXISTS(region)"}}}
+          ]},
+          {"Name": "audit", "Properties": {"ForwardTo": "auditq"}}
+        ]
+      }]
+    }],
+    "Logging": {"Type": "File"}
+  }
+}"#;
+
+#[test]
+fn python_filters_actions_duplicates_and_forwarding() {
+    let broker = Broker::start(Some(CONFIG), &[]);
+    broker.run_python("topic_subscriptions.py", &["orders", "filters"]);
+}
+
+#[test]
+fn subscriptions_and_the_topic_duplicate_window_survive_kill_9() {
+    let mut broker = Broker::start(Some(CONFIG), &[]);
+    broker.run_python("topic_subscriptions.py", &["orders", "send"]);
+    broker.kill9();
+    broker.restart();
+    broker.run_python("topic_subscriptions.py", &["orders", "check"]);
+}
+
+#[test]
+fn js_filters_and_actions() {
+    let broker = Broker::start(Some(CONFIG), &[]);
+    broker.run_node("topic_subscriptions.mjs", &["orders"]);
+}
