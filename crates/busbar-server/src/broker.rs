@@ -10,14 +10,16 @@ use busbar_core::namespace::{TopicDefinition, subscription_path};
 use busbar_core::rules::{Rule, select};
 use busbar_core::topic::Topic;
 use busbar_core::{
-    Clock, ConsumerId, Journal, Namespace, NewMessage, Queue, QueueConfig, ReceiveMode,
+    Clock, ConsumerId, Delivery, Journal, Namespace, NewMessage, Queue, QueueConfig, ReceiveMode,
     SubQueueKind,
 };
 use busbar_servicebus::filtering::{FilterView, apply_rule_action};
+use busbar_servicebus::message::inbound;
 use busbar_servicebus::sas::{Claims, Policy};
 use busbar_store::{BodyRef, Record, Recovered, RecoveredMessage, Store, StoreError};
 use bytes::Bytes;
 use tokio::sync::Notify;
+use uuid::Uuid;
 
 use crate::config::{BrokerConfig, QueueProperties, SubscriptionProperties};
 
@@ -51,6 +53,9 @@ pub struct TopicEntity {
 #[derive(Debug)]
 pub struct TopicState {
     pub topic: Topic,
+    /// Messages scheduled on the topic, kept until due and then published (under the
+    /// topic's own entity ids).
+    pub scheduled: Queue,
     /// Shared so a publish can copy to the subscriptions without holding the topic's lock
     /// (subscriptions may forward to other topics).
     pub subscriptions: Arc<[SubscriptionEntry]>,
@@ -230,7 +235,14 @@ impl<S: Store> Broker<S> {
             let markers = by_entity
                 .remove(&busbar_core::dedup::marker_entity(definition.entity))
                 .unwrap_or_default();
-            let topic = topic_entity(definition, &entities, &recovered.last_seq, markers)?;
+            let scheduled = by_entity.remove(&definition.entity).unwrap_or_default();
+            let topic = topic_entity(
+                definition,
+                &entities,
+                &recovered.last_seq,
+                markers,
+                scheduled,
+            )?;
             topics.insert(definition.name.to_ascii_lowercase(), Arc::new(topic));
         }
         Ok(Broker {
@@ -296,8 +308,9 @@ impl<S: Store> Broker<S> {
 
     /// Stores `batch` where `route` says: the destination queue, the subscriptions of a
     /// topic, or the transfer dead-letter queue where forwarding failed. Wakes the waiters
-    /// of the queues that got messages. Returns the sequence numbers given when the route
-    /// is a queue (empty for a topic: each subscription numbers its own copies).
+    /// of the queues that got messages. Returns the sequence numbers given by the queue, or
+    /// for a topic those of the messages it keeps until they are due (each subscription
+    /// numbers its own copies).
     pub fn store_routed(
         &self,
         route: &Route,
@@ -322,8 +335,7 @@ impl<S: Store> Broker<S> {
             Route::Deliver(entity) => (entity, None),
             Route::TransferFailed(entity, description) => (entity, Some(description)),
             Route::Publish(topic) => {
-                self.publish(topic, batch, now_ms, journal, publishing)?;
-                return Ok(0..0);
+                return self.publish(topic, batch, now_ms, journal, publishing);
             }
         };
         let (result, waiters) = {
@@ -362,12 +374,39 @@ impl<S: Store> Broker<S> {
         now_ms: i64,
         journal: &mut StoreJournal<'_, S>,
         publishing: &mut Vec<Arc<TopicEntity>>,
-    ) -> Result<(), busbar_core::CoreError> {
-        let (admitted, subscriptions) = {
+    ) -> Result<std::ops::Range<busbar_store::Seq>, busbar_core::CoreError> {
+        let (now, scheduled) = {
             let mut state = topic.lock();
             let admitted = state.topic.admit(batch, now_ms, journal)?;
-            (admitted, Arc::clone(&state.subscriptions))
+            let (later, now): (Vec<_>, Vec<_>) = admitted
+                .into_iter()
+                .partition(|m| m.scheduled_at_ms.is_some_and(|at| at > now_ms));
+            let scheduled = if later.is_empty() {
+                0..0
+            } else {
+                // Kept by the topic until due; see `publish_due` for the TTL.
+                let later = later
+                    .into_iter()
+                    .map(|m| NewMessage { ttl_ms: None, ..m })
+                    .collect::<Vec<_>>();
+                state.scheduled.enqueue(later, now_ms, journal)?
+            };
+            (now, scheduled)
         };
+        self.publish_admitted(topic, now, now_ms, journal, publishing)?;
+        Ok(scheduled)
+    }
+
+    /// Copies messages the topic already admitted to its subscriptions.
+    fn publish_admitted(
+        &self,
+        topic: &Arc<TopicEntity>,
+        admitted: Vec<NewMessage>,
+        now_ms: i64,
+        journal: &mut StoreJournal<'_, S>,
+        publishing: &mut Vec<Arc<TopicEntity>>,
+    ) -> Result<(), busbar_core::CoreError> {
+        let subscriptions = Arc::clone(&topic.lock().subscriptions);
         if admitted.is_empty() || subscriptions.is_empty() {
             return Ok(());
         }
@@ -435,38 +474,57 @@ impl<S: Store> Broker<S> {
     fn move_dead_letters(&self, source: &Arc<Entity>, target: &Arc<Entity>) -> usize {
         let now = self.now_ms();
         let mut journal = self.journal();
-        let mut taken = Vec::new();
-        {
-            let mut state = source.lock();
-            while taken.len() < FORWARD_BATCH {
-                match state.queue.next_for_delivery(
-                    SubQueueKind::DeadLetter,
-                    ReceiveMode::PeekLock,
-                    FORWARDER,
-                    now,
-                    &mut journal,
-                ) {
-                    Ok(Some(delivery)) => taken.push(delivery),
-                    Ok(None) => break,
-                    Err(error) => {
-                        tracing::error!(entity = %source.name, %error, "dead-letter forwarding failed");
-                        break;
-                    }
-                }
-            }
-        }
+        let taken = take_for_moving(
+            &source.name,
+            &mut source.lock().queue,
+            SubQueueKind::DeadLetter,
+            now,
+            &mut journal,
+        );
         if taken.is_empty() {
             return 0;
         }
+        let (batch, tokens) = self.taken_messages(&source.name, &taken);
+        let count = batch.len();
+        let enqueued = self.store_routed(
+            &Route::Deliver(Arc::clone(target)),
+            batch,
+            now,
+            &mut journal,
+        );
+        let mut state = source.lock();
+        match enqueued {
+            Ok(_) => {
+                complete_moved(
+                    &source.name,
+                    &mut state.queue,
+                    SubQueueKind::DeadLetter,
+                    &tokens,
+                    now,
+                    &mut journal,
+                );
+                count
+            }
+            Err(error) => {
+                tracing::error!(entity = %target.name, %error, "dead-letter forwarding: enqueue failed");
+                state.queue.release_all(FORWARDER);
+                0
+            }
+        }
+    }
+
+    /// The messages of deliveries taken for moving, bodies read back where not resident,
+    /// with the lock tokens to complete once they are stored elsewhere.
+    fn taken_messages(&self, source: &str, taken: &[Delivery]) -> (Vec<NewMessage>, Vec<Uuid>) {
         let mut batch = Vec::with_capacity(taken.len());
         let mut tokens = Vec::with_capacity(taken.len());
-        for delivery in &taken {
+        for delivery in taken {
             let body = match &delivery.body {
                 Some(body) => body.clone(),
                 None => match self.store.read_body(delivery.body_ref) {
                     Ok(body) => body,
                     Err(error) => {
-                        tracing::error!(entity = %source.name, %error, "dead-letter body unreadable");
+                        tracing::error!(entity = %source, %error, "body unreadable; message left in place");
                         continue;
                     }
                 },
@@ -482,39 +540,78 @@ impl<S: Store> Broker<S> {
                 tokens.push(lock.token);
             }
         }
-        let count = batch.len();
-        let enqueued = {
-            let mut state = target.lock();
-            let result = state.queue.enqueue(batch, now, &mut journal);
-            let waiters = if result.is_ok() {
-                state.take_waiters()
-            } else {
-                Vec::new()
-            };
-            drop(state);
-            wake(waiters);
-            result
-        };
-        let mut state = source.lock();
-        match enqueued {
-            Ok(_) => {
-                for token in tokens {
-                    if let Err(error) =
-                        state
-                            .queue
-                            .complete(SubQueueKind::DeadLetter, token, now, &mut journal)
-                    {
-                        tracing::error!(entity = %source.name, %error, "dead-letter forwarding: completing the original failed");
-                    }
+        (batch, tokens)
+    }
+
+    /// Publishes the scheduled messages of topics that came due to their subscriptions
+    /// (rules are evaluated now, as the message enters the topic). Published before being
+    /// completed in the topic's schedule, so a crash in between duplicates rather than
+    /// loses. Returns how many were published.
+    pub fn publish_due(&self) -> usize {
+        let now = self.now_ms();
+        let mut published = 0;
+        for topic in self.topics() {
+            let mut journal = self.journal();
+            let taken = {
+                let mut state = topic.lock();
+                if state.scheduled.next_deadline().is_none_or(|at| at > now) {
+                    continue;
                 }
-                count
+                if let Err(error) = state.scheduled.activate_scheduled(now, &mut journal) {
+                    tracing::error!(topic = %topic.name, %error, "scheduled activation failed");
+                    continue;
+                }
+                take_for_moving(
+                    &topic.name,
+                    &mut state.scheduled,
+                    SubQueueKind::Main,
+                    now,
+                    &mut journal,
+                )
+            };
+            if taken.is_empty() {
+                continue;
             }
-            Err(error) => {
-                tracing::error!(entity = %target.name, %error, "dead-letter forwarding: enqueue failed");
-                state.queue.release_all(FORWARDER);
-                0
+            let (stored, tokens) = self.taken_messages(&topic.name, &taken);
+            // The stored copy carries no TTL (it must not expire before it is due); the
+            // message's own TTL is in its header and starts counting now.
+            let batch: Vec<NewMessage> = stored
+                .into_iter()
+                .map(|message| {
+                    let ttl_ms = inbound(&message.body).ok().and_then(|m| m.ttl_ms);
+                    NewMessage { ttl_ms, ..message }
+                })
+                .collect();
+            let count = batch.len();
+            let result = self.publish_admitted(&topic, batch, now, &mut journal, &mut Vec::new());
+            let mut state = topic.lock();
+            match result {
+                Ok(_) => {
+                    complete_moved(
+                        &topic.name,
+                        &mut state.scheduled,
+                        SubQueueKind::Main,
+                        &tokens,
+                        now,
+                        &mut journal,
+                    );
+                    published += count;
+                }
+                Err(error) => {
+                    tracing::error!(topic = %topic.name, %error, "publishing scheduled messages failed");
+                    state.scheduled.release_all(FORWARDER);
+                }
             }
         }
+        published
+    }
+
+    pub fn topics(&self) -> Vec<Arc<TopicEntity>> {
+        let topics = self
+            .topics
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        topics.values().cloned().collect()
     }
 
     pub fn now_ms(&self) -> i64 {
@@ -589,6 +686,44 @@ impl<S: Store> Broker<S> {
         claims
             .iter()
             .any(|c| c.covers(path) && !c.is_expired(now, TOKEN_GRACE_SECS) && allows(c))
+    }
+}
+
+/// Takes up to a batch of available messages of `kind` under the forwarder's lock, to be
+/// stored elsewhere and then completed with [`complete_moved`].
+fn take_for_moving(
+    name: &str,
+    queue: &mut Queue,
+    kind: SubQueueKind,
+    now_ms: i64,
+    journal: &mut impl Journal,
+) -> Vec<Delivery> {
+    let mut taken = Vec::new();
+    while taken.len() < FORWARD_BATCH {
+        match queue.next_for_delivery(kind, ReceiveMode::PeekLock, FORWARDER, now_ms, journal) {
+            Ok(Some(delivery)) => taken.push(delivery),
+            Ok(None) => break,
+            Err(error) => {
+                tracing::error!(entity = %name, %error, "taking messages to move failed");
+                break;
+            }
+        }
+    }
+    taken
+}
+
+fn complete_moved(
+    name: &str,
+    queue: &mut Queue,
+    kind: SubQueueKind,
+    tokens: &[Uuid],
+    now_ms: i64,
+    journal: &mut impl Journal,
+) {
+    for token in tokens {
+        if let Err(error) = queue.complete(kind, *token, now_ms, journal) {
+            tracing::error!(entity = %name, %error, "completing a moved message failed");
+        }
     }
 }
 
@@ -679,6 +814,7 @@ fn topic_entity(
     queues: &HashMap<String, Arc<Entity>>,
     last_seqs: &HashMap<u32, busbar_store::Seq>,
     markers: Vec<RecoveredMessage>,
+    scheduled: Vec<RecoveredMessage>,
 ) -> Result<TopicEntity, OpenError> {
     let mut subscriptions = Vec::with_capacity(definition.subscriptions.len());
     for subscription in &definition.subscriptions {
@@ -709,6 +845,14 @@ fn topic_entity(
                 definition.entity,
                 last_seqs,
                 markers,
+            ),
+            scheduled: Queue::restore(
+                format!("{}/$scheduled", definition.name),
+                QueueConfig::default(),
+                definition.entity,
+                definition.entity + 1,
+                last_seqs,
+                scheduled,
             ),
             subscriptions: subscriptions.into(),
         }),

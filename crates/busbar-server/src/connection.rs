@@ -52,6 +52,8 @@ enum LinkKind {
         entity: Arc<Entity>,
         kind: SubQueueKind,
     },
+    /// Client → `<topic>/$management`.
+    TopicManagementRequests(Arc<TopicEntity>),
     /// `$cbs` or `$management` → client: responses.
     Responses,
     /// Client → queue or topic.
@@ -534,13 +536,21 @@ impl<S: Store> Conn<S> {
                 }
             }
             Address::Management { path, sub } => {
-                let Some(entity) = self.broker.entity(&path) else {
-                    return self.not_found(link, &path);
+                let (node, requests) = if sub == SubQueue::Main
+                    && let Some(topic) = self.broker.topic(&path)
+                {
+                    let node = format!("{}/$management", topic.name);
+                    (node, LinkKind::TopicManagementRequests(topic))
+                } else {
+                    let Some(entity) = self.broker.entity(&path) else {
+                        return self.not_found(link, &path);
+                    };
+                    let Some(kind) = sub_queue_kind(sub) else {
+                        return self.not_found(link, &parsed_path(&path, sub));
+                    };
+                    let node = format!("{}/$management", parsed_path(&path, sub));
+                    (node, LinkKind::ManagementRequests { entity, kind })
                 };
-                let Some(kind) = sub_queue_kind(sub) else {
-                    return self.not_found(link, &parsed_path(&path, sub));
-                };
-                let node = format!("{}/$management", parsed_path(&path, sub));
                 if !self.broker.authorized(&self.claims, &node, |_| true) {
                     return self.unauthorized(link, &node);
                 }
@@ -548,11 +558,7 @@ impl<S: Store> Conn<S> {
                 if broker_sends {
                     self.accept_responder(link, attach, node);
                 } else {
-                    self.accept(
-                        link,
-                        AttachReply::default(),
-                        LinkKind::ManagementRequests { entity, kind },
-                    );
+                    self.accept(link, AttachReply::default(), requests);
                 }
             }
             Address::Entity { path, sub } => {
@@ -680,6 +686,9 @@ impl<S: Store> Conn<S> {
                     &parsed_path(&entity.name, sub_queue_of(*kind)),
                     |_| true,
                 ),
+                LinkKind::TopicManagementRequests(topic) => {
+                    self.broker.authorized(&self.claims, &topic.name, |_| true)
+                }
                 LinkKind::CbsRequests | LinkKind::Responses => true,
             };
             if !still_allowed {
@@ -780,9 +789,27 @@ impl<S: Store> Conn<S> {
             }
             Some(LinkKind::CbsRequests) => self.put_token(message),
             Some(LinkKind::ManagementRequests { entity, kind }) => {
+                let node = format!(
+                    "{}/$management",
+                    parsed_path(&entity.name, sub_queue_of(*kind))
+                );
                 let entity = Arc::clone(entity);
                 let kind = *kind;
-                self.management(&entity, kind, message);
+                self.management(&node, message, |broker, request| {
+                    let context = management::Context {
+                        broker,
+                        entity: &entity,
+                        kind,
+                    };
+                    management::handle(&context, request)
+                });
+            }
+            Some(LinkKind::TopicManagementRequests(topic)) => {
+                let node = format!("{}/$management", topic.name);
+                let topic = Arc::clone(topic);
+                self.management(&node, message, |broker, request| {
+                    management::handle_topic(broker, &topic, request)
+                });
             }
             _ => {
                 if !message.settled {
@@ -874,7 +901,14 @@ impl<S: Store> Conn<S> {
         self.respond(message.link, request.reply_to.as_deref(), "$cbs", payload);
     }
 
-    fn management(&mut self, entity: &Arc<Entity>, kind: SubQueueKind, message: IncomingMessage) {
+    /// Answers a request to the management node `node` with what `handle` makes of it,
+    /// once what it changed is durable.
+    fn management(
+        &mut self,
+        node: &str,
+        message: IncomingMessage,
+        handle: impl FnOnce(&Arc<Broker<S>>, &Request) -> (Bytes, Option<S::Commit>),
+    ) {
         self.settle_now(&message, DeliveryState::Accepted);
         let request = match Request::parse(&message.payload) {
             Ok(request) => request,
@@ -883,17 +917,8 @@ impl<S: Store> Conn<S> {
                 return;
             }
         };
-        let node = format!(
-            "{}/$management",
-            parsed_path(&entity.name, sub_queue_of(kind))
-        )
-        .to_ascii_lowercase();
-        let context = management::Context {
-            broker: &self.broker,
-            entity,
-            kind,
-        };
-        let (payload, commit) = management::handle(&context, &request);
+        let node = node.to_ascii_lowercase();
+        let (payload, commit) = handle(&self.broker, &request);
         let reply_to = request.reply_to.clone();
         match commit {
             Some(commit) => {

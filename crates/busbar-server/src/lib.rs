@@ -122,6 +122,7 @@ pub async fn run(
                 tokio::select! {
                     _ = interval.tick() => {
                         broker.sweep();
+                        broker.publish_due();
                         broker.forward_dead_letters();
                     }
                     _ = stop.wait_for(|stopped| *stopped) => return,

@@ -1,6 +1,7 @@
-//! The `$management` node of a queue (or of its dead-letter queue): lock renewal, peek,
-//! scheduling, deferred receive and settlement by lock token. Responses use the
-//! camelCase status properties and always name an `errorCondition` on failure.
+//! The `$management` node of a queue or subscription (or of its dead-letter queue): lock
+//! renewal, peek, scheduling, deferred receive and settlement by lock token; and of a
+//! topic: scheduling and cancelling. Responses use the camelCase status properties and
+//! always name an `errorCondition` on failure.
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use busbar_store::Store;
 use bytes::{Bytes, BytesMut};
 use uuid::Uuid;
 
-use crate::broker::{Broker, Entity, wake};
+use crate::broker::{Broker, Entity, Route, TopicEntity, wake};
 
 /// Locks taken through `receive-by-sequence-number` belong to no link: they are settled
 /// by lock token and simply run out if forgotten.
@@ -73,6 +74,44 @@ pub fn handle<S: Store>(context: &Context<'_, S>, request: &Request) -> (Bytes, 
             format!("The operation '{other}' is not supported."),
         )),
     };
+    respond::<S>(request, outcome)
+}
+
+/// Handles one request to a topic's `$management` node.
+pub fn handle_topic<S: Store>(
+    broker: &Arc<Broker<S>>,
+    topic: &Arc<TopicEntity>,
+    request: &Request,
+) -> (Bytes, Option<S::Commit>) {
+    let operation = request.operation.as_deref().unwrap_or("");
+    let outcome: Outcome<S> = match operation {
+        "com.microsoft:schedule-message" => {
+            schedule_on(broker, &Route::Publish(Arc::clone(topic)), request)
+        }
+        "com.microsoft:cancel-scheduled-message" => sequence_numbers(request).and_then(|seqs| {
+            let mut journal = broker.journal();
+            let mut state = topic.lock();
+            for seq in seqs {
+                state
+                    .scheduled
+                    .cancel_scheduled(seq, &mut journal)
+                    .map_err(|e| Failure::from_core(&e))?;
+            }
+            Ok((None, journal.into_commit()))
+        }),
+        other => Err(Failure(
+            400,
+            conditions::NOT_ALLOWED,
+            format!(
+                "The operation '{other}' is not available on topic '{}'; use one of its subscriptions.",
+                topic.name
+            ),
+        )),
+    };
+    respond::<S>(request, outcome)
+}
+
+fn respond<S: Store>(request: &Request, outcome: Outcome<S>) -> (Bytes, Option<S::Commit>) {
     let id = request.message_id.as_ref();
     match outcome {
         Ok((Some(Value::Null), commit)) => (
@@ -353,6 +392,15 @@ fn schedule<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S>
             "Messages can't be scheduled on a dead-letter queue.".to_owned(),
         ));
     }
+    schedule_on(
+        context.broker,
+        &context.broker.route(context.entity),
+        request,
+    )
+}
+
+/// Stores the request's messages where `route` says; answers their sequence numbers.
+fn schedule_on<S: Store>(broker: &Arc<Broker<S>>, route: &Route, request: &Request) -> Outcome<S> {
     let items = match field(request, "messages") {
         Some(Value::List(items) | Value::Array(items)) => items,
         _ => return Err(Failure::bad_request("'messages' must be a list of maps.")),
@@ -368,12 +416,10 @@ fn schedule<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S>
             .map_err(|e| Failure::bad_request(format!("a scheduled message can't be read: {e}")))?;
         batch.push(parsed.into());
     }
-    let now = context.broker.now_ms();
-    let mut journal = context.broker.journal();
-    let route = context.broker.route(context.entity);
-    let range = context
-        .broker
-        .store_routed(&route, batch, now, &mut journal)
+    let now = broker.now_ms();
+    let mut journal = broker.journal();
+    let range = broker
+        .store_routed(route, batch, now, &mut journal)
         .map_err(|e| Failure::from_core(&e))?;
     let seqs = range
         .map(|seq| Value::Long(i64::try_from(seq).unwrap_or(i64::MAX)))

@@ -4,8 +4,11 @@ Arguments: connection string, topic name ("orders"), then a phase:
   filters      fan-out by correlation and SQL filters, rule actions, duplicate detection
                on the topic, forwarding from a subscription, a subscription's dead-letter
                queue, and the refusals for receiving from a topic / sending to a subscription
-  send         sends one message to the topic (before a restart)
-  check        receives that message from two subscriptions (after a restart)
+  schedule     messages scheduled on the topic (through the management node and through
+               the scheduled-enqueue-time of a send) reach the subscriptions when due,
+               filtered then; a cancelled one never does
+  send         sends one message to the topic and schedules one (before a restart)
+  check        receives both from two subscriptions (after a restart)
 
 Subscriptions of "orders" as the test configures them:
   all       no rules (the default rule: everything)
@@ -15,6 +18,9 @@ Subscriptions of "orders" as the test configures them:
             and  SQL  EXISTS(region)  without action
   audit     default rule, ForwardTo queue "auditq"
 """
+
+import datetime
+import time
 
 from azure.servicebus import ServiceBusMessage, ServiceBusSubQueue
 from azure.servicebus.exceptions import ServiceBusError
@@ -138,16 +144,47 @@ def refused(sb, topic):
             log(f"receive from a topic refused: {type(error).__name__}")
 
 
+def in_seconds(seconds):
+    return datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
+
+
+def schedule(sb, topic):
+    with sb.get_topic_sender(topic) as sender:
+        [kept] = sender.schedule_messages(order("s-1", "created", amount=200, region="uk"), in_seconds(3))
+        [cancelled] = sender.schedule_messages(order("s-2", "created", amount=300, region="eu"), in_seconds(3))
+        check(kept != cancelled, f"scheduled messages share sequence number {kept}")
+        sender.cancel_scheduled_messages(cancelled)
+        timed = order("s-3", "updated", amount=5, region="us")
+        timed.scheduled_enqueue_time_utc = in_seconds(3)
+        sender.send_messages(timed)
+    with sb.get_subscription_receiver(topic, "all") as receiver:
+        expect_no_message(receiver, max_wait_time=1)
+    log(f"scheduled s-1 (sequence number {kept}), cancelled s-2, sent s-3 with a scheduled time")
+    time.sleep(3)
+    everything = drain(sb, topic, "all", 2)
+    expect_eq(sorted(m for m, _ in everything), ["s-1", "s-3"], "ids in 'all' once due")
+    expect_eq([m for m, _ in drain(sb, topic, "big", 1)], ["s-1"], "ids in 'big' once due")
+    expect_eq([m for m, _ in drain(sb, topic, "created", 1)], ["s-1"], "ids in 'created' once due")
+    expect_eq(sorted(m for m, _ in drain(sb, topic, "tagged", 2)), ["s-1", "s-3"], "ids in 'tagged'")
+    with sb.get_queue_receiver("auditq") as receiver:
+        got = receive_exactly(receiver, 2)
+        for message in got:
+            receiver.complete_message(message)
+    log("scheduled messages reached the subscriptions when due; the cancelled one did not")
+
+
 def send_before_restart(sb, topic):
     with sb.get_topic_sender(topic) as sender:
         sender.send_messages(order("durable-1", "created", amount=100, region="eu"))
-    log("sent one message to the topic")
+        sender.schedule_messages(order("durable-2", "created", amount=100, region="eu"), in_seconds(4))
+    log("sent one message to the topic and scheduled one")
 
 
 def check_after_restart(sb, topic):
+    time.sleep(4)  # until the scheduled one is due
     for name in ("all", "big"):
-        got = drain(sb, topic, name, 1)
-        expect_eq(got[0][0], "durable-1", f"id in '{name}' after restart")
+        got = drain(sb, topic, name, 2)
+        expect_eq(sorted(m for m, _ in got), ["durable-1", "durable-2"], f"ids in '{name}' after restart")
     # The duplicate-detection window of the topic survived too.
     with sb.get_topic_sender(topic) as sender:
         sender.send_messages(order("durable-1", "created", amount=100, region="eu"))
@@ -162,6 +199,8 @@ def main():
     with client(conn) as sb:
         if phase == "filters":
             filters(sb, topic)
+        elif phase == "schedule":
+            schedule(sb, topic)
         elif phase == "send":
             send_before_restart(sb, topic)
         elif phase == "check":

@@ -39,7 +39,13 @@ fn python_filters_actions_duplicates_and_forwarding() {
 }
 
 #[test]
-fn subscriptions_and_the_topic_duplicate_window_survive_kill_9() {
+fn python_scheduled_and_cancelled_on_a_topic() {
+    let broker = Broker::start(Some(CONFIG), &[]);
+    broker.run_python("topic_subscriptions.py", &["orders", "schedule"]);
+}
+
+#[test]
+fn subscriptions_schedules_and_the_topic_duplicate_window_survive_kill_9() {
     let mut broker = Broker::start(Some(CONFIG), &[]);
     broker.run_python("topic_subscriptions.py", &["orders", "send"]);
     broker.kill9();
