@@ -42,6 +42,14 @@ pub const fn transfer_dead_letter_entity(dead_letter_entity: EntityId) -> Entity
 /// The name of the rule every new subscription starts with, matching every message.
 pub const DEFAULT_RULE_NAME: &str = "$Default";
 
+/// The topic and subscription names of a subscription path, `<topic>/Subscriptions/<name>`.
+pub fn split_subscription_path(path: &str) -> Option<(&str, &str)> {
+    let (head, name) = path.rsplit_once('/')?;
+    let (topic, keyword) = head.rsplit_once('/')?;
+    (keyword.eq_ignore_ascii_case("Subscriptions") && !topic.is_empty() && !name.is_empty())
+        .then_some((topic, name))
+}
+
 /// The queue path of subscription `subscription` of `topic`.
 pub fn subscription_path(topic: &str, subscription: &str) -> String {
     format!("{topic}/Subscriptions/{subscription}")
@@ -273,7 +281,16 @@ impl Namespace {
         self.push_queue(&path, config)
     }
 
-    /// Replaces the rules of subscription `name` of `topic` (none: the default rule).
+    /// The rules of subscription `name` of `topic`.
+    pub fn subscription_rules(&self, topic: &str, name: &str) -> Option<&[RuleDescription]> {
+        self.topic(topic)?
+            .subscriptions
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
+            .map(|s| s.rules.as_slice())
+    }
+
+    /// Replaces the rules of subscription `name` of `topic` (none: it takes nothing).
     pub fn set_subscription_rules(
         &mut self,
         topic: &str,
@@ -286,7 +303,7 @@ impl Namespace {
             .iter_mut()
             .find(|s| s.name.eq_ignore_ascii_case(name))
             .ok_or_else(|| NamespaceError::NotFound(subscription_path(topic, name)))?;
-        subscription.rules = rules_or_default(rules);
+        subscription.rules = rules;
         Ok(())
     }
 
@@ -516,6 +533,9 @@ mod tests {
             .expect("created")
             .clone();
         assert_eq!(sub.name, "orders/Subscriptions/all");
+        assert_eq!(split_subscription_path(&sub.name), Some(("orders", "all")));
+        assert_eq!(split_subscription_path("orders"), None);
+        assert_eq!(split_subscription_path("a/b/c"), None);
         assert_ne!(sub.main_entity, topic);
         assert!(matches!(
             ns.create_subscription("orders", "a/b", QueueConfig::default(), Vec::new()),

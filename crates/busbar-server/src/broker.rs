@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use busbar_core::namespace::{TopicDefinition, subscription_path};
+use busbar_core::namespace::{
+    RuleDescription, TopicDefinition, split_subscription_path, subscription_path,
+};
 use busbar_core::rules::{Rule, select};
 use busbar_core::topic::Topic;
 use busbar_core::{
@@ -148,6 +150,24 @@ pub struct Broker<S: Store> {
     pub settings: Settings,
     entities: RwLock<HashMap<String, Arc<Entity>>>,
     topics: RwLock<HashMap<String, Arc<TopicEntity>>>,
+    /// The catalog as last saved; changed (and saved) when rules are added or removed.
+    namespace: Mutex<Namespace>,
+}
+
+/// Why a rule could not be added or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleChangeError {
+    #[error("'{0}' is not a subscription; rules belong to subscriptions")]
+    NotASubscription(String),
+    #[error("a rule named '{0}' already exists")]
+    AlreadyExists(String),
+    /// Worded as the service words it; the JS SDK recognises a missing entity by it.
+    #[error("The messaging entity '{0}' could not be found.")]
+    NotFound(String),
+    #[error("invalid rule: {0}")]
+    Invalid(String),
+    #[error("saving the catalog failed: {0}")]
+    Store(#[from] StoreError),
 }
 
 impl<S: Store> Broker<S> {
@@ -254,7 +274,103 @@ impl<S: Store> Broker<S> {
             },
             entities: RwLock::new(entities),
             topics: RwLock::new(topics),
+            namespace: Mutex::new(namespace),
         })
+    }
+
+    /// The rules of the subscription `entity` is.
+    pub fn subscription_rules(
+        &self,
+        entity: &Entity,
+    ) -> Result<Vec<RuleDescription>, RuleChangeError> {
+        let (topic, name) = split_subscription_path(&entity.name)
+            .ok_or_else(|| RuleChangeError::NotASubscription(entity.name.clone()))?;
+        let namespace = self
+            .namespace
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        namespace
+            .subscription_rules(topic, name)
+            .map(<[RuleDescription]>::to_vec)
+            .ok_or_else(|| RuleChangeError::NotASubscription(entity.name.clone()))
+    }
+
+    /// Adds `rule` to the subscription `entity` is; saved before it takes effect.
+    pub fn add_rule(&self, entity: &Entity, rule: RuleDescription) -> Result<(), RuleChangeError> {
+        Rule::compile(&rule).map_err(|e| RuleChangeError::Invalid(e.to_string()))?;
+        self.change_rules(entity, |rules| {
+            if rules
+                .iter()
+                .any(|r| r.name.eq_ignore_ascii_case(&rule.name))
+            {
+                return Err(RuleChangeError::AlreadyExists(rule.name.clone()));
+            }
+            rules.push(rule);
+            Ok(())
+        })
+    }
+
+    /// Removes the rule named `name` from the subscription `entity` is.
+    pub fn remove_rule(&self, entity: &Entity, name: &str) -> Result<(), RuleChangeError> {
+        self.change_rules(entity, |rules| {
+            let before = rules.len();
+            rules.retain(|r| !r.name.eq_ignore_ascii_case(name));
+            if rules.len() == before {
+                return Err(RuleChangeError::NotFound(format!(
+                    "{}/Rules/{name}",
+                    entity.name
+                )));
+            }
+            Ok(())
+        })
+    }
+
+    /// Applies `change` to a subscription's rules: in a copy of the catalog, saved, then
+    /// kept and compiled into the topic.
+    fn change_rules(
+        &self,
+        entity: &Entity,
+        change: impl FnOnce(&mut Vec<RuleDescription>) -> Result<(), RuleChangeError>,
+    ) -> Result<(), RuleChangeError> {
+        let not_a_subscription = || RuleChangeError::NotASubscription(entity.name.clone());
+        let (topic_name, name) =
+            split_subscription_path(&entity.name).ok_or_else(not_a_subscription)?;
+        let topic = self.topic(topic_name).ok_or_else(not_a_subscription)?;
+        let mut namespace = self
+            .namespace
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut rules = namespace
+            .subscription_rules(topic_name, name)
+            .ok_or_else(not_a_subscription)?
+            .to_vec();
+        change(&mut rules)?;
+        let compiled = rules
+            .iter()
+            .map(Rule::compile)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| RuleChangeError::Invalid(e.to_string()))?;
+        let mut changed = namespace.clone();
+        changed
+            .set_subscription_rules(topic_name, name, rules)
+            .map_err(|_| not_a_subscription())?;
+        self.store.save_catalog(&changed.to_json())?;
+        *namespace = changed;
+        let mut state = topic.lock();
+        let subscriptions: Vec<SubscriptionEntry> = state
+            .subscriptions
+            .iter()
+            .map(|s| SubscriptionEntry {
+                entity: Arc::clone(&s.entity),
+                rules: if std::ptr::eq(Arc::as_ptr(&s.entity), entity) {
+                    compiled.clone()
+                } else {
+                    s.rules.clone()
+                },
+            })
+            .collect();
+        state.subscriptions = subscriptions.into();
+        Ok(())
     }
 
     /// Case-insensitive topic lookup.
@@ -774,8 +890,8 @@ fn subscription_copies(
     copies
 }
 
-/// Creates or updates `topic` and its subscriptions in `namespace` as configured. Rules
-/// come from the configuration (none: the default rule).
+/// Creates or updates `topic` and its subscriptions in `namespace` as configured. A new
+/// subscription without rules gets the default rule.
 fn define_topic(
     namespace: &mut Namespace,
     topic: &crate::config::TopicDefinition,
@@ -791,11 +907,15 @@ fn define_topic(
         let path = subscription_path(&topic.name, &subscription.name);
         if namespace.queue(&path).is_some() {
             namespace.update_queue(&path, queue_config)?;
-            namespace.set_subscription_rules(
-                &topic.name,
-                &subscription.name,
-                subscription.rules.clone(),
-            )?;
+            // Rules listed in the file replace the saved ones; a subscription listed without
+            // rules keeps those added at run time.
+            if !subscription.rules.is_empty() {
+                namespace.set_subscription_rules(
+                    &topic.name,
+                    &subscription.name,
+                    subscription.rules.clone(),
+                )?;
+            }
         } else {
             namespace.create_subscription(
                 &topic.name,

@@ -10,11 +10,12 @@ use busbar_core::{ConsumerId, CoreError, ReceiveMode, SubQueueKind};
 use busbar_servicebus::conditions;
 use busbar_servicebus::message::{Stamp, inbound, properties_to_modify, write_delivery};
 use busbar_servicebus::request::{Request, management_response};
+use busbar_servicebus::rules::{rule_entry, rule_from_request};
 use busbar_store::Store;
 use bytes::{Bytes, BytesMut};
 use uuid::Uuid;
 
-use crate::broker::{Broker, Entity, Route, TopicEntity, wake};
+use crate::broker::{Broker, Entity, Route, RuleChangeError, TopicEntity, wake};
 
 /// Locks taken through `receive-by-sequence-number` belong to no link: they are settled
 /// by lock token and simply run out if forgotten.
@@ -68,6 +69,9 @@ pub fn handle<S: Store>(context: &Context<'_, S>, request: &Request) -> (Bytes, 
         "com.microsoft:update-disposition" => update_disposition(context, request),
         "com.microsoft:schedule-message" => schedule(context, request),
         "com.microsoft:cancel-scheduled-message" => cancel_scheduled(context, request),
+        "com.microsoft:add-rule" => add_rule(context, request),
+        "com.microsoft:remove-rule" => remove_rule(context, request),
+        "com.microsoft:enumerate-rules" => enumerate_rules(context, request),
         other => Err(Failure(
             501,
             conditions::NOT_IMPLEMENTED,
@@ -446,4 +450,65 @@ fn cancel_scheduled<S: Store>(context: &Context<'_, S>, request: &Request) -> Ou
         }
     }
     Ok((None, journal.into_commit()))
+}
+
+impl From<RuleChangeError> for Failure {
+    fn from(error: RuleChangeError) -> Self {
+        let description = error.to_string();
+        match error {
+            RuleChangeError::NotASubscription(_) => {
+                Failure(400, conditions::NOT_ALLOWED, description)
+            }
+            RuleChangeError::AlreadyExists(_) => {
+                Failure(409, conditions::ENTITY_ALREADY_EXISTS, description)
+            }
+            RuleChangeError::NotFound(_) => Failure(404, conditions::NOT_FOUND, description),
+            RuleChangeError::Invalid(_) => Failure::bad_request(description),
+            RuleChangeError::Store(_) => Failure(500, conditions::INTERNAL_ERROR, description),
+        }
+    }
+}
+
+fn add_rule<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S> {
+    let rule = rule_from_request(&request.body).map_err(Failure::bad_request)?;
+    context.broker.add_rule(context.entity, rule)?;
+    Ok((None, None))
+}
+
+fn remove_rule<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S> {
+    let name = field(request, "rule-name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Failure::bad_request("'rule-name' must be a string."))?;
+    context.broker.remove_rule(context.entity, name)?;
+    Ok((None, None))
+}
+
+/// A page of the subscription's rules (`skip`, `top`); an empty page is 204, which is how
+/// paging clients learn they are done.
+fn enumerate_rules<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S> {
+    let count = |key: &str, default: usize| -> Result<usize, Failure> {
+        match field(request, key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(value) => value
+                .as_i64()
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| {
+                    Failure::bad_request(format!("'{key}' must be a non-negative int."))
+                }),
+        }
+    };
+    let skip = count("skip", 0)?;
+    let top = count("top", usize::MAX)?;
+    let rules = context.broker.subscription_rules(context.entity)?;
+    let page: Vec<Value> = rules.iter().skip(skip).take(top).map(rule_entry).collect();
+    if page.is_empty() {
+        return Ok((Some(Value::Null), None));
+    }
+    Ok((
+        Some(Value::Map(vec![(
+            Value::String("rules".into()),
+            Value::List(page),
+        )])),
+        None,
+    ))
 }

@@ -88,7 +88,7 @@ impl PropertySource for FilterView {
 
 /// How an application property value looks to a filter. Types a filter can't compare
 /// (binary, lists, maps, described values) read as NULL.
-fn filter_value(value: &Value) -> FilterValue {
+pub fn filter_value(value: &Value) -> FilterValue {
     match value {
         Value::Bool(b) => FilterValue::Bool(*b),
         Value::Float(f) => FilterValue::Double(f64::from(*f)),
@@ -102,7 +102,8 @@ fn filter_value(value: &Value) -> FilterValue {
     }
 }
 
-fn amqp_value(value: &FilterValue) -> Value {
+/// A filter value as an AMQP value.
+pub fn amqp_value(value: &FilterValue) -> Value {
     match value {
         FilterValue::Null => Value::Null,
         FilterValue::Bool(b) => Value::Bool(*b),

@@ -10,5 +10,6 @@ pub mod conditions;
 pub mod filtering;
 pub mod message;
 pub mod request;
+pub mod rules;
 pub mod sas;
 pub mod settlement;

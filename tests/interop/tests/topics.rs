@@ -24,7 +24,8 @@ const CONFIG: &str = r#"{
                                            "Action": {"SqlExpression": "SET priority = 'high'; REMOVE internal"}}},
             {"Name": "any-region", "Properties": {"FilterType": "Sql", "SqlFilter": {"SqlExpression": "EXISTS(region)"}}}
           ]},
-          {"Name": "audit", "Properties": {"ForwardTo": "auditq"}}
+          {"Name": "audit", "Properties": {"ForwardTo": "auditq"}},
+          {"Name": "ruled", "Properties": {}}
         ]
       }]
     }],
@@ -57,4 +58,13 @@ fn subscriptions_schedules_and_the_topic_duplicate_window_survive_kill_9() {
 fn js_filters_and_actions() {
     let broker = Broker::start(Some(CONFIG), &[]);
     broker.run_node("topic_subscriptions.mjs", &["orders"]);
+}
+
+#[test]
+fn js_rule_manager_changes_survive_kill_9() {
+    let mut broker = Broker::start(Some(CONFIG), &[]);
+    broker.run_node("rule_manager.mjs", &["orders", "rules"]);
+    broker.kill9();
+    broker.restart();
+    broker.run_node("rule_manager.mjs", &["orders", "after-restart"]);
 }
