@@ -1,5 +1,6 @@
-//! The broker's HTTP side: `GET /health`, and the queue API (`GET /api/queues`,
-//! `GET /api/queues/{name}`) with each queue's exact message counts.
+//! The broker's HTTP side: `GET /health`, the queue API (`GET /api/queues`,
+//! `GET /api/queues/{name}`) with each queue's exact message counts, and the topic API
+//! (`GET /api/topics`, `GET /api/topics/{name}`) with each subscription's counts and rules.
 //!
 //! It only reports on and (later) administers the broker through state handed to it; it must
 //! not touch the AMQP listener or the store directly.
@@ -75,12 +76,37 @@ pub struct QueueInfo {
     pub forward_dead_lettered_messages_to: Option<String>,
 }
 
-/// What the queue API reads from the broker.
+/// A subscription: its queue (named by its path, `<topic>/Subscriptions/<name>`) and the
+/// names of its rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubscriptionInfo {
+    pub subscription_name: String,
+    pub rules: Vec<String>,
+    #[serde(flatten)]
+    pub queue: QueueInfo,
+}
+
+/// A topic with its subscriptions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TopicInfo {
+    pub name: String,
+    /// Messages scheduled on the topic itself, not yet published to its subscriptions.
+    pub scheduled_message_count: u64,
+    pub default_message_time_to_live_ms: Option<i64>,
+    pub requires_duplicate_detection: bool,
+    pub subscriptions: Vec<SubscriptionInfo>,
+}
+
+/// What the queue and topic APIs read from the broker.
 pub trait Admin: Send + Sync + 'static {
-    /// Every queue, sorted by name.
+    /// Every queue (subscriptions are listed with their topics), sorted by name.
     fn queues(&self) -> Vec<QueueInfo>;
     /// One queue, looked up case-insensitively.
     fn queue(&self, name: &str) -> Option<QueueInfo>;
+    /// Every topic, sorted by name.
+    fn topics(&self) -> Vec<TopicInfo>;
+    /// One topic, looked up case-insensitively.
+    fn topic(&self, name: &str) -> Option<TopicInfo>;
 }
 
 #[derive(Debug, Serialize)]
@@ -93,6 +119,8 @@ pub fn router_with_admin(state: HealthState, admin: Arc<dyn Admin>) -> Router {
     let api = Router::new()
         .route("/api/queues", get(list_queues))
         .route("/api/queues/{name}", get(get_queue))
+        .route("/api/topics", get(list_topics))
+        .route("/api/topics/{name}", get(get_topic))
         .with_state(admin);
     router(state).merge(api)
 }
@@ -105,12 +133,31 @@ async fn get_queue(
     State(admin): State<Arc<dyn Admin>>,
     Path(name): Path<String>,
 ) -> axum::response::Response {
-    match admin.queue(&name) {
+    found_or_404(admin.queue(&name), "queue", &name)
+}
+
+async fn list_topics(State(admin): State<Arc<dyn Admin>>) -> Json<Vec<TopicInfo>> {
+    Json(admin.topics())
+}
+
+async fn get_topic(
+    State(admin): State<Arc<dyn Admin>>,
+    Path(name): Path<String>,
+) -> axum::response::Response {
+    found_or_404(admin.topic(&name), "topic", &name)
+}
+
+fn found_or_404<T: Serialize>(
+    found: Option<T>,
+    kind: &str,
+    name: &str,
+) -> axum::response::Response {
+    match found {
         Some(info) => Json(info).into_response(),
         None => (
             StatusCode::NOT_FOUND,
             Json(ErrorBody {
-                error: format!("no queue named '{name}'"),
+                error: format!("no {kind} named '{name}'"),
             }),
         )
             .into_response(),

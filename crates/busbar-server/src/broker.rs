@@ -1054,11 +1054,58 @@ pub fn queue_config(properties: &QueueProperties) -> QueueConfig {
 
 impl<S: Store> busbar_http::Admin for Broker<S> {
     fn queues(&self) -> Vec<busbar_http::QueueInfo> {
-        self.entities().iter().map(|e| queue_info(e)).collect()
+        self.entities()
+            .iter()
+            .filter(|e| split_subscription_path(&e.name).is_none())
+            .map(|e| queue_info(e))
+            .collect()
     }
 
     fn queue(&self, name: &str) -> Option<busbar_http::QueueInfo> {
-        self.entity(name).map(|e| queue_info(&e))
+        self.entity(name)
+            .filter(|e| split_subscription_path(&e.name).is_none())
+            .map(|e| queue_info(&e))
+    }
+
+    fn topics(&self) -> Vec<busbar_http::TopicInfo> {
+        let mut topics: Vec<_> = self.topics().iter().map(|t| self.topic_info(t)).collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        topics
+    }
+
+    fn topic(&self, name: &str) -> Option<busbar_http::TopicInfo> {
+        Broker::topic(self, name).map(|t| self.topic_info(&t))
+    }
+}
+
+impl<S: Store> Broker<S> {
+    fn topic_info(&self, topic: &TopicEntity) -> busbar_http::TopicInfo {
+        let (scheduled, config, subscriptions) = {
+            let state = topic.lock();
+            (
+                state.scheduled.counts().scheduled,
+                state.topic.config().clone(),
+                Arc::clone(&state.subscriptions),
+            )
+        };
+        let subscriptions = subscriptions
+            .iter()
+            .map(|subscription| busbar_http::SubscriptionInfo {
+                subscription_name: split_subscription_path(&subscription.entity.name).map_or_else(
+                    || subscription.entity.name.clone(),
+                    |(_, name)| name.to_owned(),
+                ),
+                rules: subscription.rules.iter().map(|r| r.name.clone()).collect(),
+                queue: queue_info(&subscription.entity),
+            })
+            .collect();
+        busbar_http::TopicInfo {
+            name: topic.name.clone(),
+            scheduled_message_count: scheduled,
+            default_message_time_to_live_ms: config.default_ttl_ms,
+            requires_duplicate_detection: config.requires_duplicate_detection,
+            subscriptions,
+        }
     }
 }
 
@@ -1073,12 +1120,14 @@ fn queue_info(entity: &Entity) -> busbar_http::QueueInfo {
         deferred_message_count: counts.deferred,
         locked_message_count: counts.locked,
         dead_letter_message_count: counts.dead_letter,
+        // Forwarding happens as a message is sent, so nothing waits to be transferred.
         transfer_message_count: 0,
-        transfer_dead_letter_message_count: 0,
+        transfer_dead_letter_message_count: counts.transfer_dead_letter,
         total_message_count: counts.active
             + counts.scheduled
             + counts.deferred
-            + counts.dead_letter,
+            + counts.dead_letter
+            + counts.transfer_dead_letter,
         lock_duration_ms: config.lock_duration_ms,
         max_delivery_count: config.max_delivery_count,
         default_message_time_to_live_ms: config.default_ttl_ms,

@@ -44,6 +44,9 @@ enum Command {
     /// Print the message counts of a running broker's queues (active, scheduled, deferred,
     /// dead-letter, transfer, locked), read from its HTTP API.
     Queues(QueuesArgs),
+    /// Print the message counts of a running broker's subscriptions, topic by topic (one
+    /// row per subscription, named `<topic>/Subscriptions/<name>`), read from its HTTP API.
+    Topics(QueuesArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -247,19 +250,28 @@ async fn run_broker(
     Ok(())
 }
 
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("busbar: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Command::Serve(args) => args,
         Command::Queues(args) => {
-            return match queues_cmd::run(args.http, args.name.as_deref(), args.json).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => {
-                    eprintln!("busbar: {error:#}");
-                    ExitCode::FAILURE
-                }
-            };
+            return exit_code(queues_cmd::run(args.http, args.name.as_deref(), args.json).await);
+        }
+        Command::Topics(args) => {
+            return exit_code(
+                queues_cmd::run_topics(args.http, args.name.as_deref(), args.json).await,
+            );
         }
     };
 
@@ -297,7 +309,7 @@ mod tests {
         full.extend_from_slice(argv);
         match Cli::try_parse_from(full).unwrap().command {
             Command::Serve(args) => args,
-            Command::Queues(_) => panic!("parsed as the queues command"),
+            other => panic!("parsed as another command: {other:?}"),
         }
     }
 
@@ -312,7 +324,17 @@ mod tests {
                 assert_eq!(args.http, "127.0.0.1:5300".parse::<SocketAddr>().unwrap());
                 assert!(!args.json);
             }
-            Command::Serve(_) => panic!("parsed as serve"),
+            other => panic!("parsed as another command: {other:?}"),
+        }
+        match Cli::try_parse_from(["busbar", "topics", "--json"])
+            .unwrap()
+            .command
+        {
+            Command::Topics(args) => {
+                assert_eq!(args.name, None);
+                assert!(args.json);
+            }
+            other => panic!("parsed as another command: {other:?}"),
         }
     }
 

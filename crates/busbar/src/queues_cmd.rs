@@ -1,4 +1,5 @@
-//! `busbar queues`: prints queue counts from a running broker's HTTP API.
+//! `busbar queues` and `busbar topics`: print queue and subscription counts from a running
+//! broker's HTTP API.
 
 use std::net::SocketAddr;
 
@@ -67,26 +68,65 @@ const COLUMNS: [(&str, &str); 7] = [
 
 /// Prints one queue or all of them, as a table or as the API's JSON.
 pub async fn run(http: SocketAddr, name: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let Some(body) = fetch(http, "queue", "/api/queues", name, json).await? else {
+        return Ok(());
+    };
+    let queues = match body {
+        Value::Array(items) => items,
+        single => vec![single],
+    };
+    print_table(&queues);
+    Ok(())
+}
+
+/// Prints the subscriptions of one topic or of all of them (one row per subscription,
+/// named by its path), or the API's JSON.
+pub async fn run_topics(http: SocketAddr, name: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let Some(body) = fetch(http, "topic", "/api/topics", name, json).await? else {
+        return Ok(());
+    };
+    let topics = match body {
+        Value::Array(items) => items,
+        single => vec![single],
+    };
+    let rows: Vec<Value> = topics
+        .iter()
+        .filter_map(|t| t["subscriptions"].as_array())
+        .flatten()
+        .cloned()
+        .collect();
+    print_table(&rows);
+    Ok(())
+}
+
+/// GETs `base` or `base/name`; prints the JSON and returns `None` when asked for JSON.
+async fn fetch(
+    http: SocketAddr,
+    kind: &str,
+    base: &str,
+    name: Option<&str>,
+    json: bool,
+) -> anyhow::Result<Option<Value>> {
     let path = match name {
-        Some(name) => format!("/api/queues/{name}"),
-        None => "/api/queues".to_owned(),
+        Some(name) => format!("{base}/{name}"),
+        None => base.to_owned(),
     };
     let (status, body) = get(http, &path).await?;
     if status == 404 {
-        bail!("no queue named '{}'", name.unwrap_or_default());
+        bail!("no {kind} named '{}'", name.unwrap_or_default());
     }
     if status != 200 {
         bail!("the broker answered {status}: {body}");
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&body)?);
-        return Ok(());
+        return Ok(None);
     }
-    let queues = match body {
-        Value::Array(items) => items,
-        single => vec![single],
-    };
-    let width = queues
+    Ok(Some(body))
+}
+
+fn print_table(rows: &[Value]) {
+    let width = rows
         .iter()
         .filter_map(|q| q["name"].as_str().map(str::len))
         .max()
@@ -97,14 +137,13 @@ pub async fn run(http: SocketAddr, name: Option<&str>, json: bool) -> anyhow::Re
         line.push_str(&format!("  {title:>11}"));
     }
     println!("{line}");
-    for queue in &queues {
-        let mut line = format!("{:width$}", queue["name"].as_str().unwrap_or("?"));
+    for row in rows {
+        let mut line = format!("{:width$}", row["name"].as_str().unwrap_or("?"));
         for (_, key) in COLUMNS {
-            line.push_str(&format!("  {:>11}", queue[key].as_u64().unwrap_or(0)));
+            line.push_str(&format!("  {:>11}", row[key].as_u64().unwrap_or(0)));
         }
         println!("{line}");
     }
-    Ok(())
 }
 
 #[cfg(test)]

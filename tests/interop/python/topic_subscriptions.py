@@ -7,6 +7,9 @@ Arguments: connection string, topic name ("orders"), then a phase:
   schedule     messages scheduled on the topic (through the management node and through
                the scheduled-enqueue-time of a send) reach the subscriptions when due,
                filtered then; a cancelled one never does
+  counts       (with the HTTP address as 4th argument) GET /api/topics[/orders] report the
+               topic's scheduled messages and each subscription's counts and rules;
+               GET /api/queues leaves subscriptions out
   send         sends one message to the topic and schedules one (before a restart)
   check        receives both from two subscriptions (after a restart)
 
@@ -20,7 +23,11 @@ Subscriptions of "orders" as the test configures them:
 """
 
 import datetime
+import json
+import sys
 import time
+import urllib.error
+import urllib.request
 
 from azure.servicebus import ServiceBusMessage, ServiceBusSubQueue
 from azure.servicebus.exceptions import ServiceBusError
@@ -173,6 +180,57 @@ def schedule(sb, topic):
     log("scheduled messages reached the subscriptions when due; the cancelled one did not")
 
 
+def get(http, path):
+    try:
+        with urllib.request.urlopen(f"http://{http}{path}", timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def counts(sb, topic, http):
+    with sb.get_topic_sender(topic) as sender:
+        sender.send_messages([
+            order("c-1", "created", amount=150, region="eu"),
+            order("c-2", "updated", amount=5, region="us"),
+            order("c-3", "created", amount=1, region="fr"),
+        ])
+        sender.schedule_messages(order("c-4", "created"), in_seconds(600))
+    with sb.get_subscription_receiver(topic, "created") as receiver:
+        first = receive_exactly(receiver, 1)[0]
+        receiver.dead_letter_message(first, reason="counted")
+    status, body = get(http, f"/api/topics/{topic.upper()}")
+    expect_eq(status, 200, "GET /api/topics/<name> status (name in another case)")
+    expect_eq(body["name"], topic, "topic name")
+    expect_eq(body["scheduled_message_count"], 1, "messages scheduled on the topic")
+    expect_eq(body["requires_duplicate_detection"], True, "requires_duplicate_detection")
+    subscriptions = {s["subscription_name"]: s for s in body["subscriptions"]}
+    expect_eq(sorted(subscriptions), ["all", "audit", "big", "created", "ruled", "tagged"], "subscription names")
+    expected = {
+        # name: (active, dead-letter, rules)
+        "all": (3, 0, ["$Default"]),
+        "created": (1, 1, ["created-only"]),
+        "big": (1, 0, ["big-eu"]),
+        "tagged": (3, 0, ["vip", "any-region"]),
+        "audit": (0, 0, ["$Default"]),
+        "ruled": (3, 0, ["$Default"]),
+    }
+    for name, (active, dead, rules) in expected.items():
+        info = subscriptions[name]
+        expect_eq(info["active_message_count"], active, f"active_message_count of '{name}'")
+        expect_eq(info["dead_letter_message_count"], dead, f"dead_letter_message_count of '{name}'")
+        expect_eq(info["rules"], rules, f"rules of '{name}'")
+        expect_eq(info["name"], f"{topic}/Subscriptions/{name}", f"queue path of '{name}'")
+    status, listed = get(http, "/api/topics")
+    expect_eq((status, [t["name"] for t in listed]), (200, [topic]), "GET /api/topics")
+    status, queues = get(http, "/api/queues")
+    expect_eq([q["name"] for q in queues], ["auditq"], "GET /api/queues leaves subscriptions out")
+    expect_eq(queues[0]["active_message_count"], 3, "messages forwarded to auditq")
+    status, missing = get(http, "/api/topics/nope")
+    expect_eq(status, 404, "GET /api/topics/nope status")
+    log("the topic API reported scheduled messages, subscription counts and rules")
+
+
 def send_before_restart(sb, topic):
     with sb.get_topic_sender(topic) as sender:
         sender.send_messages(order("durable-1", "created", amount=100, region="eu"))
@@ -201,6 +259,8 @@ def main():
             filters(sb, topic)
         elif phase == "schedule":
             schedule(sb, topic)
+        elif phase == "counts":
+            counts(sb, topic, sys.argv[4])
         elif phase == "send":
             send_before_restart(sb, topic)
         elif phase == "check":

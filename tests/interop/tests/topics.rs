@@ -40,6 +40,54 @@ fn python_filters_actions_duplicates_and_forwarding() {
 }
 
 #[test]
+fn python_topic_counts_and_rules_over_http() {
+    let broker = Broker::start(Some(CONFIG), &[]);
+    let http = broker.http_addr().to_string();
+    broker.run_python("topic_subscriptions.py", &["orders", "counts", &http]);
+
+    let outcome = broker.run_cli(&["topics", "orders", "--http", &http]);
+    if !matches!(outcome.status, Some(status) if status.success()) {
+        broker.fail(&format!(
+            "`busbar topics orders` failed:\n{}",
+            outcome.output
+        ));
+    }
+    let mut lines = outcome.output.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
+    let cell = |row: &[&str], title: &str| {
+        header
+            .iter()
+            .position(|t| *t == title)
+            .and_then(|i| row.get(i).copied())
+            .map(str::to_owned)
+    };
+    let names: Vec<&str> = rows.iter().filter_map(|r| r.first().copied()).collect();
+    if names.len() != 6 || !names.contains(&"orders/Subscriptions/created") {
+        broker.fail(&format!(
+            "`busbar topics orders` rows: {names:?}\n{}",
+            outcome.output
+        ));
+    }
+    let created = rows
+        .iter()
+        .find(|r| r.first() == Some(&"orders/Subscriptions/created"))
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let got = (cell(created, "ACTIVE"), cell(created, "DEAD-LETTER"));
+    if got != (Some("1".to_owned()), Some("1".to_owned())) {
+        broker.fail(&format!(
+            "`busbar topics orders`: created should show ACTIVE 1, DEAD-LETTER 1, got {got:?}\n{}",
+            outcome.output
+        ));
+    }
+}
+
+#[test]
 fn python_scheduled_and_cancelled_on_a_topic() {
     let broker = Broker::start(Some(CONFIG), &[]);
     broker.run_python("topic_subscriptions.py", &["orders", "schedule"]);
