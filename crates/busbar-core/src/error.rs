@@ -10,6 +10,12 @@ pub enum CoreError {
     MessageNotFound(Seq),
     #[error("operation not allowed: {0}")]
     NotAllowed(&'static str),
+    /// Another receiver holds the session's lock.
+    #[error("the session '{0}' is locked by another receiver")]
+    SessionCannotBeLocked(String),
+    /// The session lock is not held (it expired, or was never taken or given up).
+    #[error("the session lock was lost: it expired or is held by no one")]
+    SessionLockLost,
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The journal broke its contract (one `BodyRef` per `Enqueue` record).

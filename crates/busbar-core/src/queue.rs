@@ -21,7 +21,10 @@ use crate::dedup::{DuplicateWindow, marker_entity};
 use crate::error::CoreError;
 use crate::journal::{BodyEdit, Journal};
 use crate::namespace::transfer_dead_letter_entity;
+
+mod sessions;
 use crate::subqueue::{ConsumerId, Entry, SubQueue, SubQueueCounts, SubQueueKind};
+pub use sessions::{SESSION_STATE_BIT, SessionGrant, SessionPick, session_state_entity};
 
 /// Dead-letter reason for messages that failed `max_delivery_count` times.
 pub const REASON_MAX_DELIVERY: &str = "MaxDeliveryCountExceeded";
@@ -104,6 +107,24 @@ pub struct Queue {
     dead_letter: SubQueue,
     transfer_dead_letter: SubQueue,
     duplicates: DuplicateWindow,
+    sessions: sessions::Sessions,
+}
+
+/// The messages a receiver may get next: all available ones, or one session's.
+enum Candidates<A, B> {
+    All(A),
+    Session(B),
+}
+
+impl<A: Iterator<Item = Seq>, B: Iterator<Item = Seq>> Iterator for Candidates<A, B> {
+    type Item = Seq;
+
+    fn next(&mut self) -> Option<Seq> {
+        match self {
+            Candidates::All(all) => all.next(),
+            Candidates::Session(session) => session.next(),
+        }
+    }
 }
 
 /// One in-memory change, applied after its records are journaled.
@@ -165,6 +186,7 @@ impl Queue {
                 0,
             ),
             duplicates: DuplicateWindow::new(marker_entity(main_entity), 0),
+            sessions: sessions::Sessions::new(main_entity, &HashMap::new()),
         }
     }
 
@@ -198,6 +220,7 @@ impl Queue {
                 marker_entity(main_entity),
                 last(marker_entity(main_entity)),
             ),
+            sessions: sessions::Sessions::new(main_entity, last_seqs),
         };
         for message in messages {
             let sub = if message.entity == main_entity {
@@ -208,6 +231,9 @@ impl Queue {
                 &mut queue.transfer_dead_letter
             } else if message.entity == queue.duplicates.entity() {
                 queue.duplicates.restore(message);
+                continue;
+            } else if message.entity == queue.sessions.entity() {
+                queue.sessions.restore(message);
                 continue;
             } else {
                 continue;
@@ -408,6 +434,20 @@ impl Queue {
         now_ms: i64,
         journal: &mut impl Journal,
     ) -> Result<Option<Delivery>, CoreError> {
+        self.next_available(kind, None, mode, consumer, now_ms, journal)
+    }
+
+    /// [`Queue::next_for_delivery`] among all available messages of `kind`, or only those
+    /// of `session`.
+    fn next_available(
+        &mut self,
+        kind: SubQueueKind,
+        session: Option<&str>,
+        mode: ReceiveMode,
+        consumer: ConsumerId,
+        now_ms: i64,
+        journal: &mut impl Journal,
+    ) -> Result<Option<Delivery>, CoreError> {
         if self.next_lock_deadline().is_some_and(|at| at <= now_ms) {
             self.expire_locks(now_ms, journal)?;
         }
@@ -420,7 +460,11 @@ impl Queue {
             let mut plan = Plan::default();
             let mut chosen = None;
             let mut expired = 0;
-            for seq in self.sub(kind).available() {
+            let candidates = match session {
+                Some(id) => Candidates::Session(self.main.available_in_session(id)),
+                None => Candidates::All(self.sub(kind).available()),
+            };
+            for seq in candidates {
                 let Some(entry) = self.sub(kind).entry(seq) else {
                     continue;
                 };
@@ -663,6 +707,7 @@ impl Queue {
     /// fail to process its messages, and users expect them back immediately. (The real
     /// service instead lets such locks run out.) Returns how many.
     pub fn release_all(&mut self, consumer: ConsumerId) -> usize {
+        self.sessions.release_all(consumer);
         let mut released = 0;
         for kind in SubQueueKind::ALL {
             let sub = self.sub_mut(kind);

@@ -320,6 +320,10 @@ impl<'a> Entry<'a> {
         self.sub.bodies.get(&self.seq)
     }
 
+    pub(crate) fn session_id(&self) -> Option<&'a str> {
+        self.slot.session_id.as_deref()
+    }
+
     pub(crate) fn lock(&self) -> Option<&'a HeldLock> {
         self.sub.held.get(&self.seq)
     }
@@ -353,6 +357,9 @@ pub struct SubQueue {
     chunks: BTreeMap<u64, Chunk>,
     len: usize,
     available_chunks: BTreeSet<u64>,
+    /// Available seqs of each session (messages with a session id), so a session
+    /// receiver finds its next message without scanning other sessions'.
+    session_available: HashMap<Box<str>, BTreeSet<Seq>>,
     bodies: HashMap<Seq, Bytes>,
     held: HashMap<Seq, HeldLock>,
     scheduled_at: HashMap<Seq, i64>,
@@ -374,6 +381,7 @@ impl SubQueue {
             chunks: BTreeMap::new(),
             len: 0,
             available_chunks: BTreeSet::new(),
+            session_available: HashMap::new(),
             bodies: HashMap::new(),
             held: HashMap::new(),
             scheduled_at: HashMap::new(),
@@ -716,6 +724,38 @@ impl SubQueue {
                 self.available_chunks.remove(&number);
             }
         }
+        let session = chunk
+            .slots
+            .get(offset)
+            .and_then(|slot| slot.session_id.clone());
+        if let Some(session) = session {
+            if available {
+                self.session_available
+                    .entry(session)
+                    .or_default()
+                    .insert(seq);
+            } else if let Some(seqs) = self.session_available.get_mut(&session) {
+                seqs.remove(&seq);
+                if seqs.is_empty() {
+                    self.session_available.remove(&session);
+                }
+            }
+        }
+    }
+
+    /// Available seqs of session `id`, ascending.
+    pub(crate) fn available_in_session<'s>(&'s self, id: &str) -> impl Iterator<Item = Seq> + 's {
+        self.session_available
+            .get(id)
+            .into_iter()
+            .flat_map(|seqs| seqs.iter().copied())
+    }
+
+    /// Sessions that have available messages, each with its lowest available seq.
+    pub(crate) fn sessions_with_available(&self) -> impl Iterator<Item = (&str, Seq)> + '_ {
+        self.session_available
+            .iter()
+            .filter_map(|(id, seqs)| seqs.first().map(|seq| (id.as_ref(), *seq)))
     }
 
     /// Adds (`present`) or removes an unlocked message's state from the counts and the

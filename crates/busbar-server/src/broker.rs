@@ -123,6 +123,8 @@ pub struct Entity {
     pub forward_to: Option<String>,
     /// Where this queue's dead-lettered messages go (ForwardDeadLetteredMessagesTo).
     pub forward_dead_lettered_to: Option<String>,
+    /// Messages need a session id, and receivers a session (RequiresSession).
+    pub requires_session: bool,
     state: Mutex<EntityState>,
 }
 
@@ -218,6 +220,7 @@ impl<S: Store> Broker<S> {
                 definition.dead_letter_entity,
                 definition.transfer_dead_letter_entity,
                 busbar_core::dedup::marker_entity(definition.main_entity),
+                busbar_core::session_state_entity(definition.main_entity),
             ] {
                 messages.extend(by_entity.remove(&entity).unwrap_or_default());
             }
@@ -243,6 +246,7 @@ impl<S: Store> Broker<S> {
                         .forward_dead_lettered_to
                         .as_ref()
                         .map(|t| t.to_ascii_lowercase()),
+                    requires_session: definition.config.requires_session,
                     state: Mutex::new(EntityState {
                         queue,
                         waiters: Vec::new(),

@@ -18,7 +18,7 @@ use busbar_amqp::performative::{
     Attach, DeliveryState, ErrorCondition, Role, SaslCode, SenderSettleMode, TargetKind,
 };
 use busbar_amqp::value::Value;
-use busbar_core::{ConsumerId, CoreError, Delivery, ReceiveMode, SubQueueKind};
+use busbar_core::{ConsumerId, CoreError, Delivery, ReceiveMode, SessionPick, SubQueueKind};
 use busbar_servicebus::address::{self, Address, SubQueue};
 use busbar_servicebus::conditions;
 use busbar_servicebus::message::{Stamp, new_messages, write_delivery};
@@ -33,6 +33,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::broker::{Broker, Entity, Route, TOKEN_GRACE_SECS, TopicEntity, wake};
 use crate::management;
+use crate::sessions;
 
 /// Largest frame the broker accepts.
 const MAX_FRAME_SIZE: u32 = 1024 * 1024;
@@ -40,6 +41,8 @@ const MAX_FRAME_SIZE: u32 = 1024 * 1024;
 const DELIVERY_BATCH: u32 = 256;
 /// How often a connection looks for expired tokens.
 const TOKEN_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+/// How often a session receiver waiting for a session looks again.
+const SESSION_RETRY_INTERVAL: Duration = Duration::from_millis(200);
 /// How long a client may take over the protocol headers and SASL.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -82,6 +85,19 @@ struct ConsumerLink {
     kind: SubQueueKind,
     mode: ReceiveMode,
     consumer: ConsumerId,
+    /// The session this receiver holds the lock of, for a session receiver.
+    session: Option<Box<str>>,
+}
+
+/// A session receiver's attach, unanswered until a session is free or its wait runs out.
+struct PendingSession {
+    link: LinkRef,
+    consumer: ConsumerLink,
+    source: Option<busbar_amqp::performative::Source>,
+    /// `None`: the next available session.
+    requested: Option<String>,
+    /// Broker clock.
+    deadline_ms: i64,
 }
 
 /// A response link, with what routes responses to it (see the dialect's three-step rule).
@@ -167,6 +183,7 @@ pub async fn serve<S: Store>(
         round_commit: None,
         round_actions: Vec::new(),
         pending: VecDeque::new(),
+        pending_sessions: Vec::new(),
         epoch,
     };
     conn.run(stream, read_buf, &mut shutdown).await;
@@ -267,6 +284,7 @@ struct Conn<S: Store> {
     round_commit: Option<S::Commit>,
     round_actions: Vec<AfterCommit>,
     pending: VecDeque<(PendingCommit, Vec<AfterCommit>)>,
+    pending_sessions: Vec<PendingSession>,
     epoch: Instant,
 }
 
@@ -333,9 +351,14 @@ impl<S: Store> Conn<S> {
             }
 
             let deadline = self.engine.next_deadline_ms();
-            let sleep_for = deadline
+            let mut sleep_for = deadline
                 .map(|at| Duration::from_millis(at.saturating_sub(elapsed_ms(self.epoch))))
                 .unwrap_or(Duration::from_secs(3600));
+            if !self.pending_sessions.is_empty() {
+                // Sessions also free up without a wake-up (a lock running out, a receiver
+                // leaving), so waiting receivers look again now and then.
+                sleep_for = sleep_for.min(SESSION_RETRY_INTERVAL);
+            }
             let has_pending = !self.pending.is_empty();
             tokio::select! {
                 read = stream.read_buf(&mut read_buf) => {
@@ -353,9 +376,14 @@ impl<S: Store> Conn<S> {
                 }
                 () = self.notify.notified() => {
                     self.pump_all();
+                    self.retry_pending_sessions();
                 }
-                _ = token_check.tick() => self.drop_expired_claims(),
+                _ = token_check.tick() => {
+                    self.drop_expired_claims();
+                    self.drop_lost_sessions();
+                }
                 () = tokio::time::sleep(sleep_for) => {
+                    self.retry_pending_sessions();
                     let now = elapsed_ms(self.epoch);
                     match self.engine.tick(now) {
                         TickAction::IdleTimeout => tracing::debug!("idle timeout"),
@@ -586,20 +614,14 @@ impl<S: Store> Conn<S> {
                     };
                     let consumer = ConsumerId((self.connection_id << 24) | self.next_consumer);
                     self.next_consumer += 1;
-                    let reply = AttachReply {
-                        initial_delivery_count: Some(0),
-                        ..AttachReply::default()
+                    let consumer = ConsumerLink {
+                        entity,
+                        kind,
+                        mode,
+                        consumer,
+                        session: None,
                     };
-                    self.accept(
-                        link,
-                        reply,
-                        LinkKind::Consumer(ConsumerLink {
-                            entity,
-                            kind,
-                            mode,
-                            consumer,
-                        }),
-                    );
+                    self.attach_consumer(link, attach, consumer, &raw_address);
                 } else {
                     if kind != SubQueueKind::Main || is_subscription_path(&path) {
                         self.refuse(
@@ -623,6 +645,147 @@ impl<S: Store> Conn<S> {
                 }
             }
         }
+    }
+
+    /// A receiver on a queue or subscription: plain, or a session receiver (which waits for
+    /// a free session, see [`PendingSession`]).
+    fn attach_consumer(
+        &mut self,
+        link: LinkRef,
+        attach: &Attach,
+        consumer: ConsumerLink,
+        address: &str,
+    ) {
+        let requires_session =
+            consumer.kind == SubQueueKind::Main && consumer.entity.requires_session;
+        match (sessions::requested_session(attach), requires_session) {
+            (None, false) => {
+                let reply = AttachReply {
+                    initial_delivery_count: Some(0),
+                    ..AttachReply::default()
+                };
+                self.accept(link, reply, LinkKind::Consumer(consumer));
+            }
+            (None, true) => self.refuse(
+                link,
+                conditions::NOT_ALLOWED,
+                format!("'{address}' requires sessions: receive from it with a session receiver."),
+            ),
+            (Some(_), false) => self.refuse(
+                link,
+                conditions::NOT_ALLOWED,
+                format!(
+                    "'{address}' does not require sessions: receive from it without a session."
+                ),
+            ),
+            (Some(requested), true) => {
+                let wait = sessions::wait_ms(attach).unwrap_or(sessions::DEFAULT_WAIT_MS);
+                let pending = PendingSession {
+                    link,
+                    consumer,
+                    source: attach.source.clone(),
+                    requested,
+                    deadline_ms: self.broker.now_ms().saturating_add(wait),
+                };
+                if let Some(waiting) = self.try_accept_session(pending) {
+                    self.pending_sessions.push(waiting);
+                }
+            }
+        }
+    }
+
+    /// Answers a session receiver's attach if it can be: with the session, or with the
+    /// refusal; gives it back if it must go on waiting.
+    fn try_accept_session(&mut self, mut pending: PendingSession) -> Option<PendingSession> {
+        let now = self.broker.now_ms();
+        let pick = match &pending.requested {
+            Some(id) => SessionPick::Id(id),
+            None => SessionPick::NextAvailable,
+        };
+        let result = {
+            let mut state = pending.consumer.entity.lock();
+            let result = state
+                .queue
+                .accept_session(pick, pending.consumer.consumer, now);
+            if matches!(result, Ok(None)) {
+                state.wait(&self.notify);
+            }
+            result
+        };
+        match result {
+            Ok(Some(grant)) => {
+                let reply = sessions::attach_reply(pending.source.as_ref(), &grant);
+                pending.consumer.session = Some(grant.session_id);
+                self.accept(pending.link, reply, LinkKind::Consumer(pending.consumer));
+                None
+            }
+            Ok(None) if now < pending.deadline_ms => Some(pending),
+            Ok(None) => {
+                self.refuse(
+                    pending.link,
+                    conditions::TIMEOUT,
+                    "The operation did not complete within the allotted timeout.".to_owned(),
+                );
+                None
+            }
+            Err(CoreError::SessionCannotBeLocked(id)) => {
+                self.refuse(
+                    pending.link,
+                    conditions::SESSION_CANNOT_BE_LOCKED,
+                    format!(
+                        "The requested session '{id}' cannot be accepted. It may be locked by another receiver."
+                    ),
+                );
+                None
+            }
+            Err(error) => {
+                self.refuse(pending.link, conditions::INTERNAL_ERROR, error.to_string());
+                None
+            }
+        }
+    }
+
+    /// Retries every waiting session receiver.
+    fn retry_pending_sessions(&mut self) {
+        for pending in std::mem::take(&mut self.pending_sessions) {
+            if let Some(waiting) = self.try_accept_session(pending) {
+                self.pending_sessions.push(waiting);
+            }
+        }
+    }
+
+    /// Detaches session receivers whose session lock ran out, as the service does.
+    fn drop_lost_sessions(&mut self) {
+        let now = self.broker.now_ms();
+        let lost: Vec<LinkRef> = self
+            .links
+            .iter()
+            .filter_map(|(link, kind)| match kind {
+                LinkKind::Consumer(ConsumerLink {
+                    entity,
+                    consumer,
+                    session: Some(id),
+                    ..
+                }) if !entity.lock().queue.holds_session(id, *consumer, now) => Some(*link),
+                _ => None,
+            })
+            .collect();
+        for link in lost {
+            self.detach_with(
+                link,
+                conditions::SESSION_LOCK_LOST,
+                "The session lock has expired; accept the session again.",
+            );
+        }
+    }
+
+    /// Detaches `link` with an error, and forgets it.
+    fn detach_with(&mut self, link: LinkRef, condition: &str, description: &str) {
+        let _ = self
+            .engine
+            .detach(link, Some(ErrorCondition::new(condition, description)));
+        // The engine reports no Detached for links the broker detaches itself.
+        self.on_detached(link);
     }
 
     /// A link to a topic: senders publish to it; receivers must name a subscription.
@@ -697,15 +860,11 @@ impl<S: Store> Conn<S> {
         }
         for link in lost {
             tracing::debug!(handle = link.handle(), "token expired; detaching");
-            let _ = self.engine.detach(
+            self.detach_with(
                 link,
-                Some(ErrorCondition::new(
-                    conditions::UNAUTHORIZED_ACCESS,
-                    "The token for this link has expired; send a new one on $cbs.",
-                )),
+                conditions::UNAUTHORIZED_ACCESS,
+                "The token for this link has expired; send a new one on $cbs.",
             );
-            // The engine reports no Detached for links the broker detaches itself.
-            self.on_detached(link);
         }
     }
 
@@ -747,6 +906,7 @@ impl<S: Store> Conn<S> {
     }
 
     fn on_detached(&mut self, link: LinkRef) {
+        self.pending_sessions.retain(|p| p.link != link);
         match self.links.remove(&link) {
             Some(LinkKind::Consumer(consumer)) => {
                 self.outstanding.retain(|_, o| o.link != link);
@@ -842,6 +1002,21 @@ impl<S: Store> Conn<S> {
                 );
             }
         };
+        if let Route::Deliver(entity) = &route
+            && entity.requires_session
+            && batch.iter().any(|m| m.session_id.is_none())
+        {
+            return self.settle_now(
+                &message,
+                rejected(
+                    conditions::NOT_ALLOWED,
+                    format!(
+                        "'{}' requires sessions: every message sent to it needs a session id.",
+                        entity.name
+                    ),
+                ),
+            );
+        }
         let now = self.broker.now_ms();
         let mut journal = self.broker.journal();
         let result = self.broker.store_routed(&route, batch, now, &mut journal);
@@ -1011,6 +1186,7 @@ impl<S: Store> Conn<S> {
         };
         let entity = Arc::clone(&consumer.entity);
         let (kind, mode, consumer_id) = (consumer.kind, consumer.mode, consumer.consumer);
+        let session = consumer.session.clone();
         loop {
             let capacity = self.engine.send_capacity(link).min(DELIVERY_BATCH);
             if capacity == 0 {
@@ -1023,10 +1199,21 @@ impl<S: Store> Conn<S> {
             {
                 let mut state = entity.lock();
                 while deliveries.len() < capacity as usize {
-                    match state
-                        .queue
-                        .next_for_delivery(kind, mode, consumer_id, now, &mut journal)
-                    {
+                    let next = match session.as_deref() {
+                        Some(id) => {
+                            state
+                                .queue
+                                .next_in_session(id, mode, consumer_id, now, &mut journal)
+                        }
+                        None => state.queue.next_for_delivery(
+                            kind,
+                            mode,
+                            consumer_id,
+                            now,
+                            &mut journal,
+                        ),
+                    };
+                    match next {
                         Ok(Some(delivery)) => deliveries.push(delivery),
                         Ok(None) => {
                             state.wait(&self.notify);
@@ -1042,6 +1229,16 @@ impl<S: Store> Conn<S> {
             // Receive-and-delete removals are not waited for: the message is handed out
             // either way, and a crash before the sync redelivers it (at least once).
             drop(journal.into_commit());
+            if let Some(CoreError::SessionLockLost) = failure {
+                for delivery in deliveries {
+                    self.send_delivery(link, &entity, kind, delivery);
+                }
+                return self.detach_with(
+                    link,
+                    conditions::SESSION_LOCK_LOST,
+                    "The session lock has expired; accept the session again.",
+                );
+            }
             if let Some(error) = failure {
                 tracing::error!(entity = %entity.name, %error, "delivery failed");
             }

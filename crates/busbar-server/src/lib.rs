@@ -15,6 +15,7 @@ pub mod config;
 pub mod connection;
 pub mod emulator_config;
 pub mod management;
+pub mod sessions;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -50,6 +50,16 @@ impl Failure {
                 format!("The message with sequence number {seq} was not found."),
             ),
             CoreError::NotAllowed(why) => Failure(400, conditions::NOT_ALLOWED, why.to_string()),
+            CoreError::SessionLockLost => Failure(
+                410,
+                conditions::SESSION_LOCK_LOST,
+                "The session lock has expired or is not held; accept the session again.".to_owned(),
+            ),
+            CoreError::SessionCannotBeLocked(id) => Failure(
+                409,
+                conditions::SESSION_CANNOT_BE_LOCKED,
+                format!("The session '{id}' is locked by another receiver."),
+            ),
             other => Failure(500, conditions::INTERNAL_ERROR, other.to_string()),
         }
     }
@@ -69,6 +79,10 @@ pub fn handle<S: Store>(context: &Context<'_, S>, request: &Request) -> (Bytes, 
         "com.microsoft:update-disposition" => update_disposition(context, request),
         "com.microsoft:schedule-message" => schedule(context, request),
         "com.microsoft:cancel-scheduled-message" => cancel_scheduled(context, request),
+        "com.microsoft:renew-session-lock" => renew_session_lock(context, request),
+        "com.microsoft:get-session-state" => get_session_state(context, request),
+        "com.microsoft:set-session-state" => set_session_state(context, request),
+        "com.microsoft:get-message-sessions" => message_sessions(context, request),
         "com.microsoft:add-rule" => add_rule(context, request),
         "com.microsoft:remove-rule" => remove_rule(context, request),
         "com.microsoft:enumerate-rules" => enumerate_rules(context, request),
@@ -511,4 +525,121 @@ fn enumerate_rules<S: Store>(context: &Context<'_, S>, request: &Request) -> Out
         )])),
         None,
     ))
+}
+
+fn session_id(request: &Request) -> Result<&str, Failure> {
+    field(request, "session-id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Failure::bad_request("'session-id' must be a string."))
+}
+
+fn renew_session_lock<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S> {
+    let id = session_id(request)?;
+    let until = context
+        .entity
+        .lock()
+        .queue
+        .renew_session_lock(id, context.broker.now_ms())
+        .map_err(|e| Failure::from_core(&e))?;
+    Ok((
+        Some(Value::Map(vec![(
+            Value::String("expiration".into()),
+            Value::Timestamp(Timestamp(until)),
+        )])),
+        None,
+    ))
+}
+
+/// Session state is read and written by the holder of the session lock only.
+fn held_session<'r, S: Store>(
+    context: &Context<'_, S>,
+    request: &'r Request,
+) -> Result<&'r str, Failure> {
+    let id = session_id(request)?;
+    let now = context.broker.now_ms();
+    if context
+        .entity
+        .lock()
+        .queue
+        .session_locked_until(id, now)
+        .is_none()
+    {
+        return Err(Failure::from_core(&CoreError::SessionLockLost));
+    }
+    Ok(id)
+}
+
+fn get_session_state<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S> {
+    let id = held_session(context, request)?;
+    let mut journal = context.broker.journal();
+    let state = context
+        .entity
+        .lock()
+        .queue
+        .session_state(id, &mut journal)
+        .map_err(|e| Failure::from_core(&e))?;
+    Ok((
+        Some(Value::Map(vec![(
+            Value::String("session-state".into()),
+            state.map_or(Value::Null, Value::Binary),
+        )])),
+        None,
+    ))
+}
+
+fn set_session_state<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S> {
+    let id = held_session(context, request)?;
+    let state = match field(request, "session-state") {
+        None | Some(Value::Null) => None,
+        Some(Value::Binary(bytes)) => Some(bytes.clone()),
+        Some(_) => {
+            return Err(Failure::bad_request(
+                "'session-state' must be binary or null.",
+            ));
+        }
+    };
+    let mut journal = context.broker.journal();
+    context
+        .entity
+        .lock()
+        .queue
+        .set_session_state(id, state, context.broker.now_ms(), &mut journal)
+        .map_err(|e| Failure::from_core(&e))?;
+    Ok((None, journal.into_commit()))
+}
+
+/// Sessions with messages or state, paged by `skip` and `top`; an empty page is 204.
+fn message_sessions<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S> {
+    let skip = non_negative(request, "skip", 0)?;
+    let top = non_negative(request, "top", usize::MAX)?;
+    let ids = context.entity.lock().queue.session_ids();
+    let page: Vec<Value> = ids
+        .into_iter()
+        .skip(skip)
+        .take(top)
+        .map(Value::String)
+        .collect();
+    if page.is_empty() {
+        return Ok((Some(Value::Null), None));
+    }
+    Ok((
+        Some(Value::Map(vec![
+            (
+                Value::String("skip".into()),
+                Value::Int(i32::try_from(skip).unwrap_or(i32::MAX)),
+            ),
+            (Value::String("sessions-ids".into()), Value::Array(page)),
+        ])),
+        None,
+    ))
+}
+
+fn non_negative(request: &Request, key: &str, default: usize) -> Result<usize, Failure> {
+    match field(request, key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(value) => value
+            .as_i64()
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| Failure::bad_request(format!("'{key}' must be a non-negative int."))),
+    }
 }

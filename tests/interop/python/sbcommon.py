@@ -101,6 +101,21 @@ def expect_no_message(receiver, max_wait_time=2):
         )
 
 
+def run_phases(phases):
+    """Runs the scenario phase named by the third argument. `phases` maps each name to a
+    function of (client, entity name, connection string, further arguments)."""
+
+    def main():
+        conn, entity, extras = scenario_args(["phase"])
+        phase = phases.get(extras["phase"])
+        if phase is None:
+            raise ScenarioFailure(f"unknown phase {extras['phase']!r}; expected one of {sorted(phases)}")
+        with client(conn) as sb:
+            phase(sb, entity, conn, sys.argv[4:])
+
+    run(main)
+
+
 def run(main):
     """Runs a scenario's main function and turns its outcome into the exit code."""
     name = os.path.basename(sys.argv[0])

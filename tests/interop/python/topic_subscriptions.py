@@ -24,7 +24,6 @@ Subscriptions of "orders" as the test configures them:
 
 import datetime
 import json
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -42,8 +41,7 @@ from sbcommon import (
     expect_no_message,
     log,
     receive_exactly,
-    run,
-    scenario_args,
+    run_phases,
 )
 
 
@@ -67,7 +65,7 @@ def drain(sb, topic, subscription, count):
     return [(m.message_id, app_properties(m)) for m in messages]
 
 
-def filters(sb, topic):
+def filters(sb, topic, conn):
     with sb.get_topic_sender(topic) as sender:
         sender.send_messages(
             order("o-1", "created", amount=150, region="eu", vip=True, internal="secret")
@@ -126,11 +124,11 @@ def filters(sb, topic):
         receiver.complete_message(message)
     log("a subscription's dead-letter queue works like a queue's")
 
-    refused(sb, topic)
+    refused(conn, topic)
 
 
-def refused(sb, topic):
-    with client(scenario_args()[0], retry_total=0) as strict:
+def refused(conn, topic):
+    with client(conn, retry_total=0) as strict:
         try:
             with strict.get_subscription_receiver(topic, "missing") as receiver:
                 receiver.receive_messages(max_message_count=1, max_wait_time=2)
@@ -251,23 +249,13 @@ def check_after_restart(sb, topic):
     log("subscriptions and the topic's duplicate window survived the restart")
 
 
-def main():
-    conn, topic, extras = scenario_args(["phase"])
-    phase = extras["phase"]
-    with client(conn) as sb:
-        if phase == "filters":
-            filters(sb, topic)
-        elif phase == "schedule":
-            schedule(sb, topic)
-        elif phase == "counts":
-            counts(sb, topic, sys.argv[4])
-        elif phase == "send":
-            send_before_restart(sb, topic)
-        elif phase == "check":
-            check_after_restart(sb, topic)
-        else:
-            raise ScenarioFailure(f"unknown phase {phase}")
-
-
 if __name__ == "__main__":
-    run(main)
+    run_phases(
+        {
+            "filters": lambda sb, topic, conn, _: filters(sb, topic, conn),
+            "schedule": lambda sb, topic, _conn, _: schedule(sb, topic),
+            "counts": lambda sb, topic, _conn, rest: counts(sb, topic, rest[0]),
+            "send": lambda sb, topic, _conn, _: send_before_restart(sb, topic),
+            "check": lambda sb, topic, _conn, _: check_after_restart(sb, topic),
+        }
+    )
