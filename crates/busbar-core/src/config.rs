@@ -26,6 +26,9 @@ pub struct QueueConfig {
     pub forward_dead_lettered_to: Option<String>,
     /// Not enforced yet.
     pub max_size_bytes: Option<u64>,
+    /// Subscriptions: a message a rule's filter fails on goes to the dead-letter queue
+    /// (otherwise that rule just does not take it).
+    pub dead_lettering_on_filter_evaluation_exceptions: bool,
     /// Message bodies are kept in memory while the queue's resident bytes (main and
     /// dead-letter together) stay under this; beyond it, bodies are read back from the
     /// store when delivered. Not a Service Bus property.
@@ -45,6 +48,7 @@ impl Default for QueueConfig {
             forward_to: None,
             forward_dead_lettered_to: None,
             max_size_bytes: None,
+            dead_lettering_on_filter_evaluation_exceptions: true,
             resident_body_budget_bytes: 64 * 1024 * 1024,
         }
     }

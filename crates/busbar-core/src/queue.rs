@@ -634,18 +634,22 @@ impl Queue {
         self.commit(plan, journal)
     }
 
-    /// Stores messages that could not be forwarded (ForwardTo chain too long, or its
-    /// target gone) in the transfer dead-letter queue, with `reason` and `description` as
-    /// application properties. Returns their sequence numbers there.
-    pub fn transfer_dead_letter(
+    /// Stores new messages straight in a dead-letter queue with `reason` and
+    /// `description` as application properties: the transfer dead-letter queue for
+    /// messages that could not be forwarded (ForwardTo chain too long, or its target gone),
+    /// the dead-letter queue for those a subscription refuses on arrival (a filter failed
+    /// on them, or they lack the session id it requires). Returns their sequence numbers.
+    pub fn dead_letter_new(
         &mut self,
+        kind: SubQueueKind,
         messages: impl IntoIterator<Item = NewMessage>,
         now_ms: i64,
         reason: &str,
         description: &str,
         journal: &mut impl Journal,
     ) -> Result<Range<Seq>, CoreError> {
-        let first = self.transfer_dead_letter.last_seq() + 1;
+        let first = self.sub(kind).last_seq() + 1;
+        let entity = self.sub(kind).entity();
         let mut next = first;
         let mut plan = Plan::default();
         for message in messages {
@@ -656,13 +660,7 @@ impl Queue {
                 message_id: message.message_id,
                 ..MessageMeta::default()
             };
-            plan.insert(
-                self.transfer_dead_letter.entity(),
-                SubQueueKind::TransferDeadLetter,
-                next,
-                meta,
-                body,
-            );
+            plan.insert(entity, kind, next, meta, body);
             next += 1;
         }
         self.commit(plan, journal)?;

@@ -360,6 +360,9 @@ pub struct SubQueue {
     /// Available seqs of each session (messages with a session id), so a session
     /// receiver finds its next message without scanning other sessions'.
     session_available: HashMap<Box<str>, BTreeSet<Seq>>,
+    /// Stored messages with a session id; while 0, availability changes skip the
+    /// session index entirely.
+    session_messages: usize,
     bodies: HashMap<Seq, Bytes>,
     held: HashMap<Seq, HeldLock>,
     scheduled_at: HashMap<Seq, i64>,
@@ -382,6 +385,7 @@ impl SubQueue {
             len: 0,
             available_chunks: BTreeSet::new(),
             session_available: HashMap::new(),
+            session_messages: 0,
             bodies: HashMap::new(),
             held: HashMap::new(),
             scheduled_at: HashMap::new(),
@@ -548,6 +552,9 @@ impl SubQueue {
         if let Some(at) = expires_at_ms {
             self.expiries.insert((at, seq));
         }
+        if session_id.is_some() {
+            self.session_messages += 1;
+        }
         let (number, offset) = split(seq);
         self.chunks
             .entry(number)
@@ -581,6 +588,9 @@ impl SubQueue {
             self.chunks.remove(&number);
         }
         self.len -= 1;
+        if slot.session_id.is_some() {
+            self.session_messages -= 1;
+        }
         if slot.expires {
             self.expiries.remove(&(slot.expires_at_ms, seq));
         }
@@ -723,6 +733,9 @@ impl SubQueue {
             if chunk.available_len == 0 {
                 self.available_chunks.remove(&number);
             }
+        }
+        if self.session_messages == 0 {
+            return;
         }
         let session = chunk
             .slots

@@ -823,7 +823,8 @@ fn transfer_dead_letter_queue_holds_unforwardable_messages() {
     let now = f.now();
     let seqs = f
         .queue
-        .transfer_dead_letter(
+        .dead_letter_new(
+            SubQueueKind::TransferDeadLetter,
             vec![with_id("stuck", "t1")],
             now,
             "TransferFailure",

@@ -69,6 +69,8 @@ pub struct SubscriptionEntry {
     /// The queue holding the subscription's messages.
     pub entity: Arc<Entity>,
     pub rules: Vec<Rule>,
+    /// A message a filter fails on is dead-lettered here (else just not taken).
+    pub dead_letter_on_filter_error: bool,
 }
 
 impl TopicEntity {
@@ -371,6 +373,7 @@ impl<S: Store> Broker<S> {
                 } else {
                     s.rules.clone()
                 },
+                dead_letter_on_filter_error: s.dead_letter_on_filter_error,
             })
             .collect();
         state.subscriptions = subscriptions.into();
@@ -464,7 +467,8 @@ impl<S: Store> Broker<S> {
                 None => state.queue.enqueue(batch, now_ms, journal),
                 Some(description) => {
                     tracing::warn!(entity = %entity.name, %description, "forwarding failed");
-                    state.queue.transfer_dead_letter(
+                    state.queue.dead_letter_new(
+                        SubQueueKind::TransferDeadLetter,
                         batch,
                         now_ms,
                         REASON_TRANSFER_FAILED,
@@ -539,7 +543,26 @@ impl<S: Store> Broker<S> {
         publishing.push(Arc::clone(topic));
         let mut result = Ok(());
         for subscription in subscriptions.iter() {
-            let copies = subscription_copies(subscription, &admitted, &views);
+            let (copies, refused) = subscription_copies(subscription, &admitted, &views);
+            if !refused.is_empty() {
+                let mut state = subscription.entity.lock();
+                for copy in refused {
+                    if let Err(error) = state.queue.dead_letter_new(
+                        SubQueueKind::DeadLetter,
+                        [copy.message],
+                        now_ms,
+                        copy.reason,
+                        &copy.description,
+                        journal,
+                    ) {
+                        result = Err(error);
+                        break;
+                    }
+                }
+                if result.is_err() {
+                    break;
+                }
+            }
             if copies.is_empty() {
                 continue;
             }
@@ -579,19 +602,24 @@ impl<S: Store> Broker<S> {
             let Some(target_name) = source.forward_dead_lettered_to.as_deref() else {
                 continue;
             };
-            let Some(Route::Deliver(target)) = self.entity(target_name).map(|t| self.route(&t))
-            else {
-                continue;
+            let target = match self.entity(target_name) {
+                Some(queue) => self.route(&queue),
+                None => match self.topic(target_name) {
+                    Some(topic) => Route::Publish(topic),
+                    None => continue,
+                },
             };
-            if Arc::ptr_eq(&source, &target) {
-                continue;
+            match &target {
+                Route::Deliver(queue) if Arc::ptr_eq(&source, queue) => continue,
+                Route::Deliver(_) | Route::Publish(_) => {}
+                Route::TransferFailed(..) => continue,
             }
             moved += self.move_dead_letters(&source, &target);
         }
         moved
     }
 
-    fn move_dead_letters(&self, source: &Arc<Entity>, target: &Arc<Entity>) -> usize {
+    fn move_dead_letters(&self, source: &Arc<Entity>, target: &Route) -> usize {
         let now = self.now_ms();
         let mut journal = self.journal();
         let taken = take_for_moving(
@@ -606,12 +634,7 @@ impl<S: Store> Broker<S> {
         }
         let (batch, tokens) = self.taken_messages(&source.name, &taken);
         let count = batch.len();
-        let enqueued = self.store_routed(
-            &Route::Deliver(Arc::clone(target)),
-            batch,
-            now,
-            &mut journal,
-        );
+        let enqueued = self.store_routed(target, batch, now, &mut journal);
         let mut state = source.lock();
         match enqueued {
             Ok(_) => {
@@ -626,7 +649,7 @@ impl<S: Store> Broker<S> {
                 count
             }
             Err(error) => {
-                tracing::error!(entity = %target.name, %error, "dead-letter forwarding: enqueue failed");
+                tracing::error!(entity = %source.name, %error, "dead-letter forwarding: storing at the target failed");
                 state.queue.release_all(FORWARDER);
                 0
             }
@@ -854,16 +877,38 @@ fn lookup<T>(map: &RwLock<HashMap<String, Arc<T>>>, name: &str) -> Option<Arc<T>
     map.get(&name.to_ascii_lowercase()).cloned()
 }
 
-/// The copies of `messages` (read as `views`) that `subscription` takes.
+/// A message a subscription dead-letters on arrival, with reason and description.
+struct RefusedCopy {
+    message: NewMessage,
+    reason: &'static str,
+    description: String,
+}
+
+/// Dead-letter reason of a message a subscription's filter failed on.
+pub const REASON_FILTER_EXCEPTION: &str = "FilterException";
+/// Dead-letter reason of a message without session id reaching a session subscription.
+pub const REASON_SESSION_ID_NULL: &str = "Session ID is null";
+
+/// The copies of `messages` (read as `views`) that `subscription` takes, and those it
+/// dead-letters (a filter failed on them and the subscription says so).
 fn subscription_copies(
     subscription: &SubscriptionEntry,
     messages: &[NewMessage],
     views: &[FilterView],
-) -> Vec<NewMessage> {
+) -> (Vec<NewMessage>, Vec<RefusedCopy>) {
     let mut copies = Vec::new();
+    let mut refused = Vec::new();
     for (message, view) in messages.iter().zip(views) {
         let selection = select(&subscription.rules, view);
         if let Some((rule, error)) = &selection.error {
+            if subscription.dead_letter_on_filter_error {
+                refused.push(RefusedCopy {
+                    message: message.clone(),
+                    reason: REASON_FILTER_EXCEPTION,
+                    description: format!("rule '{rule}': {error}"),
+                });
+                continue;
+            }
             tracing::warn!(subscription = %subscription.entity.name, rule, %error, "filter evaluation failed; the rule does not take the message");
         }
         if selection.unchanged {
@@ -891,7 +936,18 @@ fn subscription_copies(
             }
         }
     }
-    copies
+    if subscription.entity.requires_session {
+        let (with_session, without): (Vec<_>, Vec<_>) =
+            copies.into_iter().partition(|m| m.session_id.is_some());
+        copies = with_session;
+        refused.extend(without.into_iter().map(|message| RefusedCopy {
+            message,
+            reason: REASON_SESSION_ID_NULL,
+            description: "Session enabled entity doesn't allow a message whose session identifier is null."
+                .to_owned(),
+        }));
+    }
+    (copies, refused)
 }
 
 /// Creates or updates `topic` and its subscriptions in `namespace` as configured. A new
@@ -955,9 +1011,15 @@ fn topic_entity(
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let dead_letter_on_filter_error = entity
+            .lock()
+            .queue
+            .config()
+            .dead_lettering_on_filter_evaluation_exceptions;
         subscriptions.push(SubscriptionEntry {
             entity: Arc::clone(entity),
             rules,
+            dead_letter_on_filter_error,
         });
     }
     Ok(TopicEntity {
@@ -992,6 +1054,8 @@ pub fn subscription_config(properties: &SubscriptionProperties) -> QueueConfig {
         requires_session: properties.requires_session,
         forward_to: properties.forward_to.clone(),
         forward_dead_lettered_to: properties.forward_dead_lettered_to.clone(),
+        dead_lettering_on_filter_evaluation_exceptions: properties
+            .dead_lettering_on_filter_evaluation_exceptions,
         ..QueueConfig::default()
     }
 }

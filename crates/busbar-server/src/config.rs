@@ -204,7 +204,8 @@ impl Default for SubscriptionProperties {
             max_delivery_count: DEFAULT_MAX_DELIVERY_COUNT,
             default_ttl_ms: None,
             dead_lettering_on_expiration: false,
-            dead_lettering_on_filter_evaluation_exceptions: false,
+            // Service Bus's default (the emulator file may turn it off).
+            dead_lettering_on_filter_evaluation_exceptions: true,
             requires_session: false,
             forward_to: None,
             forward_dead_lettered_to: None,

@@ -250,6 +250,8 @@ fn peek<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S> {
         .clamp(1, 1000);
     let from = u64::try_from(from).unwrap_or(1);
     let count = usize::try_from(count).unwrap_or(1);
+    // A session receiver peeks its own session only.
+    let session = field(request, "session-id").and_then(Value::as_str);
     // Copy what is needed under the lock; read bodies and encode after it.
     let views: Vec<_> = {
         let state = context.entity.lock();
@@ -257,6 +259,7 @@ fn peek<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S> {
             .queue
             .sub(context.kind)
             .peek(from)
+            .filter(|v| session.is_none_or(|id| v.meta.session_id.as_deref() == Some(id)))
             .take(count)
             .map(|v| (v.seq, v.meta.clone(), v.body_ref, v.body.cloned()))
             .collect()

@@ -39,6 +39,8 @@ def receive(sb, conn, queue):
         session = receiver.session
         expect_eq(session.session_id, "A", "session id of the receiver")
         check(session.locked_until_utc is not None, "locked_until_utc is not set")
+        peeked = receiver.peek_messages(max_message_count=10)
+        expect_eq([body_bytes(m) for m in peeked], [b"A0", b"A1", b"A2", b"A3"], "peek within session A")
         messages = receive_exactly(receiver, 4)
         expect_eq([body_bytes(m) for m in messages], [b"A0", b"A1", b"A2", b"A3"], "bodies of session A, in order")
         expect_eq({m.session_id for m in messages}, {"A"}, "session ids received")

@@ -10,6 +10,10 @@ Arguments: connection string, topic name ("orders"), then a phase:
   counts       (with the HTTP address as 4th argument) GET /api/topics[/orders] report the
                topic's scheduled messages and each subscription's counts and rules;
                GET /api/queues leaves subscriptions out
+  deadletters  (topic "events") a filter that fails on a message dead-letters it in a
+               subscription with DeadLetteringOnFilterEvaluationExceptions and skips it in one
+               without; a session subscription dead-letters messages without a session id;
+               dead letters of queue "fragile" are forwarded into the topic
   send         sends one message to the topic and schedules one (before a restart)
   check        receives both from two subscriptions (after a restart)
 
@@ -220,13 +224,53 @@ def counts(sb, topic, http):
         expect_eq(info["rules"], rules, f"rules of '{name}'")
         expect_eq(info["name"], f"{topic}/Subscriptions/{name}", f"queue path of '{name}'")
     status, listed = get(http, "/api/topics")
-    expect_eq((status, [t["name"] for t in listed]), (200, [topic]), "GET /api/topics")
+    expect_eq((status, [t["name"] for t in listed]), (200, ["events", topic]), "GET /api/topics")
     status, queues = get(http, "/api/queues")
-    expect_eq([q["name"] for q in queues], ["auditq"], "GET /api/queues leaves subscriptions out")
+    expect_eq([q["name"] for q in queues], ["auditq", "fragile"], "GET /api/queues leaves subscriptions out")
     expect_eq(queues[0]["active_message_count"], 3, "messages forwarded to auditq")
     status, missing = get(http, "/api/topics/nope")
     expect_eq(status, 404, "GET /api/topics/nope status")
     log("the topic API reported scheduled messages, subscription counts and rules")
+
+
+def dead_letters(sb, topic):
+    with sb.get_topic_sender(topic) as sender:
+        sender.send_messages([
+            order("e-1", "created", amount=50),
+            order("e-2", "created", amount="lots"),
+        ])
+        in_session = order("e-3", "created", amount=5)
+        in_session.session_id = "S1"
+        sender.send_messages(in_session)
+    with sb.get_queue_sender("fragile") as sender:
+        sender.send_messages(order("e-4", "created", amount=100))
+    with sb.get_queue_receiver("fragile") as receiver:
+        [message] = receive_exactly(receiver, 1)
+        receiver.abandon_message(message)  # MaxDeliveryCount 1: dead-lettered, then forwarded
+
+    def ids(name, sub_queue=None, count=0):
+        with sb.get_subscription_receiver(topic, name, sub_queue=sub_queue) as receiver:
+            got = receive_exactly(receiver, count)
+            for message in got:
+                receiver.complete_message(message)
+            expect_no_message(receiver, max_wait_time=1)
+        return got
+
+    dlq = ServiceBusSubQueue.DEAD_LETTER
+    expect_eq([m.message_id for m in ids("typed", count=2)], ["e-1", "e-4"], "ids in 'typed'")
+    [failed] = ids("typed", dlq, 1)
+    expect_eq((failed.message_id, failed.dead_letter_reason), ("e-2", "FilterException"), "dead-lettered by a failing filter")
+    check("'big'" in (failed.dead_letter_error_description or ""), f"description names the rule: {failed.dead_letter_error_description!r}")
+    expect_eq([m.message_id for m in ids("strict", count=2)], ["e-1", "e-4"], "ids in 'strict'")
+    ids("strict", dlq, 0)
+    no_session = ids("sessions", dlq, 3)
+    expect_eq(sorted(m.message_id for m in no_session), ["e-1", "e-2", "e-4"], "messages without session id dead-lettered")
+    expect_eq({m.dead_letter_reason for m in no_session}, {"Session ID is null"}, "their reason")
+    with sb.get_subscription_receiver(topic, "sessions", session_id="S1") as receiver:
+        [message] = receive_exactly(receiver, 1)
+        expect_eq(message.message_id, "e-3", "the session message")
+        receiver.complete_message(message)
+    log("failing filters dead-lettered or skipped as configured; sessionless copies dead-lettered; DLQ forwarded into the topic")
 
 
 def send_before_restart(sb, topic):
@@ -255,6 +299,7 @@ if __name__ == "__main__":
             "filters": lambda sb, topic, conn, _: filters(sb, topic, conn),
             "schedule": lambda sb, topic, _conn, _: schedule(sb, topic),
             "counts": lambda sb, topic, _conn, rest: counts(sb, topic, rest[0]),
+            "deadletters": lambda sb, topic, _conn, _: dead_letters(sb, topic),
             "send": lambda sb, topic, _conn, _: send_before_restart(sb, topic),
             "check": lambda sb, topic, _conn, _: check_after_restart(sb, topic),
         }

@@ -7,7 +7,10 @@ const CONFIG: &str = r#"{
   "UserConfig": {
     "Namespaces": [{
       "Name": "sbemulatorns",
-      "Queues": [{"Name": "auditq", "Properties": {}}],
+      "Queues": [
+        {"Name": "auditq", "Properties": {}},
+        {"Name": "fragile", "Properties": {"MaxDeliveryCount": 1, "ForwardDeadLetteredMessagesTo": "events"}}
+      ],
       "Topics": [{
         "Name": "orders",
         "Properties": {"RequiresDuplicateDetection": true, "DuplicateDetectionHistoryTimeWindow": "PT1M"},
@@ -26,6 +29,18 @@ const CONFIG: &str = r#"{
           ]},
           {"Name": "audit", "Properties": {"ForwardTo": "auditq"}},
           {"Name": "ruled", "Properties": {}}
+        ]
+      }, {
+        "Name": "events",
+        "Properties": {},
+        "Subscriptions": [
+          {"Name": "typed", "Properties": {}, "Rules": [
+            {"Name": "big", "Properties": {"FilterType": "Sql", "SqlFilter": {"SqlExpression": "amount > 10"}}}
+          ]},
+          {"Name": "strict", "Properties": {"DeadLetteringOnFilterEvaluationExceptions": false}, "Rules": [
+            {"Name": "big", "Properties": {"FilterType": "Sql", "SqlFilter": {"SqlExpression": "amount > 10"}}}
+          ]},
+          {"Name": "sessions", "Properties": {"RequiresSession": true}}
         ]
       }]
     }],
@@ -85,6 +100,12 @@ fn python_topic_counts_and_rules_over_http() {
             outcome.output
         ));
     }
+}
+
+#[test]
+fn python_filter_failures_sessionless_copies_and_forwarded_dead_letters() {
+    let broker = Broker::start(Some(CONFIG), &[]);
+    broker.run_python("topic_subscriptions.py", &["events", "deadletters"]);
 }
 
 #[test]
