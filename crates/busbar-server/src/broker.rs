@@ -4,6 +4,7 @@
 //! and the security settings.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use busbar_core::namespace::{
@@ -116,6 +117,23 @@ impl EntityState {
     }
 }
 
+/// What a queue (or subscription) did since the broker started.
+#[derive(Debug, Default)]
+pub struct EntityStats {
+    enqueued: AtomicU64,
+    delivered: AtomicU64,
+}
+
+impl EntityStats {
+    pub fn add_delivered(&self, n: usize) {
+        self.delivered.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    fn add_enqueued(&self, n: u64) {
+        self.enqueued.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
 /// One queue entity.
 #[derive(Debug)]
 pub struct Entity {
@@ -127,6 +145,8 @@ pub struct Entity {
     pub forward_dead_lettered_to: Option<String>,
     /// Messages need a session id, and receivers a session (RequiresSession).
     pub requires_session: bool,
+    /// Counters for the metrics, since start.
+    pub stats: EntityStats,
     state: Mutex<EntityState>,
 }
 
@@ -249,6 +269,7 @@ impl<S: Store> Broker<S> {
                         .as_ref()
                         .map(|t| t.to_ascii_lowercase()),
                     requires_session: definition.config.requires_session,
+                    stats: EntityStats::default(),
                     state: Mutex::new(EntityState {
                         queue,
                         waiters: Vec::new(),
@@ -464,7 +485,13 @@ impl<S: Store> Broker<S> {
         let (result, waiters) = {
             let mut state = entity.lock();
             let result = match failure {
-                None => state.queue.enqueue(batch, now_ms, journal),
+                None => {
+                    let stored = state.queue.enqueue(batch, now_ms, journal);
+                    if let Ok(seqs) = &stored {
+                        entity.stats.add_enqueued(seqs.end - seqs.start);
+                    }
+                    stored
+                }
                 Some(description) => {
                     tracing::warn!(entity = %entity.name, %description, "forwarding failed");
                     state.queue.dead_letter_new(
@@ -1204,5 +1231,7 @@ fn queue_info(entity: &Entity) -> busbar_http::QueueInfo {
         requires_session: config.requires_session,
         forward_to: config.forward_to.clone(),
         forward_dead_lettered_messages_to: config.forward_dead_lettered_to.clone(),
+        enqueued_total: entity.stats.enqueued.load(Ordering::Relaxed),
+        delivered_total: entity.stats.delivered.load(Ordering::Relaxed),
     }
 }

@@ -1229,6 +1229,7 @@ impl<S: Store> Conn<S> {
             // Receive-and-delete removals are not waited for: the message is handed out
             // either way, and a crash before the sync redelivers it (at least once).
             drop(journal.into_commit());
+            entity.stats.add_delivered(deliveries.len());
             if let Some(CoreError::SessionLockLost) = failure {
                 for delivery in deliveries {
                     self.send_delivery(link, &entity, kind, delivery);

@@ -1,4 +1,4 @@
-"""Exact queue counts over the HTTP API, after the SDK put messages in every state.
+"""Exact queue counts over the HTTP API (and GET /metrics), after the SDK put messages in every state.
 
 Arguments: CONNECTION_STRING QUEUE HTTP_ADDR (host:port of the broker's HTTP listener).
 Three messages are sent; one is dead-lettered, one deferred and one left active, and a fourth is
@@ -37,6 +37,19 @@ def get(http, path):
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
+
+
+def metrics_of(http):
+    """The samples of GET /metrics as {'name{labels}': value}."""
+    with urllib.request.urlopen(f"http://{http}/metrics", timeout=10) as response:
+        check(response.headers.get("Content-Type", "").startswith("text/plain"), "metrics content type")
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            samples[key] = int(value)
+    return samples
 
 
 def counts_of(info):
@@ -92,6 +105,15 @@ def main():
             receiver.abandon_message(held)
             _, info = get(http, f"/api/queues/{queue}")
             expect_counts(info, EXPECTED, "counts after abandoning the locked message")
+
+    metrics = metrics_of(http)
+    for state, value in (("active", 1), ("scheduled", 1), ("deferred", 1), ("dead_letter", 1), ("locked", 0)):
+        key = f'busbar_entity_messages{{entity="{queue}",state="{state}"}}'
+        expect_eq(metrics.get(key), value, key)
+    # Three sends and one scheduled message stored; three deliveries, then count-3 again.
+    expect_eq(metrics.get(f'busbar_entity_enqueued_total{{entity="{queue}"}}'), 4, "enqueued_total")
+    expect_eq(metrics.get(f'busbar_entity_delivered_total{{entity="{queue}"}}'), 4, "delivered_total")
+    log("GET /metrics agrees with the API")
 
     status, missing = get(http, "/api/queues/nope")
     log(f"GET /api/queues/nope: {status} {missing}")
