@@ -467,6 +467,17 @@ impl<S: Store> Broker<S> {
         StoreJournal {
             store: &self.store,
             commit: None,
+            relaxed: false,
+        }
+    }
+
+    /// A journal for changes nobody waits to see durable (a completion the client settled
+    /// itself): synced with the next group that needs it or shortly after, not on its own.
+    pub fn relaxed_journal(&self) -> StoreJournal<'_, S> {
+        StoreJournal {
+            store: &self.store,
+            commit: None,
+            relaxed: true,
         }
     }
 
@@ -588,6 +599,7 @@ pub enum OpenError {
 pub struct StoreJournal<'a, S: Store> {
     store: &'a S,
     commit: Option<S::Commit>,
+    relaxed: bool,
 }
 
 impl<S: Store> StoreJournal<'_, S> {
@@ -599,7 +611,11 @@ impl<S: Store> StoreJournal<'_, S> {
 
 impl<S: Store> Journal for StoreJournal<'_, S> {
     fn append(&mut self, records: Vec<Record>) -> Result<Vec<BodyRef>, StoreError> {
-        let (refs, commit) = self.store.append(records)?;
+        let (refs, commit) = if self.relaxed {
+            self.store.append_relaxed(records)?
+        } else {
+            self.store.append(records)?
+        };
         self.commit = Some(commit);
         Ok(refs)
     }

@@ -1349,7 +1349,14 @@ impl<S: Store> Conn<S> {
         };
         let echo = settlement.echo();
         let now = self.broker.now_ms();
-        let mut journal = self.broker.journal();
+        // A completion the client settled itself is acknowledged to no one: losing it in a
+        // crash redelivers the message, so it needs no sync of its own.
+        let relaxed = settled_by_peer && matches!(settlement, Settlement::Complete);
+        let mut journal = if relaxed {
+            self.broker.relaxed_journal()
+        } else {
+            self.broker.journal()
+        };
         let kind = outstanding.kind;
         let lock = outstanding.lock;
         let (result, waiters) = {
@@ -1396,7 +1403,10 @@ impl<S: Store> Conn<S> {
         match result {
             Ok(()) => {
                 let commit = journal.into_commit();
-                if settled_by_peer {
+                if relaxed {
+                    // Nothing waits for it; later commits of this round still cover it.
+                    drop(commit);
+                } else if settled_by_peer {
                     self.keep_commit(commit);
                 } else if commit.is_some() {
                     self.keep_commit(commit);

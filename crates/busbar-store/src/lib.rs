@@ -162,6 +162,18 @@ pub trait Store: Send + Sync + 'static {
     /// the commit future. Fails at once if the store is poisoned or closed.
     fn append(&self, records: Vec<Record>) -> Result<(Vec<BodyRef>, Self::Commit), StoreError>;
 
+    /// Like [`Store::append`] for changes nobody waits to see durable (a completion the
+    /// client settled itself): the commit resolves once written, and the sync may come
+    /// later, with the next group that needs one or within a short delay. Losing such a
+    /// change in a crash redelivers a message, never loses one. Stores without the
+    /// distinction treat it as `append`.
+    fn append_relaxed(
+        &self,
+        records: Vec<Record>,
+    ) -> Result<(Vec<BodyRef>, Self::Commit), StoreError> {
+        self.append(records)
+    }
+
     /// Reads a body back (from the page cache or disk; from memory if not yet written).
     fn read_body(&self, body: BodyRef) -> Result<Bytes, StoreError>;
 

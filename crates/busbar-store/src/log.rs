@@ -60,6 +60,8 @@ const CATALOG: &str = "catalog.json";
 const CATALOG_TMP: &str = "catalog.json.tmp";
 const LOCK: &str = "LOCK";
 /// Write buffers kept for reuse by the append path, and the largest one worth keeping.
+/// How long relaxed appends may stay written but unsynced when nothing else comes.
+const RELAXED_SYNC_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
 const POOL_BUFFERS: usize = 4;
 const POOL_BUFFER_MAX: usize = 16 << 20;
 
@@ -102,6 +104,9 @@ struct State {
     /// Ticket of the latest append.
     ticket: u64,
     pending: Vec<Chunk>,
+    /// Something in `pending` was appended with [`Store::append`] (not relaxed), so the
+    /// group must be synced (under `Sync`) before its commits resolve.
+    pending_sync: bool,
     pool: Vec<Vec<u8>>,
     writer_idle: bool,
     /// Bodies of pending frames, in log order, so they can be read before they are written.
@@ -188,6 +193,9 @@ struct Shared {
     notifier: Arc<Notifier>,
     #[cfg(test)]
     fail_writes: std::sync::atomic::AtomicBool,
+    /// fdatasyncs of group commits, for tests.
+    #[cfg(test)]
+    group_syncs: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -344,6 +352,7 @@ impl LogStore {
             ticket: 0,
             pending: Vec::new(),
             pool: Vec::new(),
+            pending_sync: false,
             writer_idle: false,
             pending_bodies: VecDeque::new(),
             unsynced_removes: HashMap::new(),
@@ -360,6 +369,8 @@ impl LogStore {
             notifier: Arc::new(Notifier::new(0)),
             #[cfg(test)]
             fail_writes: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(test)]
+            group_syncs: std::sync::atomic::AtomicU64::new(0),
         });
         let (sealed_tx, sealed_rx) = mpsc::channel();
         let indexer = {
@@ -403,15 +414,14 @@ impl LogStore {
 /// An encoded frame and the (offset, length) of each body in it.
 type Scratch = (Vec<u8>, Vec<(u64, u32)>);
 
-thread_local! {
-    /// Per-thread encoding scratch, so appends encode outside the lock without allocating.
-    static SCRATCH: RefCell<Scratch> = const { RefCell::new((Vec::new(), Vec::new())) };
-}
-
-impl Store for LogStore {
-    type Commit = LogCommit;
-
-    fn append(&self, records: Vec<Record>) -> Result<(Vec<BodyRef>, LogCommit), StoreError> {
+impl LogStore {
+    /// Appends `records`; with `sync` false the group they land in is written but not
+    /// synced unless something else in it needs that (see [`Store::append_relaxed`]).
+    fn append_with(
+        &self,
+        records: Vec<Record>,
+        sync: bool,
+    ) -> Result<(Vec<BodyRef>, LogCommit), StoreError> {
         let shared = &*self.shared;
         if records.is_empty() {
             let st = shared.lock();
@@ -435,6 +445,7 @@ impl Store for LogStore {
             let segment = st.segment;
             let base = st.offset;
             st.push_frame(segment, base, frame);
+            st.pending_sync |= sync;
             st.offset += frame_len;
             st.segment_has_batches = true;
             let refs: Vec<BodyRef> = rel
@@ -477,6 +488,26 @@ impl Store for LogStore {
             }
             Ok((refs, LogCommit::new(shared.notifier.clone(), ticket)))
         })
+    }
+}
+
+thread_local! {
+    /// Per-thread encoding scratch, so appends encode outside the lock without allocating.
+    static SCRATCH: RefCell<Scratch> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+impl Store for LogStore {
+    type Commit = LogCommit;
+
+    fn append(&self, records: Vec<Record>) -> Result<(Vec<BodyRef>, LogCommit), StoreError> {
+        self.append_with(records, true)
+    }
+
+    fn append_relaxed(
+        &self,
+        records: Vec<Record>,
+    ) -> Result<(Vec<BodyRef>, LogCommit), StoreError> {
+        self.append_with(records, false)
     }
 
     fn read_body(&self, body: BodyRef) -> Result<Bytes, StoreError> {
@@ -569,7 +600,7 @@ fn write_group(
     shared: &Shared,
     batch: &[Chunk],
     current: &mut (u32, Arc<File>),
-    force_sync: bool,
+    sync: bool,
     sealed: &Sender<Sealed>,
 ) -> std::io::Result<()> {
     #[cfg(test)]
@@ -595,8 +626,12 @@ fn write_group(
         }
         current.1.write_all_at(&chunk.buf, chunk.start)?;
     }
-    if force_sync || (!batch.is_empty() && shared.durability == Durability::Sync) {
+    if sync {
         current.1.sync_data()?;
+        #[cfg(test)]
+        shared
+            .group_syncs
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
     Ok(())
 }
@@ -605,12 +640,27 @@ fn writer_loop(shared: Arc<Shared>, mut current: (u32, Arc<File>), sealed: Sende
     let mut batch: Vec<Chunk> = Vec::new();
     // After a failed deletion nothing newer may be deleted, or the numbering would gap.
     let mut reclaim_ok = true;
+    // Written but not yet synced (relaxed appends only); synced within RELAXED_SYNC_DELAY.
+    let mut dirty = false;
     loop {
-        let (ticket, removes, closing) = {
+        let (ticket, removes, closing, wants_sync) = {
             let mut st = shared.lock();
+            let mut idle_sync = false;
             while st.pending.is_empty() && !st.closing {
                 st.writer_idle = true;
-                st = shared.work.wait(st).unwrap_or_else(|e| e.into_inner());
+                if dirty {
+                    let (guard, waited) = shared
+                        .work
+                        .wait_timeout(st, RELAXED_SYNC_DELAY)
+                        .unwrap_or_else(|e| e.into_inner());
+                    st = guard;
+                    if waited.timed_out() && st.pending.is_empty() {
+                        idle_sync = true;
+                        break;
+                    }
+                } else {
+                    st = shared.work.wait(st).unwrap_or_else(|e| e.into_inner());
+                }
             }
             st.writer_idle = false;
             std::mem::swap(&mut st.pending, &mut batch);
@@ -618,10 +668,14 @@ fn writer_loop(shared: Arc<Shared>, mut current: (u32, Arc<File>), sealed: Sende
                 st.ticket,
                 std::mem::take(&mut st.unsynced_removes),
                 st.closing,
+                std::mem::take(&mut st.pending_sync) || idle_sync,
             )
         };
+        let sync = closing
+            || (shared.durability == Durability::Sync
+                && (wants_sync || (dirty && batch.is_empty())));
 
-        if let Err(e) = write_group(&shared, &batch, &mut current, closing, &sealed) {
+        if let Err(e) = write_group(&shared, &batch, &mut current, sync, &sealed) {
             let msg = format!("writing the log failed: {e}");
             tracing::error!(error = %e, "log write failed; the store refuses further writes");
             {
@@ -631,6 +685,11 @@ fn writer_loop(shared: Arc<Shared>, mut current: (u32, Arc<File>), sealed: Sende
             }
             shared.notifier.fail(StoreError::Poisoned(msg));
             return;
+        }
+        if sync {
+            dirty = false;
+        } else if !batch.is_empty() && shared.durability == Durability::Sync {
+            dirty = true;
         }
 
         let reclaim = {
@@ -664,7 +723,10 @@ fn writer_loop(shared: Arc<Shared>, mut current: (u32, Arc<File>), sealed: Sende
             reclaim
         };
         if !reclaim.is_empty() {
-            reclaim_ok = reclaim_segments(&shared, &current.1, &reclaim);
+            reclaim_ok = reclaim_segments(&shared, &current.1, &reclaim, !dirty);
+            if reclaim_ok {
+                dirty = false;
+            }
         }
         shared.notifier.complete(ticket);
         if closing {
@@ -673,10 +735,13 @@ fn writer_loop(shared: Arc<Shared>, mut current: (u32, Arc<File>), sealed: Sende
     }
 }
 
-/// Deletes reclaimable segments; false if it had to stop.
-fn reclaim_segments(shared: &Shared, current: &File, segments: &[u32]) -> bool {
-    // Under `Sync` the checkpoint that replaces these segments is already durable.
-    if shared.durability != Durability::Sync
+/// Deletes reclaimable segments; false if it had to stop. `synced`: everything written is
+/// durable already.
+fn reclaim_segments(shared: &Shared, current: &File, segments: &[u32], synced: bool) -> bool {
+    // The removals that emptied these segments must be durable before the segments go
+    // (a relaxed removal may still be in the page cache). Under `Sync` with nothing
+    // relaxed pending, they already are.
+    if !(synced && shared.durability == Durability::Sync)
         && let Err(e) = current.sync_data()
     {
         tracing::warn!(error = %e, "not reclaiming log segments: sync failed");
@@ -748,6 +813,55 @@ mod tests {
     use super::*;
     use crate::conformance::{block_on, commit, enqueue};
     use std::sync::atomic::Ordering;
+
+    fn remove(entity: u32, seq: u64, body: BodyRef) -> Record {
+        Record::Remove { entity, seq, body }
+    }
+
+    #[test]
+    fn relaxed_appends_resolve_when_written_and_sync_later_or_with_the_next_group() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = LogStore::open(dir.path(), LogOptions::default()).expect("open");
+        let (refs, synced) = store
+            .append(vec![enqueue(1, 1, b"one"), enqueue(1, 2, b"two")])
+            .expect("append");
+        block_on(synced).expect("durable");
+        let syncs = || store.shared.group_syncs.load(Ordering::SeqCst);
+        let after_enqueue = syncs();
+        assert!(after_enqueue >= 1);
+
+        let (_, relaxed) = store
+            .append_relaxed(vec![remove(1, 1, refs[0])])
+            .expect("relaxed append");
+        block_on(relaxed).expect("written");
+        // Nothing else comes: the writer syncs the relaxed write within the delay.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while syncs() == after_enqueue && std::time::Instant::now() < deadline {
+            std::thread::sleep(RELAXED_SYNC_DELAY / 4);
+        }
+        assert_eq!(
+            syncs(),
+            after_enqueue + 1,
+            "one delayed sync for the relaxed write"
+        );
+
+        // A relaxed append followed by a normal one: the normal one's commit covers both.
+        let (_, relaxed) = store
+            .append_relaxed(vec![remove(1, 2, refs[1])])
+            .expect("relaxed append");
+        commit(&store, vec![enqueue(1, 3, b"three")]);
+        block_on(relaxed).expect("written");
+        store.close().expect("close");
+        drop(store);
+
+        let (_, recovered) = LogStore::open(dir.path(), LogOptions::default()).expect("reopen");
+        let seqs: Vec<u64> = recovered.messages.iter().map(|m| m.seq).collect();
+        assert_eq!(
+            seqs,
+            vec![3],
+            "both relaxed removals and the last enqueue are durable"
+        );
+    }
 
     #[test]
     fn a_failed_write_poisons_the_store() {
