@@ -12,7 +12,9 @@ export HOME=$R/home RABBITMQ_NODENAME=busbarbench@localhost
 export RABBITMQ_CONFIG_FILE=$R/rabbitmq.conf RABBITMQ_ENABLED_PLUGINS_FILE=$R/enabled_plugins
 export RABBITMQ_MNESIA_BASE=$R/mnesia RABBITMQ_LOG_BASE=$R/log RABBITMQ_PID_FILE=$R/rabbit.pid
 export ERL_EPMD_ADDRESS=127.0.0.1 RABBITMQ_DIST_PORT=$((PORT + 20000)) RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
-export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+# No scheduler busy-waiting (RabbitMQ's advice for shared or small hosts): an idle node
+# then leaves the two cores alone while the other broker is measured.
+export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1} +sbwt none +sbwtdcpu none +sbwtdio none"
 export PATH=/usr/lib/rabbitmq/bin:$PATH
 
 cat > "$R/rabbitmq.conf" <<CONF
