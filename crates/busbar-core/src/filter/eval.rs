@@ -66,14 +66,8 @@ pub(crate) fn value(node: &Node, source: &dyn PropertySource) -> Result<FilterVa
             }
             Ok(accumulated)
         }
-        Node::Compare { .. }
-        | Node::IsNull { .. }
-        | Node::In { .. }
-        | Node::Like { .. }
-        | Node::Exists(_)
-        | Node::Not(_)
-        | Node::And(_)
-        | Node::Or(_) => Err(failure("a condition was used where a value is expected")),
+        // Every other node is a condition (see `Node::is_condition`).
+        _ => Err(failure("a condition was used where a value is expected")),
     }
 }
 

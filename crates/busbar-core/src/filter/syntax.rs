@@ -139,22 +139,11 @@ pub(crate) fn canonical_system_property(name: &str) -> Option<&'static str> {
 /// sender write. The rest (sequence numbers, lock data, enqueue time...) belong to the
 /// broker.
 pub(crate) fn is_settable_system_property(canonical: &str) -> bool {
-    matches!(
-        canonical,
-        "MessageId"
-            | "CorrelationId"
-            | "To"
-            | "ReplyTo"
-            | "Label"
-            | "SessionId"
-            | "ReplyToSessionId"
-            | "ContentType"
-            | "PartitionKey"
-            | "ViaPartitionKey"
-            | "TimeToLive"
-            | "ScheduledEnqueueTimeUtc"
-            | "ForcePersistence"
-    )
+    is_string_system_property(canonical)
+        || matches!(
+            canonical,
+            "TimeToLive" | "ScheduledEnqueueTimeUtc" | "ForcePersistence"
+        )
 }
 
 /// System properties whose type is a string, so a `SET` converts its value to text.
