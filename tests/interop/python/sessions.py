@@ -34,6 +34,7 @@ def receive(sb, conn, queue):
         sender.send_messages([ServiceBusMessage(f"A{i}", session_id="A") for i in range(3)])
         sender.send_messages([ServiceBusMessage(f"B{i}", session_id="B") for i in range(2)])
         sender.send_messages(ServiceBusMessage("A3", session_id="A"))
+    expect_eq(sorted(sb.list_queue_sessions(queue)), ["A", "B"], "list_queue_sessions")
 
     with sb.get_queue_receiver(queue, session_id="A") as receiver:
         session = receiver.session
@@ -97,6 +98,7 @@ def receive(sb, conn, queue):
         expect_eq(receiver.session.get_state(), b"progress: 4", "state of A after its lock was given up")
         receiver.session.set_state(None)
         expect_eq(receiver.session.get_state(), None, "cleared state")
+    expect_eq(list(sb.list_queue_sessions(queue)), [], "list_queue_sessions once all is consumed and cleared")
 
 
 def state_send(sb, queue):
