@@ -195,37 +195,28 @@ fn application_properties_can_be_removed_and_set_together() {
     let stored = scan_sections(&js_message()).unwrap();
     let set = [("added".to_string(), Value::Long(1))];
     let removed = ["k".to_string(), "absent".to_string()];
-    let out = rewrite(
-        &stored,
-        &RewriteOptions {
-            application_properties: &set,
-            removed_application_properties: &removed,
-            ..RewriteOptions::default()
-        },
-    )
-    .unwrap();
-    let app = scan_sections(&out)
-        .unwrap()
-        .application_properties()
-        .unwrap()
+    let properties_after = |set: &[(String, Value)]| {
+        let out = rewrite(
+            &stored,
+            &RewriteOptions {
+                application_properties: set,
+                removed_application_properties: &removed,
+                ..RewriteOptions::default()
+            },
+        )
         .unwrap();
+        scan_sections(&out)
+            .unwrap()
+            .application_properties()
+            .unwrap()
+            .unwrap()
+    };
+    let app = properties_after(&set);
     assert_eq!(app.map_get("k"), None);
     assert_eq!(app.map_get("n"), Some(&Value::Uint(5)));
     assert_eq!(app.map_get("added"), Some(&Value::Long(1)));
 
-    let only_removed = rewrite(
-        &stored,
-        &RewriteOptions {
-            removed_application_properties: &removed,
-            ..RewriteOptions::default()
-        },
-    )
-    .unwrap();
-    let app = scan_sections(&only_removed)
-        .unwrap()
-        .application_properties()
-        .unwrap()
-        .unwrap();
+    let app = properties_after(&[]);
     assert_eq!(app.map_get("k"), None);
     assert_eq!(app.map_get("n"), Some(&Value::Uint(5)));
 }

@@ -737,21 +737,28 @@ impl SubQueue {
         if self.session_messages == 0 {
             return;
         }
-        let session = chunk
+        // Borrow the id from the slot; allocate only for a session's first available message.
+        let Some(session) = chunk
             .slots
             .get(offset)
-            .and_then(|slot| slot.session_id.clone());
-        if let Some(session) = session {
-            if available {
-                self.session_available
-                    .entry(session)
-                    .or_default()
-                    .insert(seq);
-            } else if let Some(seqs) = self.session_available.get_mut(&session) {
-                seqs.remove(&seq);
-                if seqs.is_empty() {
-                    self.session_available.remove(&session);
+            .and_then(|slot| slot.session_id.as_deref())
+        else {
+            return;
+        };
+        let sessions = &mut self.session_available;
+        if available {
+            match sessions.get_mut(session) {
+                Some(seqs) => {
+                    seqs.insert(seq);
                 }
+                None => {
+                    sessions.insert(session.into(), BTreeSet::from([seq]));
+                }
+            }
+        } else if let Some(seqs) = sessions.get_mut(session) {
+            seqs.remove(&seq);
+            if seqs.is_empty() {
+                sessions.remove(session);
             }
         }
     }
