@@ -1,0 +1,387 @@
+//! Attaching and detaching links: what an address names, whether the connection's tokens
+//! allow it, and which link kind serves it; links lose their rights when tokens expire.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use busbar_amqp::engine::{AttachReply, LinkRef};
+use busbar_amqp::performative::{Attach, ErrorCondition, Role, SenderSettleMode, TargetKind};
+use busbar_core::{ConsumerId, ReceiveMode, SubQueueKind};
+use busbar_servicebus::address::{self, Address, SubQueue};
+use busbar_servicebus::conditions;
+use busbar_store::Store;
+
+use super::{Conn, ConsumerLink, LinkKind, PendingSession, ResponseLink, SendTarget};
+use crate::broker::{TOKEN_GRACE_SECS, TopicEntity, wake};
+use crate::sessions;
+
+impl<S: Store> Conn<S> {
+    pub(super) fn refuse(&mut self, link: LinkRef, condition: &str, description: String) {
+        tracing::debug!(condition, %description, "attach refused");
+        let _ = self
+            .engine
+            .refuse_attach(link, ErrorCondition::new(condition, description));
+    }
+
+    fn not_found(&mut self, link: LinkRef, path: &str) {
+        let description = conditions::entity_not_found_description(&self.hostname, path);
+        self.refuse(link, conditions::NOT_FOUND, description);
+    }
+
+    pub(super) fn on_attach(&mut self, link: LinkRef, attach: &Attach) {
+        let broker_sends = link.role() == Role::Sender;
+        let raw_address = if broker_sends {
+            attach.source.as_ref().and_then(|s| s.address.clone())
+        } else {
+            match &attach.target {
+                Some(TargetKind::Target(t)) => t.address.clone(),
+                Some(TargetKind::Other(_)) => {
+                    self.refuse(
+                        link,
+                        conditions::NOT_IMPLEMENTED,
+                        "Transactions are not supported.".to_owned(),
+                    );
+                    return;
+                }
+                None => None,
+            }
+        };
+        let Some(raw_address) = raw_address else {
+            self.refuse(
+                link,
+                conditions::INVALID_FIELD,
+                "The link has no address.".to_owned(),
+            );
+            return;
+        };
+        let parsed = match address::parse(&raw_address) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                self.refuse(link, conditions::NOT_FOUND, error.to_string());
+                return;
+            }
+        };
+        match parsed {
+            Address::Cbs => {
+                if broker_sends {
+                    self.accept_responder(link, attach, "$cbs".to_owned());
+                } else {
+                    self.accept(link, AttachReply::default(), LinkKind::CbsRequests);
+                }
+            }
+            Address::Management { path, sub } => {
+                let (node, requests) = if sub == SubQueue::Main
+                    && let Some(topic) = self.broker.topic(&path)
+                {
+                    let node = format!("{}/$management", topic.name);
+                    (node, LinkKind::TopicManagementRequests(topic))
+                } else {
+                    let Some(entity) = self.broker.entity(&path) else {
+                        return self.not_found(link, &path);
+                    };
+                    let Some(kind) = sub_queue_kind(sub) else {
+                        return self.not_found(link, &parsed_path(&path, sub));
+                    };
+                    let node = format!("{}/$management", parsed_path(&path, sub));
+                    (node, LinkKind::ManagementRequests { entity, kind })
+                };
+                if !self.broker.authorized(&self.claims, &node, |_| true) {
+                    return self.unauthorized(link, &node);
+                }
+                let node = node.to_ascii_lowercase();
+                if broker_sends {
+                    self.accept_responder(link, attach, node);
+                } else {
+                    self.accept(link, AttachReply::default(), requests);
+                }
+            }
+            Address::Entity { path, sub } => {
+                if let Some(topic) = self.broker.topic(&path) {
+                    return self.attach_topic(link, topic, sub, broker_sends);
+                }
+                let Some(entity) = self.broker.entity(&path) else {
+                    return self.not_found(link, &path);
+                };
+                let Some(kind) = sub_queue_kind(sub) else {
+                    return self.not_found(link, &parsed_path(&path, sub));
+                };
+                if broker_sends {
+                    let full_path = parsed_path(&path, sub);
+                    if !self
+                        .broker
+                        .authorized(&self.claims, &full_path, |c| c.rights.can_listen())
+                    {
+                        return self.unauthorized(link, &full_path);
+                    }
+                    let mode = if attach.snd_settle_mode == SenderSettleMode::Settled {
+                        ReceiveMode::ReceiveAndDelete
+                    } else {
+                        ReceiveMode::PeekLock
+                    };
+                    let consumer = ConsumerId((self.connection_id << 24) | self.next_consumer);
+                    self.next_consumer += 1;
+                    let consumer = ConsumerLink {
+                        entity,
+                        kind,
+                        mode,
+                        consumer,
+                        session: None,
+                    };
+                    self.attach_consumer(link, attach, consumer, &raw_address);
+                } else {
+                    if kind != SubQueueKind::Main || is_subscription_path(&path) {
+                        self.refuse(
+                            link,
+                            conditions::NOT_ALLOWED,
+                            format!("Messages can't be sent to '{raw_address}'."),
+                        );
+                        return;
+                    }
+                    if !self
+                        .broker
+                        .authorized(&self.claims, &path, |c| c.rights.can_send())
+                    {
+                        return self.unauthorized(link, &path);
+                    }
+                    let reply = AttachReply {
+                        max_message_size: Some(self.broker.settings.max_message_size),
+                        ..AttachReply::default()
+                    };
+                    self.accept(link, reply, LinkKind::Producer(SendTarget::Queue(entity)));
+                }
+            }
+        }
+    }
+
+    /// A receiver on a queue or subscription: plain, or a session receiver (which waits for
+    /// a free session, see [`PendingSession`]).
+    fn attach_consumer(
+        &mut self,
+        link: LinkRef,
+        attach: &Attach,
+        consumer: ConsumerLink,
+        address: &str,
+    ) {
+        let requires_session =
+            consumer.kind == SubQueueKind::Main && consumer.entity.requires_session;
+        match (sessions::requested_session(attach), requires_session) {
+            (None, false) => {
+                let reply = AttachReply {
+                    initial_delivery_count: Some(0),
+                    ..AttachReply::default()
+                };
+                self.accept(link, reply, LinkKind::Consumer(consumer));
+            }
+            (None, true) => self.refuse(
+                link,
+                conditions::NOT_ALLOWED,
+                format!("'{address}' requires sessions: receive from it with a session receiver."),
+            ),
+            (Some(_), false) => self.refuse(
+                link,
+                conditions::NOT_ALLOWED,
+                format!(
+                    "'{address}' does not require sessions: receive from it without a session."
+                ),
+            ),
+            (Some(requested), true) => {
+                let wait = sessions::wait_ms(attach).unwrap_or(sessions::DEFAULT_WAIT_MS);
+                let pending = PendingSession {
+                    link,
+                    consumer,
+                    source: attach.source.clone(),
+                    requested,
+                    deadline_ms: self.broker.now_ms().saturating_add(wait),
+                };
+                if let Some(waiting) = self.try_accept_session(pending) {
+                    self.pending_sessions.push(waiting);
+                }
+            }
+        }
+    }
+
+    /// Answers a session receiver's attach if it can be: with the session, or with the
+    /// refusal; gives it back if it must go on waiting.
+    /// Detaches `link` with an error, and forgets it.
+    pub(super) fn detach_with(&mut self, link: LinkRef, condition: &str, description: &str) {
+        let _ = self
+            .engine
+            .detach(link, Some(ErrorCondition::new(condition, description)));
+        // The engine reports no Detached for links the broker detaches itself.
+        self.on_detached(link);
+    }
+
+    /// A link to a topic: senders publish to it; receivers must name a subscription.
+    fn attach_topic(
+        &mut self,
+        link: LinkRef,
+        topic: Arc<TopicEntity>,
+        sub: SubQueue,
+        broker_sends: bool,
+    ) {
+        if broker_sends || sub != SubQueue::Main {
+            return self.refuse(
+                link,
+                conditions::NOT_ALLOWED,
+                format!(
+                    "'{}' is a topic: receive from one of its subscriptions, '{}/Subscriptions/<name>'.",
+                    topic.name, topic.name
+                ),
+            );
+        }
+        if !self
+            .broker
+            .authorized(&self.claims, &topic.name, |c| c.rights.can_send())
+        {
+            let name = topic.name.clone();
+            return self.unauthorized(link, &name);
+        }
+        let reply = AttachReply {
+            max_message_size: Some(self.broker.settings.max_message_size),
+            ..AttachReply::default()
+        };
+        self.accept(link, reply, LinkKind::Producer(SendTarget::Topic(topic)));
+    }
+
+    /// Forgets expired tokens and detaches, with `amqp:unauthorized-access`, every link
+    /// that no remaining token covers (as Service Bus drops links when a token expires).
+    pub(super) fn drop_expired_claims(&mut self) {
+        let now = self.broker.now_unix_secs();
+        if !self
+            .claims
+            .iter()
+            .any(|c| c.is_expired(now, TOKEN_GRACE_SECS))
+        {
+            return;
+        }
+        self.claims.retain(|c| !c.is_expired(now, TOKEN_GRACE_SECS));
+        let mut lost = Vec::new();
+        for (link, kind) in &self.links {
+            let still_allowed = match kind {
+                LinkKind::Producer(target) => {
+                    self.broker
+                        .authorized(&self.claims, target.name(), |c| c.rights.can_send())
+                }
+                LinkKind::Consumer(consumer) => self.broker.authorized(
+                    &self.claims,
+                    &parsed_path(&consumer.entity.name, sub_queue_of(consumer.kind)),
+                    |c| c.rights.can_listen(),
+                ),
+                LinkKind::ManagementRequests { entity, kind } => self.broker.authorized(
+                    &self.claims,
+                    &parsed_path(&entity.name, sub_queue_of(*kind)),
+                    |_| true,
+                ),
+                LinkKind::TopicManagementRequests(topic) => {
+                    self.broker.authorized(&self.claims, &topic.name, |_| true)
+                }
+                LinkKind::CbsRequests | LinkKind::Responses => true,
+            };
+            if !still_allowed {
+                lost.push(*link);
+            }
+        }
+        for link in lost {
+            tracing::debug!(handle = link.handle(), "token expired; detaching");
+            self.detach_with(
+                link,
+                conditions::UNAUTHORIZED_ACCESS,
+                "The token for this link has expired; send a new one on $cbs.",
+            );
+        }
+    }
+
+    fn unauthorized(&mut self, link: LinkRef, path: &str) {
+        self.refuse(
+            link,
+            conditions::UNAUTHORIZED_ACCESS,
+            format!(
+                "Unauthorized access to '{path}': send a valid token for it on $cbs (put-token) first."
+            ),
+        );
+    }
+
+    pub(super) fn accept(&mut self, link: LinkRef, reply: AttachReply, kind: LinkKind) {
+        if self.engine.accept_attach(link, reply).is_ok() {
+            self.links.insert(link, kind);
+        }
+    }
+
+    fn accept_responder(&mut self, link: LinkRef, attach: &Attach, node: String) {
+        let target = match &attach.target {
+            Some(TargetKind::Target(t)) => t.address.clone(),
+            _ => None,
+        };
+        let reply = AttachReply {
+            initial_delivery_count: Some(0),
+            ..AttachReply::default()
+        };
+        if self.engine.accept_attach(link, reply).is_ok() {
+            self.links.insert(link, LinkKind::Responses);
+            self.responders.push(ResponseLink {
+                link,
+                name: attach.name.clone(),
+                node,
+                target,
+                pending: VecDeque::new(),
+            });
+        }
+    }
+
+    pub(super) fn on_detached(&mut self, link: LinkRef) {
+        self.pending_sessions.retain(|p| p.link != link);
+        match self.links.remove(&link) {
+            Some(LinkKind::Consumer(consumer)) => {
+                self.outstanding.retain(|_, o| o.link != link);
+                let waiters = {
+                    let mut state = consumer.entity.lock();
+                    let released = state.queue.release_all(consumer.consumer);
+                    if released > 0 {
+                        state.take_waiters()
+                    } else {
+                        Vec::new()
+                    }
+                };
+                wake(waiters);
+            }
+            Some(LinkKind::Responses) => self.responders.retain(|r| r.link != link),
+            _ => {}
+        }
+    }
+
+    /// Unlocks everything this connection held; the connection is gone.
+    pub(super) fn release_everything(&mut self) {
+        let links: Vec<LinkRef> = self.links.keys().copied().collect();
+        for link in links {
+            self.on_detached(link);
+        }
+    }
+}
+
+/// Whether `path` names a subscription (`<topic>/Subscriptions/<name>`).
+fn is_subscription_path(path: &str) -> bool {
+    path.split('/')
+        .rev()
+        .nth(1)
+        .is_some_and(|segment| segment.eq_ignore_ascii_case("Subscriptions"))
+}
+
+fn sub_queue_kind(sub: SubQueue) -> Option<SubQueueKind> {
+    match sub {
+        SubQueue::Main => Some(SubQueueKind::Main),
+        SubQueue::DeadLetter => Some(SubQueueKind::DeadLetter),
+        SubQueue::TransferDeadLetter => Some(SubQueueKind::TransferDeadLetter),
+    }
+}
+
+pub(super) fn sub_queue_of(kind: SubQueueKind) -> SubQueue {
+    match kind {
+        SubQueueKind::Main => SubQueue::Main,
+        SubQueueKind::DeadLetter => SubQueue::DeadLetter,
+        SubQueueKind::TransferDeadLetter => SubQueue::TransferDeadLetter,
+    }
+}
+
+pub(super) fn parsed_path(path: &str, sub: SubQueue) -> String {
+    format!("{path}{}", sub.suffix())
+}

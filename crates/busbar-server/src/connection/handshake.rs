@@ -1,0 +1,80 @@
+//! The protocol headers and SASL, before the AMQP engine takes over.
+
+use busbar_amqp::engine::sasl;
+use busbar_amqp::frame::{Frame, FrameBody, FrameDecoder, ProtocolHeader, encode_frame};
+use busbar_amqp::performative::SaslCode;
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Reads until `buf` holds at least `n` bytes.
+async fn fill(stream: &mut TcpStream, buf: &mut BytesMut, n: usize) -> Result<(), String> {
+    while buf.len() < n {
+        let read = stream.read_buf(buf).await.map_err(|e| e.to_string())?;
+        if read == 0 {
+            return Err("connection closed during handshake".to_owned());
+        }
+    }
+    Ok(())
+}
+
+async fn read_header(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<ProtocolHeader, String> {
+    fill(stream, buf, ProtocolHeader::LEN).await?;
+    let head = buf.split_to(ProtocolHeader::LEN);
+    let mut bytes = [0u8; ProtocolHeader::LEN];
+    bytes.copy_from_slice(&head);
+    match ProtocolHeader::parse(&bytes) {
+        Some(header) => Ok(header),
+        None => {
+            // Answer with the header we speak, then hang up (AMQP 1.0 §2.2).
+            let _ = stream.write_all(&ProtocolHeader::Sasl.bytes()).await;
+            Err("unsupported protocol header".to_owned())
+        }
+    }
+}
+
+/// The protocol headers and, when the client starts with it, SASL (ANONYMOUS or PLAIN;
+/// identity comes from `$cbs` tokens, not from SASL).
+pub(super) async fn handshake(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<(), String> {
+    let header = read_header(stream, buf).await?;
+    if header == ProtocolHeader::Sasl {
+        let mut out = BytesMut::new();
+        out.extend_from_slice(&ProtocolHeader::Sasl.bytes());
+        encode_frame(&Frame::sasl(sasl::mechanisms(true)), &mut out);
+        stream.write_all(&out).await.map_err(|e| e.to_string())?;
+        let mut decoder = FrameDecoder::new(64 * 1024);
+        let init = loop {
+            match decoder.decode(buf).map_err(|e| e.to_string())? {
+                Some(Frame {
+                    body: FrameBody::Sasl(frame),
+                    ..
+                }) => break frame,
+                Some(_) => return Err("expected sasl-init".to_owned()),
+                None => {
+                    let read = stream.read_buf(buf).await.map_err(|e| e.to_string())?;
+                    if read == 0 {
+                        return Err("connection closed during SASL".to_owned());
+                    }
+                }
+            }
+        };
+        let code = match sasl::accept_init(&init, true) {
+            Ok(_) => SaslCode::Ok,
+            Err(_) => SaslCode::Auth,
+        };
+        out.clear();
+        encode_frame(&Frame::sasl(sasl::outcome(code)), &mut out);
+        stream.write_all(&out).await.map_err(|e| e.to_string())?;
+        if code != SaslCode::Ok {
+            return Err("SASL mechanism refused".to_owned());
+        }
+        let header = read_header(stream, buf).await?;
+        if header != ProtocolHeader::Amqp {
+            return Err("expected the AMQP header after SASL".to_owned());
+        }
+    }
+    stream
+        .write_all(&ProtocolHeader::Amqp.bytes())
+        .await
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,98 @@
+//! Session receivers waiting for a message session, and the detach of those whose
+//! session lock ran out.
+
+use busbar_amqp::engine::LinkRef;
+use busbar_core::{CoreError, SessionPick};
+use busbar_servicebus::conditions;
+use busbar_store::Store;
+
+use super::{Conn, ConsumerLink, LinkKind, PendingSession};
+use crate::sessions;
+
+impl<S: Store> Conn<S> {
+    pub(super) fn try_accept_session(
+        &mut self,
+        mut pending: PendingSession,
+    ) -> Option<PendingSession> {
+        let now = self.broker.now_ms();
+        let pick = match &pending.requested {
+            Some(id) => SessionPick::Id(id),
+            None => SessionPick::NextAvailable,
+        };
+        let result = {
+            let mut state = pending.consumer.entity.lock();
+            let result = state
+                .queue
+                .accept_session(pick, pending.consumer.consumer, now);
+            if matches!(result, Ok(None)) {
+                state.wait(&self.notify);
+            }
+            result
+        };
+        match result {
+            Ok(Some(grant)) => {
+                let reply = sessions::attach_reply(pending.source.as_ref(), &grant);
+                pending.consumer.session = Some(grant.session_id);
+                self.accept(pending.link, reply, LinkKind::Consumer(pending.consumer));
+                None
+            }
+            Ok(None) if now < pending.deadline_ms => Some(pending),
+            Ok(None) => {
+                self.refuse(
+                    pending.link,
+                    conditions::TIMEOUT,
+                    "The operation did not complete within the allotted timeout.".to_owned(),
+                );
+                None
+            }
+            Err(CoreError::SessionCannotBeLocked(id)) => {
+                self.refuse(
+                    pending.link,
+                    conditions::SESSION_CANNOT_BE_LOCKED,
+                    format!(
+                        "The requested session '{id}' cannot be accepted. It may be locked by another receiver."
+                    ),
+                );
+                None
+            }
+            Err(error) => {
+                self.refuse(pending.link, conditions::INTERNAL_ERROR, error.to_string());
+                None
+            }
+        }
+    }
+
+    /// Retries every waiting session receiver.
+    pub(super) fn retry_pending_sessions(&mut self) {
+        for pending in std::mem::take(&mut self.pending_sessions) {
+            if let Some(waiting) = self.try_accept_session(pending) {
+                self.pending_sessions.push(waiting);
+            }
+        }
+    }
+
+    /// Detaches session receivers whose session lock ran out, as the service does.
+    pub(super) fn drop_lost_sessions(&mut self) {
+        let now = self.broker.now_ms();
+        let lost: Vec<LinkRef> = self
+            .links
+            .iter()
+            .filter_map(|(link, kind)| match kind {
+                LinkKind::Consumer(ConsumerLink {
+                    entity,
+                    consumer,
+                    session: Some(id),
+                    ..
+                }) if !entity.lock().queue.holds_session(id, *consumer, now) => Some(*link),
+                _ => None,
+            })
+            .collect();
+        for link in lost {
+            self.detach_with(
+                link,
+                conditions::SESSION_LOCK_LOST,
+                "The session lock has expired; accept the session again.",
+            );
+        }
+    }
+}

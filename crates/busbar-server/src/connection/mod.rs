@@ -1,0 +1,472 @@
+//! One AMQP connection: the protocol headers and SASL, then a loop that feeds socket bytes
+//! to the engine, turns engine events into queue operations, pushes messages to receivers
+//! with credit, and acknowledges sends and settlements only once the store has made them
+//! durable.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use busbar_amqp::engine::{Connection, ConnectionConfig, Event, LinkRef, TickAction};
+use busbar_amqp::frame::{FrameDecoder, encode_frame};
+use busbar_amqp::performative::{DeliveryState, ErrorCondition};
+use busbar_core::{ConsumerId, ReceiveMode, SubQueueKind};
+use busbar_servicebus::conditions;
+use busbar_servicebus::sas::Claims;
+use busbar_servicebus::settlement::rejected;
+use busbar_store::Store;
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, watch};
+
+use crate::broker::{Broker, Entity, TopicEntity};
+
+mod attach;
+mod delivery;
+mod handshake;
+mod message_sessions;
+mod requests;
+
+/// Largest frame the broker accepts.
+const MAX_FRAME_SIZE: u32 = 1024 * 1024;
+/// Deliveries taken from a queue per lock acquisition.
+const DELIVERY_BATCH: u32 = 256;
+/// How often a connection looks for expired tokens.
+const TOKEN_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+/// How often a session receiver waiting for a session looks again.
+const SESSION_RETRY_INTERVAL: Duration = Duration::from_millis(200);
+/// How long a client may take over the protocol headers and SASL.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a link is for.
+enum LinkKind {
+    /// Client → `$cbs`.
+    CbsRequests,
+    /// Client → `<entity>/$management`.
+    ManagementRequests {
+        entity: Arc<Entity>,
+        kind: SubQueueKind,
+    },
+    /// Client → `<topic>/$management`.
+    TopicManagementRequests(Arc<TopicEntity>),
+    /// `$cbs` or `$management` → client: responses.
+    Responses,
+    /// Client → queue or topic.
+    Producer(SendTarget),
+    /// Queue → client.
+    Consumer(ConsumerLink),
+}
+
+/// Where a producer link sends.
+enum SendTarget {
+    Queue(Arc<Entity>),
+    Topic(Arc<TopicEntity>),
+}
+
+impl SendTarget {
+    fn name(&self) -> &str {
+        match self {
+            SendTarget::Queue(entity) => &entity.name,
+            SendTarget::Topic(topic) => &topic.name,
+        }
+    }
+}
+
+struct ConsumerLink {
+    entity: Arc<Entity>,
+    kind: SubQueueKind,
+    mode: ReceiveMode,
+    consumer: ConsumerId,
+    /// The session this receiver holds the lock of, for a session receiver.
+    session: Option<Box<str>>,
+}
+
+/// A session receiver's attach, unanswered until a session is free or its wait runs out.
+struct PendingSession {
+    link: LinkRef,
+    consumer: ConsumerLink,
+    source: Option<busbar_amqp::performative::Source>,
+    /// `None`: the next available session.
+    requested: Option<String>,
+    /// Broker clock.
+    deadline_ms: i64,
+}
+
+/// A response link, with what routes responses to it (see the dialect's three-step rule).
+struct ResponseLink {
+    link: LinkRef,
+    name: String,
+    /// The node it listens to (`$cbs`, `q1/$management`), normalised, lower case.
+    node: String,
+    target: Option<String>,
+    pending: VecDeque<Bytes>,
+}
+
+/// A peek-locked delivery awaiting the client's settlement.
+struct Outstanding {
+    link: LinkRef,
+    entity: Arc<Entity>,
+    kind: SubQueueKind,
+    lock: uuid::Uuid,
+}
+
+/// Something to do once the store has made a change durable.
+enum AfterCommit {
+    Settle {
+        link: LinkRef,
+        delivery_id: u32,
+        state: DeliveryState,
+    },
+    Respond {
+        request_link: LinkRef,
+        reply_to: Option<String>,
+        node: String,
+        payload: Bytes,
+    },
+}
+
+type PendingCommit = Pin<Box<dyn Future<Output = Result<(), busbar_store::StoreError>> + Send>>;
+
+/// Serves one accepted TCP connection until it closes.
+pub async fn serve<S: Store>(
+    broker: Arc<Broker<S>>,
+    mut stream: TcpStream,
+    connection_id: u64,
+    epoch: Instant,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let mut read_buf = BytesMut::with_capacity(64 * 1024);
+    let handshake = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        handshake::handshake(&mut stream, &mut read_buf),
+    );
+    match handshake.await {
+        Ok(Ok(())) => {}
+        Ok(Err(reason)) => {
+            tracing::debug!(%peer, %reason, "handshake refused");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "handshake timed out");
+            return;
+        }
+    }
+    let now = elapsed_ms(epoch);
+    let config = ConnectionConfig {
+        container_id: "busbar".to_owned(),
+        max_frame_size: MAX_FRAME_SIZE,
+        max_message_size: broker.settings.max_message_size,
+        ..ConnectionConfig::default()
+    };
+    let mut conn = Conn {
+        broker,
+        engine: Connection::new(config, now),
+        connection_id,
+        hostname: "localhost".to_owned(),
+        claims: Vec::new(),
+        links: HashMap::new(),
+        responders: Vec::new(),
+        outstanding: HashMap::new(),
+        next_token: 1,
+        next_consumer: 1,
+        notify: Arc::new(Notify::new()),
+        round_commit: None,
+        round_actions: Vec::new(),
+        pending: VecDeque::new(),
+        pending_sessions: Vec::new(),
+        epoch,
+    };
+    conn.run(stream, read_buf, &mut shutdown).await;
+    conn.release_everything();
+    tracing::debug!(%peer, "connection finished");
+}
+
+fn elapsed_ms(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+struct Conn<S: Store> {
+    broker: Arc<Broker<S>>,
+    engine: Connection,
+    connection_id: u64,
+    hostname: String,
+    claims: Vec<Claims>,
+    links: HashMap<LinkRef, LinkKind>,
+    responders: Vec<ResponseLink>,
+    outstanding: HashMap<u64, Outstanding>,
+    next_token: u64,
+    next_consumer: u64,
+    /// Woken when a queue this connection waits on may have messages.
+    notify: Arc<Notify>,
+    /// The newest commit of the current round, and what waits for it.
+    round_commit: Option<S::Commit>,
+    round_actions: Vec<AfterCommit>,
+    pending: VecDeque<(PendingCommit, Vec<AfterCommit>)>,
+    pending_sessions: Vec<PendingSession>,
+    epoch: Instant,
+}
+
+impl<S: Store> Conn<S> {
+    async fn run(
+        &mut self,
+        mut stream: TcpStream,
+        mut read_buf: BytesMut,
+        shutdown: &mut watch::Receiver<bool>,
+    ) {
+        let mut decoder = FrameDecoder::new(MAX_FRAME_SIZE);
+        let mut frames = Vec::new();
+        let mut write_buf = BytesMut::with_capacity(64 * 1024);
+        let mut eof = false;
+        let mut token_check = tokio::time::interval(TOKEN_CHECK_INTERVAL);
+        token_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Bytes that arrived with the handshake are processed before reading more.
+        let mut have_input = !read_buf.is_empty();
+        loop {
+            if have_input {
+                have_input = false;
+                loop {
+                    match decoder.decode(&mut read_buf) {
+                        Ok(Some(frame)) => {
+                            let now = elapsed_ms(self.epoch);
+                            if self.engine.handle(frame, now).is_err() {
+                                break;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(error) => {
+                            tracing::debug!(%error, "undecodable frame");
+                            self.engine.close(Some(ErrorCondition::new(
+                                conditions::CONNECTION_FRAMING_ERROR,
+                                error.to_string(),
+                            )));
+                            break;
+                        }
+                    }
+                }
+            }
+            if eof {
+                self.engine.connection_lost();
+            }
+            self.process_events();
+            self.end_round();
+
+            // Flush.
+            let now = elapsed_ms(self.epoch);
+            self.engine.poll_output(&mut frames, now);
+            if !frames.is_empty() {
+                write_buf.clear();
+                for frame in frames.drain(..) {
+                    encode_frame(&frame, &mut write_buf);
+                }
+                if stream.write_all(&write_buf).await.is_err() {
+                    self.engine.connection_lost();
+                    self.process_events();
+                    return;
+                }
+            }
+            if self.engine.is_closed() || eof {
+                return;
+            }
+
+            let deadline = self.engine.next_deadline_ms();
+            let mut sleep_for = deadline
+                .map(|at| Duration::from_millis(at.saturating_sub(elapsed_ms(self.epoch))))
+                .unwrap_or(Duration::from_secs(3600));
+            if !self.pending_sessions.is_empty() {
+                // Sessions also free up without a wake-up (a lock running out, a receiver
+                // leaving), so waiting receivers look again now and then.
+                sleep_for = sleep_for.min(SESSION_RETRY_INTERVAL);
+            }
+            let has_pending = !self.pending.is_empty();
+            tokio::select! {
+                read = stream.read_buf(&mut read_buf) => {
+                    match read {
+                        Ok(0) | Err(_) => eof = true,
+                        Ok(_) => have_input = true,
+                    }
+                }
+                result = poll_front(&mut self.pending), if has_pending => {
+                    self.finish_commit(result);
+                    // Later commits are usually ready too: one group sync covers them.
+                    while let Some(result) = ready_front(&mut self.pending) {
+                        self.finish_commit(result);
+                    }
+                }
+                () = self.notify.notified() => {
+                    self.pump_all();
+                    self.retry_pending_sessions();
+                }
+                _ = token_check.tick() => {
+                    self.drop_expired_claims();
+                    self.drop_lost_sessions();
+                }
+                () = tokio::time::sleep(sleep_for) => {
+                    self.retry_pending_sessions();
+                    let now = elapsed_ms(self.epoch);
+                    match self.engine.tick(now) {
+                        TickAction::IdleTimeout => tracing::debug!("idle timeout"),
+                        TickAction::SendHeartbeat | TickAction::Nothing => {}
+                    }
+                }
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        // Finish in-flight writes before saying goodbye.
+                        while let Some((commit, actions)) = self.pending.pop_front() {
+                            let result = commit.await;
+                            self.apply_actions(result.is_ok(), actions);
+                        }
+                        self.engine.close(Some(ErrorCondition::new(
+                            conditions::CONNECTION_FORCED,
+                            "The broker is shutting down.",
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish_commit(&mut self, result: (Result<(), busbar_store::StoreError>, Vec<AfterCommit>)) {
+        let (outcome, actions) = result;
+        if let Err(error) = &outcome {
+            tracing::error!(%error, "store commit failed");
+        }
+        self.apply_actions(outcome.is_ok(), actions);
+    }
+
+    /// Moves this round's actions behind its commit (or runs them now if nothing needed
+    /// to become durable).
+    fn end_round(&mut self) {
+        let actions = std::mem::take(&mut self.round_actions);
+        match self.round_commit.take() {
+            Some(commit) => self.pending.push_back((Box::pin(commit), actions)),
+            None if actions.is_empty() => {}
+            None => match self.pending.back_mut() {
+                // Keep acknowledgements in order behind earlier durable work.
+                Some((_, earlier)) => earlier.extend(actions),
+                None => self.apply_actions(true, actions),
+            },
+        }
+    }
+
+    fn apply_actions(&mut self, durable: bool, actions: Vec<AfterCommit>) {
+        for action in actions {
+            match action {
+                AfterCommit::Settle {
+                    link,
+                    delivery_id,
+                    state,
+                } => {
+                    let state = if durable {
+                        state
+                    } else {
+                        rejected(
+                            conditions::INTERNAL_ERROR,
+                            "The broker could not store the change.",
+                        )
+                    };
+                    let _ = self.engine.settle(link, delivery_id, state);
+                }
+                AfterCommit::Respond {
+                    request_link,
+                    reply_to,
+                    node,
+                    payload,
+                } => self.respond(request_link, reply_to.as_deref(), &node, payload),
+            }
+        }
+    }
+
+    fn keep_commit(&mut self, commit: Option<S::Commit>) {
+        if commit.is_some() {
+            self.round_commit = commit;
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Events
+    // -----------------------------------------------------------------------------------
+
+    fn process_events(&mut self) {
+        while let Some(event) = self.engine.poll_event() {
+            match event {
+                Event::Opened { hostname, .. } => {
+                    if let Some(host) = hostname.filter(|h| !h.is_empty()) {
+                        self.hostname = host;
+                    }
+                }
+                Event::SessionBegun { .. } | Event::SessionEnded { .. } => {}
+                Event::AttachRequested { link, attach } => self.on_attach(link, &attach),
+                Event::Message(message) => self.on_message(message),
+                Event::MessageTooLarge { link, limit, .. } => {
+                    tracing::debug!(handle = link.handle(), limit, "message too large refused");
+                }
+                Event::CreditChanged { link, .. } => {
+                    if self.is_responder(link) {
+                        self.flush_responses(link);
+                    } else {
+                        self.pump(link);
+                    }
+                }
+                Event::Drain { link, .. } => {
+                    self.pump(link);
+                    let _ = self.engine.drain_complete(link);
+                }
+                Event::Settled {
+                    link,
+                    delivery_id,
+                    token,
+                    state,
+                    settled_by_peer,
+                } => self.on_settled(link, delivery_id, token, state, settled_by_peer),
+                Event::Detached { link, .. } => self.on_detached(link),
+                Event::Closed { .. } => {}
+            }
+        }
+    }
+
+    fn is_responder(&self, link: LinkRef) -> bool {
+        matches!(self.links.get(&link), Some(LinkKind::Responses))
+    }
+}
+
+/// Awaits the oldest pending commit.
+async fn poll_front(
+    pending: &mut VecDeque<(PendingCommit, Vec<AfterCommit>)>,
+) -> (Result<(), busbar_store::StoreError>, Vec<AfterCommit>) {
+    std::future::poll_fn(|cx| match pending.front_mut() {
+        Some((commit, _)) => match commit.as_mut().poll(cx) {
+            Poll::Ready(result) => {
+                let actions = pending
+                    .pop_front()
+                    .map(|(_, actions)| actions)
+                    .unwrap_or_default();
+                Poll::Ready((result, actions))
+            }
+            Poll::Pending => Poll::Pending,
+        },
+        None => Poll::Pending,
+    })
+    .await
+}
+
+/// The oldest pending commit's result, if it is already resolved.
+fn ready_front(
+    pending: &mut VecDeque<(PendingCommit, Vec<AfterCommit>)>,
+) -> Option<(Result<(), busbar_store::StoreError>, Vec<AfterCommit>)> {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let (commit, _) = pending.front_mut()?;
+    match commit.as_mut().poll(&mut cx) {
+        Poll::Ready(result) => pending.pop_front().map(|(_, actions)| (result, actions)),
+        Poll::Pending => None,
+    }
+}

@@ -1,0 +1,248 @@
+//! What arrives on producer, `$cbs` and `$management` links, and the routing of responses
+//! back to the client.
+
+use std::sync::Arc;
+
+use busbar_amqp::engine::{IncomingMessage, LinkRef};
+use busbar_amqp::performative::DeliveryState;
+use busbar_servicebus::conditions;
+use busbar_servicebus::message::new_messages;
+use busbar_servicebus::request::{Request, cbs_response};
+use busbar_servicebus::sas::{self};
+use busbar_servicebus::settlement::rejected;
+use busbar_store::Store;
+use bytes::Bytes;
+
+use crate::broker::{Broker, Route, TOKEN_GRACE_SECS};
+use crate::management;
+
+use super::attach::{parsed_path, sub_queue_of};
+use super::{AfterCommit, Conn, LinkKind, SendTarget};
+
+impl<S: Store> Conn<S> {
+    // -----------------------------------------------------------------------------------
+    // Incoming messages
+    // -----------------------------------------------------------------------------------
+
+    pub(super) fn on_message(&mut self, message: IncomingMessage) {
+        match self.links.get(&message.link) {
+            Some(LinkKind::Producer(target)) => {
+                let route = match target {
+                    SendTarget::Queue(entity) => self.broker.route(entity),
+                    SendTarget::Topic(topic) => Route::Publish(Arc::clone(topic)),
+                };
+                self.enqueue(route, message);
+            }
+            Some(LinkKind::CbsRequests) => self.put_token(message),
+            Some(LinkKind::ManagementRequests { entity, kind }) => {
+                let node = format!(
+                    "{}/$management",
+                    parsed_path(&entity.name, sub_queue_of(*kind))
+                );
+                let entity = Arc::clone(entity);
+                let kind = *kind;
+                self.management(&node, message, |broker, request| {
+                    let context = management::Context {
+                        broker,
+                        entity: &entity,
+                        kind,
+                    };
+                    management::handle(&context, request)
+                });
+            }
+            Some(LinkKind::TopicManagementRequests(topic)) => {
+                let node = format!("{}/$management", topic.name);
+                let topic = Arc::clone(topic);
+                self.management(&node, message, |broker, request| {
+                    management::handle_topic(broker, &topic, request)
+                });
+            }
+            _ => {
+                if !message.settled {
+                    let _ = self.engine.settle(
+                        message.link,
+                        message.delivery_id,
+                        rejected(conditions::NOT_ALLOWED, "This link does not take messages."),
+                    );
+                }
+            }
+        }
+    }
+
+    fn settle_now(&mut self, message: &IncomingMessage, state: DeliveryState) {
+        if !message.settled {
+            let _ = self.engine.settle(message.link, message.delivery_id, state);
+        }
+    }
+
+    fn enqueue(&mut self, route: Route, message: IncomingMessage) {
+        let batch = match new_messages(&message.payload, message.message_format) {
+            Ok(batch) => batch,
+            Err(error) => {
+                return self.settle_now(
+                    &message,
+                    rejected(
+                        conditions::DECODE_ERROR,
+                        format!("The message can't be read: {error}"),
+                    ),
+                );
+            }
+        };
+        if let Route::Deliver(entity) = &route
+            && entity.requires_session
+            && batch.iter().any(|m| m.session_id.is_none())
+        {
+            return self.settle_now(
+                &message,
+                rejected(
+                    conditions::NOT_ALLOWED,
+                    format!(
+                        "'{}' requires sessions: every message sent to it needs a session id.",
+                        entity.name
+                    ),
+                ),
+            );
+        }
+        let now = self.broker.now_ms();
+        let mut journal = self.broker.journal();
+        let result = self.broker.store_routed(&route, batch, now, &mut journal);
+        match result {
+            Ok(_) => {
+                self.keep_commit(journal.into_commit());
+                if !message.settled {
+                    self.round_actions.push(AfterCommit::Settle {
+                        link: message.link,
+                        delivery_id: message.delivery_id,
+                        state: DeliveryState::Accepted,
+                    });
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "enqueue failed");
+                self.settle_now(
+                    &message,
+                    rejected(conditions::INTERNAL_ERROR, error.to_string()),
+                );
+            }
+        }
+    }
+
+    fn put_token(&mut self, message: IncomingMessage) {
+        self.settle_now(&message, DeliveryState::Accepted);
+        let request = match Request::parse(&message.payload) {
+            Ok(request) => request,
+            Err(error) => {
+                tracing::debug!(%error, "unreadable put-token request");
+                return;
+            }
+        };
+        let (status, description) = match request.body.as_str() {
+            Some(token) => match sas::validate(
+                token,
+                &self.broker.settings.policies,
+                self.broker.now_unix_secs(),
+                TOKEN_GRACE_SECS,
+            ) {
+                Ok(claims) => {
+                    self.claims.retain(|c| c.audience != claims.audience);
+                    self.claims.push(claims);
+                    (200, "OK".to_owned())
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "put-token refused");
+                    (error.cbs_status_code(), error.to_string())
+                }
+            },
+            None => (
+                400,
+                "The request body must be the token as a string.".to_owned(),
+            ),
+        };
+        let payload = cbs_response(request.message_id.as_ref(), status, &description);
+        self.respond(message.link, request.reply_to.as_deref(), "$cbs", payload);
+    }
+
+    /// Answers a request to the management node `node` with what `handle` makes of it,
+    /// once what it changed is durable.
+    pub(super) fn management(
+        &mut self,
+        node: &str,
+        message: IncomingMessage,
+        handle: impl FnOnce(&Arc<Broker<S>>, &Request) -> (Bytes, Option<S::Commit>),
+    ) {
+        self.settle_now(&message, DeliveryState::Accepted);
+        let request = match Request::parse(&message.payload) {
+            Ok(request) => request,
+            Err(error) => {
+                tracing::debug!(%error, "unreadable management request");
+                return;
+            }
+        };
+        let node = node.to_ascii_lowercase();
+        let (payload, commit) = handle(&self.broker, &request);
+        let reply_to = request.reply_to.clone();
+        match commit {
+            Some(commit) => {
+                self.keep_commit(Some(commit));
+                self.round_actions.push(AfterCommit::Respond {
+                    request_link: message.link,
+                    reply_to,
+                    node,
+                    payload,
+                });
+            }
+            None => self.respond(message.link, reply_to.as_deref(), &node, payload),
+        }
+    }
+
+    /// Routes a response: the link whose target is the reply-to, else the link named by
+    /// it, else the node's response link on the request's session.
+    pub(super) fn respond(
+        &mut self,
+        request_link: LinkRef,
+        reply_to: Option<&str>,
+        node: &str,
+        payload: Bytes,
+    ) {
+        let index = reply_to
+            .and_then(|to| {
+                self.responders
+                    .iter()
+                    .position(|r| r.target.as_deref() == Some(to))
+                    .or_else(|| self.responders.iter().position(|r| r.name == to))
+            })
+            .or_else(|| {
+                self.responders
+                    .iter()
+                    .position(|r| r.node == node && r.link.session() == request_link.session())
+            })
+            .or_else(|| self.responders.iter().position(|r| r.node == node));
+        let Some(index) = index else {
+            tracing::debug!(node, "no response link for a request");
+            return;
+        };
+        self.responders[index].pending.push_back(payload);
+        let link = self.responders[index].link;
+        self.flush_responses(link);
+    }
+
+    pub(super) fn flush_responses(&mut self, link: LinkRef) {
+        let Some(responder) = self.responders.iter_mut().find(|r| r.link == link) else {
+            return;
+        };
+        while self.engine.send_capacity(link) > 0 {
+            let Some(payload) = responder.pending.pop_front() else {
+                break;
+            };
+            let tag = Bytes::copy_from_slice(&self.next_token.to_be_bytes());
+            self.next_token += 1;
+            if self
+                .engine
+                .send_message(link, tag, payload, true, 0)
+                .is_err()
+            {
+                break;
+            }
+        }
+    }
+}
