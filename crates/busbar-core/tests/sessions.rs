@@ -149,7 +149,14 @@ fn session_locks_expire_unless_renewed_and_renewal_carries_message_locks() {
         "message lock follows the session lock"
     );
 
-    let renewed = q.renew_session_lock("A", 900).expect("renew");
+    assert!(
+        matches!(
+            q.renew_session_lock("A", BOB, 900),
+            Err(CoreError::SessionLockLost)
+        ),
+        "only the holder renews a session lock"
+    );
+    let renewed = q.renew_session_lock("A", ALICE, 900).expect("renew");
     assert_eq!(renewed, 900 + LOCK_MS);
     assert!(q.holds_session("A", ALICE, 1_500));
     q.complete(
@@ -162,7 +169,7 @@ fn session_locks_expire_unless_renewed_and_renewal_carries_message_locks() {
 
     assert!(!q.holds_session("A", ALICE, renewed));
     assert!(matches!(
-        q.renew_session_lock("A", renewed),
+        q.renew_session_lock("A", ALICE, renewed),
         Err(CoreError::SessionLockLost)
     ));
     assert!(matches!(

@@ -12,6 +12,7 @@ use busbar_core::{
     Clock, ConsumerId, Delivery, Journal, Namespace, NewMessage, Queue, QueueConfig, ReceiveMode,
     SubQueueKind,
 };
+use busbar_servicebus::authorization::{self, Action, Denied};
 use busbar_servicebus::sas::{Claims, Policy};
 use busbar_store::{BodyRef, Record, Recovered, RecoveredMessage, Store, StoreError};
 use bytes::Bytes;
@@ -527,16 +528,14 @@ impl<S: Store> Broker<S> {
     }
 
     /// Whether `claims` let a link use `path` (checked at attach).
-    pub fn authorized(
+    /// Whether `claims` allow `action` on `path` now (see the dialect's one table of rights).
+    pub fn authorize(
         &self,
         claims: &[Claims],
         path: &str,
-        allows: impl Fn(&Claims) -> bool,
-    ) -> bool {
-        let now = self.now_unix_secs();
-        claims
-            .iter()
-            .any(|c| c.covers(path) && !c.is_expired(now, TOKEN_GRACE_SECS) && allows(c))
+        action: Action<'_>,
+    ) -> Result<(), Denied> {
+        authorization::authorize(claims, path, action, self.now_unix_secs(), TOKEN_GRACE_SECS)
     }
 }
 

@@ -25,6 +25,9 @@ pub struct Context<'a, S: Store> {
     pub broker: &'a Arc<Broker<S>>,
     pub entity: &'a Arc<Entity>,
     pub kind: SubQueueKind,
+    /// The message sessions the requesting connection's receivers hold on this entity,
+    /// with the receiver holding each: session operations are for their holder only.
+    pub caller_sessions: &'a [(Box<str>, ConsumerId)],
 }
 
 /// A failed request: status code, condition, description.
@@ -72,6 +75,16 @@ type Outcome<S> = Result<(Option<Value>, Option<<S as Store>::Commit>), Failure>
 /// Handles one request; returns the encoded response and the commit it waits for.
 pub fn handle<S: Store>(context: &Context<'_, S>, request: &Request) -> (Bytes, Option<S::Commit>) {
     let operation = request.operation.as_deref().unwrap_or("");
+    // A session receiver's message operations name its session: only its holder may
+    // run them (lock tokens alone are capabilities; a session id is not).
+    if field(request, "session-id")
+        .and_then(Value::as_str)
+        .is_some()
+        && operation != "com.microsoft:get-message-sessions"
+        && let Err(failure) = held_session(context, request)
+    {
+        return respond::<S>(request, Err(failure));
+    }
     let outcome: Outcome<S> = match operation {
         "com.microsoft:renew-lock" => renew_lock(context, request),
         "com.microsoft:peek-message" => peek(context, request),
@@ -537,12 +550,12 @@ fn session_id(request: &Request) -> Result<&str, Failure> {
 }
 
 fn renew_session_lock<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S> {
-    let id = session_id(request)?;
+    let (id, holder) = held_session(context, request)?;
     let until = context
         .entity
         .lock()
         .queue
-        .renew_session_lock(id, context.broker.now_ms())
+        .renew_session_lock(id, holder, context.broker.now_ms())
         .map_err(|e| Failure::from_core(&e))?;
     Ok((
         Some(Value::Map(vec![(
@@ -553,27 +566,25 @@ fn renew_session_lock<S: Store>(context: &Context<'_, S>, request: &Request) -> 
     ))
 }
 
-/// Session state is read and written by the holder of the session lock only.
+/// The session the request names, and the caller's receiver holding its lock: session
+/// operations are for the lock holder only, never for whoever else knows the id.
 fn held_session<'r, S: Store>(
     context: &Context<'_, S>,
     request: &'r Request,
-) -> Result<&'r str, Failure> {
+) -> Result<(&'r str, ConsumerId), Failure> {
     let id = session_id(request)?;
     let now = context.broker.now_ms();
-    if context
-        .entity
-        .lock()
-        .queue
-        .session_locked_until(id, now)
-        .is_none()
-    {
-        return Err(Failure::from_core(&CoreError::SessionLockLost));
-    }
-    Ok(id)
+    let queue = &context.entity.lock().queue;
+    context
+        .caller_sessions
+        .iter()
+        .find(|(held, consumer)| **held == *id && queue.holds_session(id, *consumer, now))
+        .map(|(_, consumer)| (id, *consumer))
+        .ok_or_else(|| Failure::from_core(&CoreError::SessionLockLost))
 }
 
 fn get_session_state<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S> {
-    let id = held_session(context, request)?;
+    let (id, _) = held_session(context, request)?;
     let mut journal = context.broker.journal();
     let state = context
         .entity
@@ -591,7 +602,7 @@ fn get_session_state<S: Store>(context: &Context<'_, S>, request: &Request) -> O
 }
 
 fn set_session_state<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S> {
-    let id = held_session(context, request)?;
+    let (id, _) = held_session(context, request)?;
     let state = match field(request, "session-state") {
         None | Some(Value::Null) => None,
         Some(Value::Binary(bytes)) => Some(bytes.clone()),

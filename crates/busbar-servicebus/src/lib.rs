@@ -6,6 +6,7 @@
 //! framing to `busbar-amqp`; it must not do I/O or own broker state itself.
 
 pub mod address;
+pub mod authorization;
 pub mod conditions;
 pub mod filtering;
 pub mod message;

@@ -51,6 +51,20 @@ def expect_eq(actual, expected, what):
         raise ScenarioFailure(f"{what}: expected {expected!r}, got {actual!r}")
 
 
+def expect_raises(error_class, action, what):
+    """Runs `action`, which must fail with `error_class`; any other outcome fails the check."""
+    try:
+        action()
+    except error_class as error:
+        log(f"{what}: {error_class.__name__} as expected: {error}")
+        return error
+    except Exception as error:  # noqa: BLE001 - report the wrong error class by name
+        raise ScenarioFailure(
+            f"{what}: expected {error_class.__name__}, got {type(error).__name__}: {error}"
+        ) from error
+    raise ScenarioFailure(f"{what}: succeeded; expected {error_class.__name__}")
+
+
 def client(conn, **kwargs):
     """A sync client. Error scenarios pass retry_total=0 so a refusal surfaces at once."""
     return ServiceBusClient.from_connection_string(conn, **kwargs)

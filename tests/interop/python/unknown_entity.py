@@ -4,7 +4,7 @@ MessagingEntityNotFoundError (the broker refuses the link attach with amqp:not-f
 from azure.servicebus import ServiceBusMessage
 from azure.servicebus.exceptions import MessagingEntityNotFoundError
 
-from sbcommon import ScenarioFailure, client, log, run, scenario_args
+from sbcommon import client, expect_raises, run, scenario_args
 
 
 def send_one(sb, queue):
@@ -17,24 +17,11 @@ def receive_one(sb, queue):
         receiver.receive_messages(max_message_count=1, max_wait_time=5)
 
 
-def expect_not_found(action, what):
-    try:
-        action()
-    except MessagingEntityNotFoundError as error:
-        log(f"{what}: MessagingEntityNotFoundError as expected: {error}")
-        return
-    except Exception as error:  # noqa: BLE001 - report the wrong error class by name
-        raise ScenarioFailure(
-            f"{what}: expected MessagingEntityNotFoundError, got {type(error).__name__}: {error}"
-        ) from error
-    raise ScenarioFailure(f"{what}: succeeded on a queue that does not exist")
-
-
 def main():
     conn, queue, _ = scenario_args()
     with client(conn, retry_total=0) as sb:
-        expect_not_found(lambda: send_one(sb, queue), "send")
-        expect_not_found(lambda: receive_one(sb, queue), "receive")
+        expect_raises(MessagingEntityNotFoundError, lambda: send_one(sb, queue), "send")
+        expect_raises(MessagingEntityNotFoundError, lambda: receive_one(sb, queue), "receive")
 
 
 if __name__ == "__main__":

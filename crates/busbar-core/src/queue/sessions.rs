@@ -155,16 +155,21 @@ impl Queue {
             .map(|lock| lock.until_ms)
     }
 
-    /// Extends a held session lock by the lock duration, and with it the locks of the
-    /// session's messages its holder has.
-    pub fn renew_session_lock(&mut self, id: &str, now_ms: i64) -> Result<i64, CoreError> {
+    /// Extends `holder`'s lock on session `id` by the lock duration, and with it the locks
+    /// of the session's messages it has. Anyone else gets `SessionLockLost`.
+    pub fn renew_session_lock(
+        &mut self,
+        id: &str,
+        holder: ConsumerId,
+        now_ms: i64,
+    ) -> Result<i64, CoreError> {
         let until = now_ms.saturating_add(self.config.lock_duration_ms);
         let owner = {
             let lock = self
                 .sessions
                 .locks
                 .get_mut(id)
-                .filter(|lock| lock.until_ms > now_ms)
+                .filter(|lock| lock.until_ms > now_ms && lock.owner == holder)
                 .ok_or(CoreError::SessionLockLost)?;
             lock.until_ms = until;
             lock.owner

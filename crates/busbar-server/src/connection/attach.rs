@@ -8,6 +8,7 @@ use busbar_amqp::engine::{AttachReply, LinkRef};
 use busbar_amqp::performative::{Attach, ErrorCondition, Role, SenderSettleMode, TargetKind};
 use busbar_core::{ConsumerId, ReceiveMode, SubQueueKind};
 use busbar_servicebus::address::{self, Address, SubQueue};
+use busbar_servicebus::authorization::{Action, Denied};
 use busbar_servicebus::conditions;
 use busbar_store::Store;
 
@@ -85,8 +86,11 @@ impl<S: Store> Conn<S> {
                     let node = format!("{}/$management", parsed_path(&path, sub));
                     (node, LinkKind::ManagementRequests { entity, kind })
                 };
-                if !self.broker.authorized(&self.claims, &node, |_| true) {
-                    return self.unauthorized(link, &node);
+                if let Err(denied) =
+                    self.broker
+                        .authorize(&self.claims, &node, Action::ManagementLink)
+                {
+                    return self.unauthorized(link, &denied);
                 }
                 let node = node.to_ascii_lowercase();
                 if broker_sends {
@@ -107,11 +111,11 @@ impl<S: Store> Conn<S> {
                 };
                 if broker_sends {
                     let full_path = parsed_path(&path, sub);
-                    if !self
-                        .broker
-                        .authorized(&self.claims, &full_path, |c| c.rights.can_listen())
+                    if let Err(denied) =
+                        self.broker
+                            .authorize(&self.claims, &full_path, Action::ReceiveLink)
                     {
-                        return self.unauthorized(link, &full_path);
+                        return self.unauthorized(link, &denied);
                     }
                     let mode = if attach.snd_settle_mode == SenderSettleMode::Settled {
                         ReceiveMode::ReceiveAndDelete
@@ -137,11 +141,10 @@ impl<S: Store> Conn<S> {
                         );
                         return;
                     }
-                    if !self
-                        .broker
-                        .authorized(&self.claims, &path, |c| c.rights.can_send())
+                    if let Err(denied) =
+                        self.broker.authorize(&self.claims, &path, Action::SendLink)
                     {
-                        return self.unauthorized(link, &path);
+                        return self.unauthorized(link, &denied);
                     }
                     let reply = AttachReply {
                         max_message_size: Some(self.broker.settings.max_message_size),
@@ -229,12 +232,11 @@ impl<S: Store> Conn<S> {
                 ),
             );
         }
-        if !self
+        if let Err(denied) = self
             .broker
-            .authorized(&self.claims, &topic.name, |c| c.rights.can_send())
+            .authorize(&self.claims, &topic.name, Action::SendLink)
         {
-            let name = topic.name.clone();
-            return self.unauthorized(link, &name);
+            return self.unauthorized(link, &denied);
         }
         let reply = AttachReply {
             max_message_size: Some(self.broker.settings.max_message_size),
@@ -257,26 +259,9 @@ impl<S: Store> Conn<S> {
         self.claims.retain(|c| !c.is_expired(now, TOKEN_GRACE_SECS));
         let mut lost = Vec::new();
         for (link, kind) in &self.links {
-            let still_allowed = match kind {
-                LinkKind::Producer(target) => {
-                    self.broker
-                        .authorized(&self.claims, target.name(), |c| c.rights.can_send())
-                }
-                LinkKind::Consumer(consumer) => self.broker.authorized(
-                    &self.claims,
-                    &parsed_path(&consumer.entity.name, sub_queue_of(consumer.kind)),
-                    |c| c.rights.can_listen(),
-                ),
-                LinkKind::ManagementRequests { entity, kind } => self.broker.authorized(
-                    &self.claims,
-                    &parsed_path(&entity.name, sub_queue_of(*kind)),
-                    |_| true,
-                ),
-                LinkKind::TopicManagementRequests(topic) => {
-                    self.broker.authorized(&self.claims, &topic.name, |_| true)
-                }
-                LinkKind::CbsRequests | LinkKind::Responses => true,
-            };
+            let still_allowed = kind.authorization().is_none_or(|(path, action)| {
+                self.broker.authorize(&self.claims, &path, action).is_ok()
+            });
             if !still_allowed {
                 lost.push(*link);
             }
@@ -291,14 +276,8 @@ impl<S: Store> Conn<S> {
         }
     }
 
-    fn unauthorized(&mut self, link: LinkRef, path: &str) {
-        self.refuse(
-            link,
-            conditions::UNAUTHORIZED_ACCESS,
-            format!(
-                "Unauthorized access to '{path}': send a valid token for it on $cbs (put-token) first."
-            ),
-        );
+    fn unauthorized(&mut self, link: LinkRef, denied: &Denied) {
+        self.refuse(link, conditions::UNAUTHORIZED_ACCESS, denied.to_string());
     }
 
     pub(super) fn accept(&mut self, link: LinkRef, reply: AttachReply, kind: LinkKind) {

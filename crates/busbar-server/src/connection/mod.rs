@@ -14,6 +14,7 @@ use busbar_amqp::engine::{Connection, ConnectionConfig, Event, LinkRef, TickActi
 use busbar_amqp::frame::{FrameDecoder, encode_frame};
 use busbar_amqp::performative::{DeliveryState, ErrorCondition};
 use busbar_core::{ConsumerId, ReceiveMode, SubQueueKind};
+use busbar_servicebus::authorization::Action;
 use busbar_servicebus::conditions;
 use busbar_servicebus::sas::Claims;
 use busbar_servicebus::settlement::rejected;
@@ -65,6 +66,28 @@ enum LinkKind {
 enum SendTarget {
     Queue(Arc<Entity>),
     Topic(Arc<TopicEntity>),
+}
+
+impl LinkKind {
+    /// The path and action a token must keep allowing for the link to stay attached;
+    /// `None` for links every connection may hold.
+    fn authorization(&self) -> Option<(String, Action<'static>)> {
+        match self {
+            LinkKind::Producer(target) => Some((target.name().to_owned(), Action::SendLink)),
+            LinkKind::Consumer(consumer) => Some((
+                attach::parsed_path(&consumer.entity.name, attach::sub_queue_of(consumer.kind)),
+                Action::ReceiveLink,
+            )),
+            LinkKind::ManagementRequests { entity, kind } => Some((
+                attach::parsed_path(&entity.name, attach::sub_queue_of(*kind)),
+                Action::ManagementLink,
+            )),
+            LinkKind::TopicManagementRequests(topic) => {
+                Some((topic.name.clone(), Action::ManagementLink))
+            }
+            LinkKind::CbsRequests | LinkKind::Responses => None,
+        }
+    }
 }
 
 impl SendTarget {

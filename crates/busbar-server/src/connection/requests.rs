@@ -5,19 +5,21 @@ use std::sync::Arc;
 
 use busbar_amqp::engine::{IncomingMessage, LinkRef};
 use busbar_amqp::performative::DeliveryState;
+use busbar_core::ConsumerId;
+use busbar_servicebus::authorization::Action;
 use busbar_servicebus::conditions;
 use busbar_servicebus::message::new_messages;
-use busbar_servicebus::request::{Request, cbs_response};
+use busbar_servicebus::request::{Request, cbs_response, management_response};
 use busbar_servicebus::sas::{self};
 use busbar_servicebus::settlement::rejected;
 use busbar_store::Store;
 use bytes::Bytes;
 
-use crate::broker::{Broker, Route, TOKEN_GRACE_SECS};
+use crate::broker::{Broker, Entity, Route, TOKEN_GRACE_SECS};
 use crate::management;
 
 use super::attach::{parsed_path, sub_queue_of};
-use super::{AfterCommit, Conn, LinkKind, SendTarget};
+use super::{AfterCommit, Conn, ConsumerLink, LinkKind, SendTarget};
 
 impl<S: Store> Conn<S> {
     // -----------------------------------------------------------------------------------
@@ -41,11 +43,13 @@ impl<S: Store> Conn<S> {
                 );
                 let entity = Arc::clone(entity);
                 let kind = *kind;
+                let caller_sessions = self.sessions_held_on(&entity);
                 self.management(&node, message, |broker, request| {
                     let context = management::Context {
                         broker,
                         entity: &entity,
                         kind,
+                        caller_sessions: &caller_sessions,
                     };
                     management::handle(&context, request)
                 });
@@ -162,6 +166,23 @@ impl<S: Store> Conn<S> {
         self.respond(message.link, request.reply_to.as_deref(), "$cbs", payload);
     }
 
+    /// The message sessions this connection's receivers hold on `entity`: the callers whose
+    /// session operations the management node may serve.
+    fn sessions_held_on(&self, entity: &Arc<Entity>) -> Vec<(Box<str>, ConsumerId)> {
+        self.links
+            .values()
+            .filter_map(|kind| match kind {
+                LinkKind::Consumer(ConsumerLink {
+                    entity: held,
+                    consumer,
+                    session: Some(id),
+                    ..
+                }) if Arc::ptr_eq(held, entity) => Some((id.clone(), *consumer)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Answers a request to the management node `node` with what `handle` makes of it,
     /// once what it changed is durable.
     pub(super) fn management(
@@ -178,8 +199,26 @@ impl<S: Store> Conn<S> {
                 return;
             }
         };
+        let operation = request.operation.as_deref().unwrap_or("");
+        let (payload, commit) =
+            match self
+                .broker
+                .authorize(&self.claims, node, Action::Management(operation))
+            {
+                Ok(()) => handle(&self.broker, &request),
+                Err(denied) => {
+                    tracing::debug!(%denied, "management request refused");
+                    let payload = management_response(
+                        request.message_id.as_ref(),
+                        401,
+                        &denied.to_string(),
+                        Some(conditions::UNAUTHORIZED_ACCESS),
+                        None,
+                    );
+                    (payload, None)
+                }
+            };
         let node = node.to_ascii_lowercase();
-        let (payload, commit) = handle(&self.broker, &request);
         let reply_to = request.reply_to.clone();
         match commit {
             Some(commit) => {
