@@ -244,6 +244,11 @@ pub enum ConfigError {
          but the config file declares its own policies; give the key too, or drop the name"
     )]
     RootKeyNameWithoutKey(String),
+    #[error(
+        "the root key given with --sas-key (environment BUSBAR_SAS_KEY) is empty; anyone could \
+         sign tokens with it. Give a real key, or unset it to use the development key on loopback"
+    )]
+    EmptyRootKey,
 }
 
 /// One invalid field: where it is and what is wrong with it.
@@ -320,6 +325,9 @@ impl BrokerConfig {
         let mut policies = self.policies.clone();
 
         if let Some(key) = &self.root_key {
+            if key.trim().is_empty() {
+                return Err(ConfigError::EmptyRootKey);
+            }
             policies.retain(|policy| policy.name != root_name);
             policies.push(Policy {
                 name: root_name,
@@ -408,6 +416,20 @@ mod tests {
         assert!(text.contains("--sas-key"), "{text}");
         assert!(text.contains("BUSBAR_SAS_KEY"), "{text}");
         assert!(text.contains("\"Policies\""), "{text}");
+    }
+
+    #[test]
+    fn an_empty_root_key_is_refused_wherever_the_broker_listens() {
+        for key in ["", "  "] {
+            let config = BrokerConfig {
+                root_key: Some(key.to_owned()),
+                ..BrokerConfig::default()
+            };
+            assert!(matches!(
+                config.effective_policies(),
+                Err(ConfigError::EmptyRootKey)
+            ));
+        }
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //! their holder only, and SASL PLAIN checked against the policies. Each broker is configured
 //! with three policies holding one right each.
 
-use busbar_interop::Broker;
+use std::process::Command;
+use std::time::Duration;
+
+use busbar_interop::{Broker, busbar_binary, free_port, run_with_timeout};
 
 const SEND_KEY: &str = "send-only-key";
 const LISTEN_KEY: &str = "listen-only-key";
@@ -45,4 +48,49 @@ fn python_each_operation_needs_its_right_and_sessions_their_holder() {
         &["guarded", &listen, &manage, "sessions", "events", "all"],
         &[],
     );
+}
+
+#[test]
+fn sasl_plain_takes_a_policy_key_name_and_its_key_only() {
+    let broker = Broker::start(Some(CONFIG), &[]);
+    let send = broker.conn_str_with_key("sender", SEND_KEY);
+    broker.run_python_with("sasl_plain.py", &send, &["guarded"], &[]);
+}
+
+/// `busbar serve` on every address with an empty root key, given as a flag or as an empty
+/// environment variable: it must refuse to start and say why.
+#[test]
+fn an_empty_root_key_stops_startup() {
+    for (flag, env) in [(Some(""), None), (None, Some(""))] {
+        let workdir = tempfile::tempdir().expect("temp dir");
+        let mut command = Command::new(busbar_binary());
+        command
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(workdir.path().join("data"))
+            .arg("--amqp-listen")
+            .arg(format!("0.0.0.0:{}", free_port()))
+            .arg("--http-listen")
+            .arg(format!("127.0.0.1:{}", free_port()))
+            .env_remove("BUSBAR_SAS_KEY");
+        if let Some(key) = flag {
+            command.arg("--sas-key").arg(key);
+        }
+        if let Some(key) = env {
+            command.env("BUSBAR_SAS_KEY", key);
+        }
+        let outcome = run_with_timeout(&mut command, Duration::from_secs(20));
+        let Some(status) = outcome.status else {
+            panic!(
+                "busbar kept running on 0.0.0.0 with an empty key (flag {flag:?}, env {env:?})\n{}",
+                outcome.output
+            );
+        };
+        assert!(!status.success(), "busbar exited 0\n{}", outcome.output);
+        assert!(
+            outcome.output.contains("is empty"),
+            "the error should say the key is empty; busbar printed:\n{}",
+            outcome.output
+        );
+    }
 }

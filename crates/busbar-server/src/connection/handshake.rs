@@ -1,8 +1,9 @@
 //! The protocol headers and SASL, before the AMQP engine takes over.
 
-use busbar_amqp::engine::sasl;
+use busbar_amqp::engine::sasl::{self, SaslIdentity};
 use busbar_amqp::frame::{Frame, FrameBody, FrameDecoder, ProtocolHeader, encode_frame};
 use busbar_amqp::performative::SaslCode;
+use busbar_servicebus::sas::{self, Claims, Policy};
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -33,9 +34,15 @@ async fn read_header(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<Proto
     }
 }
 
-/// The protocol headers and, when the client starts with it, SASL (ANONYMOUS or PLAIN;
-/// identity comes from `$cbs` tokens, not from SASL).
-pub(super) async fn handshake(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<(), String> {
+/// The protocol headers and, when the client starts with it, SASL. ANONYMOUS connections
+/// get their rights from `$cbs` tokens; PLAIN must name a policy and its key (refused
+/// otherwise), and gets that policy's rights on the whole namespace.
+pub(super) async fn handshake(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    policies: &[Policy],
+) -> Result<Option<Claims>, String> {
+    let mut claims = None;
     let header = read_header(stream, buf).await?;
     if header == ProtocolHeader::Sasl {
         let mut out = BytesMut::new();
@@ -58,16 +65,28 @@ pub(super) async fn handshake(stream: &mut TcpStream, buf: &mut BytesMut) -> Res
                 }
             }
         };
-        let code = match sasl::accept_init(&init, true) {
-            Ok(_) => SaslCode::Ok,
-            Err(_) => SaslCode::Auth,
+        let outcome = match sasl::accept_init(&init, true) {
+            Ok(SaslIdentity::Anonymous { .. }) => Ok(()),
+            Ok(SaslIdentity::Plain {
+                username, password, ..
+            }) => match sas::validate_plain(&username, &password, policies) {
+                Ok(granted) => {
+                    claims = Some(granted);
+                    Ok(())
+                }
+                Err(error) => Err(format!("SASL PLAIN refused: {error}")),
+            },
+            Err(error) => Err(format!("SASL refused: {error}")),
+        };
+        let code = if outcome.is_ok() {
+            SaslCode::Ok
+        } else {
+            SaslCode::Auth
         };
         out.clear();
         encode_frame(&Frame::sasl(sasl::outcome(code)), &mut out);
         stream.write_all(&out).await.map_err(|e| e.to_string())?;
-        if code != SaslCode::Ok {
-            return Err("SASL mechanism refused".to_owned());
-        }
+        outcome?;
         let header = read_header(stream, buf).await?;
         if header != ProtocolHeader::Amqp {
             return Err("expected the AMQP header after SASL".to_owned());
@@ -76,5 +95,6 @@ pub(super) async fn handshake(stream: &mut TcpStream, buf: &mut BytesMut) -> Res
     stream
         .write_all(&ProtocolHeader::Amqp.bytes())
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok(claims)
 }

@@ -170,10 +170,10 @@ pub async fn serve<S: Store>(
     let mut read_buf = BytesMut::with_capacity(64 * 1024);
     let handshake = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
-        handshake::handshake(&mut stream, &mut read_buf),
+        handshake::handshake(&mut stream, &mut read_buf, &broker.settings.policies),
     );
-    match handshake.await {
-        Ok(Ok(())) => {}
+    let sasl_claims = match handshake.await {
+        Ok(Ok(claims)) => claims,
         Ok(Err(reason)) => {
             tracing::debug!(%peer, %reason, "handshake refused");
             return;
@@ -182,7 +182,7 @@ pub async fn serve<S: Store>(
             tracing::debug!(%peer, "handshake timed out");
             return;
         }
-    }
+    };
     let now = elapsed_ms(epoch);
     let config = ConnectionConfig {
         container_id: "busbar".to_owned(),
@@ -195,7 +195,7 @@ pub async fn serve<S: Store>(
         engine: Connection::new(config, now),
         connection_id,
         hostname: "localhost".to_owned(),
-        claims: Vec::new(),
+        claims: sasl_claims.into_iter().collect(),
         links: HashMap::new(),
         responders: Vec::new(),
         outstanding: HashMap::new(),
