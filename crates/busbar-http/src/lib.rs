@@ -3,6 +3,9 @@
 //! (`GET /api/topics`, `GET /api/topics/{name}`) with each subscription's counts and rules,
 //! and the same figures for Prometheus (`GET /metrics`).
 //!
+//! Everything but `/health` needs a SAS token in the `Authorization` header, which the
+//! broker judges through [`Admin::authorize`] (reads need Listen, changes Manage).
+//!
 //! It only reports on and (later) administers the broker through state handed to it; it must
 //! not touch the AMQP listener or the store directly.
 
@@ -103,8 +106,23 @@ pub struct TopicInfo {
     pub subscriptions: Vec<SubscriptionInfo>,
 }
 
+/// What a request to the HTTP API asks to do, for [`Admin::authorize`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
 /// What the queue and topic APIs read from the broker.
 pub trait Admin: Send + Sync + 'static {
+    /// Whether a request with this `Authorization` header value may have `access` to the
+    /// entity at `path` (`""`: the whole namespace). The error is said to the client.
+    fn authorize(
+        &self,
+        authorization: Option<&str>,
+        path: &str,
+        access: Access,
+    ) -> Result<(), String>;
     /// Every queue (subscriptions are listed with their topics), sorted by name.
     fn queues(&self) -> Vec<QueueInfo>;
     /// One queue, looked up case-insensitively.
@@ -128,8 +146,48 @@ pub fn router_with_admin(state: HealthState, admin: Arc<dyn Admin>) -> Router {
         .route("/api/topics", get(list_topics))
         .route("/api/topics/{name}", get(get_topic))
         .route("/metrics", get(metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&admin),
+            require_token,
+        ))
         .with_state(admin);
     router(state).merge(api)
+}
+
+/// Refuses, with 401 and the reason, a request whose `Authorization` header does not grant
+/// what it asks: reads of one entity need a token covering it, listings and metrics a token
+/// for the namespace.
+async fn require_token(
+    State(admin): State<Arc<dyn Admin>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let uri_path = request.uri().path();
+    let entity = ["/api/queues/", "/api/topics/"]
+        .iter()
+        .find_map(|prefix| uri_path.strip_prefix(prefix))
+        .unwrap_or("");
+    let access = if request.method().is_safe() {
+        Access::Read
+    } else {
+        Access::Write
+    };
+    let authorization = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    match admin.authorize(authorization, entity, access) {
+        Ok(()) => next.run(request).await,
+        Err(error) => (
+            StatusCode::UNAUTHORIZED,
+            [(
+                axum::http::header::WWW_AUTHENTICATE,
+                "SharedAccessSignature",
+            )],
+            Json(ErrorBody { error }),
+        )
+            .into_response(),
+    }
 }
 
 async fn list_queues(State(admin): State<Arc<dyn Admin>>) -> Json<Vec<QueueInfo>> {

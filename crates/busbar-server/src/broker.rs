@@ -13,7 +13,7 @@ use busbar_core::{
     SubQueueKind,
 };
 use busbar_servicebus::authorization::{self, Action, Denied};
-use busbar_servicebus::sas::{Claims, Policy};
+use busbar_servicebus::sas::{self, Claims, Policy};
 use busbar_store::{BodyRef, Record, Recovered, RecoveredMessage, Store, StoreError};
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -55,6 +55,9 @@ pub const TOKEN_GRACE_SECS: u64 = 10;
 pub struct Settings {
     pub max_message_size: u64,
     pub policies: Vec<Policy>,
+    /// The HTTP API answers without a token: only when the broker runs on its loopback-only
+    /// development key, which every emulator connection string already carries.
+    pub open_http: bool,
 }
 
 /// A queue and the connections waiting for it to have something to deliver.
@@ -246,6 +249,7 @@ impl<S: Store> Broker<S> {
             settings: Settings {
                 max_message_size: config.max_message_size,
                 policies,
+                open_http: config.uses_development_key(),
             },
             entities: RwLock::new(entities),
             topics: RwLock::new(topics),
@@ -650,6 +654,32 @@ pub fn queue_config(properties: &QueueProperties) -> QueueConfig {
 }
 
 impl<S: Store> busbar_http::Admin for Broker<S> {
+    fn authorize(
+        &self,
+        authorization: Option<&str>,
+        path: &str,
+        access: busbar_http::Access,
+    ) -> Result<(), String> {
+        if self.settings.open_http {
+            return Ok(());
+        }
+        let token = authorization.ok_or_else(|| {
+            "Send a SharedAccessSignature token in the Authorization header.".to_owned()
+        })?;
+        let claims = sas::validate(
+            token,
+            &self.settings.policies,
+            self.now_unix_secs(),
+            TOKEN_GRACE_SECS,
+        )
+        .map_err(|error| error.to_string())?;
+        let action = match access {
+            busbar_http::Access::Read => Action::AdminRead,
+            busbar_http::Access::Write => Action::AdminWrite,
+        };
+        Broker::authorize(self, &[claims], path, action).map_err(|denied| denied.to_string())
+    }
+
     fn queues(&self) -> Vec<busbar_http::QueueInfo> {
         self.entities()
             .iter()

@@ -310,6 +310,12 @@ impl BrokerConfig {
         Ok(config)
     }
 
+    /// Whether the broker runs on the loopback-only development key: no policy configured
+    /// and no root key given.
+    pub fn uses_development_key(&self) -> bool {
+        self.policies.is_empty() && self.root_key.is_none()
+    }
+
     /// The policies the broker enforces:
     ///
     /// * the configured policies, plus the root key from [`Self::root_key`] (replacing a

@@ -32,6 +32,10 @@ pub enum Action<'a> {
     ManagementLink,
     /// Run one `$management` operation (its `operation` property).
     Management(&'a str),
+    /// Read the HTTP API: entity listings, counts, metrics.
+    AdminRead,
+    /// Change entities through the HTTP API.
+    AdminWrite,
 }
 
 /// The right each `$management` operation needs, as Service Bus documents them.
@@ -57,6 +61,8 @@ pub fn required_right(action: Action<'_>) -> Right {
         Action::SendLink => Right::Send,
         Action::ReceiveLink => Right::Listen,
         Action::ManagementLink => Right::AnyToken,
+        Action::AdminRead => Right::Listen,
+        Action::AdminWrite => Right::Manage,
         Action::Management(operation) => MANAGEMENT_RIGHTS
             .iter()
             .find(|(name, _)| *name == operation)
@@ -76,9 +82,7 @@ pub fn claims_grant(claims: &Claims, right: Right) -> bool {
 
 /// Why a request was refused: the path and the right that no token granted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "Unauthorized access to '{path}': '{right:?}' is required. Send a token that grants it on $cbs (put-token) first."
-)]
+#[error("Unauthorized access to '{path}': a token granting '{right:?}' for it is required.")]
 pub struct Denied {
     pub path: String,
     pub right: Right,
@@ -184,6 +188,15 @@ mod tests {
                 "{operation}"
             );
         }
+    }
+
+    #[test]
+    fn the_http_api_reads_with_listen_and_writes_with_manage() {
+        assert!(allowed(LISTEN, Action::AdminRead));
+        assert!(!allowed(SEND, Action::AdminRead));
+        assert!(!allowed(LISTEN, Action::AdminWrite));
+        assert!(allowed(MANAGE, Action::AdminWrite));
+        assert!(allowed(MANAGE, Action::AdminRead));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use busbar_server::config::{BrokerConfig, ConfigError, Durability};
+use busbar_servicebus::sas::DEFAULT_KEY_NAME;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
@@ -64,6 +65,37 @@ struct QueuesArgs {
     /// Print the API's JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// A key with Listen rights signs the request; none is needed on a loopback broker
+    /// running the development key.
+    #[command(flatten)]
+    key: SasKeyArgs,
+}
+
+impl QueuesArgs {
+    fn api(&self) -> queues_cmd::Api {
+        let name = self.key.sas_key_name.as_deref().unwrap_or(DEFAULT_KEY_NAME);
+        queues_cmd::Api::new(self.http, name, self.key.sas_key.as_deref())
+    }
+}
+
+/// A shared access key: the broker's root key for `serve`, the signer of requests for the
+/// client commands.
+#[derive(Debug, Clone, Args)]
+struct SasKeyArgs {
+    /// Name of the shared access key [default: RootManageSharedAccessKey].
+    #[arg(long, env = "BUSBAR_SAS_KEY_NAME", value_name = "NAME")]
+    sas_key_name: Option<String>,
+
+    /// Secret of the shared access key. For `serve`, the root key (all rights): without it
+    /// and without policies in the config file, the emulator's well-known key SAS_KEY_VALUE
+    /// is accepted, and only while every listener is on a loopback address.
+    #[arg(
+        long,
+        env = "BUSBAR_SAS_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    sas_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -97,20 +129,8 @@ struct ServeArgs {
     )]
     max_message_size: Option<u64>,
 
-    /// Name of the root shared access key (all rights) [default: RootManageSharedAccessKey].
-    #[arg(long, env = "BUSBAR_SAS_KEY_NAME", value_name = "NAME")]
-    sas_key_name: Option<String>,
-
-    /// Secret of the root shared access key (all rights). Without it and without policies in
-    /// the config file, the emulator's well-known key SAS_KEY_VALUE is accepted, and only
-    /// while every listener is on a loopback address.
-    #[arg(
-        long,
-        env = "BUSBAR_SAS_KEY",
-        value_name = "KEY",
-        hide_env_values = true
-    )]
-    sas_key: Option<String>,
+    #[command(flatten)]
+    key: SasKeyArgs,
 
     /// When a send is acknowledged: "sync" after the write is fsynced, "buffered" once handed
     /// to the OS (faster; a machine crash can lose the last acknowledged messages)
@@ -161,10 +181,10 @@ fn build_config(args: &ServeArgs) -> Result<BrokerConfig, ConfigError> {
     if let Some(durability) = args.durability {
         config.durability = durability.into();
     }
-    if let Some(name) = &args.sas_key_name {
+    if let Some(name) = &args.key.sas_key_name {
         config.root_key_name = Some(name.clone());
     }
-    if let Some(key) = &args.sas_key {
+    if let Some(key) = &args.key.sas_key {
         config.root_key = Some(key.clone());
     }
     // Fail now, with the instructions, rather than after the listeners are up.
@@ -266,11 +286,11 @@ async fn main() -> ExitCode {
     let args = match cli.command {
         Command::Serve(args) => args,
         Command::Queues(args) => {
-            return exit_code(queues_cmd::run(args.http, args.name.as_deref(), args.json).await);
+            return exit_code(queues_cmd::run(&args.api(), args.name.as_deref(), args.json).await);
         }
         Command::Topics(args) => {
             return exit_code(
-                queues_cmd::run_topics(args.http, args.name.as_deref(), args.json).await,
+                queues_cmd::run_topics(&args.api(), args.name.as_deref(), args.json).await,
             );
         }
     };

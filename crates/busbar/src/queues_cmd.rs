@@ -4,17 +4,53 @@
 use std::net::SocketAddr;
 
 use anyhow::{Context as _, bail};
+use busbar_servicebus::sas;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// A running broker's HTTP API, and the `Authorization` header value to send it.
+pub struct Api {
+    pub http: SocketAddr,
+    pub authorization: Option<String>,
+}
+
+impl Api {
+    /// Signs requests with a SAS token for the whole namespace when a key is given (the
+    /// API answers without one only on a loopback broker running the development key).
+    pub fn new(http: SocketAddr, key_name: &str, key: Option<&str>) -> Self {
+        const TOKEN_LIFETIME_SECS: u64 = 3600;
+        let authorization = key.map(|key| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_secs());
+            sas::generate_token(
+                &format!("sb://{http}/"),
+                key_name,
+                key,
+                now + TOKEN_LIFETIME_SECS,
+            )
+        });
+        Api {
+            http,
+            authorization,
+        }
+    }
+}
+
 /// Fetches `path` from the broker's HTTP listener with a plain HTTP/1.1 GET.
-async fn get(http: SocketAddr, path: &str) -> anyhow::Result<(u16, Value)> {
+async fn get(api: &Api, path: &str) -> anyhow::Result<(u16, Value)> {
+    let http = api.http;
     let mut stream = TcpStream::connect(http)
         .await
         .with_context(|| format!("cannot reach the broker's HTTP listener at {http}"))?;
+    let authorization = api
+        .authorization
+        .as_deref()
+        .map(|token| format!("Authorization: {token}\r\n"))
+        .unwrap_or_default();
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {http}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {http}\r\nAccept: application/json\r\n{authorization}Connection: close\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).await?;
     let mut response = Vec::new();
@@ -67,8 +103,8 @@ const COLUMNS: [(&str, &str); 7] = [
 ];
 
 /// Prints one queue or all of them, as a table or as the API's JSON.
-pub async fn run(http: SocketAddr, name: Option<&str>, json: bool) -> anyhow::Result<()> {
-    let Some(body) = fetch(http, "queue", "/api/queues", name, json).await? else {
+pub async fn run(api: &Api, name: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let Some(body) = fetch(api, "queue", "/api/queues", name, json).await? else {
         return Ok(());
     };
     let queues = match body {
@@ -81,8 +117,8 @@ pub async fn run(http: SocketAddr, name: Option<&str>, json: bool) -> anyhow::Re
 
 /// Prints the subscriptions of one topic or of all of them (one row per subscription,
 /// named by its path), or the API's JSON.
-pub async fn run_topics(http: SocketAddr, name: Option<&str>, json: bool) -> anyhow::Result<()> {
-    let Some(body) = fetch(http, "topic", "/api/topics", name, json).await? else {
+pub async fn run_topics(api: &Api, name: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let Some(body) = fetch(api, "topic", "/api/topics", name, json).await? else {
         return Ok(());
     };
     let topics = match body {
@@ -101,7 +137,7 @@ pub async fn run_topics(http: SocketAddr, name: Option<&str>, json: bool) -> any
 
 /// GETs `base` or `base/name`; prints the JSON and returns `None` when asked for JSON.
 async fn fetch(
-    http: SocketAddr,
+    api: &Api,
     kind: &str,
     base: &str,
     name: Option<&str>,
@@ -111,9 +147,15 @@ async fn fetch(
         Some(name) => format!("{base}/{name}"),
         None => base.to_owned(),
     };
-    let (status, body) = get(http, &path).await?;
+    let (status, body) = get(api, &path).await?;
     if status == 404 {
         bail!("no {kind} named '{}'", name.unwrap_or_default());
+    }
+    if status == 401 {
+        bail!(
+            "the broker refused the request: {body}. Give a key with Listen rights: \
+             --sas-key-name NAME --sas-key KEY (environment BUSBAR_SAS_KEY_NAME, BUSBAR_SAS_KEY)"
+        );
     }
     if status != 200 {
         bail!("the broker answered {status}: {body}");

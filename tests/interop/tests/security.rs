@@ -2,6 +2,8 @@
 //! their holder only, and SASL PLAIN checked against the policies. Each broker is configured
 //! with three policies holding one right each.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
@@ -91,6 +93,85 @@ fn an_empty_root_key_stops_startup() {
             outcome.output.contains("is empty"),
             "the error should say the key is empty; busbar printed:\n{}",
             outcome.output
+        );
+    }
+}
+
+/// The status line's code of a plain `GET path` with an optional `Authorization` header.
+fn http_status(broker: &Broker, path: &str, authorization: Option<&str>) -> u16 {
+    let mut stream = TcpStream::connect(broker.http_addr()).expect("connect to the HTTP port");
+    let header = authorization
+        .map(|value| format!("Authorization: {value}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\n{header}Connection: close\r\n\r\n"
+    )
+    .expect("write the request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("read the response");
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {response:?}"))
+}
+
+#[test]
+fn the_http_api_needs_a_listen_token_once_policies_are_configured() {
+    let broker = Broker::start(Some(CONFIG), &[]);
+    assert_eq!(
+        http_status(&broker, "/health", None),
+        200,
+        "/health stays open"
+    );
+    for path in [
+        "/api/queues",
+        "/api/queues/guarded",
+        "/api/topics",
+        "/metrics",
+    ] {
+        assert_eq!(
+            http_status(&broker, path, None),
+            401,
+            "{path} without a token"
+        );
+        assert_eq!(
+            http_status(
+                &broker,
+                path,
+                Some("SharedAccessSignature sr=x&sig=y&se=1&skn=listener")
+            ),
+            401,
+            "{path} with a forged token"
+        );
+    }
+    let http = broker.http_addr().to_string();
+    let with_key = |name: &str, key: &str| {
+        broker.run_cli(&[
+            "queues",
+            "--http",
+            &http,
+            "--sas-key-name",
+            name,
+            "--sas-key",
+            key,
+        ])
+    };
+    let refused = with_key("sender", SEND_KEY);
+    assert!(
+        refused.status.is_some_and(|s| !s.success()) && refused.output.contains("Listen"),
+        "a Send-only key must not read the API:\n{}",
+        refused.output
+    );
+    for (name, key) in [("listener", LISTEN_KEY), ("manager", MANAGE_KEY)] {
+        let listed = with_key(name, key);
+        assert!(
+            listed.status.is_some_and(|s| s.success()) && listed.output.contains("guarded"),
+            "{name} must list the queues:\n{}",
+            listed.output
         );
     }
 }

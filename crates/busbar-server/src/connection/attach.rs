@@ -277,7 +277,11 @@ impl<S: Store> Conn<S> {
     }
 
     fn unauthorized(&mut self, link: LinkRef, denied: &Denied) {
-        self.refuse(link, conditions::UNAUTHORIZED_ACCESS, denied.to_string());
+        self.refuse(
+            link,
+            conditions::UNAUTHORIZED_ACCESS,
+            format!("{denied} Send one on $cbs (put-token) first."),
+        );
     }
 
     pub(super) fn accept(&mut self, link: LinkRef, reply: AttachReply, kind: LinkKind) {
