@@ -7,7 +7,9 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use busbar_interop::{Broker, busbar_binary, free_port, run_with_timeout};
+use busbar_interop::{
+    Broker, QueueSpec, busbar_binary, emulator_config, free_port, run_with_timeout,
+};
 
 const SEND_KEY: &str = "send-only-key";
 const LISTEN_KEY: &str = "listen-only-key";
@@ -174,4 +176,14 @@ fn the_http_api_needs_a_listen_token_once_policies_are_configured() {
             listed.output
         );
     }
+}
+
+#[test]
+fn a_message_the_receiver_cannot_take_is_counted_then_dead_lettered() {
+    let config = emulator_config(&[
+        QueueSpec::new("locked").max_delivery_count(3),
+        QueueSpec::new("deleted").max_delivery_count(3),
+    ]);
+    let broker = Broker::start(Some(&config), &[]);
+    broker.run_python("undeliverable.py", &["locked", "deleted"]);
 }

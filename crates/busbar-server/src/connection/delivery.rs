@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use busbar_amqp::engine::LinkRef;
+use busbar_amqp::engine::{EngineError, LinkRef};
 use busbar_amqp::performative::DeliveryState;
 use busbar_amqp::value::Value;
-use busbar_core::{CoreError, Delivery, SubQueueKind};
+use busbar_core::{CoreError, Delivery, ReceiveMode, SubQueueKind};
 use busbar_servicebus::conditions;
 use busbar_servicebus::message::{Stamp, write_delivery};
 use busbar_servicebus::settlement::{Settlement, lock_lost, rejected};
@@ -14,6 +14,19 @@ use bytes::{Bytes, BytesMut};
 
 use super::{AfterCommit, Conn, DELIVERY_BATCH, LinkKind, Outstanding};
 use crate::broker::{Entity, wake};
+
+/// The dead-letter reason of a message whose stored form can't be read back.
+const UNREADABLE_REASON: &str = "MessageUnreadable";
+
+/// Why a locked message did not go out to the receiver.
+enum Undeliverable {
+    /// The link or session can't take it now (credit, window); it goes back untouched.
+    Transient,
+    /// The receiver can't take it at all: the attempt counts as a delivery.
+    TooLarge(String),
+    /// The broker can't read it back (a damaged body): it never reaches a client.
+    Unreadable(String),
+}
 
 impl<S: Store> Conn<S> {
     // -----------------------------------------------------------------------------------
@@ -36,6 +49,10 @@ impl<S: Store> Conn<S> {
     }
 
     /// Sends what the link's credit allows; with nothing to send, waits on the queue.
+    ///
+    /// Every message is taken locked, receive-and-delete ones too: a message leaves its
+    /// queue only once the engine took it, and one that cannot be sent is counted as a
+    /// delivery (or dead-lettered) instead of being picked again forever.
     pub(super) fn pump(&mut self, link: LinkRef) {
         let Some(LinkKind::Consumer(consumer)) = self.links.get(&link) else {
             return;
@@ -56,14 +73,16 @@ impl<S: Store> Conn<S> {
                 let mut state = entity.lock();
                 while deliveries.len() < capacity as usize {
                     let next = match session.as_deref() {
-                        Some(id) => {
-                            state
-                                .queue
-                                .next_in_session(id, mode, consumer_id, now, &mut journal)
-                        }
+                        Some(id) => state.queue.next_in_session(
+                            id,
+                            ReceiveMode::PeekLock,
+                            consumer_id,
+                            now,
+                            &mut journal,
+                        ),
                         None => state.queue.next_for_delivery(
                             kind,
-                            mode,
+                            ReceiveMode::PeekLock,
                             consumer_id,
                             now,
                             &mut journal,
@@ -82,14 +101,20 @@ impl<S: Store> Conn<S> {
                     }
                 }
             }
-            // Receive-and-delete removals are not waited for: the message is handed out
-            // either way, and a crash before the sync redelivers it (at least once).
+            // Expiries met on the way are not waited for: nothing acknowledges them.
             drop(journal.into_commit());
             entity.stats.add_delivered(deliveries.len());
+            let full_batch = deliveries.len() == capacity as usize;
+            let mut outcomes = Vec::with_capacity(deliveries.len());
+            for delivery in deliveries {
+                let Some(lock) = delivery.lock else {
+                    continue;
+                };
+                let outcome = self.send_delivery(link, &entity, kind, mode, delivery);
+                outcomes.push((lock.token, outcome));
+            }
+            let undeliverable = self.after_sending(&entity, kind, mode, outcomes);
             if let Some(CoreError::SessionLockLost) = failure {
-                for delivery in deliveries {
-                    self.send_delivery(link, &entity, kind, delivery);
-                }
                 return self.detach_with(
                     link,
                     conditions::SESSION_LOCK_LOST,
@@ -99,67 +124,137 @@ impl<S: Store> Conn<S> {
             if let Some(error) = failure {
                 tracing::error!(entity = %entity.name, %error, "delivery failed");
             }
-            let full_batch = deliveries.len() == capacity as usize;
-            for delivery in deliveries {
-                self.send_delivery(link, &entity, kind, delivery);
-            }
-            if !full_batch {
+            // After a failure the next attempt waits for the next wake-up instead of
+            // looping here.
+            if !full_batch || undeliverable {
                 return;
             }
         }
     }
 
+    /// Settles what the broker itself decides about the messages it just tried to send, in
+    /// one acquisition of the queue's lock: receive-and-delete messages that went out are
+    /// removed, and those that could not go out are released, counted or dead-lettered.
+    /// Returns whether any could not be sent.
+    fn after_sending(
+        &mut self,
+        entity: &Arc<Entity>,
+        kind: SubQueueKind,
+        mode: ReceiveMode,
+        outcomes: Vec<(uuid::Uuid, Result<(), Undeliverable>)>,
+    ) -> bool {
+        let delete_sent = mode == ReceiveMode::ReceiveAndDelete;
+        let failed = outcomes.iter().any(|(_, outcome)| outcome.is_err());
+        if !delete_sent && !failed {
+            return false;
+        }
+        let now = self.broker.now_ms();
+        // Nothing acknowledges these changes, so nothing waits for their sync: a crash
+        // before it delivers a receive-and-delete message again (at least once).
+        let mut journal = self.broker.relaxed_journal();
+        let waiters = {
+            let mut state = entity.lock();
+            let queue = &mut state.queue;
+            for (token, outcome) in outcomes {
+                let result = match outcome {
+                    Ok(()) if delete_sent => queue.complete(kind, token, now, &mut journal),
+                    Ok(()) => Ok(()),
+                    Err(Undeliverable::Transient) => queue.release(kind, token, now),
+                    Err(Undeliverable::TooLarge(why)) => {
+                        tracing::warn!(entity = %entity.name, %why, "message not delivered");
+                        queue.abandon(kind, token, now, None, &mut journal)
+                    }
+                    Err(Undeliverable::Unreadable(why)) => {
+                        tracing::error!(entity = %entity.name, %why, "message unreadable");
+                        if kind == SubQueueKind::Main {
+                            queue.dead_letter(
+                                kind,
+                                token,
+                                now,
+                                Some(UNREADABLE_REASON),
+                                Some(&why),
+                                None,
+                                &mut journal,
+                            )
+                        } else {
+                            // A dead-letter queue has nowhere further to send it: set it
+                            // aside where only receive-by-sequence-number looks.
+                            queue.defer(kind, token, now, None, &mut journal)
+                        }
+                    }
+                };
+                if let Err(error) = result {
+                    tracing::error!(entity = %entity.name, %error, "settling an attempted delivery failed");
+                }
+            }
+            if failed {
+                // The messages are available again, to this connection too: it tries
+                // again after a trip through its event loop, not in a loop here.
+                state.wait(&self.notify);
+                state.take_waiters()
+            } else {
+                Vec::new()
+            }
+        };
+        drop(journal.into_commit());
+        wake(waiters);
+        failed
+    }
+
+    /// Stamps and sends one locked delivery; says why when it cannot go out.
     fn send_delivery(
         &mut self,
         link: LinkRef,
         entity: &Arc<Entity>,
         kind: SubQueueKind,
+        mode: ReceiveMode,
         delivery: Delivery,
-    ) {
+    ) -> Result<(), Undeliverable> {
+        let Some(lock) = delivery.lock else {
+            return Err(Undeliverable::Transient);
+        };
         let body = match delivery.body {
             Some(body) => body,
-            None => match self.broker.store.read_body(delivery.body_ref) {
-                Ok(body) => body,
-                Err(error) => {
-                    tracing::error!(entity = %entity.name, seq = delivery.seq, %error, "body unreadable");
-                    if let Some(lock) = delivery.lock {
-                        let _ = entity
-                            .lock()
-                            .queue
-                            .release(kind, lock.token, self.broker.now_ms());
-                    }
-                    return;
-                }
-            },
+            None => self
+                .broker
+                .store
+                .read_body(delivery.body_ref)
+                .map_err(|error| {
+                    Undeliverable::Unreadable(format!(
+                        "The stored body of message {} can't be read: {error}",
+                        delivery.seq
+                    ))
+                })?,
         };
+        let peek_lock = mode == ReceiveMode::PeekLock;
         let stamp = Stamp {
             sequence_number: i64::try_from(delivery.seq).unwrap_or(i64::MAX),
             enqueued_at_ms: delivery.meta.enqueued_at_ms,
             delivery_count: delivery.meta.delivery_count,
-            locked_until_ms: delivery.lock.map(|l| l.locked_until_ms),
+            locked_until_ms: peek_lock.then_some(lock.locked_until_ms),
             state: delivery.meta.state as i32,
             expires_at_ms: delivery.meta.expires_at_ms,
         };
         let mut payload = BytesMut::with_capacity(body.len() + 96);
-        if let Err(error) = write_delivery(&mut payload, &body, &stamp) {
-            tracing::error!(entity = %entity.name, seq = delivery.seq, %error, "stored message unreadable");
-            return;
-        }
+        write_delivery(&mut payload, &body, &stamp).map_err(|error| {
+            Undeliverable::Unreadable(format!(
+                "Stored message {} can't be read: {error}",
+                delivery.seq
+            ))
+        })?;
         let token = self.next_token;
         self.next_token += 1;
-        let (tag, settled) = match delivery.lock {
-            Some(lock) => (Bytes::copy_from_slice(&lock.token.to_bytes_le()), false),
-            None => (
-                Bytes::copy_from_slice(&u128::from(delivery.seq).to_le_bytes()),
-                true,
-            ),
+        let tag = if peek_lock {
+            Bytes::copy_from_slice(&lock.token.to_bytes_le())
+        } else {
+            Bytes::copy_from_slice(&u128::from(delivery.seq).to_le_bytes())
         };
         match self
             .engine
-            .send_message(link, tag, payload.freeze(), settled, token)
+            .send_message(link, tag, payload.freeze(), !peek_lock, token)
         {
             Ok(_) => {
-                if let Some(lock) = delivery.lock {
+                if peek_lock {
                     self.outstanding.insert(
                         token,
                         Outstanding {
@@ -170,15 +265,17 @@ impl<S: Store> Conn<S> {
                         },
                     );
                 }
+                Ok(())
+            }
+            Err(EngineError::MessageTooLarge { size, max }) => {
+                Err(Undeliverable::TooLarge(format!(
+                    "message {} is {size} bytes; the receiver takes at most {max}",
+                    delivery.seq
+                )))
             }
             Err(error) => {
                 tracing::debug!(%error, "delivery not sent");
-                if let Some(lock) = delivery.lock {
-                    let _ = entity
-                        .lock()
-                        .queue
-                        .release(kind, lock.token, self.broker.now_ms());
-                }
+                Err(Undeliverable::Transient)
             }
         }
     }
