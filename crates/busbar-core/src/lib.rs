@@ -27,7 +27,7 @@ pub use error::CoreError;
 pub use journal::{BodyEdit, Journal};
 pub use namespace::{Address, Namespace, NamespaceError, QueueDefinition, parse_address};
 pub use queue::{
-    Delivery, LockGrant, NewMessage, Queue, QueueCounts, REASON_MAX_DELIVERY, REASON_TTL_EXPIRED,
-    ReceiveMode, SessionGrant, SessionPick, session_state_entity,
+    Delivery, Disposition, LockGrant, NewMessage, Queue, QueueCounts, REASON_MAX_DELIVERY,
+    REASON_TTL_EXPIRED, ReceiveMode, SessionGrant, SessionPick, session_state_entity,
 };
 pub use subqueue::{ConsumerId, MessageView, SubQueue, SubQueueCounts, SubQueueKind};
