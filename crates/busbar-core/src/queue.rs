@@ -21,6 +21,7 @@ use crate::dedup::{DuplicateWindow, marker_entity};
 use crate::error::CoreError;
 use crate::journal::{BodyEdit, Journal};
 use crate::namespace::transfer_dead_letter_entity;
+use crate::quota;
 
 mod sessions;
 use crate::subqueue::{ConsumerId, Entry, SubQueue, SubQueueCounts, SubQueueKind};
@@ -299,6 +300,15 @@ impl Queue {
         }
     }
 
+    /// Bytes stored by the main stream and both dead-letter queues: what the size cap
+    /// limits (see [`crate::quota`]).
+    pub fn size_bytes(&self) -> u64 {
+        SubQueueKind::ALL
+            .iter()
+            .map(|&kind| self.sub(kind).stored_bytes())
+            .sum()
+    }
+
     pub fn counts(&self) -> QueueCounts {
         let main: SubQueueCounts = self.main.counts();
         QueueCounts {
@@ -375,6 +385,8 @@ impl Queue {
 
     /// Appends messages to the main stream atomically, with consecutive sequence
     /// numbers; returns them. Messages scheduled for later than `now_ms` start Scheduled.
+    /// Refused as a whole ([`CoreError::QuotaExceeded`]) when the messages would take the
+    /// queue beyond its size cap.
     pub fn enqueue(
         &mut self,
         messages: impl IntoIterator<Item = NewMessage>,
@@ -388,6 +400,7 @@ impl Queue {
         let window_ms = self.config.duplicate_detection_window_ms;
         let mut next_marker = self.duplicates.next_seq();
         let mut batch_ids: Vec<Box<str>> = Vec::new();
+        let mut incoming_bytes = 0;
         if detect {
             for (seq, record) in self.duplicates.expired_records(now_ms, window_ms) {
                 plan.records.push(record);
@@ -430,6 +443,7 @@ impl Queue {
                 session_id: message.session_id,
                 message_id: message.message_id,
             };
+            incoming_bytes += message.body.len() as u64;
             plan.insert(
                 self.main.entity(),
                 SubQueueKind::Main,
@@ -439,6 +453,12 @@ impl Queue {
             );
             next += 1;
         }
+        quota::ensure_room(
+            &self.name,
+            self.config.max_size_bytes,
+            self.size_bytes(),
+            incoming_bytes,
+        )?;
         self.commit(plan, journal)?;
         Ok(first..next)
     }

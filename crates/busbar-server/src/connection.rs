@@ -1032,11 +1032,14 @@ impl<S: Store> Conn<S> {
                 }
             }
             Err(error) => {
-                tracing::error!(%error, "enqueue failed");
-                self.settle_now(
-                    &message,
-                    rejected(conditions::INTERNAL_ERROR, error.to_string()),
-                );
+                let condition = match error {
+                    CoreError::QuotaExceeded { .. } => conditions::RESOURCE_LIMIT_EXCEEDED,
+                    _ => {
+                        tracing::error!(%error, "enqueue failed");
+                        conditions::INTERNAL_ERROR
+                    }
+                };
+                self.settle_now(&message, rejected(condition, error.to_string()));
             }
         }
     }

@@ -60,6 +60,9 @@ impl Failure {
                 conditions::SESSION_CANNOT_BE_LOCKED,
                 format!("The session '{id}' is locked by another receiver."),
             ),
+            CoreError::QuotaExceeded { .. } => {
+                Failure(403, conditions::RESOURCE_LIMIT_EXCEEDED, error.to_string())
+            }
             other => Failure(500, conditions::INTERNAL_ERROR, other.to_string()),
         }
     }
