@@ -24,7 +24,8 @@ pub struct QueueConfig {
     pub forward_to: Option<String>,
     /// Where this queue's dead-lettered messages go.
     pub forward_dead_lettered_to: Option<String>,
-    /// Not enforced yet.
+    /// `MaxSizeInMegabytes`: sends that would take the queue beyond it are refused (see
+    /// [`crate::quota`] for what counts). `None`: no cap.
     pub max_size_bytes: Option<u64>,
     /// Subscriptions: a message a rule's filter fails on goes to the dead-letter queue
     /// (otherwise that rule just does not take it).

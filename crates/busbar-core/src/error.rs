@@ -16,6 +16,16 @@ pub enum CoreError {
     /// The session lock is not held (it expired, or was never taken or given up).
     #[error("the session lock was lost: it expired or is held by no one")]
     SessionLockLost,
+    /// The entity is full: the message would take it beyond its `MaxSizeInMegabytes`
+    /// (worded as Service Bus words it).
+    #[error(
+        "The maximum entity size has been reached or exceeded for '{entity}'. Size of entity in bytes: {size_bytes}, max entity size in bytes: {max_size_bytes}."
+    )]
+    QuotaExceeded {
+        entity: String,
+        size_bytes: u64,
+        max_size_bytes: u64,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The journal broke its contract (one `BodyRef` per `Enqueue` record).

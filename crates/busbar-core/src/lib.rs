@@ -2,8 +2,8 @@
 //!
 //! Job: decide what every broker operation does to queue state (enqueue, peek-lock and
 //! receive-and-delete delivery, complete/abandon/release/defer/dead-letter, lock expiry,
-//! the max-delivery rule, dead-letter queues, scheduled and deferred messages) and say
-//! which [`busbar_store::Record`]s make each change durable.
+//! the max-delivery rule, dead-letter queues, scheduled and deferred messages, the size
+//! cap) and say which [`busbar_store::Record`]s make each change durable.
 //!
 //! It must not do I/O: no sockets, files, threads, async or clocks of its own. Time comes
 //! in as `now_ms` arguments; persistence and AMQP body rewriting go through the caller's
@@ -17,6 +17,7 @@ pub mod filter;
 pub mod journal;
 pub mod namespace;
 pub mod queue;
+pub mod quota;
 pub mod rules;
 pub mod subqueue;
 pub mod topic;
@@ -27,7 +28,7 @@ pub use error::CoreError;
 pub use journal::{BodyEdit, Journal};
 pub use namespace::{Address, Namespace, NamespaceError, QueueDefinition, parse_address};
 pub use queue::{
-    Delivery, LockGrant, NewMessage, Queue, QueueCounts, REASON_MAX_DELIVERY, REASON_TTL_EXPIRED,
-    ReceiveMode, SessionGrant, SessionPick, session_state_entity,
+    Delivery, Disposition, LockGrant, NewMessage, Queue, QueueCounts, REASON_MAX_DELIVERY,
+    REASON_TTL_EXPIRED, ReceiveMode, SessionGrant, SessionPick, session_state_entity,
 };
 pub use subqueue::{ConsumerId, MessageView, SubQueue, SubQueueCounts, SubQueueKind};

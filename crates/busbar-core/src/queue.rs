@@ -9,7 +9,7 @@
 //! Not yet implemented, with where it fits: sessions (an `available` index per session
 //! id plus session locks, next to the plain `available` bitsets in the subqueue).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use busbar_store::{BodyRef, EntityId, MessageMeta, MessageState, Record, RecoveredMessage, Seq};
@@ -21,6 +21,7 @@ use crate::dedup::{DuplicateWindow, marker_entity};
 use crate::error::CoreError;
 use crate::journal::{BodyEdit, Journal};
 use crate::namespace::transfer_dead_letter_entity;
+use crate::quota;
 
 mod sessions;
 use crate::subqueue::{ConsumerId, Entry, SubQueue, SubQueueCounts, SubQueueKind};
@@ -65,6 +66,28 @@ pub struct LockGrant {
     /// The lock token (the AMQP delivery tag, in .NET byte order on the wire).
     pub token: Uuid,
     pub locked_until_ms: i64,
+}
+
+/// What settling a locked message by its lock token does to it.
+#[derive(Clone, Copy)]
+pub enum Disposition<'a> {
+    /// Done: the message is removed.
+    Complete,
+    /// A failed delivery: unlocked, its delivery count increased. In the main stream, once
+    /// the count reaches `max_delivery_count` the message moves to the dead-letter queue
+    /// (`MaxDeliveryCountExceeded`). A deferred message stays deferred. `edit` rewrites
+    /// the body (properties to modify).
+    Abandon { edit: Option<BodyEdit<'a>> },
+    /// Out of normal delivery, receivable by sequence number only; the delivery count
+    /// does not change.
+    Defer { edit: Option<BodyEdit<'a>> },
+    /// To the dead-letter queue with the reason and description as application
+    /// properties, delivery count kept. Main stream only.
+    DeadLetter {
+        reason: Option<&'a str>,
+        description: Option<&'a str>,
+        edit: Option<BodyEdit<'a>>,
+    },
 }
 
 /// A message handed to a receiver.
@@ -277,6 +300,15 @@ impl Queue {
         }
     }
 
+    /// Bytes stored by the main stream and both dead-letter queues: what the size cap
+    /// limits (see [`crate::quota`]).
+    pub fn size_bytes(&self) -> u64 {
+        SubQueueKind::ALL
+            .iter()
+            .map(|&kind| self.sub(kind).stored_bytes())
+            .sum()
+    }
+
     pub fn counts(&self) -> QueueCounts {
         let main: SubQueueCounts = self.main.counts();
         QueueCounts {
@@ -353,6 +385,8 @@ impl Queue {
 
     /// Appends messages to the main stream atomically, with consecutive sequence
     /// numbers; returns them. Messages scheduled for later than `now_ms` start Scheduled.
+    /// Refused as a whole ([`CoreError::QuotaExceeded`]) when the messages would take the
+    /// queue beyond its size cap.
     pub fn enqueue(
         &mut self,
         messages: impl IntoIterator<Item = NewMessage>,
@@ -366,6 +400,7 @@ impl Queue {
         let window_ms = self.config.duplicate_detection_window_ms;
         let mut next_marker = self.duplicates.next_seq();
         let mut batch_ids: Vec<Box<str>> = Vec::new();
+        let mut incoming_bytes = 0;
         if detect {
             for (seq, record) in self.duplicates.expired_records(now_ms, window_ms) {
                 plan.records.push(record);
@@ -408,6 +443,7 @@ impl Queue {
                 session_id: message.session_id,
                 message_id: message.message_id,
             };
+            incoming_bytes += message.body.len() as u64;
             plan.insert(
                 self.main.entity(),
                 SubQueueKind::Main,
@@ -417,6 +453,12 @@ impl Queue {
             );
             next += 1;
         }
+        quota::ensure_room(
+            &self.name,
+            self.config.max_size_bytes,
+            self.size_bytes(),
+            incoming_bytes,
+        )?;
         self.commit(plan, journal)?;
         Ok(first..next)
     }
@@ -512,23 +554,49 @@ impl Queue {
         now_ms: i64,
         journal: &mut impl Journal,
     ) -> Result<Delivery, CoreError> {
-        let deferred_and_free = self
-            .sub(kind)
-            .entry(seq)
-            .is_some_and(|entry| entry.state() == MessageState::Deferred && entry.lock().is_none());
-        if !deferred_and_free {
-            return Err(CoreError::MessageNotFound(seq));
+        self.receive_deferred_all(kind, &[seq], mode, consumer, now_ms, journal)?
+            .pop()
+            .ok_or(CoreError::MessageNotFound(seq))
+    }
+
+    /// [`Queue::receive_deferred`] for several sequence numbers, all or nothing: if one is
+    /// not a deferred, unlocked message of `kind` (or is named twice), nothing is locked or
+    /// removed. Receive-and-delete journals the removals as one append. Deliveries come in
+    /// the order of `seqs`.
+    pub fn receive_deferred_all(
+        &mut self,
+        kind: SubQueueKind,
+        seqs: &[Seq],
+        mode: ReceiveMode,
+        consumer: ConsumerId,
+        now_ms: i64,
+        journal: &mut impl Journal,
+    ) -> Result<Vec<Delivery>, CoreError> {
+        let mut named = HashSet::with_capacity(seqs.len());
+        for &seq in seqs {
+            let deferred_and_free = self.sub(kind).entry(seq).is_some_and(|entry| {
+                entry.state() == MessageState::Deferred && entry.lock().is_none()
+            });
+            // Named again, it would already be locked or gone by its second turn.
+            if !deferred_and_free || !named.insert(seq) {
+                return Err(CoreError::MessageNotFound(seq));
+            }
         }
-        let delivery = match mode {
-            ReceiveMode::PeekLock => self.lock_for(kind, seq, consumer, now_ms),
+        match mode {
+            ReceiveMode::PeekLock => Ok(seqs
+                .iter()
+                .filter_map(|&seq| self.lock_for(kind, seq, consumer, now_ms))
+                .collect()),
             ReceiveMode::ReceiveAndDelete => {
                 let mut plan = Plan::default();
-                let delivery = self.take_for_delete(kind, seq, &mut plan, journal)?;
+                let mut deliveries = Vec::with_capacity(seqs.len());
+                for &seq in seqs {
+                    deliveries.extend(self.take_for_delete(kind, seq, &mut plan, journal)?);
+                }
                 self.commit(plan, journal)?;
-                delivery
+                Ok(deliveries)
             }
-        };
-        delivery.ok_or(CoreError::MessageNotFound(seq))
+        }
     }
 
     /// Settles a locked message as done: removes it.
@@ -539,16 +607,10 @@ impl Queue {
         now_ms: i64,
         journal: &mut impl Journal,
     ) -> Result<(), CoreError> {
-        let seq = self.held(kind, token, now_ms)?;
-        let mut plan = Plan::default();
-        self.plan_remove(kind, seq, &mut plan);
-        self.commit(plan, journal)
+        self.settle_all(kind, &[token], Disposition::Complete, now_ms, journal)
     }
 
-    /// Gives a locked message back as a failed delivery: unlocks it and counts the
-    /// delivery. In the main stream, once the count reaches `max_delivery_count` the
-    /// message moves to the dead-letter queue (`MaxDeliveryCountExceeded`). A deferred
-    /// message stays deferred. `edit` rewrites the body (properties to modify).
+    /// Gives a locked message back as a failed delivery (see [`Disposition::Abandon`]).
     pub fn abandon(
         &mut self,
         kind: SubQueueKind,
@@ -557,10 +619,13 @@ impl Queue {
         edit: Option<BodyEdit<'_>>,
         journal: &mut impl Journal,
     ) -> Result<(), CoreError> {
-        let seq = self.held(kind, token, now_ms)?;
-        let mut plan = Plan::default();
-        self.plan_failed_delivery(kind, seq, edit, &mut plan, journal)?;
-        self.commit(plan, journal)
+        self.settle_all(
+            kind,
+            &[token],
+            Disposition::Abandon { edit },
+            now_ms,
+            journal,
+        )
     }
 
     /// Unlocks a message without counting a delivery (AMQP `released`). Nothing to
@@ -576,8 +641,7 @@ impl Queue {
         Ok(())
     }
 
-    /// Defers a locked message: it leaves normal delivery and can only be received by
-    /// sequence number. The delivery count does not change.
+    /// Defers a locked message (see [`Disposition::Defer`]).
     pub fn defer(
         &mut self,
         kind: SubQueueKind,
@@ -586,23 +650,11 @@ impl Queue {
         edit: Option<BodyEdit<'_>>,
         journal: &mut impl Journal,
     ) -> Result<(), CoreError> {
-        let seq = self.held(kind, token, now_ms)?;
-        let mut plan = Plan::default();
-        let delivery_count = self.entry_of(kind, seq)?.delivery_count();
-        self.plan_update(
-            kind,
-            seq,
-            delivery_count,
-            MessageState::Deferred,
-            edit,
-            &mut plan,
-            journal,
-        )?;
-        self.commit(plan, journal)
+        self.settle_all(kind, &[token], Disposition::Defer { edit }, now_ms, journal)
     }
 
-    /// Moves a locked main-stream message to the dead-letter queue, with the given
-    /// reason and description as application properties. Its delivery count is kept.
+    /// Moves a locked main-stream message to the dead-letter queue (see
+    /// [`Disposition::DeadLetter`]).
     #[allow(clippy::too_many_arguments)]
     pub fn dead_letter(
         &mut self,
@@ -614,23 +666,77 @@ impl Queue {
         edit: Option<BodyEdit<'_>>,
         journal: &mut impl Journal,
     ) -> Result<(), CoreError> {
-        if kind != SubQueueKind::Main {
+        let disposition = Disposition::DeadLetter {
+            reason,
+            description,
+            edit,
+        };
+        self.settle_all(kind, &[token], disposition, now_ms, journal)
+    }
+
+    /// Settles the messages locked by `tokens` in `kind` the same way, all or nothing: if
+    /// one token is not a live lock here (or is named twice), nothing changes. The changes
+    /// are journaled as one append, so a crash keeps all of them or none.
+    pub fn settle_all(
+        &mut self,
+        kind: SubQueueKind,
+        tokens: &[Uuid],
+        disposition: Disposition<'_>,
+        now_ms: i64,
+        journal: &mut impl Journal,
+    ) -> Result<(), CoreError> {
+        if kind != SubQueueKind::Main && matches!(disposition, Disposition::DeadLetter { .. }) {
             return Err(CoreError::NotAllowed(
                 "a message in a dead-letter queue cannot be dead-lettered again",
             ));
         }
-        let seq = self.held(kind, token, now_ms)?;
-        let delivery_count = self.entry_of(kind, seq)?.delivery_count();
+        let mut seqs = Vec::with_capacity(tokens.len());
+        let mut named = HashSet::with_capacity(tokens.len());
+        for &token in tokens {
+            let seq = self.held(kind, token, now_ms)?;
+            // Named again, its lock would be gone by its second turn.
+            if !named.insert(seq) {
+                return Err(CoreError::LockLost);
+            }
+            seqs.push(seq);
+        }
         let mut plan = Plan::default();
-        self.plan_dead_letter(
-            seq,
-            delivery_count,
-            reason,
-            description,
-            edit,
-            &mut plan,
-            journal,
-        )?;
+        for seq in seqs {
+            match disposition {
+                Disposition::Complete => self.plan_remove(kind, seq, &mut plan),
+                Disposition::Abandon { edit } => {
+                    self.plan_failed_delivery(kind, seq, edit, &mut plan, journal)?;
+                }
+                Disposition::Defer { edit } => {
+                    let delivery_count = self.entry_of(kind, seq)?.delivery_count();
+                    self.plan_update(
+                        kind,
+                        seq,
+                        delivery_count,
+                        MessageState::Deferred,
+                        edit,
+                        &mut plan,
+                        journal,
+                    )?;
+                }
+                Disposition::DeadLetter {
+                    reason,
+                    description,
+                    edit,
+                } => {
+                    let delivery_count = self.entry_of(kind, seq)?.delivery_count();
+                    self.plan_dead_letter(
+                        seq,
+                        delivery_count,
+                        reason,
+                        description,
+                        edit,
+                        &mut plan,
+                        journal,
+                    )?;
+                }
+            }
+        }
         self.commit(plan, journal)
     }
 
@@ -674,10 +780,29 @@ impl Queue {
         token: Uuid,
         now_ms: i64,
     ) -> Result<i64, CoreError> {
-        let seq = self.held(kind, token, now_ms)?;
+        self.renew_locks(kind, &[token], now_ms)?
+            .pop()
+            .ok_or(CoreError::LockLost)
+    }
+
+    /// [`Queue::renew_lock`] for several tokens, all or nothing: if one is not a live lock
+    /// here, no lock is extended. Returns the new expiries in the order of `tokens`.
+    pub fn renew_locks(
+        &mut self,
+        kind: SubQueueKind,
+        tokens: &[Uuid],
+        now_ms: i64,
+    ) -> Result<Vec<i64>, CoreError> {
+        let seqs = tokens
+            .iter()
+            .map(|&token| self.held(kind, token, now_ms))
+            .collect::<Result<Vec<_>, _>>()?;
         let until = now_ms.saturating_add(self.config.lock_duration_ms);
-        self.sub_mut(kind).renew(seq, until);
-        Ok(until)
+        let sub = self.sub_mut(kind);
+        for seq in &seqs {
+            sub.renew(*seq, until);
+        }
+        Ok(vec![until; seqs.len()])
     }
 
     /// Ends every lock that ran out at or before `now_ms`, in both subqueues, counting a
@@ -748,15 +873,31 @@ impl Queue {
         seq: Seq,
         journal: &mut impl Journal,
     ) -> Result<(), CoreError> {
-        let scheduled = self
-            .main
-            .entry(seq)
-            .is_some_and(|entry| entry.state() == MessageState::Scheduled);
-        if !scheduled {
-            return Err(CoreError::MessageNotFound(seq));
+        self.cancel_scheduled_all(&[seq], journal)
+    }
+
+    /// Removes messages that are still scheduled, all or nothing: if one of `seqs` is not
+    /// a scheduled message (or is named twice), nothing is removed. One append.
+    pub fn cancel_scheduled_all(
+        &mut self,
+        seqs: &[Seq],
+        journal: &mut impl Journal,
+    ) -> Result<(), CoreError> {
+        let mut named = HashSet::with_capacity(seqs.len());
+        for &seq in seqs {
+            let scheduled = self
+                .main
+                .entry(seq)
+                .is_some_and(|entry| entry.state() == MessageState::Scheduled);
+            // Named again, it would be gone by its second turn.
+            if !scheduled || !named.insert(seq) {
+                return Err(CoreError::MessageNotFound(seq));
+            }
         }
         let mut plan = Plan::default();
-        self.plan_remove(SubQueueKind::Main, seq, &mut plan);
+        for &seq in seqs {
+            self.plan_remove(SubQueueKind::Main, seq, &mut plan);
+        }
         self.commit(plan, journal)
     }
 

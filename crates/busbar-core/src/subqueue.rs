@@ -347,6 +347,7 @@ impl<'a> Entry<'a> {
 /// - it is in `expiries` exactly when the message has an expiry time;
 /// - it is in `held`, `lock_deadlines` and (by token) `locks` exactly when locked;
 /// - it is in `bodies` exactly when its body is resident; `resident_bytes` sums them;
+/// - `stored_bytes` sums the stored body lengths (`body_ref.len`) of all its messages;
 /// - `counts` are the exact counts by state and of locks.
 #[derive(Debug)]
 pub struct SubQueue {
@@ -373,6 +374,7 @@ pub struct SubQueue {
     lock_deadlines: BTreeSet<(i64, Seq)>,
     counts: SubQueueCounts,
     resident_bytes: u64,
+    stored_bytes: u64,
 }
 
 impl SubQueue {
@@ -395,6 +397,7 @@ impl SubQueue {
             lock_deadlines: BTreeSet::new(),
             counts: SubQueueCounts::default(),
             resident_bytes: 0,
+            stored_bytes: 0,
         }
     }
 
@@ -427,6 +430,11 @@ impl SubQueue {
     /// Bytes of message bodies held in memory.
     pub fn resident_bytes(&self) -> u64 {
         self.resident_bytes
+    }
+
+    /// Bytes of the message bodies held, as stored (see [`crate::quota`]).
+    pub fn stored_bytes(&self) -> u64 {
+        self.stored_bytes
     }
 
     pub fn get(&self, seq: Seq) -> Option<MessageView<'_>> {
@@ -542,6 +550,7 @@ impl SubQueue {
             message_id: _,
         } = meta;
         self.last_seq = self.last_seq.max(seq);
+        self.stored_bytes += u64::from(body_ref.len);
         if let Some(body) = body {
             self.resident_bytes += body.len() as u64;
             self.bodies.insert(seq, body);
@@ -588,6 +597,7 @@ impl SubQueue {
             self.chunks.remove(&number);
         }
         self.len -= 1;
+        self.stored_bytes -= u64::from(slot.body_ref.len);
         if slot.session_id.is_some() {
             self.session_messages -= 1;
         }
@@ -621,7 +631,8 @@ impl SubQueue {
         let Some(slot) = self.slot_mut(seq) else {
             return;
         };
-        slot.body_ref = body_ref;
+        let old_len = std::mem::replace(&mut slot.body_ref, body_ref).len;
+        self.stored_bytes = self.stored_bytes - u64::from(old_len) + u64::from(body_ref.len);
         if let Some(old) = self.bodies.remove(&seq) {
             self.resident_bytes -= old.len() as u64;
         }

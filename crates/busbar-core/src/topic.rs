@@ -22,6 +22,9 @@ pub struct TopicConfig {
     pub default_ttl_ms: Option<i64>,
     pub requires_duplicate_detection: bool,
     pub duplicate_detection_window_ms: i64,
+    /// `MaxSizeInMegabytes`: publishes that would take the topic beyond it are refused
+    /// (see [`crate::quota`]). `None`: no cap.
+    pub max_size_bytes: Option<u64>,
 }
 
 impl Default for TopicConfig {
@@ -30,6 +33,7 @@ impl Default for TopicConfig {
             default_ttl_ms: None,
             requires_duplicate_detection: false,
             duplicate_detection_window_ms: 10 * 60 * 1000,
+            max_size_bytes: None,
         }
     }
 }
@@ -130,6 +134,19 @@ impl Topic {
             }
         }
         Ok(admitted)
+    }
+
+    /// Refuses `messages` when they would take the topic, now holding `size_bytes` (its
+    /// scheduled messages and its subscriptions' messages), beyond its size cap. Called
+    /// before [`Topic::admit`], so a refused message leaves no duplicate marker behind.
+    /// Each message counts once, before it is copied to the subscriptions.
+    pub fn ensure_room(&self, size_bytes: u64, messages: &[NewMessage]) -> Result<(), CoreError> {
+        crate::quota::ensure_room(
+            &self.name,
+            self.config.max_size_bytes,
+            size_bytes,
+            crate::quota::incoming_bytes(messages.iter().map(|m| &m.body)),
+        )
     }
 
     /// Number of message ids in the duplicate-detection window.

@@ -422,7 +422,12 @@ impl<S: Store> Broker<S> {
                 count
             }
             Err(error) => {
-                tracing::error!(entity = %source.name, %error, "dead-letter forwarding: storing at the target failed");
+                // A full target is a normal state, retried on every sweep until it drains.
+                if matches!(error, busbar_core::CoreError::QuotaExceeded { .. }) {
+                    tracing::debug!(entity = %source.name, %error, "dead-letter forwarding: the target is full");
+                } else {
+                    tracing::error!(entity = %source.name, %error, "dead-letter forwarding: storing at the target failed");
+                }
                 state.queue.release_all(FORWARDER);
                 0
             }
@@ -649,6 +654,7 @@ pub fn queue_config(properties: &QueueProperties) -> QueueConfig {
         requires_session: properties.requires_session,
         forward_to: properties.forward_to.clone(),
         forward_dead_lettered_to: properties.forward_dead_lettered_to.clone(),
+        max_size_bytes: properties.max_size_bytes,
         ..QueueConfig::default()
     }
 }

@@ -144,6 +144,9 @@ pub struct QueueProperties {
     pub requires_session: bool,
     pub forward_to: Option<String>,
     pub forward_dead_lettered_to: Option<String>,
+    /// `MaxSizeInMegabytes`, in bytes. `None` (the property left out): no cap, unlike
+    /// Service Bus, whose default is 1024 MB.
+    pub max_size_bytes: Option<u64>,
 }
 
 /// Service Bus's default lock duration: one minute.
@@ -165,6 +168,7 @@ impl Default for QueueProperties {
             requires_session: false,
             forward_to: None,
             forward_dead_lettered_to: None,
+            max_size_bytes: None,
         }
     }
 }

@@ -7,10 +7,10 @@
 //! * `UserConfig.Namespaces[0]`: `Name`, `Queues[]`, `Topics[]` (at most one namespace).
 //! * `Queues[]`: `Name`, `Properties{DeadLetteringOnMessageExpiration, DefaultMessageTimeToLive,
 //!   DuplicateDetectionHistoryTimeWindow, ForwardDeadLetteredMessagesTo, ForwardTo, LockDuration,
-//!   MaxDeliveryCount, RequiresDuplicateDetection, RequiresSession}`.
+//!   MaxDeliveryCount, MaxSizeInMegabytes, RequiresDuplicateDetection, RequiresSession}`.
 //! * `Topics[]`: `Name`, `Properties{DefaultMessageTimeToLive, DuplicateDetectionHistoryTimeWindow,
-//!   RequiresDuplicateDetection}`, `Subscriptions[]`: `Name`, `Properties{` the queue properties
-//!   without duplicate detection, plus `DeadLetteringOnFilterEvaluationExceptions}`, `Rules[]`:
+//!   MaxSizeInMegabytes, RequiresDuplicateDetection}`, `Subscriptions[]`: `Name`, `Properties{` the queue properties
+//!   without duplicate detection and size (subscriptions count toward their topic's), plus `DeadLetteringOnFilterEvaluationExceptions}`, `Rules[]`:
 //!   `Name`, `Properties{FilterType: Sql|Correlation, SqlFilter{SqlExpression},
 //!   CorrelationFilter{ContentType, CorrelationId, Label, MessageId, ReplyTo, ReplyToSessionId,
 //!   SessionId, To, Properties{...}}, Action{SqlExpression}}`.
@@ -232,6 +232,21 @@ impl Reader {
         Some(millis)
     }
 
+    /// A size in megabytes (at least 1), in bytes.
+    fn max_size(&mut self, parent: &Map<String, Value>, path: &str, key: &str) -> Option<u64> {
+        let megabytes = self.unsigned(parent, path, key)?;
+        let bytes = megabytes
+            .checked_mul(1024 * 1024)
+            .filter(|_| megabytes >= 1);
+        if bytes.is_none() {
+            self.problem(
+                &join(path, key),
+                format!("{megabytes} is not a size in megabytes of at least 1"),
+            );
+        }
+        bytes
+    }
+
     fn lock_duration(&mut self, parent: &Map<String, Value>, path: &str, key: &str) -> Option<i64> {
         let duration = self.duration(parent, path, key)?;
         if !(MIN_LOCK_DURATION..=MAX_LOCK_DURATION).contains(&duration) {
@@ -394,6 +409,7 @@ impl Reader {
             properties.forward_to = self.optional_name(props, path, "ForwardTo");
             properties.forward_dead_lettered_to =
                 self.optional_name(props, path, "ForwardDeadLetteredMessagesTo");
+            properties.max_size_bytes = self.max_size(props, path, "MaxSizeInMegabytes");
         }
         Some(QueueDefinition { name, properties })
     }
@@ -424,6 +440,7 @@ impl Reader {
             {
                 properties.duplicate_detection_window_ms = value;
             }
+            properties.max_size_bytes = self.max_size(props, path, "MaxSizeInMegabytes");
         }
 
         let mut subscription_names = HashSet::new();

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use busbar_amqp::value::{Timestamp, Value};
-use busbar_core::{ConsumerId, CoreError, ReceiveMode, SubQueueKind};
+use busbar_core::{ConsumerId, CoreError, Disposition, ReceiveMode, SubQueueKind};
 use busbar_servicebus::conditions;
 use busbar_servicebus::message::{Stamp, inbound, properties_to_modify, write_delivery};
 use busbar_servicebus::request::{Request, management_response};
@@ -63,6 +63,9 @@ impl Failure {
                 conditions::SESSION_CANNOT_BE_LOCKED,
                 format!("The session '{id}' is locked by another receiver."),
             ),
+            CoreError::QuotaExceeded { .. } => {
+                Failure(403, conditions::RESOURCE_LIMIT_EXCEEDED, error.to_string())
+            }
             other => Failure(500, conditions::INTERNAL_ERROR, other.to_string()),
         }
     }
@@ -121,13 +124,11 @@ pub fn handle_topic<S: Store>(
         }
         "com.microsoft:cancel-scheduled-message" => sequence_numbers(request).and_then(|seqs| {
             let mut journal = broker.journal();
-            let mut state = topic.lock();
-            for seq in seqs {
-                state
-                    .scheduled
-                    .cancel_scheduled(seq, &mut journal)
-                    .map_err(|e| Failure::from_core(&e))?;
-            }
+            topic
+                .lock()
+                .scheduled
+                .cancel_scheduled_all(&seqs, &mut journal)
+                .map_err(|e| Failure::from_core(&e))?;
             Ok((None, journal.into_commit()))
         }),
         other => Err(Failure(
@@ -206,15 +207,15 @@ fn sequence_numbers(request: &Request) -> Result<Vec<u64>, Failure> {
 fn renew_lock<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S> {
     let tokens = lock_tokens(request)?;
     let now = context.broker.now_ms();
-    let mut state = context.entity.lock();
-    let mut expirations = Vec::with_capacity(tokens.len());
-    for token in tokens {
-        let until = state
-            .queue
-            .renew_lock(context.kind, token, now)
-            .map_err(|e| Failure::from_core(&e))?;
-        expirations.push(Value::Timestamp(Timestamp(until)));
-    }
+    let expirations = context
+        .entity
+        .lock()
+        .queue
+        .renew_locks(context.kind, &tokens, now)
+        .map_err(|e| Failure::from_core(&e))?
+        .into_iter()
+        .map(|until| Value::Timestamp(Timestamp(until)))
+        .collect();
     Ok((
         Some(Value::Map(vec![(
             Value::String("expirations".into()),
@@ -313,25 +314,19 @@ fn receive_deferred<S: Store>(context: &Context<'_, S>, request: &Request) -> Ou
     };
     let now = context.broker.now_ms();
     let mut journal = context.broker.journal();
-    let deliveries = {
-        let mut state = context.entity.lock();
-        let mut deliveries = Vec::with_capacity(seqs.len());
-        for seq in seqs {
-            let delivery = state
-                .queue
-                .receive_deferred(
-                    context.kind,
-                    seq,
-                    mode,
-                    MANAGEMENT_CONSUMER,
-                    now,
-                    &mut journal,
-                )
-                .map_err(|e| Failure::from_core(&e))?;
-            deliveries.push(delivery);
-        }
-        deliveries
-    };
+    let deliveries = context
+        .entity
+        .lock()
+        .queue
+        .receive_deferred_all(
+            context.kind,
+            &seqs,
+            mode,
+            MANAGEMENT_CONSUMER,
+            now,
+            &mut journal,
+        )
+        .map_err(|e| Failure::from_core(&e))?;
     let mut messages = Vec::with_capacity(deliveries.len());
     for delivery in deliveries {
         let body = match delivery.body {
@@ -380,35 +375,30 @@ fn update_disposition<S: Store>(context: &Context<'_, S>, request: &Request) -> 
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
     };
+    let disposition = match status.as_str() {
+        "completed" => Disposition::Complete,
+        "abandoned" => Disposition::Abandon { edit },
+        "defered" | "deferred" => Disposition::Defer { edit },
+        "suspended" => Disposition::DeadLetter {
+            reason: text("deadletter-reason"),
+            description: text("deadletter-description"),
+            edit,
+        },
+        other => {
+            return Err(Failure::bad_request(format!(
+                "Unknown disposition-status '{other}'."
+            )));
+        }
+    };
     let now = context.broker.now_ms();
-    let kind = context.kind;
     let mut journal = context.broker.journal();
     let waiters = {
         let mut state = context.entity.lock();
-        for token in tokens {
-            let queue = &mut state.queue;
-            let result = match status.as_str() {
-                "completed" => queue.complete(kind, token, now, &mut journal),
-                "abandoned" => queue.abandon(kind, token, now, edit, &mut journal),
-                "defered" | "deferred" => queue.defer(kind, token, now, edit, &mut journal),
-                "suspended" => queue.dead_letter(
-                    kind,
-                    token,
-                    now,
-                    text("deadletter-reason"),
-                    text("deadletter-description"),
-                    edit,
-                    &mut journal,
-                ),
-                other => {
-                    return Err(Failure::bad_request(format!(
-                        "Unknown disposition-status '{other}'."
-                    )));
-                }
-            };
-            result.map_err(|e| Failure::from_core(&e))?;
-        }
-        if status == "abandoned" {
+        state
+            .queue
+            .settle_all(context.kind, &tokens, disposition, now, &mut journal)
+            .map_err(|e| Failure::from_core(&e))?;
+        if matches!(disposition, Disposition::Abandon { .. }) {
             state.take_waiters()
         } else {
             Vec::new()
@@ -470,15 +460,12 @@ fn schedule_on<S: Store>(broker: &Arc<Broker<S>>, route: &Route, request: &Reque
 fn cancel_scheduled<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S> {
     let seqs = sequence_numbers(request)?;
     let mut journal = context.broker.journal();
-    {
-        let mut state = context.entity.lock();
-        for seq in seqs {
-            state
-                .queue
-                .cancel_scheduled(seq, &mut journal)
-                .map_err(|e| Failure::from_core(&e))?;
-        }
-    }
+    context
+        .entity
+        .lock()
+        .queue
+        .cancel_scheduled_all(&seqs, &mut journal)
+        .map_err(|e| Failure::from_core(&e))?;
     Ok((None, journal.into_commit()))
 }
 

@@ -74,6 +74,7 @@ fn loads_the_sample_emulator_config() {
             requires_session: false,
             forward_to: None,
             forward_dead_lettered_to: Some("orders-poison".to_owned()),
+            max_size_bytes: None,
         }
     );
     assert_eq!(config.queues[1].properties.default_ttl_ms, Some(5_400_000));
@@ -257,6 +258,25 @@ fn max_delivery_count_must_be_at_least_one() {
         &with_subscriptions(r#"{"Name": "s", "Properties": {"MaxDeliveryCount": 0}}"#),
         "UserConfig.Namespaces[0].Topics[0].Subscriptions[0].Properties.MaxDeliveryCount",
         "must be at least 1",
+    );
+}
+
+#[test]
+fn max_size_in_megabytes_is_read_in_mebibytes_and_must_be_at_least_one() {
+    let json = r#"{"UserConfig": {"Namespaces": [{"Name": "sbemulatorns",
+        "Queues": [{"Name": "q", "Properties": {"MaxSizeInMegabytes": 2}}, {"Name": "open"}],
+        "Topics": [{"Name": "t", "Properties": {"MaxSizeInMegabytes": "5"}}]}]}}"#;
+    let config = BrokerConfig::from_json_str(json).unwrap();
+    assert_eq!(config.queues[0].properties.max_size_bytes, Some(2 << 20));
+    assert_eq!(
+        config.queues[1].properties.max_size_bytes, None,
+        "no cap unless set"
+    );
+    assert_eq!(config.topics[0].properties.max_size_bytes, Some(5 << 20));
+    assert_single_problem(
+        &with_queues(r#"{"Name": "q", "Properties": {"MaxSizeInMegabytes": 0}}"#),
+        "UserConfig.Namespaces[0].Queues[0].Properties.MaxSizeInMegabytes",
+        "at least 1",
     );
 }
 

@@ -55,3 +55,15 @@ fn js_deferred_message_is_received_by_sequence_number() {
     let broker = broker_with(QueueSpec::new("parked"));
     broker.run_node("deferral.mjs", &["parked"]);
 }
+
+/// A queue and a topic with one subscription, for the requests that name several items.
+const QUEUE_AND_TOPIC: &str = r#"{"UserConfig":{"Namespaces":[{"Name":"sbemulatorns",
+  "Queues":[{"Name":"atomic","Properties":{}}],
+  "Topics":[{"Name":"atomic-topic","Properties":{},"Subscriptions":[{"Name":"all","Properties":{}}]}]}],
+  "Logging":{"Type":"File"}}}"#;
+
+#[test]
+fn python_multi_item_requests_are_all_or_nothing() {
+    let broker = Broker::start(Some(QUEUE_AND_TOPIC), &[]);
+    broker.run_python("management_atomicity.py", &["atomic", "atomic-topic"]);
+}

@@ -45,3 +45,16 @@ fn js_duplicates_expiry_and_forwarding() {
     let broker = Broker::start(Some(CONFIG), &[]);
     broker.run_node("queue_routing_and_expiry.mjs", &["dedup"]);
 }
+
+/// A queue and a topic of 1 MiB (MaxSizeInMegabytes), and a queue without a cap of its own.
+const SMALL_ENTITIES: &str = r#"{"UserConfig":{"Namespaces":[{"Name":"sbemulatorns",
+  "Queues":[{"Name":"small","Properties":{"MaxSizeInMegabytes":1}},{"Name":"roomy","Properties":{}}],
+  "Topics":[{"Name":"small-topic","Properties":{"MaxSizeInMegabytes":1},
+             "Subscriptions":[{"Name":"all","Properties":{}}]}]}],
+  "Logging":{"Type":"File"}}}"#;
+
+#[test]
+fn python_a_full_entity_refuses_sends_with_quota_exceeded() {
+    let broker = Broker::start(Some(SMALL_ENTITIES), &[]);
+    broker.run_python("quota.py", &["small", "roomy", "small-topic", "all"]);
+}

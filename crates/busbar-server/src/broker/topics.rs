@@ -190,6 +190,9 @@ impl<S: Store> Broker<S> {
     ) -> Result<std::ops::Range<busbar_store::Seq>, busbar_core::CoreError> {
         let (now, scheduled) = {
             let mut state = topic.lock();
+            if state.topic.config().max_size_bytes.is_some() {
+                state.topic.ensure_room(topic_size(&state), &batch)?;
+            }
             let admitted = state.topic.admit(batch, now_ms, journal)?;
             let (later, now): (Vec<_>, Vec<_>) = admitted
                 .into_iter()
@@ -352,6 +355,17 @@ impl<S: Store> Broker<S> {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         topics.values().cloned().collect()
     }
+}
+
+/// The bytes a topic holds: its scheduled messages and its subscriptions' messages. Takes
+/// each subscription's lock in turn (the topic's is held, as the lock order wants).
+fn topic_size(state: &TopicState) -> u64 {
+    state.scheduled.size_bytes()
+        + state
+            .subscriptions
+            .iter()
+            .map(|subscription| subscription.entity.lock().queue.size_bytes())
+            .sum::<u64>()
 }
 
 /// A message a subscription dead-letters on arrival, with reason and description.

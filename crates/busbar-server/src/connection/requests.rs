@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use busbar_amqp::engine::{IncomingMessage, LinkRef};
 use busbar_amqp::performative::DeliveryState;
-use busbar_core::ConsumerId;
+use busbar_core::{ConsumerId, CoreError};
 use busbar_servicebus::authorization::Action;
 use busbar_servicebus::conditions;
 use busbar_servicebus::message::new_messages;
@@ -122,11 +122,14 @@ impl<S: Store> Conn<S> {
                 }
             }
             Err(error) => {
-                tracing::error!(%error, "enqueue failed");
-                self.settle_now(
-                    &message,
-                    rejected(conditions::INTERNAL_ERROR, error.to_string()),
-                );
+                let condition = match error {
+                    CoreError::QuotaExceeded { .. } => conditions::RESOURCE_LIMIT_EXCEEDED,
+                    _ => {
+                        tracing::error!(%error, "enqueue failed");
+                        conditions::INTERNAL_ERROR
+                    }
+                };
+                self.settle_now(&message, rejected(condition, error.to_string()));
             }
         }
     }
