@@ -33,6 +33,7 @@
 mod codec;
 mod commit;
 mod recover;
+pub mod repair;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -249,22 +250,7 @@ impl LogStore {
     /// and with [`StoreError::Io`] if another process has the directory open.
     pub fn open(dir: &Path, options: LogOptions) -> Result<(LogStore, Recovered), StoreError> {
         fs::create_dir_all(dir)?;
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(dir.join(LOCK))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(StoreError::Io(format!(
-                    "store directory {} is in use by another process",
-                    dir.display()
-                )));
-            }
-            Err(TryLockError::Error(e)) => return Err(e.into()),
-        }
+        let lock = lock_dir(dir)?;
         let catalog = read_catalog(dir)?;
         let scan = recover::scan(dir)?;
         let last_seq = scan.last_seq;
@@ -408,6 +394,24 @@ impl LogStore {
                 catalog,
             },
         ))
+    }
+}
+
+/// Takes the store directory's advisory lock, held for as long as the returned file is.
+fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    let lock = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(LOCK))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(TryLockError::WouldBlock) => Err(StoreError::Io(format!(
+            "store directory {} is in use by another process",
+            dir.display()
+        ))),
+        Err(TryLockError::Error(e)) => Err(e.into()),
     }
 }
 

@@ -527,6 +527,14 @@ pub(crate) fn decode_index(
     Ok(())
 }
 
+/// Whether `payload` could start a frame payload: a record count of at least one and a
+/// known first tag. A quick test before a checksum when looking for frames in damage.
+pub(crate) fn plausible_payload(payload: &[u8]) -> bool {
+    payload.len() > 4
+        && payload[..4] != [0; 4]
+        && (TAG_ENQUEUE..=TAG_CHECKPOINT).contains(&payload[4])
+}
+
 /// Reads `(len, crc)` of a frame header.
 pub(crate) fn frame_header(h: &[u8]) -> (u32, u32) {
     let mut len = [0u8; 4];
