@@ -16,7 +16,9 @@
 //!   all earlier calls) is durable. Records of one `append` call are atomic: after a
 //!   crash either all of them are recovered or none.
 //! - Records are applied in append order on recovery.
-//! - `read_body` works for any `BodyRef` returned by `append`, even before its commit.
+//! - `read_body` works for any `BodyRef` returned by `append`, even before its commit, and
+//!   never returns bytes other than those appended: a body damaged at rest is refused with
+//!   [`StoreError::CorruptBody`].
 //! - After a failed fsync the store is poisoned: every later append fails.
 //!
 //! With the `conformance` feature, the `conformance` module holds backend-independent
@@ -145,6 +147,10 @@ pub enum StoreError {
     Closed,
     #[error("unknown body reference {0:?}")]
     UnknownBody(BodyRef),
+    /// The body read back is not what was written (checked against the checksum stored
+    /// with it): damaged on disk. Only this message is affected; it must not be delivered.
+    #[error("message body {body:?} is damaged: {reason}")]
+    CorruptBody { body: BodyRef, reason: String },
 }
 
 impl From<std::io::Error> for StoreError {

@@ -536,15 +536,24 @@ impl Store for LogStore {
                 };
             }
         };
-        let mut buf = vec![0u8; body.len as usize];
-        file.read_exact_at(&mut buf, body.offset).map_err(|e| {
+        // The length and checksum stored in front of the body come in the same read.
+        let start = body
+            .offset
+            .checked_sub(codec::BODY_PREFIX_LEN as u64)
+            .ok_or(StoreError::UnknownBody(body))?;
+        let mut buf = vec![0u8; codec::BODY_PREFIX_LEN + body.len as usize];
+        file.read_exact_at(&mut buf, start).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 StoreError::UnknownBody(body)
             } else {
                 e.into()
             }
         })?;
-        Ok(Bytes::from(buf))
+        let range = codec::check_body(&buf).map_err(|reason| {
+            tracing::error!(?body, %reason, "a message body read back from the log is damaged");
+            StoreError::CorruptBody { body, reason }
+        })?;
+        Ok(Bytes::from(buf).slice(range))
     }
 
     fn save_catalog(&self, catalog: &[u8]) -> Result<(), StoreError> {

@@ -8,10 +8,11 @@
 //! is, and its index is written anew.
 //!
 //! What that trusts: replay from an index checks the index, not the segment, so damage to
-//! the bytes of a sealed segment (bodies included) that happens after its index was built
-//! goes unnoticed at open. The index is built from the segment as read back after it was
-//! synced, with every frame checksum verified then. Neither path re-checks a body when it
-//! is later read with `read_body`.
+//! the bytes of a sealed segment that happens after its index was built goes unnoticed at
+//! open. The index is built from the segment as read back after it was synced, with every
+//! frame checksum verified then. Bodies are checked again whenever `read_body` reads one
+//! back (each carries its own checksum), so a damaged body is refused rather than
+//! delivered; `repair` finds damage anywhere, trusting no index.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
