@@ -108,7 +108,7 @@ pub(crate) fn list(dir: &Path) -> Result<Listing, StoreError> {
     Ok(out)
 }
 
-fn remove_if_present(path: &Path) -> std::io::Result<()> {
+pub(crate) fn remove_if_present(path: &Path) -> std::io::Result<()> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
