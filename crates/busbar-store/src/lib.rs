@@ -161,6 +161,14 @@ pub enum StoreError {
     CorruptBody { body: BodyRef, reason: String },
 }
 
+impl StoreError {
+    /// Whether the same call may succeed later without anyone intervening (out of space:
+    /// writes resume once space is freed). Clients should be told to back off and retry.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::NoSpace(_))
+    }
+}
+
 impl From<std::io::Error> for StoreError {
     fn from(e: std::io::Error) -> Self {
         StoreError::Io(e.to_string())

@@ -1,63 +1,12 @@
 //! The log on a real full file system: a small tmpfs the test mounts (as root; skipped with
 //! a message where mounting is not permitted).
 
-use std::fs::{self, File};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::fs;
 use std::pin::pin;
-use std::process::Command;
 
-use busbar_store::conformance::{block_on, enqueue, is_ready};
+use busbar_store::conformance::{Tmpfs, block_on, enqueue, is_ready};
 use busbar_store::log::{LogOptions, LogStore};
 use busbar_store::{Store, StoreError, StoreHealth};
-
-/// A tmpfs mounted on a temporary directory, unmounted on drop.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output();
-        match out {
-            Ok(out) if out.status.success() => Some(Tmpfs { dir }),
-            Ok(out) => {
-                eprintln!(
-                    "skipped: cannot mount a tmpfs: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-                None
-            }
-            Err(e) => {
-                eprintln!("skipped: cannot run mount: {e}");
-                None
-            }
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
-    }
-}
-
-/// Fills the file system with a file of its own; returns its path.
-fn fill(dir: &Path) -> PathBuf {
-    let path = dir.join("filler");
-    let mut f = File::create(&path).expect("create filler");
-    let chunk = vec![0u8; 4096];
-    while f.write_all(&chunk).is_ok() {}
-    path
-}
 
 /// Waits until `check` holds; the store's writer works on its own thread.
 fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
@@ -94,7 +43,7 @@ fn writes_come_back_once_space_is_freed_and_nothing_acknowledged_is_lost_or_doub
         block_on(c).expect("commit");
         acked.push(seq);
     }
-    let filler = fill(fs_.path());
+    let filler = fs_.fill();
 
     // Appends keep going until one meets the full disk; its commit is held, not failed:
     // its records keep their place in the log and are written once there is space.
@@ -163,7 +112,7 @@ fn closing_while_out_of_space_drops_only_what_was_never_acknowledged() {
         .append(vec![enqueue(1, 1, &[1; 3000])])
         .expect("append");
     block_on(c).expect("commit");
-    let filler = fill(fs_.path());
+    let filler = fs_.fill();
     let (_, c) = store
         .append(vec![enqueue(1, 2, &[2; 300_000])])
         .expect("append");
