@@ -21,16 +21,37 @@ use axum::routing::get;
 use serde::Serialize;
 use tokio::net::TcpListener;
 
-/// Whether the broker is ready to serve clients. Cheap to clone; all clones share one flag.
-#[derive(Debug, Clone, Default)]
+/// Reports why the broker cannot do its work right now (for example, the store is out of
+/// disk space), or `None` when it can.
+pub type HealthCheck = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
+/// Whether the broker is ready to serve clients. Cheap to clone; all clones share one flag
+/// and one check.
+#[derive(Clone, Default)]
 pub struct HealthState {
     ready: Arc<AtomicBool>,
+    check: Option<HealthCheck>,
+}
+
+impl std::fmt::Debug for HealthState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HealthState")
+            .field("ready", &self.is_ready())
+            .field("check", &self.check.is_some())
+            .finish()
+    }
 }
 
 impl HealthState {
     /// A new flag, not ready.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Also asks `check` on every probe; a reason it gives makes the broker unavailable.
+    pub fn with_check(mut self, check: HealthCheck) -> Self {
+        self.check = Some(check);
+        self
     }
 
     /// Marks the broker ready (after start-up and recovery) or not (while shutting down).
@@ -41,15 +62,29 @@ impl HealthState {
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }
+
+    /// `Ok` when ready and the check finds nothing; otherwise the reason, if one is known.
+    fn problem(&self) -> Result<(), Option<String>> {
+        if !self.is_ready() {
+            return Err(None);
+        }
+        match self.check.as_ref().and_then(|check| check()) {
+            Some(reason) => Err(Some(reason)),
+            None => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
 struct HealthBody {
     status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
 /// The HTTP routes: `GET /health` answers 200 `{"status":"ready"}` when ready and 503
-/// `{"status":"unavailable"}` otherwise, as Microsoft's emulator's health probe does.
+/// `{"status":"unavailable"}` otherwise, as Microsoft's emulator's health probe does, with
+/// a `reason` when the health check gave one.
 pub fn router(state: HealthState) -> Router {
     Router::new()
         .route("/health", get(health))
@@ -319,15 +354,21 @@ fn label_value(raw: &str) -> String {
 }
 
 async fn health(State(state): State<HealthState>) -> impl IntoResponse {
-    if state.is_ready() {
-        (StatusCode::OK, Json(HealthBody { status: "ready" }))
-    } else {
-        (
+    match state.problem() {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(HealthBody {
+                status: "ready",
+                reason: None,
+            }),
+        ),
+        Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(HealthBody {
                 status: "unavailable",
+                reason,
             }),
-        )
+        ),
     }
 }
 

@@ -66,6 +66,31 @@ async fn health_reports_readiness() {
 }
 
 #[tokio::test]
+async fn a_failing_check_makes_a_ready_broker_unavailable_with_the_reason() {
+    let problem = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let state = HealthState::new().with_check({
+        let problem = problem.clone();
+        std::sync::Arc::new(move || problem.lock().unwrap().clone())
+    });
+    state.set_ready(true);
+    let (address, stop, server) = start(state).await;
+    assert_eq!(request(address, "GET", "/health").await.0, 200);
+
+    *problem.lock().unwrap() = Some("store out of disk space".into());
+    let (status, body) = request(address, "GET", "/health").await;
+    assert_eq!(status, 503);
+    assert_eq!(
+        body,
+        r#"{"status":"unavailable","reason":"store out of disk space"}"#
+    );
+
+    *problem.lock().unwrap() = None;
+    assert_eq!(request(address, "GET", "/health").await.0, 200);
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
 async fn unknown_paths_and_methods_are_refused() {
     let state = HealthState::new();
     state.set_ready(true);

@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use busbar_core::SystemClock;
-use busbar_store::Store;
 use busbar_store::log::{LogOptions, LogStore};
+use busbar_store::{Store, StoreHealth};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -104,7 +104,18 @@ pub async fn run(
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let health = busbar_http::HealthState::new();
+    let health = busbar_http::HealthState::new().with_check({
+        let store = Arc::clone(&store);
+        Arc::new(move || match store.health() {
+            StoreHealth::Ok => None,
+            StoreHealth::NoSpace(reason) => Some(format!(
+                "the store is out of disk space, sends are refused until space is freed: {reason}"
+            )),
+            StoreHealth::Poisoned(reason) => Some(format!(
+                "the store stopped writing after a failed sync; restart the broker: {reason}"
+            )),
+        })
+    });
     let http = {
         let mut stop = stop_rx.clone();
         let admin: Arc<dyn busbar_http::Admin> = Arc::clone(&broker) as _;

@@ -66,6 +66,9 @@ impl Failure {
             CoreError::QuotaExceeded { .. } => {
                 Failure(403, conditions::RESOURCE_LIMIT_EXCEEDED, error.to_string())
             }
+            CoreError::Store(store) if store.is_retryable() => {
+                Failure(503, conditions::SERVER_BUSY, store.to_string())
+            }
             other => Failure(500, conditions::INTERNAL_ERROR, other.to_string()),
         }
     }
@@ -642,5 +645,19 @@ fn non_negative(request: &Request, key: &str, default: usize) -> Result<usize, F
             .as_i64()
             .and_then(|n| usize::try_from(n).ok())
             .ok_or_else(|| Failure::bad_request(format!("'{key}' must be a non-negative int."))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use busbar_store::StoreError;
+
+    #[test]
+    fn a_store_out_of_space_is_server_busy_and_a_broken_one_an_internal_error() {
+        let busy = Failure::from_core(&CoreError::Store(StoreError::NoSpace("full".into())));
+        assert_eq!((busy.0, busy.1), (503, conditions::SERVER_BUSY));
+        let broken = Failure::from_core(&CoreError::Store(StoreError::Poisoned("eio".into())));
+        assert_eq!((broken.0, broken.1), (500, conditions::INTERNAL_ERROR));
     }
 }

@@ -1,6 +1,8 @@
 //! Append-and-commit cost of 1 KiB enqueues on the real file system: one record per
 //! append awaited before the next (each its own commit, so under `Sync` one fdatasync
 //! each), and 64-record appends (one commit for the batch), under `Sync` and `Buffered`.
+//! Also the cost of reading a written body back (1 KiB and 64 KiB, from the page cache,
+//! checksum checked).
 //!
 //! `cargo bench -p busbar-store --bench append` (a temporary directory under /tmp; set
 //! `BUSBAR_BENCH_DIR` to measure another file system; each benchmark runs ~1-2 s).
@@ -68,6 +70,42 @@ fn append(c: &mut Criterion) {
     g.finish();
 }
 
+fn read_body(c: &mut Criterion) {
+    let mut g = c.benchmark_group("read_body");
+    for size in [1024usize, 64 << 10] {
+        let tmp = match tempfile::tempdir_in(bench_dir()) {
+            Ok(t) => t,
+            Err(e) => panic!("no temporary directory: {e}"),
+        };
+        let store = match LogStore::open(tmp.path(), LogOptions::default()) {
+            Ok((store, _)) => store,
+            Err(e) => panic!("cannot open the store: {e}"),
+        };
+        let records: Vec<Record> = (1..=64)
+            .map(|seq| enqueue(1, seq, &vec![0xcd; size]))
+            .collect();
+        let refs = match store.append(records) {
+            Ok((refs, commit)) => match block_on(commit) {
+                Ok(()) => refs,
+                Err(e) => panic!("commit failed: {e}"),
+            },
+            Err(e) => panic!("append failed: {e}"),
+        };
+        let mut next = refs.iter().cycle();
+        g.throughput(Throughput::Bytes(size as u64));
+        g.bench_function(BenchmarkId::from_parameter(size), |b| {
+            b.iter(|| match next.next().map(|&r| store.read_body(r)) {
+                Some(Ok(body)) => black_box(body),
+                other => panic!("read failed: {other:?}"),
+            })
+        });
+        if let Err(e) = store.close() {
+            panic!("close failed: {e}");
+        }
+    }
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(300))
@@ -78,6 +116,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = append
+    targets = append, read_body
 }
 criterion_main!(benches);

@@ -51,6 +51,63 @@ pub fn is_ready<F: Future>(f: Pin<&mut F>) -> bool {
     f.poll(&mut Context::from_waker(Waker::noop())).is_ready()
 }
 
+/// A small tmpfs mounted for a test, to fill up for real; unmounted (and its mount point
+/// removed) on drop. Needs the right to mount (root).
+pub struct Tmpfs {
+    path: std::path::PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (as `mount -o size=` takes it, e.g. `"1m"`), or says on
+    /// stderr why it cannot and returns `None`, so that the test can skip.
+    pub fn mount(size: &str) -> Option<Tmpfs> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("busbar-tmpfs-{}-{n}", std::process::id()));
+        if let Err(e) = std::fs::create_dir_all(&path) {
+            eprintln!("skipped: cannot create a mount point: {e}");
+            return None;
+        }
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .output();
+        match out {
+            Ok(out) if out.status.success() => return Some(Tmpfs { path }),
+            Ok(out) => eprintln!(
+                "skipped: cannot mount a tmpfs: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            Err(e) => eprintln!("skipped: cannot run mount: {e}"),
+        }
+        let _ = std::fs::remove_dir(&path);
+        None
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Fills the file system with a file of its own, whose path it returns.
+    pub fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write as _;
+        let path = self.path.join("filler");
+        if let Ok(mut f) = std::fs::File::create(&path) {
+            while f.write_all(&[0u8; 4096]).is_ok() {}
+        }
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(&self.path)
+            .status();
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
 /// An `Enqueue` with default metadata.
 pub fn enqueue(entity: EntityId, seq: Seq, body: &[u8]) -> Record {
     Record::Enqueue {

@@ -16,8 +16,14 @@
 //!   all earlier calls) is durable. Records of one `append` call are atomic: after a
 //!   crash either all of them are recovered or none.
 //! - Records are applied in append order on recovery.
-//! - `read_body` works for any `BodyRef` returned by `append`, even before its commit.
-//! - After a failed fsync the store is poisoned: every later append fails.
+//! - `read_body` works for any `BodyRef` returned by `append`, even before its commit, and
+//!   never returns bytes other than those appended: a body damaged at rest is refused with
+//!   [`StoreError::CorruptBody`].
+//! - After a failed fsync the store is poisoned: every later append fails. Closing it and
+//!   opening it again recovers in process, as at start.
+//! - Out of disk space, appends fail at once with [`StoreError::NoSpace`] while what was
+//!   accepted before waits, in place, until space is freed; then writing resumes by itself.
+//!   [`Store::health`] says which of these holds.
 //!
 //! With the `conformance` feature, the `conformance` module holds backend-independent
 //! checks of this contract, and `store_conformance_tests!` turns them into tests.
@@ -141,16 +147,44 @@ pub enum StoreError {
     },
     #[error("store refuses writes after a failed sync: {0}")]
     Poisoned(String),
+    /// Out of disk space: nothing was written for this call. Writes resume by themselves
+    /// once space is freed, so the caller may retry later.
+    #[error("store is out of disk space; writes resume once space is freed: {0}")]
+    NoSpace(String),
     #[error("store is closed")]
     Closed,
     #[error("unknown body reference {0:?}")]
     UnknownBody(BodyRef),
+    /// The body read back is not what was written (checked against the checksum stored
+    /// with it): damaged on disk. Only this message is affected; it must not be delivered.
+    #[error("message body {body:?} is damaged: {reason}")]
+    CorruptBody { body: BodyRef, reason: String },
+}
+
+impl StoreError {
+    /// Whether the same call may succeed later without anyone intervening (out of space:
+    /// writes resume once space is freed). Clients should be told to back off and retry.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::NoSpace(_))
+    }
 }
 
 impl From<std::io::Error> for StoreError {
     fn from(e: std::io::Error) -> Self {
         StoreError::Io(e.to_string())
     }
+}
+
+/// Whether the store can take writes, for health reporting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreHealth {
+    Ok,
+    /// Out of space: appends fail with [`StoreError::NoSpace`] until space is freed; what
+    /// was accepted before is kept and written then.
+    NoSpace(String),
+    /// A sync failed: appends fail with [`StoreError::Poisoned`] until the store is closed
+    /// and opened again (which replays the log, as at start).
+    Poisoned(String),
 }
 
 /// The storage contract every backend implements.
@@ -173,6 +207,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(Vec<BodyRef>, Self::Commit), StoreError> {
         self.append(records)
     }
+
+    /// Whether writes can currently succeed.
+    fn health(&self) -> StoreHealth;
 
     /// Reads a body back (from the page cache or disk; from memory if not yet written).
     fn read_body(&self, body: BodyRef) -> Result<Bytes, StoreError>;

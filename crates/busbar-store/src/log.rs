@@ -33,6 +33,7 @@
 mod codec;
 mod commit;
 mod recover;
+pub mod repair;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -48,7 +49,9 @@ use bytes::Bytes;
 
 pub use commit::LogCommit;
 
-use crate::{BodyRef, Durability, EntityId, Record, Recovered, Seq, Store, StoreError};
+use crate::{
+    BodyRef, Durability, EntityId, Record, Recovered, Seq, Store, StoreError, StoreHealth,
+};
 use codec::HEADER_LEN;
 use commit::Notifier;
 use recover::{remove_index, segment_path};
@@ -63,6 +66,9 @@ const LOCK: &str = "LOCK";
 /// How long relaxed appends may stay written but unsynced when nothing else comes.
 const RELAXED_SYNC_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
 const POOL_BUFFERS: usize = 4;
+/// Pauses between attempts to write while the disk is full.
+const NO_SPACE_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(10);
+const NO_SPACE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 const POOL_BUFFER_MAX: usize = 16 << 20;
 
 /// Options for [`LogStore::open`].
@@ -96,6 +102,8 @@ struct Chunk {
 struct State {
     closing: bool,
     poisoned: Option<String>,
+    /// The writer is waiting for disk space to write what is pending; appends are refused.
+    no_space: Option<String>,
     /// Segment receiving appends and the offset of the next frame in it.
     segment: u32,
     offset: u64,
@@ -127,6 +135,9 @@ impl State {
         }
         if let Some(msg) = &self.poisoned {
             return Err(StoreError::Poisoned(msg.clone()));
+        }
+        if let Some(msg) = &self.no_space {
+            return Err(StoreError::NoSpace(msg.clone()));
         }
         Ok(())
     }
@@ -193,6 +204,9 @@ struct Shared {
     notifier: Arc<Notifier>,
     #[cfg(test)]
     fail_writes: std::sync::atomic::AtomicBool,
+    /// Fails the sync that ends a group, after its writes.
+    #[cfg(test)]
+    fail_syncs: std::sync::atomic::AtomicBool,
     /// fdatasyncs of group commits, for tests.
     #[cfg(test)]
     group_syncs: std::sync::atomic::AtomicU64,
@@ -212,8 +226,8 @@ pub struct LogStore {
     writer: Mutex<Option<JoinHandle<()>>>,
     indexer: Mutex<Option<JoinHandle<()>>>,
     catalog_lock: Mutex<()>,
-    /// Holds the directory's advisory lock for as long as the store is open.
-    _lock: File,
+    /// Holds the directory's advisory lock until the store is closed.
+    dir_lock: File,
 }
 
 impl std::fmt::Debug for LogStore {
@@ -249,22 +263,7 @@ impl LogStore {
     /// and with [`StoreError::Io`] if another process has the directory open.
     pub fn open(dir: &Path, options: LogOptions) -> Result<(LogStore, Recovered), StoreError> {
         fs::create_dir_all(dir)?;
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(dir.join(LOCK))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(StoreError::Io(format!(
-                    "store directory {} is in use by another process",
-                    dir.display()
-                )));
-            }
-            Err(TryLockError::Error(e)) => return Err(e.into()),
-        }
+        let lock = lock_dir(dir)?;
         let catalog = read_catalog(dir)?;
         let scan = recover::scan(dir)?;
         let last_seq = scan.last_seq;
@@ -345,6 +344,7 @@ impl LogStore {
         let state = State {
             closing: false,
             poisoned: None,
+            no_space: None,
             segment: tail_id,
             offset: tail_len,
             segment_has_batches: tail_len > HEADER_LEN,
@@ -369,6 +369,8 @@ impl LogStore {
             notifier: Arc::new(Notifier::new(0)),
             #[cfg(test)]
             fail_writes: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(test)]
+            fail_syncs: std::sync::atomic::AtomicBool::new(false),
             #[cfg(test)]
             group_syncs: std::sync::atomic::AtomicU64::new(0),
         });
@@ -398,7 +400,7 @@ impl LogStore {
             writer: Mutex::new(Some(writer)),
             indexer: Mutex::new(Some(indexer)),
             catalog_lock: Mutex::new(()),
-            _lock: lock,
+            dir_lock: lock,
         };
         Ok((
             store,
@@ -408,6 +410,24 @@ impl LogStore {
                 catalog,
             },
         ))
+    }
+}
+
+/// Takes the store directory's advisory lock, held for as long as the returned file is.
+fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    let lock = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(LOCK))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(TryLockError::WouldBlock) => Err(StoreError::Io(format!(
+            "store directory {} is in use by another process",
+            dir.display()
+        ))),
+        Err(TryLockError::Error(e)) => Err(e.into()),
     }
 }
 
@@ -510,6 +530,15 @@ impl Store for LogStore {
         self.append_with(records, false)
     }
 
+    fn health(&self) -> StoreHealth {
+        let st = self.shared.lock();
+        match (&st.poisoned, &st.no_space) {
+            (Some(msg), _) => StoreHealth::Poisoned(msg.clone()),
+            (None, Some(msg)) => StoreHealth::NoSpace(msg.clone()),
+            (None, None) => StoreHealth::Ok,
+        }
+    }
+
     fn read_body(&self, body: BodyRef) -> Result<Bytes, StoreError> {
         let file = {
             let st = self.shared.lock();
@@ -532,15 +561,24 @@ impl Store for LogStore {
                 };
             }
         };
-        let mut buf = vec![0u8; body.len as usize];
-        file.read_exact_at(&mut buf, body.offset).map_err(|e| {
+        // The length and checksum stored in front of the body come in the same read.
+        let start = body
+            .offset
+            .checked_sub(codec::BODY_PREFIX_LEN as u64)
+            .ok_or(StoreError::UnknownBody(body))?;
+        let mut buf = vec![0u8; codec::BODY_PREFIX_LEN + body.len as usize];
+        file.read_exact_at(&mut buf, start).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 StoreError::UnknownBody(body)
             } else {
                 e.into()
             }
         })?;
-        Ok(Bytes::from(buf))
+        let range = codec::check_body(&buf).map_err(|reason| {
+            tracing::error!(?body, %reason, "a message body read back from the log is damaged");
+            StoreError::CorruptBody { body, reason }
+        })?;
+        Ok(Bytes::from(buf).slice(range))
     }
 
     fn save_catalog(&self, catalog: &[u8]) -> Result<(), StoreError> {
@@ -579,6 +617,11 @@ impl Store for LogStore {
         {
             return Err(StoreError::Io("log indexer thread panicked".into()));
         }
+        // Nothing writes into the directory any more: it may be opened again, even in
+        // this process while this store is still referenced (reopening after a failure).
+        if let Err(e) = self.dir_lock.unlock() {
+            tracing::warn!(error = %e, "could not release the store directory lock");
+        }
         match &self.shared.lock().poisoned {
             Some(msg) => Err(StoreError::Poisoned(msg.clone())),
             None => Ok(()),
@@ -594,40 +637,81 @@ impl Drop for LogStore {
     }
 }
 
-/// Writes `batch` in order; `current` is the segment file last written to. Under
-/// `Sync` (or when `force_sync`), ends with one `fdatasync`.
+/// How writing a group failed.
+enum WriteFailure {
+    /// Out of space before anything was synced: the chunks from `done` on were not
+    /// written (a partial write is cut off again) and can be written once there is space.
+    NoSpace { done: usize, error: std::io::Error },
+    /// Anything else, above all a failed sync: the store must stop writing. A failed
+    /// fsync is never retried, since the kernel may already have dropped the pages.
+    Fatal(std::io::Error),
+}
+
+fn is_no_space(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
+/// Writes `batch` in order; `current` is the segment file last written to. With `sync`,
+/// ends with one `fdatasync`.
 fn write_group(
     shared: &Shared,
     batch: &[Chunk],
     current: &mut (u32, Arc<File>),
     sync: bool,
     sealed: &Sender<Sealed>,
-) -> std::io::Result<()> {
+) -> Result<(), WriteFailure> {
+    use WriteFailure::Fatal;
     #[cfg(test)]
     if shared.fail_writes.load(std::sync::atomic::Ordering::SeqCst) {
-        return Err(std::io::Error::other("injected write failure"));
+        return Err(Fatal(std::io::Error::other("injected write failure")));
     }
-    for chunk in batch {
+    let no_space = |done: usize, error: std::io::Error| {
+        if is_no_space(&error) {
+            WriteFailure::NoSpace { done, error }
+        } else {
+            Fatal(error)
+        }
+    };
+    for (done, chunk) in batch.iter().enumerate() {
         if chunk.segment != current.0 {
-            // The finished segment is made durable before the next gets any data, so a
-            // crash can tear a frame only in the last segment, where recovery expects it.
-            current.1.sync_data()?;
-            // If the indexer is gone the segment merely stays unindexed.
-            let _ = sealed.send(current.clone());
+            // Created first: if that fails for want of space nothing else has happened yet,
+            // and the whole step is simply repeated.
             let file = OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create_new(true)
-                .open(segment_path(&shared.dir, chunk.segment))?;
-            sync_dir(&shared.dir)?;
+                .open(segment_path(&shared.dir, chunk.segment))
+                .map_err(|e| no_space(done, e))?;
+            // The finished segment is made durable before the next gets any data, so a
+            // crash can tear a frame only in the last segment, where recovery expects it.
+            current.1.sync_data().map_err(Fatal)?;
+            // If the indexer is gone the segment merely stays unindexed.
+            let _ = sealed.send(current.clone());
+            sync_dir(&shared.dir).map_err(Fatal)?;
             let file = Arc::new(file);
             shared.lock().files.insert(chunk.segment, file.clone());
             *current = (chunk.segment, file);
         }
-        current.1.write_all_at(&chunk.buf, chunk.start)?;
+        if let Err(e) = current.1.write_all_at(&chunk.buf, chunk.start) {
+            if is_no_space(&e) {
+                // Give back whatever part of the chunk did get blocks; the retry rewrites
+                // it whole. A crash before then leaves a torn tail, which recovery cuts.
+                if let Err(cut) = current.1.set_len(chunk.start) {
+                    tracing::warn!(error = %cut, "could not cut off a partial write");
+                }
+            }
+            return Err(no_space(done, e));
+        }
     }
     if sync {
-        current.1.sync_data()?;
+        #[cfg(test)]
+        if shared.fail_syncs.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Fatal(std::io::Error::other("injected sync failure")));
+        }
+        current.1.sync_data().map_err(Fatal)?;
         #[cfg(test)]
         shared
             .group_syncs
@@ -636,8 +720,60 @@ fn write_group(
     Ok(())
 }
 
+/// Writes `batch` like [`write_group`], waiting out a full disk: the unwritten rest is
+/// retried, with growing pauses, while appends are refused. Gives up only on a fatal
+/// error or when the store closes.
+fn write_group_waiting_for_space(
+    shared: &Shared,
+    batch: &[Chunk],
+    current: &mut (u32, Arc<File>),
+    sync: bool,
+    sealed: &Sender<Sealed>,
+) -> Result<(), StoreError> {
+    let mut from = 0;
+    let mut pause = NO_SPACE_RETRY_FIRST;
+    loop {
+        let error = match write_group(shared, &batch[from..], current, sync, sealed) {
+            Ok(()) => {
+                let mut st = shared.lock();
+                if st.no_space.take().is_some() {
+                    tracing::info!("disk space is back; the log accepts writes again");
+                }
+                return Ok(());
+            }
+            Err(WriteFailure::Fatal(e)) => {
+                tracing::error!(error = %e, "log write failed; the store refuses further writes");
+                return Err(StoreError::Poisoned(format!("writing the log failed: {e}")));
+            }
+            Err(WriteFailure::NoSpace { done, error }) => {
+                from += done;
+                error
+            }
+        };
+        let mut st = shared.lock();
+        if st.no_space.is_none() {
+            tracing::error!(%error, "the log is out of disk space; writes are refused until space is freed");
+        }
+        let msg = error.to_string();
+        st.no_space = Some(msg.clone());
+        if st.closing {
+            return Err(StoreError::NoSpace(msg));
+        }
+        // close() wakes this wait.
+        drop(
+            shared
+                .work
+                .wait_timeout(st, pause)
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        pause = (pause * 2).min(NO_SPACE_RETRY_MAX);
+    }
+}
+
 fn writer_loop(shared: Arc<Shared>, mut current: (u32, Arc<File>), sealed: Sender<Sealed>) {
     let mut batch: Vec<Chunk> = Vec::new();
+    // Everything before this is synced (open synced the tail).
+    let mut synced = shared.lock().written;
     // After a failed deletion nothing newer may be deleted, or the numbering would gap.
     let mut reclaim_ok = true;
     // Written but not yet synced (relaxed appends only); synced within RELAXED_SYNC_DELAY.
@@ -675,16 +811,21 @@ fn writer_loop(shared: Arc<Shared>, mut current: (u32, Arc<File>), sealed: Sende
             || (shared.durability == Durability::Sync
                 && (wants_sync || (dirty && batch.is_empty())));
 
-        if let Err(e) = write_group(&shared, &batch, &mut current, sync, &sealed) {
-            let msg = format!("writing the log failed: {e}");
-            tracing::error!(error = %e, "log write failed; the store refuses further writes");
+        if let Err(e) = write_group_waiting_for_space(&shared, &batch, &mut current, sync, &sealed)
+        {
             {
                 let mut st = shared.lock();
-                st.poisoned = Some(msg.clone());
+                st.poisoned = Some(e.to_string());
                 st.pending.clear();
             }
-            shared.notifier.fail(StoreError::Poisoned(msg));
+            if shared.durability == Durability::Sync {
+                cut_unsynced(&shared, synced, current.0);
+            }
+            shared.notifier.fail(e);
             return;
+        }
+        if sync && let Some(last) = batch.last() {
+            synced = (last.segment, last.start + last.buf.len() as u64);
         }
         if sync {
             dirty = false;
@@ -732,6 +873,24 @@ fn writer_loop(shared: Arc<Shared>, mut current: (u32, Arc<File>), sealed: Sende
         if closing {
             return;
         }
+    }
+}
+
+/// After a fatal failure under `Sync`: drops from the files what was written after the
+/// last sync, `synced`, up to segment `last`. None of it was acknowledged (relaxed
+/// completions aside, which are redelivered), and after a failed fsync its pages may be
+/// clean in the page cache yet never reach the disk; without this, reopening in process
+/// would replay them from the cache. Best effort: failing here leaves what a crash would.
+fn cut_unsynced(shared: &Shared, synced: Pos, last: u32) {
+    let path = segment_path(&shared.dir, synced.0);
+    let cut = OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_len(synced.1).and_then(|()| f.sync_all()));
+    let removed = (synced.0 + 1..=last)
+        .try_for_each(|id| recover::remove_if_present(&segment_path(&shared.dir, id)));
+    if let Err(e) = cut.and(removed).and_then(|()| sync_dir(&shared.dir)) {
+        tracing::warn!(file = %path.display(), error = %e, "could not drop the unsynced end of the log");
     }
 }
 
@@ -889,6 +1048,29 @@ mod tests {
 
         let (_, rec) = LogStore::open(dir.path(), LogOptions::default()).expect("reopen");
         assert_eq!(rec.messages.len(), 1, "only the acknowledged message");
+    }
+
+    #[test]
+    fn after_a_failed_sync_the_store_reopens_in_process_without_what_was_never_synced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = LogStore::open(dir.path(), LogOptions::default()).expect("open");
+        commit(&store, vec![enqueue(1, 1, b"durable")]);
+        store.shared.fail_syncs.store(true, Ordering::SeqCst);
+        let (_, failed) = store
+            .append(vec![enqueue(1, 2, b"written, never synced")])
+            .expect("append");
+        assert!(matches!(block_on(failed), Err(StoreError::Poisoned(_))));
+        assert!(matches!(store.health(), StoreHealth::Poisoned(_)));
+        assert!(store.close().is_err());
+
+        // The poisoned store is still referenced, as a running broker holds it.
+        let (again, rec) =
+            LogStore::open(dir.path(), LogOptions::default()).expect("reopen in process");
+        let seqs: Vec<u64> = rec.messages.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, vec![1], "the unsynced write is not replayed");
+        assert_eq!(again.health(), StoreHealth::Ok);
+        commit(&again, vec![enqueue(1, 3, b"after")]);
+        drop(store);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use busbar_store::conformance::{block_on, commit, enqueue};
-use busbar_store::log::{LogOptions, LogStore};
+use busbar_store::log::{LogOptions, LogStore, repair};
 use busbar_store::{BodyRef, Record, Recovered, Store, StoreError};
 
 fn open(dir: &Path) -> (LogStore, Recovered) {
@@ -428,8 +428,6 @@ fn a_sealed_segment_with_an_index_is_not_read() {
     let (store, rec) = open_small(dir.path(), 1024).expect("the index is trusted");
     assert_eq!(keys(&rec), (1..=10).map(|s| (1, s)).collect::<Vec<_>>());
     assert_eq!(rec.messages[0].body, refs[0]);
-    let body = store.read_body(refs[0]).expect("read");
-    assert_eq!(body[7], 1 ^ 0xff, "bodies are not re-checked when read");
     drop(store);
 
     // Without the index the segment is read whole, and the damage is found.
@@ -566,4 +564,209 @@ fn reclaimed_segments_take_their_index_with_them() {
     assert!(!dir.path().join("00000001.idx").exists());
     let (_, rec) = open_small(dir.path(), 1024).expect("reopen");
     assert_eq!(keys(&rec), vec![(1, 21)]);
+}
+
+/// `n` messages in the active segment, one frame each (entity 1, seq 1..=n, body of 100
+/// bytes of the seq's low byte); returns each frame's offset.
+fn active_segment_of(dir: &Path, n: u64) -> Vec<u64> {
+    let seg = dir.join("00000001.log");
+    let (store, _) = open(dir);
+    let mut frames = Vec::new();
+    for seq in 1..=n {
+        frames.push(file_len(&seg));
+        commit(&store, vec![enqueue(1, seq, &[seq as u8; 100])]);
+    }
+    store.close().expect("close");
+    frames
+}
+
+fn expect_corrupt_at(dir: &Path, want_file: &str, want_offset: u64) {
+    match LogStore::open(dir, LogOptions::default()) {
+        Err(StoreError::Corrupt { file, offset, .. }) => {
+            assert_eq!(file, want_file);
+            assert_eq!(offset, want_offset, "points at the first damaged frame");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+/// Repairs `dir`, then opens it and checks that exactly `want` messages are there with
+/// their bodies intact.
+fn repair_and_check(dir: &Path, want: &[u64]) -> repair::RepairReport {
+    let report = repair::repair(dir, repair::Apply::Yes).expect("repair");
+    let (store, rec) = open(dir);
+    let got: Vec<u64> = rec.messages.iter().map(|m| m.seq).collect();
+    assert_eq!(got, want, "every undamaged message is back");
+    for m in &rec.messages {
+        assert_eq!(
+            store.read_body(m.body).expect("read"),
+            vec![m.seq as u8; 100]
+        );
+    }
+    store.close().expect("close");
+    report
+}
+
+#[test]
+fn damage_in_two_neighbouring_frames_mid_segment_is_corruption_not_a_torn_tail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let seg = dir.path().join("00000001.log");
+    let frames = active_segment_of(dir.path(), 1000);
+    // A byte in the bodies of seq 500 and seq 501.
+    flip_byte(&seg, frames[499] + 60);
+    flip_byte(&seg, frames[500] + 60);
+    let damaged = fs::read(&seg).expect("read");
+
+    expect_corrupt_at(dir.path(), "00000001.log", frames[499]);
+    assert_eq!(fs::read(&seg).expect("read"), damaged, "nothing truncated");
+
+    let dry = repair::repair(dir.path(), repair::Apply::No).expect("dry run");
+    assert_eq!(
+        fs::read(&seg).expect("read"),
+        damaged,
+        "a dry run changes nothing"
+    );
+    expect_corrupt_at(dir.path(), "00000001.log", frames[499]);
+
+    let want: Vec<u64> = (1..=1000).filter(|s| *s != 500 && *s != 501).collect();
+    let report = repair_and_check(dir.path(), &want);
+    assert_eq!(
+        dry.segments[0].lost, report.segments[0].lost,
+        "the dry run finds the same"
+    );
+    let [segment] = &report.segments[..] else {
+        panic!("one segment reported: {report}")
+    };
+    assert_eq!(segment.file, "00000001.log");
+    let [lost] = &segment.lost[..] else {
+        panic!("one lost range: {report}")
+    };
+    assert_eq!(lost.offset, frames[499]);
+    assert_eq!(lost.bytes, frames[501] - frames[499]);
+    assert_eq!(lost.enqueues, vec![(1, 500), (1, 501)], "{report}");
+    assert!(segment.torn_tail.is_none());
+    let backup = dir.path().join("00000001.log.damaged");
+    assert_eq!(fs::read(&backup).expect("backup"), damaged);
+    let text = report.to_string();
+    assert!(
+        text.contains("00000001.log") && text.contains("entity 1 seq 500"),
+        "{text}"
+    );
+
+    // A repaired directory is clean.
+    let again = repair::repair(dir.path(), repair::Apply::Yes).expect("repair again");
+    assert!(again.is_clean(), "{again}");
+}
+
+#[test]
+fn a_zeroed_page_mid_segment_is_corruption_not_a_torn_tail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let seg = dir.path().join("00000001.log");
+    let frames = active_segment_of(dir.path(), 1000);
+    let page = 4096 * 20;
+    let mut data = fs::read(&seg).expect("read");
+    data[page..page + 4096].fill(0);
+    fs::write(&seg, &data).expect("write");
+
+    // Frames overlapping the page are gone; every other one survives.
+    let frame_end = |i: usize| frames.get(i + 1).copied().unwrap_or(data.len() as u64);
+    let hit: Vec<usize> = (0..frames.len())
+        .filter(|&i| frames[i] < (page + 4096) as u64 && frame_end(i) > page as u64)
+        .collect();
+    assert!(hit.len() > 2, "the page spans several frames");
+    expect_corrupt_at(dir.path(), "00000001.log", frames[hit[0]]);
+    assert_eq!(fs::read(&seg).expect("read"), data, "nothing truncated");
+
+    let want: Vec<u64> = (1..=1000)
+        .filter(|&s| !hit.contains(&(s as usize - 1)))
+        .collect();
+    let report = repair_and_check(dir.path(), &want);
+    let lost = &report.segments[0].lost;
+    assert_eq!(lost.len(), 1, "{report}");
+    assert_eq!(lost[0].offset, frames[hit[0]]);
+    assert_eq!(
+        lost[0].bytes,
+        frame_end(*hit.last().expect("hit")) - frames[hit[0]]
+    );
+}
+
+#[test]
+fn a_torn_tail_after_valid_frames_is_still_cut_off() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let seg = dir.path().join("00000001.log");
+    let frames = active_segment_of(dir.path(), 20);
+    // The last frame's header and the one before it damaged, with nothing after.
+    let mut data = fs::read(&seg).expect("read");
+    let last = *frames.last().expect("frames") as usize;
+    data[frames[18] as usize + 50] ^= 1;
+    data.truncate(last + 30);
+    fs::write(&seg, &data).expect("write");
+    let (_, rec) = open(dir.path());
+    assert_eq!(rec.messages.len(), 18);
+}
+
+#[test]
+fn repair_salvages_a_damaged_sealed_segment_and_fills_a_missing_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let refs = sealed_log(dir.path());
+    let logs = segments(dir.path());
+    assert!(logs.len() >= 4, "{logs:?}");
+    // Damage one body in segment 1 (its index still vouches for it) and lose segment 3.
+    flip_byte(&dir.path().join("00000001.log"), refs[0].offset + 7);
+    let in_third: Vec<u64> = refs
+        .iter()
+        .zip(1..)
+        .filter(|(r, _)| r.segment == 3)
+        .map(|(_, seq)| seq)
+        .collect();
+    assert!(!in_third.is_empty());
+    fs::remove_file(dir.path().join("00000003.log")).expect("remove");
+
+    let report = repair::repair(dir.path(), repair::Apply::Yes).expect("repair");
+    let text = report.to_string();
+    assert!(text.contains("00000003.log: missing"), "{text}");
+    assert_eq!(report.segments[0].lost[0].enqueues, vec![(1, 1)], "{text}");
+    let (_, rec) = open_small(dir.path(), 1024).expect("opens after repair");
+    let want: Vec<(u32, u64)> = (2..=10)
+        .filter(|s| !in_third.contains(s))
+        .map(|s| (1, s))
+        .collect();
+    assert_eq!(keys(&rec), want);
+}
+
+#[test]
+fn a_body_damaged_on_disk_is_never_returned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let refs = sealed_log(dir.path());
+    // A body byte in sealed segment 1, whose index still vouches for the segment.
+    flip_byte(&dir.path().join("00000001.log"), refs[0].offset + 7);
+
+    let (store, _) = open_small(dir.path(), 1024).expect("the index is trusted at open");
+    match store.read_body(refs[0]) {
+        Err(StoreError::CorruptBody { body, .. }) => assert_eq!(body, refs[0]),
+        other => panic!("expected CorruptBody, got {other:?}"),
+    }
+    for (r, seq) in refs.iter().zip(1u8..).skip(1) {
+        assert_eq!(
+            store.read_body(*r).expect("the rest still reads"),
+            vec![seq; 400]
+        );
+    }
+
+    // The same in the segment being written, damaged under a running store.
+    let last = commit(&store, vec![enqueue(2, 1, &[9; 400])])[0];
+    let path = dir.path().join(format!("{:08}.log", last.segment));
+    flip_byte(&path, last.offset + 399);
+    assert!(matches!(
+        store.read_body(last),
+        Err(StoreError::CorruptBody { .. })
+    ));
+    // A damaged length in front of the body is caught as well.
+    flip_byte(&path, last.offset + 399);
+    flip_byte(&path, last.offset - 8);
+    assert!(matches!(
+        store.read_body(last),
+        Err(StoreError::CorruptBody { .. })
+    ));
+    store.close().expect("close");
 }

@@ -11,6 +11,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use busbar_server::config::{BrokerConfig, ConfigError, Durability};
 use busbar_servicebus::sas::DEFAULT_KEY_NAME;
+use busbar_store::StoreError;
+use busbar_store::log::repair;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
@@ -48,6 +50,22 @@ enum Command {
     /// Print the message counts of a running broker's subscriptions, topic by topic (one
     /// row per subscription, named `<topic>/Subscriptions/<name>`), read from its HTTP API.
     Topics(QueuesArgs),
+    /// Salvage a damaged data directory (the broker must be stopped).
+    ///
+    /// Every record that still checks out is kept; each damaged log segment is rewritten
+    /// from its valid records and its original kept beside it as `<segment>.damaged`.
+    /// Prints what was lost: each damaged range and the messages recognisable in it.
+    Repair(RepairArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct RepairArgs {
+    /// The broker's data directory.
+    #[arg(long, env = "BUSBAR_DATA_DIR", value_name = "DIR")]
+    data_dir: PathBuf,
+    /// Only report what is damaged; change nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -293,6 +311,7 @@ async fn main() -> ExitCode {
                 queues_cmd::run_topics(&args.api(), args.name.as_deref(), args.json).await,
             );
         }
+        Command::Repair(args) => return exit_code(repair(&args)),
     };
 
     if let Err(error) = init_tracing(args.log.as_deref()) {
@@ -313,9 +332,29 @@ async fn main() -> ExitCode {
         Err(error) => {
             // Straight to stderr: the log filter may hide errors, this must always show.
             eprintln!("busbar: {error:#}");
+            if let Some(busbar_server::RunError::Store(StoreError::Corrupt { .. })) =
+                error.downcast_ref()
+            {
+                eprintln!(
+                    "busbar: the data directory is damaged; `busbar repair --data-dir DIR --dry-run` \
+                     shows what `busbar repair --data-dir DIR` would salvage and lose"
+                );
+            }
             ExitCode::FAILURE
         }
     }
+}
+
+fn repair(args: &RepairArgs) -> anyhow::Result<()> {
+    let apply = if args.dry_run {
+        repair::Apply::No
+    } else {
+        repair::Apply::Yes
+    };
+    let report = repair::repair(&args.data_dir, apply)
+        .with_context(|| format!("repairing {}", args.data_dir.display()))?;
+    print!("{report}");
+    Ok(())
 }
 
 #[cfg(test)]

@@ -136,3 +136,64 @@ fn invalid_log_filter_exits_2() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("--log"), "{}", stderr(&output));
 }
+
+#[test]
+fn a_damaged_data_dir_is_refused_with_the_way_out_and_repair_salvages_it() {
+    use busbar_store::Store as _;
+    use busbar_store::conformance::{commit, enqueue};
+    use busbar_store::log::{LogOptions, LogStore};
+
+    let dir = tempfile::tempdir().unwrap();
+    let segment = dir.path().join("00000001.log");
+    let mut frames = Vec::new();
+    {
+        let (store, _) = LogStore::open(dir.path(), LogOptions::default()).unwrap();
+        for seq in 1..=10 {
+            frames.push(std::fs::metadata(&segment).unwrap().len() as usize);
+            commit(&store, vec![enqueue(1, seq, &[seq as u8; 100])]);
+        }
+        store.close().unwrap();
+    }
+    let mut data = std::fs::read(&segment).unwrap();
+    data[frames[4] + 60] ^= 0xff;
+    data[frames[5] + 60] ^= 0xff;
+    std::fs::write(&segment, &data).unwrap();
+
+    let serve = busbar()
+        .args([
+            "serve",
+            "--amqp-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!serve.status.success());
+    let message = stderr(&serve);
+    assert!(
+        message.contains("00000001.log") && message.contains(&format!("offset {}", frames[4])),
+        "{message}"
+    );
+    assert!(message.contains("busbar repair"), "{message}");
+
+    let repair = busbar()
+        .arg("repair")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(repair.status.success(), "{}", stderr(&repair));
+    let report = String::from_utf8_lossy(&repair.stdout);
+    assert!(
+        report.contains("messages lost: entity 1 seq 5, entity 1 seq 6"),
+        "{report}"
+    );
+    assert!(report.contains("00000001.log.damaged"), "{report}");
+
+    let (_, recovered) = LogStore::open(dir.path(), LogOptions::default()).unwrap();
+    let seqs: Vec<u64> = recovered.messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 7, 8, 9, 10]);
+}

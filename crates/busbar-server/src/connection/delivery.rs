@@ -378,12 +378,18 @@ impl<S: Store> Conn<S> {
                 }
             }
             Err(error) => {
-                tracing::error!(entity = %outstanding.entity.name, %error, "settlement failed");
+                let condition = match &error {
+                    CoreError::Store(store) if store.is_retryable() => conditions::SERVER_BUSY,
+                    _ => {
+                        tracing::error!(entity = %outstanding.entity.name, %error, "settlement failed");
+                        conditions::INTERNAL_ERROR
+                    }
+                };
                 if !settled_by_peer {
                     let _ = self.engine.settle(
                         link,
                         delivery_id,
-                        rejected(conditions::INTERNAL_ERROR, error.to_string()),
+                        rejected(condition, error.to_string()),
                     );
                 }
             }

@@ -124,6 +124,8 @@ impl<S: Store> Conn<S> {
             Err(error) => {
                 let condition = match error {
                     CoreError::QuotaExceeded { .. } => conditions::RESOURCE_LIMIT_EXCEEDED,
+                    // The disk is full: retry later, as for a busy namespace.
+                    CoreError::Store(ref store) if store.is_retryable() => conditions::SERVER_BUSY,
                     _ => {
                         tracing::error!(%error, "enqueue failed");
                         conditions::INTERNAL_ERROR

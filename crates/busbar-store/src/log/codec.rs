@@ -3,8 +3,10 @@
 //! Segment file: a 16-byte header (`MAGIC`, format version u16, reserved u16, segment id
 //! u32), then frames. Frame: `[payload len u32][crc32 of payload u32][payload]`; one frame
 //! holds every record of one `append` call, so a batch is recovered whole or not at all.
-//! Payload: `[record count u32]` then the records, each starting with a tag byte. All
-//! integers are little-endian.
+//! Payload: `[record count u32]` then the records, each starting with a tag byte. An
+//! `Enqueue` ends with `[body len u32][crc32 of body u32][body]`, so a body read back alone
+//! (see [`check_body`]) is checked as well as a whole frame at recovery. All integers are
+//! little-endian. Format version 2; version 1 had no body checksum.
 //!
 //! Segment index (`NNNNNNNN.idx`, written once a segment is sealed): a 24-byte header
 //! (`INDEX_MAGIC`, format version u16, reserved u16, segment id u32, length of the indexed
@@ -17,7 +19,9 @@
 use crate::{EntityId, MessageMeta, MessageState, Record, Seq, StoreError};
 
 pub(crate) const MAGIC: &[u8; 8] = b"BUSBARLG";
-pub(crate) const VERSION: u16 = 1;
+pub(crate) const VERSION: u16 = 2;
+/// The body length and checksum in front of every body.
+pub(crate) const BODY_PREFIX_LEN: usize = 8;
 pub(crate) const HEADER_LEN: u64 = 16;
 pub(crate) const FRAME_HEADER_LEN: usize = 8;
 
@@ -134,7 +138,7 @@ fn encoded_len(records: &[Record]) -> usize {
                     + 1
                     + meta.session_id.as_ref().map_or(0, |s| 4 + s.len())
                     + meta.message_id.as_ref().map_or(0, |s| 4 + s.len())
-                    + 4
+                    + BODY_PREFIX_LEN
                     + body.len()
             }
             Record::Update { .. } => 1 + 4 + 8 + 4 + 1,
@@ -171,6 +175,7 @@ pub(crate) fn encode_batch(
                 put_meta(out, meta)?;
                 let len = u32::try_from(body.len()).map_err(|_| too_large("a message body"))?;
                 out.extend_from_slice(&len.to_le_bytes());
+                out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
                 bodies.push((out.len() as u64, len));
                 out.extend_from_slice(body);
             }
@@ -349,6 +354,8 @@ fn decode_record(c: &mut Cursor<'_>, source: Source) -> Result<Decoded, String> 
             let (body_offset, body_len) = match source {
                 Source::Frame { payload_offset } => {
                     let body_len = c.u32()?;
+                    // The frame checksum covers the body already.
+                    c.take(4)?;
                     let body_pos = c.pos as u64;
                     c.take(body_len as usize)?;
                     (payload_offset + body_pos, body_len)
@@ -525,6 +532,33 @@ pub(crate) fn decode_index(
         apply(decode_record(&mut c, Source::Index)?)?;
     }
     Ok(())
+}
+
+/// Whether `payload` could start a frame payload: a record count of at least one and a
+/// known first tag. A quick test before a checksum when looking for frames in damage.
+pub(crate) fn plausible_payload(payload: &[u8]) -> bool {
+    payload.len() > 4
+        && payload[..4] != [0; 4]
+        && (TAG_ENQUEUE..=TAG_CHECKPOINT).contains(&payload[4])
+}
+
+/// Checks a body read back with the [`BODY_PREFIX_LEN`] bytes in front of it against the
+/// length and checksum stored there; returns the body's range in `prefixed`.
+pub(crate) fn check_body(prefixed: &[u8]) -> Result<std::ops::Range<usize>, String> {
+    let body = prefixed
+        .get(BODY_PREFIX_LEN..)
+        .ok_or_else(|| "short read".to_string())?;
+    let (len, crc) = frame_header(prefixed);
+    if len as usize != body.len() {
+        return Err(format!(
+            "stored length {len} differs from the reference's {}",
+            body.len()
+        ));
+    }
+    if crc32fast::hash(body) != crc {
+        return Err("checksum mismatch".into());
+    }
+    Ok(BODY_PREFIX_LEN..prefixed.len())
 }
 
 /// Reads `(len, crc)` of a frame header.
@@ -714,8 +748,10 @@ mod tests {
         let mut bad = h;
         bad[0] = b'X';
         assert!(parse_segment_header(&bad).is_err());
-        let mut v2 = h;
-        v2[8] = 2;
-        assert!(parse_segment_header(&v2).is_err());
+        for other in [1, 3] {
+            let mut v = h;
+            v[8] = other;
+            assert!(parse_segment_header(&v).is_err(), "version {other}");
+        }
     }
 }

@@ -8,10 +8,11 @@
 //! is, and its index is written anew.
 //!
 //! What that trusts: replay from an index checks the index, not the segment, so damage to
-//! the bytes of a sealed segment (bodies included) that happens after its index was built
-//! goes unnoticed at open. The index is built from the segment as read back after it was
-//! synced, with every frame checksum verified then. Neither path re-checks a body when it
-//! is later read with `read_body`.
+//! the bytes of a sealed segment that happens after its index was built goes unnoticed at
+//! open. The index is built from the segment as read back after it was synced, with every
+//! frame checksum verified then. Bodies are checked again whenever `read_body` reads one
+//! back (each carries its own checksum), so a damaged body is refused rather than
+//! delivered; `repair` finds damage anywhere, trusting no index.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
@@ -63,9 +64,9 @@ pub(crate) struct Scan {
 
 /// The store directory's files that matter to recovery.
 #[derive(Default)]
-struct Listing {
+pub(crate) struct Listing {
     /// Segment ids, ascending.
-    segments: Vec<u32>,
+    pub segments: Vec<u32>,
     indexes: Vec<u32>,
     /// Index writes that never completed.
     temporaries: Vec<PathBuf>,
@@ -80,7 +81,7 @@ fn numbered(name: &str, suffix: &str) -> Option<Result<u32, std::num::ParseIntEr
     Some(stem.parse::<u32>())
 }
 
-fn list(dir: &Path) -> Result<Listing, StoreError> {
+pub(crate) fn list(dir: &Path) -> Result<Listing, StoreError> {
     let mut out = Listing::default();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
@@ -107,68 +108,79 @@ fn list(dir: &Path) -> Result<Listing, StoreError> {
     Ok(out)
 }
 
-fn remove_if_present(path: &Path) -> std::io::Result<()> {
+pub(crate) fn remove_if_present(path: &Path) -> std::io::Result<()> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
 }
 
-enum Frame {
-    /// Payload range and the offset of the next frame.
+pub(crate) enum Frame {
+    /// Payload range; the next frame starts at its end.
     Valid {
         payload: (usize, usize),
     },
     Invalid {
         reason: String,
-        next: Option<usize>,
     },
 }
 
-fn check_frame(data: &[u8], pos: usize) -> Frame {
+pub(crate) fn check_frame(data: &[u8], pos: usize) -> Frame {
+    let invalid = |reason: &str| Frame::Invalid {
+        reason: reason.into(),
+    };
     if data.len() - pos < FRAME_HEADER_LEN {
-        return Frame::Invalid {
-            reason: "short frame header".into(),
-            next: None,
-        };
+        return invalid("short frame header");
     }
     let (len, crc) = codec::frame_header(&data[pos..pos + FRAME_HEADER_LEN]);
     if len == 0 {
         // Never written: every payload holds at least a record count.
-        return Frame::Invalid {
-            reason: "empty frame".into(),
-            next: None,
-        };
+        return invalid("empty frame");
     }
     let start = pos + FRAME_HEADER_LEN;
     let end = match start.checked_add(len as usize) {
         Some(end) if end <= data.len() => end,
-        _ => {
-            return Frame::Invalid {
-                reason: "frame runs past the end of the file".into(),
-                next: None,
-            };
-        }
+        _ => return invalid("frame runs past the end of the file"),
     };
     if crc32fast::hash(&data[start..end]) != crc {
-        return Frame::Invalid {
-            reason: "checksum mismatch".into(),
-            next: Some(end),
-        };
+        return invalid("checksum mismatch");
     }
     Frame::Valid {
         payload: (start, end),
     }
 }
 
+/// The end of the frame at `pos` if it checks out as a whole: checksum and records.
+pub(crate) fn sound_frame_end(data: &[u8], pos: usize) -> Result<usize, String> {
+    match check_frame(data, pos) {
+        Frame::Valid {
+            payload: (start, end),
+        } => codec::decode_batch(&data[start..end], start as u64, |_| Ok(())).map(|()| end),
+        Frame::Invalid { reason } => Err(reason),
+    }
+}
+
+/// Where the frames pick up again after damage at `pos`: the offset of the first sound
+/// frame after it, if any. Every offset is tried, since the damage may have hit length
+/// fields; a cheap look at the header rules out nearly all of them before any checksum.
+pub(crate) fn resync(data: &[u8], pos: usize) -> Option<usize> {
+    (pos + 1..data.len().saturating_sub(FRAME_HEADER_LEN)).find(|&p| {
+        let (len, _) = codec::frame_header(&data[p..p + FRAME_HEADER_LEN]);
+        let start = p + FRAME_HEADER_LEN;
+        (len as usize) <= data.len() - start
+            && codec::plausible_payload(&data[start..start + len as usize])
+            && sound_frame_end(data, p).is_ok()
+    })
+}
+
 /// Reads every segment in order and applies its records.
 ///
-/// A bad frame at the end of the last segment is a write torn by a crash: it was never
-/// acknowledged, so it is cut off. A bad frame anywhere else, or one in the last segment
-/// whose declared successor is a valid frame, is damage to acknowledged data and refuses
-/// the open. (A frame whose length field itself is damaged hides its successor; that case
-/// is indistinguishable from a torn tail and is treated as one.) Sealed segments with an
-/// intact index are not read at all (see the module comment).
+/// A bad frame at the end of the last segment with nothing valid after it is a write torn
+/// by a crash: it was never acknowledged, so it is cut off. A bad frame anywhere else, or
+/// one in the last segment followed (at any offset, see [`resync`]) by a valid frame, is
+/// damage to acknowledged data and refuses the open with the segment and offset; `repair`
+/// salvages such a directory. Sealed segments with an intact index are not read at all
+/// (see the module comment).
 pub(crate) fn scan(dir: &Path) -> Result<Scan, StoreError> {
     let listing = list(dir)?;
     let ids = listing.segments;
@@ -268,12 +280,15 @@ pub(crate) fn scan(dir: &Path) -> Result<Scan, StoreError> {
                     .map_err(|reason| corrupt(pos, reason))?;
                     pos = end;
                 }
-                Frame::Invalid { reason, next } => {
-                    let followed_by_valid = next.is_some_and(|n| {
-                        n < data.len() && matches!(check_frame(&data, n), Frame::Valid { .. })
-                    });
-                    if !is_last || followed_by_valid {
+                Frame::Invalid { reason } => {
+                    if !is_last {
                         return Err(corrupt(pos, reason));
+                    }
+                    if let Some(next) = resync(&data, pos) {
+                        return Err(corrupt(
+                            pos,
+                            format!("{reason}, with a valid frame after it at offset {next}"),
+                        ));
                     }
                     tracing::warn!(
                         file = %path.display(),
@@ -380,7 +395,7 @@ pub(crate) fn build_index(id: u32, data: &[u8]) -> Result<Vec<u8>, String> {
                 .map_err(|reason| format!("at offset {pos}: {reason}"))?;
                 pos = end;
             }
-            Frame::Invalid { reason, .. } => return Err(format!("at offset {pos}: {reason}")),
+            Frame::Invalid { reason } => return Err(format!("at offset {pos}: {reason}")),
         }
     }
     codec::finish_index(&mut index);
