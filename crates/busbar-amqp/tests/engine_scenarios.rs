@@ -1526,6 +1526,81 @@ fn incoming_credit_is_topped_up_when_half_used_and_window_refreshed() {
     assert_eq!((f.handle, f.incoming_window), (None, 10));
 }
 
+#[test]
+fn held_credit_is_not_topped_up_until_resumed() {
+    let mut p = Peer::python();
+    p.begin(1, 65_536);
+    let (link, _) = p.attach_accepted(
+        1,
+        sender_attach("s", 1, "q1"),
+        AttachReply {
+            credit: Some(4),
+            ..AttachReply::default()
+        },
+    );
+    p.frames();
+    p.conn.hold_credit(true);
+    assert!(p.conn.credit_held());
+    for id in 0..4 {
+        p.transfer(
+            1,
+            client_transfer(1, id, b"a", false),
+            Bytes::from_static(b"1"),
+        );
+    }
+    assert_eq!(p.conn.link_credit(link), Some(0), "the client ran out");
+    assert!(
+        !p.written()
+            .iter()
+            .any(|(_, f)| matches!(f, Performative::Flow(f) if f.handle.is_some())),
+        "no link credit while held"
+    );
+    p.conn.hold_credit(false);
+    let written = p.written();
+    let flows: Vec<_> = written
+        .iter()
+        .filter_map(|(_, f)| match f {
+            Performative::Flow(f) if f.handle.is_some() => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(flows.len(), 1, "{written:?}");
+    assert_eq!(
+        (flows[0].link_credit, flows[0].delivery_count),
+        (Some(4), Some(4))
+    );
+    assert_eq!(p.conn.link_credit(link), Some(4));
+}
+
+#[test]
+fn unfinished_deliveries_are_counted_until_they_complete() {
+    let mut p = Peer::python();
+    p.begin(1, 65_536);
+    p.attach_accepted(1, sender_attach("s", 1, "q1"), AttachReply::default());
+    p.attach_accepted(1, sender_attach("t", 2, "q2"), AttachReply::default());
+    assert_eq!(p.conn.link_count(), 2);
+    assert_eq!(p.conn.unfinished_delivery_bytes(), 0);
+    p.transfer(
+        1,
+        client_transfer(1, 0, b"a", true),
+        Bytes::from(vec![1u8; 1000]),
+    );
+    p.transfer(
+        1,
+        client_transfer(2, 1, b"b", true),
+        Bytes::from(vec![2u8; 500]),
+    );
+    assert_eq!(p.conn.unfinished_delivery_bytes(), 1500);
+    let last = Transfer {
+        handle: 1,
+        more: false,
+        ..Transfer::default()
+    };
+    p.transfer(1, last, Bytes::from(vec![1u8; 10]));
+    assert_eq!(message_events(&p.events()).len(), 1);
+    assert_eq!(p.conn.unfinished_delivery_bytes(), 500);
+}
+
 // ---------------------------------------------------------------------------------------
 // Keep-alive and idle timeout
 // ---------------------------------------------------------------------------------------

@@ -121,6 +121,8 @@ pub struct Connection {
     last_sent_ms: u64,
     /// Reused for the delivery-ids a ranged disposition settles.
     scratch_ids: Vec<u32>,
+    /// Credit of client senders is not topped up (see [`Connection::hold_credit`]).
+    credit_held: bool,
 }
 
 /// A session's counters with the means to write frames for it.
@@ -137,6 +139,7 @@ struct SessionCtx<'a> {
     links: &'a mut LinkTable,
     next_serial: &'a mut u32,
     scratch_ids: &'a mut Vec<u32>,
+    credit_held: bool,
 }
 
 type FrameResult = Result<(), ConnectionError>;
@@ -157,6 +160,7 @@ impl Connection {
             last_received_ms: now_ms,
             last_sent_ms: now_ms,
             scratch_ids: Vec::new(),
+            credit_held: false,
         }
     }
 
@@ -395,6 +399,7 @@ impl Connection {
             sink,
             next_serial,
             scratch_ids,
+            credit_held,
             ..
         } = self;
         let Some(Some(session)) = sessions.get_mut(usize::from(local)) else {
@@ -416,6 +421,7 @@ impl Connection {
                 links: &mut session.links,
                 next_serial,
                 scratch_ids,
+                credit_held: *credit_held,
             };
             match performative {
                 Performative::Attach(attach) => ctx.on_attach(attach),
@@ -825,6 +831,76 @@ impl Connection {
         l.drain = false;
         out.link_flow(link.handle, l.delivery_count, 0, true);
         Ok(true)
+    }
+
+    /// Holds back (`true`) or resumes the credit of every link on which the client sends:
+    /// while held, credit is not topped up, so clients run out of it and stop sending; on
+    /// resuming, links down to half their credit are topped up at once. How the broker
+    /// slows senders down while it can't keep up with what they already sent.
+    pub fn hold_credit(&mut self, hold: bool) {
+        if self.credit_held == hold {
+            return;
+        }
+        self.credit_held = hold;
+        if hold {
+            return;
+        }
+        let Connection {
+            config,
+            sessions,
+            sink,
+            ..
+        } = self;
+        for (channel, slot) in sessions.iter_mut().enumerate() {
+            let Some(Session { core, links }) = slot else {
+                continue;
+            };
+            let Ok(channel) = u16::try_from(channel) else {
+                continue;
+            };
+            let mut out = SessionOut {
+                config,
+                sink,
+                channel,
+                core,
+            };
+            for (handle, link) in links.iter_mut() {
+                if !link.is_sender()
+                    && link.state == LinkState::Attached
+                    && link.credit_target > 0
+                    && link.credit <= link.credit_target / 2
+                {
+                    link.credit = link.credit_target;
+                    out.link_flow(handle, link.delivery_count, link.credit, false);
+                }
+            }
+        }
+    }
+
+    /// Whether credit is being held back (see [`Connection::hold_credit`]).
+    pub fn credit_held(&self) -> bool {
+        self.credit_held
+    }
+
+    /// Memory held by deliveries the client has started and not finished, over every link:
+    /// what a client can pin without ever completing a message.
+    pub fn unfinished_delivery_bytes(&self) -> u64 {
+        self.sessions
+            .iter()
+            .flatten()
+            .flat_map(|session| session.links.iter())
+            .filter_map(|(_, link)| link.partial.as_ref())
+            .map(|partial| partial.held_bytes() as u64)
+            .sum()
+    }
+
+    /// Links attached or being attached, over every session.
+    pub fn link_count(&self) -> usize {
+        self.sessions
+            .iter()
+            .flatten()
+            .map(|session| session.links.iter().count())
+            .sum()
     }
 
     /// Current credit of a link as the broker sees it, or `None` if it is gone.
@@ -1331,6 +1407,7 @@ impl SessionCtx<'_> {
                 link.delivery_count = link.delivery_count.wrapping_add(1);
                 link.credit = link.credit.saturating_sub(1);
                 if link.state == LinkState::Attached
+                    && !self.credit_held
                     && link.credit_target > 0
                     && link.credit <= link.credit_target / 2
                 {

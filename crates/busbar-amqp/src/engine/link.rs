@@ -79,6 +79,15 @@ impl Link {
 }
 
 impl Partial {
+    /// Memory the unfinished delivery holds.
+    pub fn held_bytes(&self) -> usize {
+        match &self.body {
+            PartialBody::First(b) => b.len(),
+            PartialBody::Joined(b) => b.capacity(),
+            PartialBody::Discarding => 0,
+        }
+    }
+
     /// Adds a continuation frame; returns false (and starts discarding) when the delivery
     /// would exceed `limit`.
     pub fn append(&mut self, chunk: &Bytes, limit: u64) -> bool {

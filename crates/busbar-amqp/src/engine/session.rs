@@ -100,6 +100,14 @@ impl SessionCore {
 }
 
 impl LinkTable {
+    /// Every link with its broker handle.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (u32, &mut Link)> {
+        self.slots
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(h, slot)| Some((u32::try_from(h).ok()?, slot.as_mut()?)))
+    }
+
     /// The broker handle mapped to a client handle.
     pub fn local_handle(&self, remote: u32) -> Option<u32> {
         match self.remote_handles.get(usize::try_from(remote).ok()?) {
