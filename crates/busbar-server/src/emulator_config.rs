@@ -24,15 +24,15 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
 use crate::config::{
-    ConfigError, CorrelationFilter, Durability, FieldProblem, FilterDescription, FilterValue,
-    Policy, QueueDefinition, QueueProperties, Rights, RuleDescription, SubscriptionDefinition,
-    SubscriptionProperties, TopicConfig, TopicDefinition,
+    BrokerConfig, ConfigError, CorrelationFilter, Durability, FieldProblem, FilterDescription,
+    FilterValue, Policy, QueueDefinition, QueueProperties, Rights, RuleDescription,
+    SubscriptionDefinition, SubscriptionProperties, TopicConfig, TopicDefinition,
 };
 
 /// Shortest lock Service Bus (and the emulator since 1.1.2) accepts.
@@ -63,6 +63,45 @@ pub struct NativeSection {
     pub amqp_listen: Option<SocketAddr>,
     pub http_listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
+}
+
+/// Reads a configuration file (emulator `Config.json`, optionally with a `Busbar` section)
+/// on top of the defaults.
+pub fn load_file(path: &Path) -> Result<BrokerConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    load_str(&text)
+}
+
+/// Parses and validates configuration text on top of the defaults.
+pub fn load_str(text: &str) -> Result<BrokerConfig, ConfigError> {
+    let file = parse(text)?;
+    let mut config = BrokerConfig {
+        namespace: file.namespace,
+        queues: file.queues,
+        topics: file.topics,
+        emulator_logging: file.logging_type,
+        policies: file.native.policies,
+        ..BrokerConfig::default()
+    };
+    if let Some(size) = file.native.max_message_size {
+        config.max_message_size = size;
+    }
+    if let Some(durability) = file.native.durability {
+        config.durability = durability;
+    }
+    if let Some(address) = file.native.amqp_listen {
+        config.amqp_listen = address;
+    }
+    if let Some(address) = file.native.http_listen {
+        config.http_listen = address;
+    }
+    if let Some(dir) = file.native.data_dir {
+        config.data_dir = dir;
+    }
+    Ok(config)
 }
 
 /// Parses and validates configuration text. All field problems are reported together.

@@ -7,13 +7,14 @@ use busbar_server::config::{
     BrokerConfig, ConfigError, CorrelationFilter, Durability, FieldProblem, FilterDescription,
     FilterValue, QueueProperties, Rights,
 };
+use busbar_server::emulator_config;
 
 fn sample_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/emulator-config.json")
 }
 
 fn problems(json: &str) -> Vec<FieldProblem> {
-    match BrokerConfig::from_json_str(json) {
+    match emulator_config::load_str(json) {
         Err(ConfigError::Invalid(problems)) => problems,
         other => panic!("expected validation problems, got {other:?}"),
     }
@@ -48,7 +49,7 @@ fn with_subscriptions(subscriptions: &str) -> String {
 
 #[test]
 fn loads_the_sample_emulator_config() {
-    let config = BrokerConfig::load(&sample_path()).unwrap();
+    let config = emulator_config::load_file(&sample_path()).unwrap();
     assert_eq!(config.namespace.as_deref(), Some("sbemulatorns"));
     assert_eq!(config.emulator_logging.as_deref(), Some("File"));
     // Nothing in the file changes listeners or limits.
@@ -138,20 +139,20 @@ fn loads_the_sample_emulator_config() {
 
 #[test]
 fn missing_file_names_the_path() {
-    let err = BrokerConfig::load(Path::new("/nonexistent/busbar.json")).unwrap_err();
+    let err = emulator_config::load_file(Path::new("/nonexistent/busbar.json")).unwrap_err();
     assert!(matches!(err, ConfigError::Read { .. }));
     assert!(err.to_string().contains("/nonexistent/busbar.json"));
 }
 
 #[test]
 fn invalid_json_is_reported() {
-    let err = BrokerConfig::from_json_str("{\"UserConfig\": ").unwrap_err();
+    let err = emulator_config::load_str("{\"UserConfig\": ").unwrap_err();
     assert!(matches!(err, ConfigError::Json(_)), "{err:?}");
 }
 
 #[test]
 fn empty_object_is_an_empty_config() {
-    let config = BrokerConfig::from_json_str("{}").unwrap();
+    let config = emulator_config::load_str("{}").unwrap();
     assert_eq!(config, BrokerConfig::default());
 }
 
@@ -170,7 +171,7 @@ fn unknown_fields_and_null_values_are_tolerated_and_keys_ignore_case() {
         }]
       }
     }"#;
-    let config = BrokerConfig::from_json_str(json).unwrap();
+    let config = emulator_config::load_str(json).unwrap();
     assert_eq!(config.queues[0].name, "q1");
     assert_eq!(config.queues[0].properties.lock_duration_ms, 10_000);
     assert_eq!(config.queues[0].properties.max_delivery_count, 4);
@@ -187,7 +188,7 @@ fn no_emulator_caps() {
             )
         })
         .collect();
-    let config = BrokerConfig::from_json_str(&with_queues(&queues.join(","))).unwrap();
+    let config = emulator_config::load_str(&with_queues(&queues.join(","))).unwrap();
     assert_eq!(config.queues.len(), 60);
     assert_eq!(config.queues[59].properties.max_delivery_count, 500);
     assert_eq!(
@@ -225,7 +226,7 @@ fn lock_duration_must_be_between_5_seconds_and_5_minutes() {
             r#"{{"Name": "q", "Properties": {{"LockDuration": "{value}"}}}}"#
         ));
         if ok {
-            assert!(BrokerConfig::from_json_str(&json).is_ok(), "{value}");
+            assert!(emulator_config::load_str(&json).is_ok(), "{value}");
         } else {
             assert_single_problem(
                 &json,
@@ -349,7 +350,7 @@ fn invalid_names() {
     // `$Default` is the one rule name allowed to start with '$'.
     let default_rule = r#"{"Name": "s", "Rules": [{"Name": "$Default",
         "Properties": {"FilterType": "Sql", "SqlFilter": {"SqlExpression": "1=1"}}}]}"#;
-    assert!(BrokerConfig::from_json_str(&with_subscriptions(default_rule)).is_ok());
+    assert!(emulator_config::load_str(&with_subscriptions(default_rule)).is_ok());
 }
 
 #[test]
@@ -378,7 +379,7 @@ fn forwarding_must_name_a_known_entity() {
     );
     // Forward targets may be declared after the source, and match case-insensitively.
     let json = with_queues(r#"{"Name": "a", "Properties": {"ForwardTo": "B"}}, {"Name": "b"}"#);
-    assert!(BrokerConfig::from_json_str(&json).is_ok());
+    assert!(emulator_config::load_str(&json).is_ok());
 }
 
 #[test]
@@ -458,7 +459,7 @@ fn all_problems_are_reported_together() {
         r#"{"Name": "q", "Properties": {"LockDuration": "soon", "MaxDeliveryCount": 0}},
            {"Name": "Q"}"#,
     );
-    let err = BrokerConfig::from_json_str(&json).unwrap_err();
+    let err = emulator_config::load_str(&json).unwrap_err();
     let ConfigError::Invalid(problems) = &err else {
         panic!("{err:?}")
     };
@@ -491,7 +492,7 @@ fn busbar_section_sets_policies_and_broker_settings() {
         "DataDir": "/var/lib/busbar"
       }
     }"#;
-    let config = BrokerConfig::from_json_str(json).unwrap();
+    let config = emulator_config::load_str(json).unwrap();
     assert_eq!(config.max_message_size, 1_048_576);
     assert_eq!(config.durability, Durability::Buffered);
     assert_eq!(config.amqp_listen.to_string(), "0.0.0.0:5672");
@@ -562,7 +563,7 @@ fn busbar_section_problems() {
 #[test]
 fn exposed_listener_from_the_file_without_policies_is_refused() {
     let config =
-        BrokerConfig::from_json_str(r#"{"Busbar": {"AmqpListen": "0.0.0.0:5672"}}"#).unwrap();
+        emulator_config::load_str(r#"{"Busbar": {"AmqpListen": "0.0.0.0:5672"}}"#).unwrap();
     let err = config.effective_policies().unwrap_err();
     assert!(matches!(err, ConfigError::InsecureDefaultKey(_)));
     assert!(err.to_string().contains("AMQP 0.0.0.0:5672"));
