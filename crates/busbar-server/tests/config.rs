@@ -167,7 +167,7 @@ fn unknown_fields_and_null_values_are_tolerated_and_keys_ignore_case() {
           "queues": [{"name": "q1", "Extra": true,
                       "properties": {"lockDuration": "PT10S", "MaxDeliveryCount": "4",
                                      "RequiresSession": "true", "ForwardTo": null,
-                                     "MaxSizeInMegabytes": 1024}}]
+                                     "EnablePartitioning": true}}]
         }]
       }
     }"#;
@@ -567,4 +567,122 @@ fn exposed_listener_from_the_file_without_policies_is_refused() {
     let err = config.effective_policies().unwrap_err();
     assert!(matches!(err, ConfigError::InsecureDefaultKey(_)));
     assert!(err.to_string().contains("AMQP 0.0.0.0:5672"));
+}
+
+/// The keys `json` has that the reader ignored, as (field, message).
+fn ignored_keys(json: &str) -> Vec<(String, String)> {
+    emulator_config::parse(json)
+        .unwrap()
+        .ignored_keys
+        .into_iter()
+        .map(|ignored| (ignored.field, ignored.message))
+        .collect()
+}
+
+#[test]
+fn the_sample_has_no_unknown_keys() {
+    let text = std::fs::read_to_string(sample_path()).unwrap();
+    assert_eq!(ignored_keys(&text), Vec::<(String, String)>::new());
+}
+
+#[test]
+fn unknown_keys_are_ignored_and_named_with_their_entity() {
+    let json = r#"{
+      "Version": 2,
+      "UserConfig": {
+        "Logging": {"Type": "File", "Level": "Debug"},
+        "Namespaces": [{
+          "Name": "sbemulatorns",
+          "Subscriptions": [],
+          "Queues": [{"Name": "orders", "Propreties": {}, "Properties": {"LockDuraton": "PT30S", "lockduration": "PT10S"}}],
+          "Topics": [{
+            "Name": "events",
+            "Properties": {"EnablePartitioning": true},
+            "Subscriptions": [{
+              "Name": "audit",
+              "Properties": {"MaxDeliveryCont": 3},
+              "Rules": [{
+                "Name": "big",
+                "Properties": {
+                  "FilterType": "Sql",
+                  "SqlFilter": {"SqlExpression": "amount > 100", "CompatibilityLevel": 20},
+                  "Action": {"SqlExpresion": "SET big = TRUE"}
+                }
+              }]
+            }]
+          }]
+        }]
+      }
+    }"#;
+    let config = emulator_config::load_str(json).unwrap();
+    // Accepted: the known keys still apply, the misspelt one leaves the default.
+    assert_eq!(config.queues[0].properties.lock_duration_ms, 10_000);
+    assert_eq!(
+        config.topics[0].subscriptions[0]
+            .properties
+            .max_delivery_count,
+        QueueProperties::default().max_delivery_count
+    );
+
+    let ignored = ignored_keys(json);
+    let expect = |field: &str, words: &[&str]| {
+        let Some((_, message)) = ignored.iter().find(|(f, _)| f == field) else {
+            panic!("{field} is not reported: {ignored:#?}");
+        };
+        for word in words {
+            assert!(message.contains(word), "{message:?} lacks {word:?}");
+        }
+    };
+    expect("Version", &["\"Version\"", "of the file"]);
+    expect(
+        "UserConfig.Logging.Level",
+        &["\"Level\"", "UserConfig.Logging"],
+    );
+    expect(
+        "UserConfig.Namespaces[0].Subscriptions",
+        &[
+            "namespace \"sbemulatorns\"",
+            "known keys: Name, Queues, Topics",
+        ],
+    );
+    expect(
+        "UserConfig.Namespaces[0].Queues[0].Propreties",
+        &["queue \"orders\"", "did you mean \"Properties\"?"],
+    );
+    expect(
+        "UserConfig.Namespaces[0].Queues[0].Properties.LockDuraton",
+        &["queue \"orders\"", "did you mean \"LockDuration\"?"],
+    );
+    expect(
+        "UserConfig.Namespaces[0].Topics[0].Properties.EnablePartitioning",
+        &["topic \"events\""],
+    );
+    expect(
+        "UserConfig.Namespaces[0].Topics[0].Subscriptions[0].Properties.MaxDeliveryCont",
+        &[
+            "subscription \"events/Subscriptions/audit\"",
+            "did you mean \"MaxDeliveryCount\"?",
+        ],
+    );
+    let rule = "rule \"big\" of subscription \"events/Subscriptions/audit\"";
+    let rule_path = "UserConfig.Namespaces[0].Topics[0].Subscriptions[0].Rules[0].Properties";
+    expect(
+        &format!("{rule_path}.SqlFilter.CompatibilityLevel"),
+        &[rule, "known keys: SqlExpression"],
+    );
+    expect(
+        &format!("{rule_path}.Action.SqlExpresion"),
+        &[rule, "did you mean \"SqlExpression\"?"],
+    );
+    // A known key in another case is the key itself, not an unknown one.
+    assert_eq!(ignored.len(), 9, "{ignored:#?}");
+}
+
+#[test]
+fn unknown_keys_in_the_busbar_section_are_still_refused() {
+    assert_single_problem(
+        r#"{"Busbar": {"MaxMesageSize": 10}}"#,
+        "Busbar.MaxMesageSize",
+        "unknown setting",
+    );
 }
