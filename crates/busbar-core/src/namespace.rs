@@ -9,15 +9,13 @@ use busbar_store::EntityId;
 use serde::{Deserialize, Serialize};
 
 use crate::config::QueueConfig;
+use crate::entity_id::{ALLOCATED_PER_QUEUE, dead_letter_entity, transfer_dead_letter_entity};
 use crate::filter::CorrelationFilter;
 use crate::subqueue::SubQueueKind;
 use crate::topic::TopicConfig;
 
 /// Longest queue name Service Bus allows.
 const MAX_NAME_LEN: usize = 260;
-/// Entity ids reserved per queue: main, dead-letter, and one kept for the transfer
-/// dead-letter queue so adding it later needs no catalog migration.
-const IDS_PER_QUEUE: EntityId = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NamespaceError {
@@ -31,12 +29,6 @@ pub enum NamespaceError {
     IdsExhausted,
     #[error("catalog is not valid: {0}")]
     Catalog(#[from] serde_json::Error),
-}
-
-/// The transfer dead-letter entity of a queue: the id after its dead-letter entity, as
-/// [`Namespace::create_queue`] allocates them.
-pub const fn transfer_dead_letter_entity(dead_letter_entity: EntityId) -> EntityId {
-    dead_letter_entity + 1
 }
 
 /// The name of the rule every new subscription starts with, matching every message.
@@ -169,7 +161,7 @@ impl Namespace {
     fn allocate_ids(&mut self) -> Result<EntityId, NamespaceError> {
         let first = self.next_entity_id.max(1);
         self.next_entity_id = first
-            .checked_add(IDS_PER_QUEUE)
+            .checked_add(ALLOCATED_PER_QUEUE)
             .ok_or(NamespaceError::IdsExhausted)?;
         Ok(first)
     }
@@ -184,8 +176,8 @@ impl Namespace {
             name: name.to_owned(),
             config,
             main_entity: first,
-            dead_letter_entity: first + 1,
-            transfer_dead_letter_entity: first + 2,
+            dead_letter_entity: dead_letter_entity(first),
+            transfer_dead_letter_entity: transfer_dead_letter_entity(dead_letter_entity(first)),
         });
         self.queues
             .last()
