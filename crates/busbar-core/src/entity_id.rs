@@ -6,7 +6,7 @@
 //! * derived from the main entity by a high bit: the duplicate-detection markers
 //!   (`1 << 31 | main`) and the session states (`1 << 30 | main`).
 //!
-//! Allocated ids stay below [`SESSION_STATE_BIT`], so no derived id can equal an allocated
+//! Allocated ids stay below [`ALLOCATED_IDS_END`], so no derived id can equal an allocated
 //! one and each derived id gives its main entity back.
 
 use busbar_store::EntityId;
@@ -14,6 +14,9 @@ use busbar_store::EntityId;
 /// Entity ids the catalog allocates per queue or topic: main, dead-letter, transfer
 /// dead-letter.
 pub const ALLOCATED_PER_QUEUE: EntityId = 3;
+
+/// The catalog allocates ids below this one; from here on they are derived.
+pub const ALLOCATED_IDS_END: EntityId = SESSION_STATE_BIT;
 
 /// Marks the entity of a queue's (or topic's) duplicate-detection markers.
 pub const MARKER_ENTITY_BIT: EntityId = 1 << 31;
@@ -73,7 +76,7 @@ mod tests {
 
     #[test]
     fn the_ids_of_neighbouring_queues_are_all_distinct() {
-        let highest = SESSION_STATE_BIT - ALLOCATED_PER_QUEUE;
+        let highest = ALLOCATED_IDS_END - ALLOCATED_PER_QUEUE;
         let mains = (0..200)
             .map(|n| 1 + n * ALLOCATED_PER_QUEUE)
             .chain((0..200).map(|n| highest - n * ALLOCATED_PER_QUEUE));
@@ -99,7 +102,7 @@ mod tests {
 
     #[test]
     fn derived_ids_give_their_main_entity_back() {
-        for main in [1, 4, 1_000, SESSION_STATE_BIT - ALLOCATED_PER_QUEUE] {
+        for main in [1, 4, 1_000, ALLOCATED_IDS_END - ALLOCATED_PER_QUEUE] {
             assert_eq!(derived_from(marker_entity(main)), Some(main));
             assert_eq!(derived_from(session_state_entity(main)), Some(main));
             assert_ne!(marker_entity(main), session_state_entity(main));
@@ -108,7 +111,7 @@ mod tests {
 
     #[test]
     fn allocated_ids_are_not_derived() {
-        let main = SESSION_STATE_BIT - ALLOCATED_PER_QUEUE;
+        let main = ALLOCATED_IDS_END - ALLOCATED_PER_QUEUE;
         for id in &ids_of(main)[..3] {
             assert_eq!(derived_from(*id), None, "{id:#x}");
         }

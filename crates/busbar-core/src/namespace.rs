@@ -9,7 +9,9 @@ use busbar_store::EntityId;
 use serde::{Deserialize, Serialize};
 
 use crate::config::QueueConfig;
-use crate::entity_id::{ALLOCATED_PER_QUEUE, dead_letter_entity, transfer_dead_letter_entity};
+use crate::entity_id::{
+    ALLOCATED_IDS_END, ALLOCATED_PER_QUEUE, dead_letter_entity, transfer_dead_letter_entity,
+};
 use crate::filter::CorrelationFilter;
 use crate::subqueue::SubQueueKind;
 use crate::topic::TopicConfig;
@@ -162,6 +164,7 @@ impl Namespace {
         let first = self.next_entity_id.max(1);
         self.next_entity_id = first
             .checked_add(ALLOCATED_PER_QUEUE)
+            .filter(|&next| next <= ALLOCATED_IDS_END)
             .ok_or(NamespaceError::IdsExhausted)?;
         Ok(first)
     }
@@ -552,6 +555,21 @@ mod tests {
             back.topic("orders").expect("exists").subscriptions[0].rules,
             vec![sql]
         );
+    }
+
+    #[test]
+    fn ids_run_out_before_they_reach_the_derived_range() {
+        let last_free = ALLOCATED_IDS_END - ALLOCATED_PER_QUEUE;
+        let json = format!(r#"{{"queues": [], "next_entity_id": {last_free}}}"#);
+        let mut ns = Namespace::from_json(json.as_bytes()).expect("parses");
+        let last = ns
+            .create_queue("last", QueueConfig::default())
+            .expect("the last ids below the derived range are free");
+        assert!(last.transfer_dead_letter_entity < ALLOCATED_IDS_END);
+        assert!(matches!(
+            ns.create_queue("one-too-many", QueueConfig::default()),
+            Err(NamespaceError::IdsExhausted)
+        ));
     }
 
     #[test]
