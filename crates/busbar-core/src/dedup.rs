@@ -8,15 +8,6 @@ use std::collections::{BTreeSet, HashMap};
 use busbar_store::{BodyRef, EntityId, MessageMeta, Record, RecoveredMessage, Seq};
 use bytes::Bytes;
 
-/// Marker entities live in their own id range, derived from the queue's main entity, so
-/// the catalog needs no extra field: `MARKER_ENTITY_BIT | main_entity`.
-pub const MARKER_ENTITY_BIT: EntityId = 1 << 31;
-
-/// The marker entity of the queue whose main stream is `main_entity`.
-pub fn marker_entity(main_entity: EntityId) -> EntityId {
-    MARKER_ENTITY_BIT | main_entity
-}
-
 #[derive(Debug, Clone, Copy)]
 struct Marker {
     seen_at_ms: i64,

@@ -12,6 +12,7 @@
 pub mod clock;
 pub mod config;
 pub mod dedup;
+pub mod entity_id;
 pub mod error;
 pub mod filter;
 pub mod journal;
@@ -29,6 +30,6 @@ pub use journal::{BodyEdit, Journal};
 pub use namespace::{Address, Namespace, NamespaceError, QueueDefinition, parse_address};
 pub use queue::{
     Delivery, Disposition, LockGrant, NewMessage, Queue, QueueCounts, REASON_MAX_DELIVERY,
-    REASON_TTL_EXPIRED, ReceiveMode, SessionGrant, SessionPick, session_state_entity,
+    REASON_TTL_EXPIRED, ReceiveMode, SessionGrant, SessionPick,
 };
 pub use subqueue::{ConsumerId, MessageView, SubQueue, SubQueueCounts, SubQueueKind};

@@ -9,15 +9,15 @@ use busbar_store::EntityId;
 use serde::{Deserialize, Serialize};
 
 use crate::config::QueueConfig;
+use crate::entity_id::{
+    ALLOCATED_IDS_END, ALLOCATED_PER_QUEUE, dead_letter_entity, transfer_dead_letter_entity,
+};
 use crate::filter::CorrelationFilter;
 use crate::subqueue::SubQueueKind;
 use crate::topic::TopicConfig;
 
 /// Longest queue name Service Bus allows.
 const MAX_NAME_LEN: usize = 260;
-/// Entity ids reserved per queue: main, dead-letter, and one kept for the transfer
-/// dead-letter queue so adding it later needs no catalog migration.
-const IDS_PER_QUEUE: EntityId = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NamespaceError {
@@ -31,12 +31,6 @@ pub enum NamespaceError {
     IdsExhausted,
     #[error("catalog is not valid: {0}")]
     Catalog(#[from] serde_json::Error),
-}
-
-/// The transfer dead-letter entity of a queue: the id after its dead-letter entity, as
-/// [`Namespace::create_queue`] allocates them.
-pub const fn transfer_dead_letter_entity(dead_letter_entity: EntityId) -> EntityId {
-    dead_letter_entity + 1
 }
 
 /// The name of the rule every new subscription starts with, matching every message.
@@ -169,7 +163,8 @@ impl Namespace {
     fn allocate_ids(&mut self) -> Result<EntityId, NamespaceError> {
         let first = self.next_entity_id.max(1);
         self.next_entity_id = first
-            .checked_add(IDS_PER_QUEUE)
+            .checked_add(ALLOCATED_PER_QUEUE)
+            .filter(|&next| next <= ALLOCATED_IDS_END)
             .ok_or(NamespaceError::IdsExhausted)?;
         Ok(first)
     }
@@ -184,8 +179,8 @@ impl Namespace {
             name: name.to_owned(),
             config,
             main_entity: first,
-            dead_letter_entity: first + 1,
-            transfer_dead_letter_entity: first + 2,
+            dead_letter_entity: dead_letter_entity(first),
+            transfer_dead_letter_entity: transfer_dead_letter_entity(dead_letter_entity(first)),
         });
         self.queues
             .last()
@@ -560,6 +555,21 @@ mod tests {
             back.topic("orders").expect("exists").subscriptions[0].rules,
             vec![sql]
         );
+    }
+
+    #[test]
+    fn ids_run_out_before_they_reach_the_derived_range() {
+        let last_free = ALLOCATED_IDS_END - ALLOCATED_PER_QUEUE;
+        let json = format!(r#"{{"queues": [], "next_entity_id": {last_free}}}"#);
+        let mut ns = Namespace::from_json(json.as_bytes()).expect("parses");
+        let last = ns
+            .create_queue("last", QueueConfig::default())
+            .expect("the last ids below the derived range are free");
+        assert!(last.transfer_dead_letter_entity < ALLOCATED_IDS_END);
+        assert!(matches!(
+            ns.create_queue("one-too-many", QueueConfig::default()),
+            Err(NamespaceError::IdsExhausted)
+        ));
     }
 
     #[test]

@@ -17,15 +17,15 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use crate::config::QueueConfig;
-use crate::dedup::{DuplicateWindow, marker_entity};
+use crate::dedup::DuplicateWindow;
+use crate::entity_id::{marker_entity, transfer_dead_letter_entity};
 use crate::error::CoreError;
 use crate::journal::{BodyEdit, Journal};
-use crate::namespace::transfer_dead_letter_entity;
 use crate::quota;
 
 mod sessions;
 use crate::subqueue::{ConsumerId, Entry, SubQueue, SubQueueCounts, SubQueueKind};
-pub use sessions::{SESSION_STATE_BIT, SessionGrant, SessionPick, session_state_entity};
+pub use sessions::{SessionGrant, SessionPick};
 
 /// Dead-letter reason for messages that failed `max_delivery_count` times.
 pub const REASON_MAX_DELIVERY: &str = "MaxDeliveryCountExceeded";

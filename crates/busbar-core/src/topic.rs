@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use busbar_store::{EntityId, Record, RecoveredMessage, Seq};
 use serde::{Deserialize, Serialize};
 
-use crate::dedup::{DuplicateWindow, marker_entity};
+use crate::dedup::DuplicateWindow;
+use crate::entity_id::marker_entity;
 use crate::error::CoreError;
 use crate::journal::Journal;
 use crate::queue::NewMessage;

@@ -810,7 +810,7 @@ fn duplicate_detection_drops_repeats_within_the_window_and_survives_replay() {
         .journal
         .last_append()
         .iter()
-        .filter(|r| matches!(r, Record::Remove { entity, .. } if *entity == busbar_core::dedup::marker_entity(10)))
+        .filter(|r| matches!(r, Record::Remove { entity, .. } if *entity == busbar_core::entity_id::marker_entity(10)))
         .count();
     assert_eq!(removed_markers, 2, "both old markers (m1, m2) are removed");
     let restored = assert_replay_matches(&f.queue, &f.journal);

@@ -192,8 +192,8 @@ impl<S: Store> Broker<S> {
             for entity in [
                 definition.dead_letter_entity,
                 definition.transfer_dead_letter_entity,
-                busbar_core::dedup::marker_entity(definition.main_entity),
-                busbar_core::session_state_entity(definition.main_entity),
+                busbar_core::entity_id::marker_entity(definition.main_entity),
+                busbar_core::entity_id::session_state_entity(definition.main_entity),
             ] {
                 messages.extend(by_entity.remove(&entity).unwrap_or_default());
             }
@@ -231,7 +231,7 @@ impl<S: Store> Broker<S> {
         let mut topics = HashMap::new();
         for definition in namespace.topics() {
             let markers = by_entity
-                .remove(&busbar_core::dedup::marker_entity(definition.entity))
+                .remove(&busbar_core::entity_id::marker_entity(definition.entity))
                 .unwrap_or_default();
             let scheduled = by_entity.remove(&definition.entity).unwrap_or_default();
             let topic = topic_entity(

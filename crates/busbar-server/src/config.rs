@@ -1,9 +1,9 @@
 //! The broker's configuration: listeners, storage, limits, SAS policies and the entities to
 //! create at start-up.
 //!
-//! A configuration file is Microsoft's Service Bus emulator `Config.json`, read as it is (see
-//! [`crate::emulator_config`] for the accepted schema), optionally with a `Busbar` section for
-//! settings the emulator doesn't have:
+//! This module is the model only. A configuration file is Microsoft's Service Bus emulator
+//! `Config.json`, read as it is by [`crate::emulator_config`] (which names the accepted schema),
+//! optionally with a `Busbar` section for settings the emulator doesn't have:
 //!
 //! ```json
 //! {
@@ -27,7 +27,7 @@
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 pub use busbar_servicebus::sas::{DEFAULT_KEY_NAME, DEFAULT_KEY_VALUE, Policy, Rights};
@@ -275,45 +275,6 @@ fn render_problems(problems: &[FieldProblem]) -> String {
 }
 
 impl BrokerConfig {
-    /// Reads a configuration file (emulator `Config.json`, optionally with a `Busbar` section)
-    /// on top of the defaults.
-    pub fn load(path: &Path) -> Result<BrokerConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::from_json_str(&text)
-    }
-
-    /// Parses and validates configuration text on top of the defaults.
-    pub fn from_json_str(text: &str) -> Result<BrokerConfig, ConfigError> {
-        let file = crate::emulator_config::parse(text)?;
-        let mut config = BrokerConfig {
-            namespace: file.namespace,
-            queues: file.queues,
-            topics: file.topics,
-            emulator_logging: file.logging_type,
-            policies: file.native.policies,
-            ..BrokerConfig::default()
-        };
-        if let Some(size) = file.native.max_message_size {
-            config.max_message_size = size;
-        }
-        if let Some(durability) = file.native.durability {
-            config.durability = durability;
-        }
-        if let Some(address) = file.native.amqp_listen {
-            config.amqp_listen = address;
-        }
-        if let Some(address) = file.native.http_listen {
-            config.http_listen = address;
-        }
-        if let Some(dir) = file.native.data_dir {
-            config.data_dir = dir;
-        }
-        Ok(config)
-    }
-
     /// Whether the broker runs on the loopback-only development key: no policy configured
     /// and no root key given.
     pub fn uses_development_key(&self) -> bool {

@@ -1,8 +1,10 @@
 //! Reading Microsoft's Service Bus emulator `Config.json` as it is, plus Busbar's own `Busbar`
 //! section, with validation that names the offending field.
 //!
-//! Accepted shape (keys match case-insensitively, unknown keys are ignored except inside
-//! `Busbar`, `null` counts as absent):
+//! Accepted shape (keys match case-insensitively, `null` counts as absent). Unknown keys are
+//! refused inside `Busbar`; elsewhere they are accepted, as the emulator does, and each is
+//! reported as a warning naming the key and its entity (a misspelt property would otherwise
+//! leave its default in force without a word):
 //!
 //! * `UserConfig.Namespaces[0]`: `Name`, `Queues[]`, `Topics[]` (at most one namespace).
 //! * `Queues[]`: `Name`, `Properties{DeadLetteringOnMessageExpiration, DefaultMessageTimeToLive,
@@ -22,17 +24,17 @@
 //! the number of entities, on TTL or on MaxDeliveryCount; the Service Bus ranges that matter
 //! for correctness (LockDuration 5 s – 5 min, MaxDeliveryCount ≥ 1) are enforced.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
 use crate::config::{
-    ConfigError, CorrelationFilter, Durability, FieldProblem, FilterDescription, FilterValue,
-    Policy, QueueDefinition, QueueProperties, Rights, RuleDescription, SubscriptionDefinition,
-    SubscriptionProperties, TopicConfig, TopicDefinition,
+    BrokerConfig, ConfigError, CorrelationFilter, Durability, FieldProblem, FilterDescription,
+    FilterValue, Policy, QueueDefinition, QueueProperties, Rights, RuleDescription,
+    SubscriptionDefinition, SubscriptionProperties, TopicConfig, TopicDefinition,
 };
 
 /// Shortest lock Service Bus (and the emulator since 1.1.2) accepts.
@@ -52,6 +54,8 @@ pub struct ConfigFile {
     pub topics: Vec<TopicDefinition>,
     pub logging_type: Option<String>,
     pub native: NativeSection,
+    /// Keys the reader does not know, which it ignored; logged by [`load_str`].
+    pub ignored_keys: Vec<FieldProblem>,
 }
 
 /// The `Busbar` section.
@@ -65,11 +69,54 @@ pub struct NativeSection {
     pub data_dir: Option<PathBuf>,
 }
 
+/// Reads a configuration file (emulator `Config.json`, optionally with a `Busbar` section)
+/// on top of the defaults.
+pub fn load_file(path: &Path) -> Result<BrokerConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    load_str(&text)
+}
+
+/// Parses and validates configuration text on top of the defaults.
+pub fn load_str(text: &str) -> Result<BrokerConfig, ConfigError> {
+    let file = parse(text)?;
+    for ignored in &file.ignored_keys {
+        tracing::warn!(field = %ignored.field, "config file: {}", ignored.message);
+    }
+    let mut config = BrokerConfig {
+        namespace: file.namespace,
+        queues: file.queues,
+        topics: file.topics,
+        emulator_logging: file.logging_type,
+        policies: file.native.policies,
+        ..BrokerConfig::default()
+    };
+    if let Some(size) = file.native.max_message_size {
+        config.max_message_size = size;
+    }
+    if let Some(durability) = file.native.durability {
+        config.durability = durability;
+    }
+    if let Some(address) = file.native.amqp_listen {
+        config.amqp_listen = address;
+    }
+    if let Some(address) = file.native.http_listen {
+        config.http_listen = address;
+    }
+    if let Some(dir) = file.native.data_dir {
+        config.data_dir = dir;
+    }
+    Ok(config)
+}
+
 /// Parses and validates configuration text. All field problems are reported together.
 pub fn parse(text: &str) -> Result<ConfigFile, ConfigError> {
     let root: Value = serde_json::from_str(text)?;
     let mut reader = Reader::default();
-    let file = reader.root(&root);
+    let mut file = reader.root(&root);
+    file.ignored_keys = reader.ignored_keys;
     if reader.problems.is_empty() {
         Ok(file)
     } else {
@@ -81,6 +128,10 @@ pub fn parse(text: &str) -> Result<ConfigFile, ConfigError> {
 #[derive(Default)]
 struct Reader {
     problems: Vec<FieldProblem>,
+    ignored_keys: Vec<FieldProblem>,
+    /// The keys read from each object (by address: every object lives as long as the parse),
+    /// as the reader spells them; any other key of the object is unknown.
+    keys_read: HashMap<usize, Vec<String>>,
 }
 
 /// Finds `key` in `object` ignoring ASCII case; `null` counts as absent.
@@ -90,6 +141,50 @@ fn lookup<'v>(object: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
         .find(|(name, _)| name.eq_ignore_ascii_case(key))
         .map(|(_, value)| value)
         .filter(|value| !value.is_null())
+}
+
+/// What an unknown key belongs to, for the warning: `queue "orders"`, or where it is when the
+/// entity has no valid name.
+fn owner(kind: &str, name: Option<&str>, path: &str) -> String {
+    match name {
+        Some(name) => format!("{kind} \"{name}\""),
+        None => format!("{kind} {path}"),
+    }
+}
+
+fn object_id(object: &Map<String, Value>) -> usize {
+    std::ptr::from_ref(object).addr()
+}
+
+/// The known key `key` most likely misspells: at most two edits away, ignoring case.
+fn closest<'k>(key: &str, known: &'k [String]) -> Option<&'k str> {
+    known
+        .iter()
+        .map(|name| {
+            (
+                edit_distance(&key.to_ascii_lowercase(), &name.to_ascii_lowercase()),
+                name,
+            )
+        })
+        .filter(|(distance, _)| *distance <= 2)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, name)| name.as_str())
+}
+
+/// Levenshtein distance over chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, a_char) in a.chars().enumerate() {
+        let mut current = Vec::with_capacity(b.len() + 1);
+        current.push(i + 1);
+        for (j, b_char) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(a_char != *b_char);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
 }
 
 fn describe(value: &Value) -> String {
@@ -102,6 +197,39 @@ fn describe(value: &Value) -> String {
 }
 
 impl Reader {
+    /// [`lookup`], remembering that `key` is one the reader knows for `object`.
+    fn field<'v>(&mut self, object: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
+        let known = self.keys_read.entry(object_id(object)).or_default();
+        if !known.iter().any(|name| name == key) {
+            known.push(key.to_owned());
+        }
+        lookup(object, key)
+    }
+
+    /// Reports the keys of `object` nothing has read, for `owner` (e.g. `queue "orders"`).
+    /// Call once the object and everything under it has been read.
+    fn report_unknown_keys(&mut self, object: &Map<String, Value>, path: &str, owner: &str) {
+        let known = self
+            .keys_read
+            .get(&object_id(object))
+            .map_or(&[][..], Vec::as_slice);
+        for key in object.keys() {
+            if known.iter().any(|name| name.eq_ignore_ascii_case(key)) {
+                continue;
+            }
+            let hint = match closest(key, known) {
+                Some(name) => format!("did you mean \"{name}\"?"),
+                None if known.is_empty() => "it takes no keys".to_owned(),
+                None => format!("known keys: {}", known.join(", ")),
+            };
+            let message = format!("unknown property \"{key}\" of {owner} is ignored ({hint})");
+            self.ignored_keys.push(FieldProblem {
+                field: join(path, key),
+                message,
+            });
+        }
+    }
+
     fn problem(&mut self, field: &str, message: impl Into<String>) {
         self.problems.push(FieldProblem {
             field: field.to_owned(),
@@ -115,7 +243,7 @@ impl Reader {
         path: &str,
         key: &str,
     ) -> Option<&'v Map<String, Value>> {
-        match lookup(parent, key)? {
+        match self.field(parent, key)? {
             Value::Object(object) => Some(object),
             other => {
                 self.problem(
@@ -128,7 +256,7 @@ impl Reader {
     }
 
     fn array<'v>(&mut self, parent: &'v Map<String, Value>, path: &str, key: &str) -> &'v [Value] {
-        match lookup(parent, key) {
+        match self.field(parent, key) {
             None => &[],
             Some(Value::Array(items)) => items,
             Some(other) => {
@@ -142,7 +270,7 @@ impl Reader {
     }
 
     fn string(&mut self, parent: &Map<String, Value>, path: &str, key: &str) -> Option<String> {
-        match lookup(parent, key)? {
+        match self.field(parent, key)? {
             Value::String(text) => Some(text.clone()),
             other => {
                 self.problem(
@@ -168,7 +296,7 @@ impl Reader {
 
     /// Booleans, also written as `"true"`/`"false"` (the emulator binds text too).
     fn bool(&mut self, parent: &Map<String, Value>, path: &str, key: &str) -> Option<bool> {
-        match lookup(parent, key)? {
+        match self.field(parent, key)? {
             Value::Bool(flag) => Some(*flag),
             Value::String(text) if text.eq_ignore_ascii_case("true") => Some(true),
             Value::String(text) if text.eq_ignore_ascii_case("false") => Some(false),
@@ -184,7 +312,7 @@ impl Reader {
 
     /// Non-negative integers, also written as strings of digits.
     fn unsigned(&mut self, parent: &Map<String, Value>, path: &str, key: &str) -> Option<u64> {
-        let value = lookup(parent, key)?;
+        let value = self.field(parent, key)?;
         let parsed = match value {
             Value::Number(number) => number.as_u64(),
             Value::String(text) => text.trim().parse().ok(),
@@ -291,11 +419,16 @@ impl Reader {
         if let Some(native) = self.object(root, "", "Busbar") {
             file.native = self.native(native);
         }
-        let Some(user) = self.object(root, "", "UserConfig") else {
+        let user = self.object(root, "", "UserConfig");
+        // An editor's JSON schema reference, not a setting.
+        self.field(root, "$schema");
+        self.report_unknown_keys(root, "", "the file");
+        let Some(user) = user else {
             return file;
         };
         if let Some(logging) = self.object(user, "UserConfig", "Logging") {
             file.logging_type = self.string(logging, "UserConfig.Logging", "Type");
+            self.report_unknown_keys(logging, "UserConfig.Logging", "UserConfig.Logging");
         }
         let namespaces = self.array(user, "UserConfig", "Namespaces");
         if namespaces.len() > 1 {
@@ -307,6 +440,7 @@ impl Reader {
                 ),
             );
         }
+        self.report_unknown_keys(user, "UserConfig", "UserConfig");
         if let Some(namespace) = namespaces.first() {
             self.namespace(namespace, "UserConfig.Namespaces[0]", &mut file);
         }
@@ -345,6 +479,8 @@ impl Reader {
         for check in forwards {
             self.check_forward(&check, &entity_names);
         }
+        let owner = owner("namespace", file.namespace.as_deref(), path);
+        self.report_unknown_keys(namespace, path, &owner);
     }
 
     fn check_forward(&mut self, check: &ForwardCheck, entity_names: &HashSet<String>) {
@@ -380,6 +516,7 @@ impl Reader {
             return None;
         };
         let name = self.entity_name(queue, path, entity_names)?;
+        let owner = owner("queue", Some(&name), path);
         let mut properties = QueueProperties::default();
         if let Some(props) = self.object(queue, path, "Properties") {
             let path = &join(path, "Properties");
@@ -410,7 +547,9 @@ impl Reader {
             properties.forward_dead_lettered_to =
                 self.optional_name(props, path, "ForwardDeadLetteredMessagesTo");
             properties.max_size_bytes = self.max_size(props, path, "MaxSizeInMegabytes");
+            self.report_unknown_keys(props, path, &owner);
         }
+        self.report_unknown_keys(queue, path, &owner);
         Some(QueueDefinition { name, properties })
     }
 
@@ -426,6 +565,7 @@ impl Reader {
             return None;
         };
         let name = self.entity_name(topic, path, entity_names)?;
+        let owner = owner("topic", Some(&name), path);
         let mut properties = TopicConfig::default();
         if let Some(props) = self.object(topic, path, "Properties") {
             let path = &join(path, "Properties");
@@ -441,6 +581,7 @@ impl Reader {
                 properties.duplicate_detection_window_ms = value;
             }
             properties.max_size_bytes = self.max_size(props, path, "MaxSizeInMegabytes");
+            self.report_unknown_keys(props, path, &owner);
         }
 
         let mut subscription_names = HashSet::new();
@@ -448,7 +589,7 @@ impl Reader {
         for (index, subscription) in self.array(topic, path, "Subscriptions").iter().enumerate() {
             let sub_path = format!("{path}.Subscriptions[{index}]");
             if let Some(subscription) =
-                self.subscription(subscription, &sub_path, &mut subscription_names)
+                self.subscription(subscription, &sub_path, &name, &mut subscription_names)
             {
                 forwards.push(ForwardCheck::new(
                     &sub_path,
@@ -459,6 +600,7 @@ impl Reader {
                 subscriptions.push(subscription);
             }
         }
+        self.report_unknown_keys(topic, path, &owner);
         Some(TopicDefinition {
             name,
             properties,
@@ -470,6 +612,7 @@ impl Reader {
         &mut self,
         subscription: &Value,
         path: &str,
+        topic: &str,
         names: &mut HashSet<String>,
     ) -> Option<SubscriptionDefinition> {
         let Value::Object(subscription) = subscription else {
@@ -477,6 +620,11 @@ impl Reader {
             return None;
         };
         let name = self.simple_name(subscription, path, names, false)?;
+        let owner = owner(
+            "subscription",
+            Some(&format!("{topic}/Subscriptions/{name}")),
+            path,
+        );
         let mut properties = SubscriptionProperties::default();
         if let Some(props) = self.object(subscription, path, "Properties") {
             let path = &join(path, "Properties");
@@ -502,16 +650,18 @@ impl Reader {
             properties.forward_to = self.optional_name(props, path, "ForwardTo");
             properties.forward_dead_lettered_to =
                 self.optional_name(props, path, "ForwardDeadLetteredMessagesTo");
+            self.report_unknown_keys(props, path, &owner);
         }
 
         let mut rule_names = HashSet::new();
         let mut rules = Vec::new();
         for (index, rule) in self.array(subscription, path, "Rules").iter().enumerate() {
             let rule_path = format!("{path}.Rules[{index}]");
-            if let Some(rule) = self.rule(rule, &rule_path, &mut rule_names) {
+            if let Some(rule) = self.rule(rule, &rule_path, &owner, &mut rule_names) {
                 rules.push(rule);
             }
         }
+        self.report_unknown_keys(subscription, path, &owner);
         Some(SubscriptionDefinition {
             name,
             properties,
@@ -523,6 +673,7 @@ impl Reader {
         &mut self,
         rule: &Value,
         path: &str,
+        subscription: &str,
         names: &mut HashSet<String>,
     ) -> Option<RuleDescription> {
         let Value::Object(rule) = rule else {
@@ -540,11 +691,15 @@ impl Reader {
             }
             return None;
         };
+        let owner = format!("{} of {subscription}", owner("rule", name.as_deref(), path));
         let action_path = join(&props_path, "Action");
-        let action = self
-            .object(props, &props_path, "Action")
+        let action_object = self.object(props, &props_path, "Action");
+        let action = action_object
             .and_then(|action| self.string(action, &action_path, "SqlExpression"))
             .filter(|expression| !expression.trim().is_empty());
+        if let Some(action_object) = action_object {
+            self.report_unknown_keys(action_object, &action_path, &owner);
+        }
         if let Some(expression) = &action
             && let Err(error) = busbar_core::filter::SqlRuleAction::parse(expression)
         {
@@ -560,9 +715,11 @@ impl Reader {
                 }
                 None
             }
-            Some(kind) if kind.eq_ignore_ascii_case("Sql") => self.sql_filter(props, &props_path),
+            Some(kind) if kind.eq_ignore_ascii_case("Sql") => {
+                self.sql_filter(props, &props_path, &owner)
+            }
             Some(kind) if kind.eq_ignore_ascii_case("Correlation") => {
-                self.correlation_filter(props, &props_path)
+                self.correlation_filter(props, &props_path, &owner)
             }
             Some(kind) => {
                 self.problem(
@@ -572,6 +729,11 @@ impl Reader {
                 None
             }
         };
+        // Both filter keys are the rule's own; FilterType picks the one that applies.
+        self.field(props, "SqlFilter");
+        self.field(props, "CorrelationFilter");
+        self.report_unknown_keys(props, &props_path, &owner);
+        self.report_unknown_keys(rule, path, &owner);
         Some(RuleDescription {
             name: name?,
             filter: filter?,
@@ -579,7 +741,12 @@ impl Reader {
         })
     }
 
-    fn sql_filter(&mut self, props: &Map<String, Value>, path: &str) -> Option<FilterDescription> {
+    fn sql_filter(
+        &mut self,
+        props: &Map<String, Value>,
+        path: &str,
+        owner: &str,
+    ) -> Option<FilterDescription> {
         let filter_path = join(path, "SqlFilter");
         let Some(filter) = self.object(props, path, "SqlFilter") else {
             if lookup(props, "SqlFilter").is_none() {
@@ -588,7 +755,9 @@ impl Reader {
             return None;
         };
         let expression_path = join(&filter_path, "SqlExpression");
-        match self.string(filter, &filter_path, "SqlExpression") {
+        let expression = self.string(filter, &filter_path, "SqlExpression");
+        self.report_unknown_keys(filter, &filter_path, owner);
+        match expression {
             Some(expression) if !expression.trim().is_empty() => {
                 match busbar_core::filter::SqlFilter::parse(&expression) {
                     Ok(_) => Some(FilterDescription::Sql(expression)),
@@ -615,6 +784,7 @@ impl Reader {
         &mut self,
         props: &Map<String, Value>,
         path: &str,
+        owner: &str,
     ) -> Option<FilterDescription> {
         let Some(object) = self.object(props, path, "CorrelationFilter") else {
             let path = join(path, "CorrelationFilter");
@@ -673,6 +843,8 @@ impl Reader {
                 filter.properties.push((key.clone(), value));
             }
         }
+        // Its Properties are the application properties to match, any name goes.
+        self.report_unknown_keys(object, path, owner);
         // Sort explicitly: the map's iteration order depends on serde_json's features.
         filter.properties.sort_by(|a, b| a.0.cmp(&b.0));
         if self.problems.len() > problems_before {
@@ -864,6 +1036,8 @@ impl Reader {
             }
         };
         let rights = self.rights(policy, path);
+        let owner = owner("policy", name.as_deref(), path);
+        self.report_unknown_keys(policy, path, &owner);
         Some(Policy {
             name: name?,
             key: key?,
@@ -873,7 +1047,7 @@ impl Reader {
 
     fn rights(&mut self, policy: &Map<String, Value>, path: &str) -> Option<Rights> {
         let field = join(path, "Rights");
-        let Some(value) = lookup(policy, "Rights") else {
+        let Some(value) = self.field(policy, "Rights") else {
             self.problem(
                 &field,
                 "is required: a list of \"Manage\", \"Send\", \"Listen\"",

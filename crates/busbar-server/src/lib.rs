@@ -7,8 +7,9 @@
 //! writes, close connections with a proper AMQP close, sync the store.
 //!
 //! It must not hold protocol or queue rules of its own: those live in `busbar-amqp`,
-//! `busbar-servicebus` and `busbar-core`. It also parses the broker configuration,
-//! including Microsoft's emulator `Config.json` ([`config`], [`emulator_config`]).
+//! `busbar-servicebus` and `busbar-core`. It also holds the broker configuration
+//! ([`config`], the model) and reads Microsoft's emulator `Config.json` into it
+//! ([`emulator_config`]).
 
 pub mod broker;
 pub mod config;

@@ -7,13 +7,14 @@ use busbar_server::config::{
     BrokerConfig, ConfigError, CorrelationFilter, Durability, FieldProblem, FilterDescription,
     FilterValue, QueueProperties, Rights,
 };
+use busbar_server::emulator_config;
 
 fn sample_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/emulator-config.json")
 }
 
 fn problems(json: &str) -> Vec<FieldProblem> {
-    match BrokerConfig::from_json_str(json) {
+    match emulator_config::load_str(json) {
         Err(ConfigError::Invalid(problems)) => problems,
         other => panic!("expected validation problems, got {other:?}"),
     }
@@ -48,7 +49,7 @@ fn with_subscriptions(subscriptions: &str) -> String {
 
 #[test]
 fn loads_the_sample_emulator_config() {
-    let config = BrokerConfig::load(&sample_path()).unwrap();
+    let config = emulator_config::load_file(&sample_path()).unwrap();
     assert_eq!(config.namespace.as_deref(), Some("sbemulatorns"));
     assert_eq!(config.emulator_logging.as_deref(), Some("File"));
     // Nothing in the file changes listeners or limits.
@@ -139,20 +140,20 @@ fn loads_the_sample_emulator_config() {
 
 #[test]
 fn missing_file_names_the_path() {
-    let err = BrokerConfig::load(Path::new("/nonexistent/busbar.json")).unwrap_err();
+    let err = emulator_config::load_file(Path::new("/nonexistent/busbar.json")).unwrap_err();
     assert!(matches!(err, ConfigError::Read { .. }));
     assert!(err.to_string().contains("/nonexistent/busbar.json"));
 }
 
 #[test]
 fn invalid_json_is_reported() {
-    let err = BrokerConfig::from_json_str("{\"UserConfig\": ").unwrap_err();
+    let err = emulator_config::load_str("{\"UserConfig\": ").unwrap_err();
     assert!(matches!(err, ConfigError::Json(_)), "{err:?}");
 }
 
 #[test]
 fn empty_object_is_an_empty_config() {
-    let config = BrokerConfig::from_json_str("{}").unwrap();
+    let config = emulator_config::load_str("{}").unwrap();
     assert_eq!(config, BrokerConfig::default());
 }
 
@@ -167,11 +168,11 @@ fn unknown_fields_and_null_values_are_tolerated_and_keys_ignore_case() {
           "queues": [{"name": "q1", "Extra": true,
                       "properties": {"lockDuration": "PT10S", "MaxDeliveryCount": "4",
                                      "RequiresSession": "true", "ForwardTo": null,
-                                     "MaxSizeInMegabytes": 1024}}]
+                                     "EnablePartitioning": true}}]
         }]
       }
     }"#;
-    let config = BrokerConfig::from_json_str(json).unwrap();
+    let config = emulator_config::load_str(json).unwrap();
     assert_eq!(config.queues[0].name, "q1");
     assert_eq!(config.queues[0].properties.lock_duration_ms, 10_000);
     assert_eq!(config.queues[0].properties.max_delivery_count, 4);
@@ -188,7 +189,7 @@ fn no_emulator_caps() {
             )
         })
         .collect();
-    let config = BrokerConfig::from_json_str(&with_queues(&queues.join(","))).unwrap();
+    let config = emulator_config::load_str(&with_queues(&queues.join(","))).unwrap();
     assert_eq!(config.queues.len(), 60);
     assert_eq!(config.queues[59].properties.max_delivery_count, 500);
     assert_eq!(
@@ -226,7 +227,7 @@ fn lock_duration_must_be_between_5_seconds_and_5_minutes() {
             r#"{{"Name": "q", "Properties": {{"LockDuration": "{value}"}}}}"#
         ));
         if ok {
-            assert!(BrokerConfig::from_json_str(&json).is_ok(), "{value}");
+            assert!(emulator_config::load_str(&json).is_ok(), "{value}");
         } else {
             assert_single_problem(
                 &json,
@@ -266,7 +267,7 @@ fn max_size_in_megabytes_is_read_in_mebibytes_and_must_be_at_least_one() {
     let json = r#"{"UserConfig": {"Namespaces": [{"Name": "sbemulatorns",
         "Queues": [{"Name": "q", "Properties": {"MaxSizeInMegabytes": 2}}, {"Name": "open"}],
         "Topics": [{"Name": "t", "Properties": {"MaxSizeInMegabytes": "5"}}]}]}}"#;
-    let config = BrokerConfig::from_json_str(json).unwrap();
+    let config = emulator_config::load_str(json).unwrap();
     assert_eq!(config.queues[0].properties.max_size_bytes, Some(2 << 20));
     assert_eq!(
         config.queues[1].properties.max_size_bytes, None,
@@ -369,7 +370,7 @@ fn invalid_names() {
     // `$Default` is the one rule name allowed to start with '$'.
     let default_rule = r#"{"Name": "s", "Rules": [{"Name": "$Default",
         "Properties": {"FilterType": "Sql", "SqlFilter": {"SqlExpression": "1=1"}}}]}"#;
-    assert!(BrokerConfig::from_json_str(&with_subscriptions(default_rule)).is_ok());
+    assert!(emulator_config::load_str(&with_subscriptions(default_rule)).is_ok());
 }
 
 #[test]
@@ -398,7 +399,7 @@ fn forwarding_must_name_a_known_entity() {
     );
     // Forward targets may be declared after the source, and match case-insensitively.
     let json = with_queues(r#"{"Name": "a", "Properties": {"ForwardTo": "B"}}, {"Name": "b"}"#);
-    assert!(BrokerConfig::from_json_str(&json).is_ok());
+    assert!(emulator_config::load_str(&json).is_ok());
 }
 
 #[test]
@@ -478,7 +479,7 @@ fn all_problems_are_reported_together() {
         r#"{"Name": "q", "Properties": {"LockDuration": "soon", "MaxDeliveryCount": 0}},
            {"Name": "Q"}"#,
     );
-    let err = BrokerConfig::from_json_str(&json).unwrap_err();
+    let err = emulator_config::load_str(&json).unwrap_err();
     let ConfigError::Invalid(problems) = &err else {
         panic!("{err:?}")
     };
@@ -511,7 +512,7 @@ fn busbar_section_sets_policies_and_broker_settings() {
         "DataDir": "/var/lib/busbar"
       }
     }"#;
-    let config = BrokerConfig::from_json_str(json).unwrap();
+    let config = emulator_config::load_str(json).unwrap();
     assert_eq!(config.max_message_size, 1_048_576);
     assert_eq!(config.durability, Durability::Buffered);
     assert_eq!(config.amqp_listen.to_string(), "0.0.0.0:5672");
@@ -582,8 +583,126 @@ fn busbar_section_problems() {
 #[test]
 fn exposed_listener_from_the_file_without_policies_is_refused() {
     let config =
-        BrokerConfig::from_json_str(r#"{"Busbar": {"AmqpListen": "0.0.0.0:5672"}}"#).unwrap();
+        emulator_config::load_str(r#"{"Busbar": {"AmqpListen": "0.0.0.0:5672"}}"#).unwrap();
     let err = config.effective_policies().unwrap_err();
     assert!(matches!(err, ConfigError::InsecureDefaultKey(_)));
     assert!(err.to_string().contains("AMQP 0.0.0.0:5672"));
+}
+
+/// The keys `json` has that the reader ignored, as (field, message).
+fn ignored_keys(json: &str) -> Vec<(String, String)> {
+    emulator_config::parse(json)
+        .unwrap()
+        .ignored_keys
+        .into_iter()
+        .map(|ignored| (ignored.field, ignored.message))
+        .collect()
+}
+
+#[test]
+fn the_sample_has_no_unknown_keys() {
+    let text = std::fs::read_to_string(sample_path()).unwrap();
+    assert_eq!(ignored_keys(&text), Vec::<(String, String)>::new());
+}
+
+#[test]
+fn unknown_keys_are_ignored_and_named_with_their_entity() {
+    let json = r#"{
+      "Version": 2,
+      "UserConfig": {
+        "Logging": {"Type": "File", "Level": "Debug"},
+        "Namespaces": [{
+          "Name": "sbemulatorns",
+          "Subscriptions": [],
+          "Queues": [{"Name": "orders", "Propreties": {}, "Properties": {"LockDuraton": "PT30S", "lockduration": "PT10S"}}],
+          "Topics": [{
+            "Name": "events",
+            "Properties": {"EnablePartitioning": true},
+            "Subscriptions": [{
+              "Name": "audit",
+              "Properties": {"MaxDeliveryCont": 3},
+              "Rules": [{
+                "Name": "big",
+                "Properties": {
+                  "FilterType": "Sql",
+                  "SqlFilter": {"SqlExpression": "amount > 100", "CompatibilityLevel": 20},
+                  "Action": {"SqlExpresion": "SET big = TRUE"}
+                }
+              }]
+            }]
+          }]
+        }]
+      }
+    }"#;
+    let config = emulator_config::load_str(json).unwrap();
+    // Accepted: the known keys still apply, the misspelt one leaves the default.
+    assert_eq!(config.queues[0].properties.lock_duration_ms, 10_000);
+    assert_eq!(
+        config.topics[0].subscriptions[0]
+            .properties
+            .max_delivery_count,
+        QueueProperties::default().max_delivery_count
+    );
+
+    let ignored = ignored_keys(json);
+    let expect = |field: &str, words: &[&str]| {
+        let Some((_, message)) = ignored.iter().find(|(f, _)| f == field) else {
+            panic!("{field} is not reported: {ignored:#?}");
+        };
+        for word in words {
+            assert!(message.contains(word), "{message:?} lacks {word:?}");
+        }
+    };
+    expect("Version", &["\"Version\"", "of the file"]);
+    expect(
+        "UserConfig.Logging.Level",
+        &["\"Level\"", "UserConfig.Logging"],
+    );
+    expect(
+        "UserConfig.Namespaces[0].Subscriptions",
+        &[
+            "namespace \"sbemulatorns\"",
+            "known keys: Name, Queues, Topics",
+        ],
+    );
+    expect(
+        "UserConfig.Namespaces[0].Queues[0].Propreties",
+        &["queue \"orders\"", "did you mean \"Properties\"?"],
+    );
+    expect(
+        "UserConfig.Namespaces[0].Queues[0].Properties.LockDuraton",
+        &["queue \"orders\"", "did you mean \"LockDuration\"?"],
+    );
+    expect(
+        "UserConfig.Namespaces[0].Topics[0].Properties.EnablePartitioning",
+        &["topic \"events\""],
+    );
+    expect(
+        "UserConfig.Namespaces[0].Topics[0].Subscriptions[0].Properties.MaxDeliveryCont",
+        &[
+            "subscription \"events/Subscriptions/audit\"",
+            "did you mean \"MaxDeliveryCount\"?",
+        ],
+    );
+    let rule = "rule \"big\" of subscription \"events/Subscriptions/audit\"";
+    let rule_path = "UserConfig.Namespaces[0].Topics[0].Subscriptions[0].Rules[0].Properties";
+    expect(
+        &format!("{rule_path}.SqlFilter.CompatibilityLevel"),
+        &[rule, "known keys: SqlExpression"],
+    );
+    expect(
+        &format!("{rule_path}.Action.SqlExpresion"),
+        &[rule, "did you mean \"SqlExpression\"?"],
+    );
+    // A known key in another case is the key itself, not an unknown one.
+    assert_eq!(ignored.len(), 9, "{ignored:#?}");
+}
+
+#[test]
+fn unknown_keys_in_the_busbar_section_are_still_refused() {
+    assert_single_problem(
+        r#"{"Busbar": {"MaxMesageSize": 10}}"#,
+        "Busbar.MaxMesageSize",
+        "unknown setting",
+    );
 }

@@ -181,7 +181,7 @@ impl From<DurabilityArg> for Durability {
 /// environment on top, then checks that the resulting SAS setup is safe.
 fn build_config(args: &ServeArgs) -> Result<BrokerConfig, ConfigError> {
     let mut config = match &args.config {
-        Some(path) => BrokerConfig::load(path)?,
+        Some(path) => busbar_server::emulator_config::load_file(path)?,
         None => BrokerConfig::default(),
     };
     if let Some(dir) = &args.data_dir {

@@ -76,3 +76,47 @@ fn unparsable_config_file_stops_startup() {
         "the error should mention the config file; busbar printed:\n{output}"
     );
 }
+
+#[test]
+fn unknown_properties_are_accepted_with_a_warning_naming_property_and_entity() {
+    // Misspellings an operator makes; Microsoft's emulator accepts such a file, so Busbar
+    // does too, but says what it ignored.
+    let config = r#"{
+      "UserConfig": {
+        "Namespaces": [{
+          "Name": "sbemulatorns",
+          "Queues": [{"Name": "orders", "Properties": {"LockDuraton": "PT30S"}}],
+          "Topics": [{
+            "Name": "events",
+            "Subscriptions": [{"Name": "audit", "Properties": {"MaxDeliveryCont": 3}}]
+          }],
+          "Subscriptions": []
+        }]
+      },
+      "Version": 2
+    }"#;
+    let broker = Broker::start(Some(config), &[]);
+    let log = broker.log_tail(200);
+    for (property, entity) in [
+        ("LockDuraton", "queue \"orders\""),
+        (
+            "MaxDeliveryCont",
+            "subscription \"events/Subscriptions/audit\"",
+        ),
+        ("Subscriptions", "namespace \"sbemulatorns\""),
+        ("Version", "the file"),
+    ] {
+        let warning = log
+            .lines()
+            .find(|line| line.contains("WARN") && line.contains(&format!("\"{property}\"")));
+        let Some(warning) = warning else {
+            broker.fail(&format!(
+                "no warning names the unknown property {property:?}"
+            ));
+        };
+        assert!(
+            warning.contains(entity),
+            "the warning for {property:?} should name {entity}: {warning}"
+        );
+    }
+}

@@ -12,19 +12,11 @@ use busbar_store::{BodyRef, EntityId, MessageMeta, Record, RecoveredMessage, Seq
 use bytes::Bytes;
 
 use super::{Queue, ReceiveMode};
+use crate::entity_id::session_state_entity;
 use crate::error::CoreError;
 use crate::journal::Journal;
 use crate::queue::Delivery;
 use crate::subqueue::{ConsumerId, SubQueueKind};
-
-/// Session-state entities live in their own id range, derived from the queue's main entity
-/// (as duplicate markers do with bit 31).
-pub const SESSION_STATE_BIT: EntityId = 1 << 30;
-
-/// The entity holding the session states of the queue whose main stream is `main_entity`.
-pub fn session_state_entity(main_entity: EntityId) -> EntityId {
-    SESSION_STATE_BIT | main_entity
-}
 
 #[derive(Debug, Clone, Copy)]
 struct SessionLock {
