@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::config::{BrokerConfig, QueueProperties};
+use crate::limits::{Limits, Usage};
 
 mod topics;
 pub use topics::{
@@ -58,6 +59,7 @@ pub struct Settings {
     /// The HTTP API answers without a token: only when the broker runs on its loopback-only
     /// development key, which every emulator connection string already carries.
     pub open_http: bool,
+    pub limits: Limits,
 }
 
 /// A queue and the connections waiting for it to have something to deliver.
@@ -143,6 +145,8 @@ pub struct Broker<S: Store> {
     topics: RwLock<HashMap<String, Arc<TopicEntity>>>,
     /// The catalog as last saved; changed (and saved) when rules are added or removed.
     namespace: Mutex<Namespace>,
+    /// What all connections hold together, against [`Settings::limits`].
+    pub usage: Usage,
 }
 
 impl<S: Store> Broker<S> {
@@ -250,7 +254,9 @@ impl<S: Store> Broker<S> {
                 max_message_size: config.max_message_size,
                 policies,
                 open_http: config.uses_development_key(),
+                limits: config.limits.clone(),
             },
+            usage: Usage::default(),
             entities: RwLock::new(entities),
             topics: RwLock::new(topics),
             namespace: Mutex::new(namespace),

@@ -30,6 +30,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use crate::limits::Limits;
+
 pub use busbar_servicebus::sas::{DEFAULT_KEY_NAME, DEFAULT_KEY_VALUE, Policy, Rights};
 
 /// Default AMQP listener: the emulator's plain-AMQP port, loopback only.
@@ -68,6 +70,8 @@ pub struct BrokerConfig {
     /// `UserConfig.Logging.Type` from an emulator file. Busbar always logs to stderr; this is
     /// kept so the broker can say it ignored the setting.
     pub emulator_logging: Option<String>,
+    /// What clients may hold of the broker's resources.
+    pub limits: Limits,
 }
 
 impl Default for BrokerConfig {
@@ -85,6 +89,7 @@ impl Default for BrokerConfig {
             queues: Vec::new(),
             topics: Vec::new(),
             emulator_logging: None,
+            limits: Limits::default(),
         }
     }
 }

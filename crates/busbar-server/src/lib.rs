@@ -15,6 +15,7 @@ pub mod broker;
 pub mod config;
 pub mod connection;
 pub mod emulator_config;
+pub mod limits;
 pub mod management;
 pub mod sessions;
 

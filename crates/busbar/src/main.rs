@@ -16,6 +16,7 @@ use busbar_store::log::repair;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
+mod limit_args;
 mod queues_cmd;
 
 /// Exit status for an unusable configuration (bad file, flag or environment value), matching
@@ -43,7 +44,7 @@ enum Command {
     ///
     /// Settings come from, in increasing priority: built-in defaults, the configuration file,
     /// environment variables, command-line flags.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the message counts of a running broker's queues (active, scheduled, deferred,
     /// dead-letter, transfer, locked), read from its HTTP API.
     Queues(QueuesArgs),
@@ -160,6 +161,9 @@ struct ServeArgs {
     /// "info,busbar_server=debug". Falls back to RUST_LOG, then "info".
     #[arg(long, env = "BUSBAR_LOG", value_name = "LEVEL")]
     log: Option<String>,
+
+    #[command(flatten)]
+    limits: limit_args::LimitArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -205,6 +209,7 @@ fn build_config(args: &ServeArgs) -> Result<BrokerConfig, ConfigError> {
     if let Some(key) = &args.key.sas_key {
         config.root_key = Some(key.clone());
     }
+    args.limits.apply(&mut config.limits);
     // Fail now, with the instructions, rather than after the listeners are up.
     config.effective_policies()?;
     Ok(config)
@@ -302,7 +307,7 @@ fn exit_code(result: anyhow::Result<()>) -> ExitCode {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
-        Command::Serve(args) => args,
+        Command::Serve(args) => *args,
         Command::Queues(args) => {
             return exit_code(queues_cmd::run(&args.api(), args.name.as_deref(), args.json).await);
         }
@@ -367,7 +372,7 @@ mod tests {
         let mut full = vec!["busbar", "serve"];
         full.extend_from_slice(argv);
         match Cli::try_parse_from(full).unwrap().command {
-            Command::Serve(args) => args,
+            Command::Serve(args) => *args,
             other => panic!("parsed as another command: {other:?}"),
         }
     }

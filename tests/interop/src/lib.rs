@@ -257,6 +257,23 @@ impl Broker {
             .and_then(|child| child.try_wait().ok().flatten())
     }
 
+    /// The broker process's resident memory now, from `/proc`.
+    pub fn rss_bytes(&self) -> u64 {
+        let pid = self
+            .child
+            .as_ref()
+            .map(Child::id)
+            .unwrap_or_else(|| self.fail("the broker is not running"));
+        let status = fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_else(|error| self.fail(&format!("read /proc/{pid}/status: {error}")));
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+            .unwrap_or_else(|| self.fail("no VmRSS in /proc/<pid>/status"))
+    }
+
     /// Panics with `message` and the tail of the broker log.
     pub fn fail(&self, message: &str) -> ! {
         panic!(

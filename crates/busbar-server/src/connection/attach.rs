@@ -16,6 +16,9 @@ use super::{Conn, ConsumerLink, LinkKind, PendingSession, ResponseLink, SendTarg
 use crate::broker::{TOKEN_GRACE_SECS, TopicEntity, wake};
 use crate::sessions;
 
+/// Largest request accepted on a `$cbs` link.
+const CBS_MAX_MESSAGE_SIZE: u64 = 64 * 1024;
+
 impl<S: Store> Conn<S> {
     pub(super) fn refuse(&mut self, link: LinkRef, condition: &str, description: String) {
         tracing::debug!(condition, %description, "attach refused");
@@ -30,6 +33,19 @@ impl<S: Store> Conn<S> {
     }
 
     pub(super) fn on_attach(&mut self, link: LinkRef, attach: &Attach) {
+        let held = self.links.len() + self.pending_sessions.len();
+        if let Err(exceeded) = self
+            .broker
+            .settings
+            .limits
+            .admit_link(held, !self.claims.is_empty())
+        {
+            return self.refuse(
+                link,
+                conditions::RESOURCE_LIMIT_EXCEEDED,
+                exceeded.to_string(),
+            );
+        }
         let broker_sends = link.role() == Role::Sender;
         let raw_address = if broker_sends {
             attach.source.as_ref().and_then(|s| s.address.clone())
@@ -67,7 +83,13 @@ impl<S: Store> Conn<S> {
                 if broker_sends {
                     self.accept_responder(link, attach, "$cbs".to_owned());
                 } else {
-                    self.accept(link, AttachReply::default(), LinkKind::CbsRequests);
+                    // A put-token request is a token and a few properties: a link that
+                    // needs no token must not be able to pin a large message.
+                    let reply = AttachReply {
+                        max_message_size: Some(CBS_MAX_MESSAGE_SIZE),
+                        ..AttachReply::default()
+                    };
+                    self.accept(link, reply, LinkKind::CbsRequests);
                 }
             }
             Address::Management { path, sub } => {

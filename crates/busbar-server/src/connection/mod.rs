@@ -25,6 +25,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 
 use crate::broker::{Broker, Entity, TopicEntity};
+use crate::limits::LimitExceeded;
 
 mod attach;
 mod delivery;
@@ -150,6 +151,8 @@ enum AfterCommit {
         node: String,
         payload: Bytes,
     },
+    /// Sent bytes that are no longer waiting to become durable (see back-pressure).
+    Settled { bytes: u64 },
 }
 
 type PendingCommit = Pin<Box<dyn Future<Output = Result<(), busbar_store::StoreError>> + Send>>;
@@ -183,11 +186,14 @@ pub async fn serve<S: Store>(
             return;
         }
     };
+    let counted = Arc::clone(&broker);
+    let permit = counted.usage.open_connection(&counted.settings.limits);
     let now = elapsed_ms(epoch);
     let config = ConnectionConfig {
         container_id: "busbar".to_owned(),
         max_frame_size: MAX_FRAME_SIZE,
         max_message_size: broker.settings.max_message_size,
+        channel_max: broker.settings.limits.channel_max(),
         ..ConnectionConfig::default()
     };
     let mut conn = Conn {
@@ -207,9 +213,18 @@ pub async fn serve<S: Store>(
         pending: VecDeque::new(),
         pending_sessions: Vec::new(),
         epoch,
+        refusal: permit.as_ref().err().cloned(),
+        unfinished_bytes: 0,
+        uncommitted_bytes: 0,
+        uncommitted_share: 0,
     };
+    if let Some(refusal) = &conn.refusal {
+        tracing::warn!(%peer, %refusal, "connection refused");
+    }
     conn.run(stream, read_buf, &mut shutdown).await;
     conn.release_everything();
+    conn.release_usage();
+    drop(permit);
     tracing::debug!(%peer, "connection finished");
 }
 
@@ -236,6 +251,15 @@ struct Conn<S: Store> {
     pending: VecDeque<(PendingCommit, Vec<AfterCommit>)>,
     pending_sessions: Vec<PendingSession>,
     epoch: Instant,
+    /// Set when the connection is over a broker-wide limit: it is closed with this once
+    /// the client's open arrives.
+    refusal: Option<LimitExceeded>,
+    /// This connection's share of [`crate::limits::Usage`]'s unfinished deliveries.
+    unfinished_bytes: u64,
+    /// Bytes of messages this connection sent that are not durable yet.
+    uncommitted_bytes: u64,
+    /// The part of `uncommitted_bytes` last reported to [`crate::limits::Usage`].
+    uncommitted_share: u64,
 }
 
 impl<S: Store> Conn<S> {
@@ -256,6 +280,9 @@ impl<S: Store> Conn<S> {
         loop {
             if have_input {
                 have_input = false;
+                // No credit goes back while frames are read: whether it may is decided
+                // once their messages are counted (see `apply_back_pressure`).
+                self.engine.hold_credit(true);
                 loop {
                     match decoder.decode(&mut read_buf) {
                         Ok(Some(frame)) => {
@@ -279,8 +306,10 @@ impl<S: Store> Conn<S> {
             if eof {
                 self.engine.connection_lost();
             }
+            self.check_unfinished_deliveries();
             self.process_events();
             self.end_round();
+            self.apply_back_pressure();
 
             // Flush.
             let now = elapsed_ms(self.epoch);
@@ -290,7 +319,12 @@ impl<S: Store> Conn<S> {
                 for frame in frames.drain(..) {
                     encode_frame(&frame, &mut write_buf);
                 }
-                if stream.write_all(&write_buf).await.is_err() {
+                let write = stream.write_all(&write_buf);
+                let written =
+                    tokio::time::timeout(self.broker.settings.limits.write_timeout, write);
+                if !matches!(written.await, Ok(Ok(()))) {
+                    // Gone, or not reading what it is sent: either way it holds buffers
+                    // the broker needs back.
                     self.engine.connection_lost();
                     self.process_events();
                     return;
@@ -310,8 +344,17 @@ impl<S: Store> Conn<S> {
                 sleep_for = sleep_for.min(SESSION_RETRY_INTERVAL);
             }
             let has_pending = !self.pending.is_empty();
+            // A client that keeps sending without credit is not read from until the disk
+            // has caught up with what it already sent.
+            let reading = self.uncommitted_bytes
+                <= self
+                    .broker
+                    .settings
+                    .limits
+                    .max_uncommitted_bytes_per_connection
+                    .saturating_mul(2);
             tokio::select! {
-                read = stream.read_buf(&mut read_buf) => {
+                read = stream.read_buf(&mut read_buf), if reading => {
                     match read {
                         Ok(0) | Err(_) => eof = true,
                         Ok(_) => have_input = true,
@@ -404,8 +447,69 @@ impl<S: Store> Conn<S> {
                     node,
                     payload,
                 } => self.respond(request_link, reply_to.as_deref(), &node, payload),
+                AfterCommit::Settled { bytes } => {
+                    self.uncommitted_bytes = self.uncommitted_bytes.saturating_sub(bytes);
+                }
             }
         }
+    }
+
+    /// Counts bytes sent by this connection that are waiting to become durable; they stop
+    /// counting once the round holding them is committed.
+    fn count_uncommitted(&mut self, bytes: u64) {
+        self.uncommitted_bytes = self.uncommitted_bytes.saturating_add(bytes);
+        self.round_actions.push(AfterCommit::Settled { bytes });
+    }
+
+    /// Withholds the senders' credit while this connection, or the broker as a whole, has
+    /// more sent and not yet durable than its limit, and gives it back once the disk caught
+    /// up: senders slow down to the disk's pace instead of growing the broker's memory.
+    fn apply_back_pressure(&mut self) {
+        let usage = &self.broker.usage;
+        usage.set_uncommitted(self.uncommitted_share, self.uncommitted_bytes);
+        self.uncommitted_share = self.uncommitted_bytes;
+        let hold = self
+            .broker
+            .settings
+            .limits
+            .hold_credit(self.uncommitted_bytes, usage.uncommitted_bytes());
+        if hold {
+            tracing::trace!(
+                uncommitted = self.uncommitted_bytes,
+                "sender credit held for back-pressure"
+            );
+        }
+        self.engine.hold_credit(hold);
+    }
+
+    /// Closes the connection when its unfinished deliveries, or everyone's, hold more
+    /// memory than the limits allow.
+    fn check_unfinished_deliveries(&mut self) {
+        let held = self.engine.unfinished_delivery_bytes();
+        let usage = &self.broker.usage;
+        usage.set_unfinished(self.unfinished_bytes, held);
+        self.unfinished_bytes = held;
+        let limits = &self.broker.settings.limits;
+        if let Err(exceeded) = limits.check_unfinished(
+            held,
+            usage.unfinished_bytes(),
+            self.broker.settings.max_message_size,
+        ) {
+            tracing::warn!(%exceeded, "connection closed");
+            self.engine.close(Some(ErrorCondition::new(
+                conditions::RESOURCE_LIMIT_EXCEEDED,
+                exceeded.to_string(),
+            )));
+        }
+    }
+
+    /// Gives back this connection's share of the broker-wide usage; it is gone.
+    fn release_usage(&mut self) {
+        let usage = &self.broker.usage;
+        usage.set_unfinished(self.unfinished_bytes, 0);
+        usage.set_uncommitted(self.uncommitted_share, 0);
+        self.unfinished_bytes = 0;
+        self.uncommitted_share = 0;
     }
 
     fn keep_commit(&mut self, commit: Option<S::Commit>) {
@@ -424,6 +528,12 @@ impl<S: Store> Conn<S> {
                 Event::Opened { hostname, .. } => {
                     if let Some(host) = hostname.filter(|h| !h.is_empty()) {
                         self.hostname = host;
+                    }
+                    if let Some(refusal) = &self.refusal {
+                        self.engine.close(Some(ErrorCondition::new(
+                            conditions::RESOURCE_LIMIT_EXCEEDED,
+                            refusal.to_string(),
+                        )));
                     }
                 }
                 Event::SessionBegun { .. } | Event::SessionEnded { .. } => {}

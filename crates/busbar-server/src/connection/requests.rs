@@ -113,6 +113,7 @@ impl<S: Store> Conn<S> {
         match result {
             Ok(_) => {
                 self.keep_commit(journal.into_commit());
+                self.count_uncommitted(message.payload.len() as u64);
                 if !message.settled {
                     self.round_actions.push(AfterCommit::Settle {
                         link: message.link,
@@ -136,14 +137,34 @@ impl<S: Store> Conn<S> {
         }
     }
 
-    fn put_token(&mut self, message: IncomingMessage) {
-        self.settle_now(&message, DeliveryState::Accepted);
+    /// Reads a `$cbs` or `$management` request and takes it (settles it accepted), or
+    /// refuses it: unreadable, or its response link already holds as many responses as the
+    /// limits allow because the client does not take them.
+    fn take_request(&mut self, message: &IncomingMessage, node: &str) -> Option<Request> {
         let request = match Request::parse(&message.payload) {
             Ok(request) => request,
             Err(error) => {
-                tracing::debug!(%error, "unreadable put-token request");
-                return;
+                tracing::debug!(%error, node, "unreadable request");
+                let why = format!("The request can't be read: {error}");
+                self.settle_now(message, rejected(conditions::DECODE_ERROR, why));
+                return None;
             }
+        };
+        let queued = self
+            .responder_for(message.link, request.reply_to.as_deref(), node)
+            .map_or(0, |index| self.responders[index].pending.len());
+        if let Err(exceeded) = self.broker.settings.limits.admit_response(queued) {
+            let refusal = rejected(conditions::RESOURCE_LIMIT_EXCEEDED, exceeded.to_string());
+            self.settle_now(message, refusal);
+            return None;
+        }
+        self.settle_now(message, DeliveryState::Accepted);
+        Some(request)
+    }
+
+    fn put_token(&mut self, message: IncomingMessage) {
+        let Some(request) = self.take_request(&message, "$cbs") else {
+            return;
         };
         let (status, description) = match request.body.as_str() {
             Some(token) => match sas::validate(
@@ -196,13 +217,9 @@ impl<S: Store> Conn<S> {
         message: IncomingMessage,
         handle: impl FnOnce(&Arc<Broker<S>>, &Request) -> (Bytes, Option<S::Commit>),
     ) {
-        self.settle_now(&message, DeliveryState::Accepted);
-        let request = match Request::parse(&message.payload) {
-            Ok(request) => request,
-            Err(error) => {
-                tracing::debug!(%error, "unreadable management request");
-                return;
-            }
+        let node_key = node.to_ascii_lowercase();
+        let Some(request) = self.take_request(&message, &node_key) else {
+            return;
         };
         let operation = request.operation.as_deref().unwrap_or("");
         let (payload, commit) =
@@ -223,7 +240,7 @@ impl<S: Store> Conn<S> {
                     (payload, None)
                 }
             };
-        let node = node.to_ascii_lowercase();
+        let node = node_key;
         let reply_to = request.reply_to.clone();
         match commit {
             Some(commit) => {
@@ -239,8 +256,7 @@ impl<S: Store> Conn<S> {
         }
     }
 
-    /// Routes a response: the link whose target is the reply-to, else the link named by
-    /// it, else the node's response link on the request's session.
+    /// Queues a response on the request's response link (see [`Self::responder_for`]).
     pub(super) fn respond(
         &mut self,
         request_link: LinkRef,
@@ -248,7 +264,24 @@ impl<S: Store> Conn<S> {
         node: &str,
         payload: Bytes,
     ) {
-        let index = reply_to
+        let Some(index) = self.responder_for(request_link, reply_to, node) else {
+            tracing::debug!(node, "no response link for a request");
+            return;
+        };
+        self.responders[index].pending.push_back(payload);
+        let link = self.responders[index].link;
+        self.flush_responses(link);
+    }
+
+    /// The response link of a request: the link whose target is the reply-to, else the
+    /// link named by it, else the node's response link on the request's session.
+    fn responder_for(
+        &self,
+        request_link: LinkRef,
+        reply_to: Option<&str>,
+        node: &str,
+    ) -> Option<usize> {
+        reply_to
             .and_then(|to| {
                 self.responders
                     .iter()
@@ -260,14 +293,7 @@ impl<S: Store> Conn<S> {
                     .iter()
                     .position(|r| r.node == node && r.link.session() == request_link.session())
             })
-            .or_else(|| self.responders.iter().position(|r| r.node == node));
-        let Some(index) = index else {
-            tracing::debug!(node, "no response link for a request");
-            return;
-        };
-        self.responders[index].pending.push_back(payload);
-        let link = self.responders[index].link;
-        self.flush_responses(link);
+            .or_else(|| self.responders.iter().position(|r| r.node == node))
     }
 
     pub(super) fn flush_responses(&mut self, link: LinkRef) {
