@@ -44,3 +44,38 @@ fn sigterm_exits_cleanly_and_keeps_messages() {
     broker.restart();
     broker.run_python("durability.py", &[QUEUE, "expect", "0", "20"]);
 }
+
+/// The backup the README describes: a copy of the data directory of a stopped broker, put
+/// back later, brings back exactly what the broker held when it was copied.
+#[test]
+fn a_copy_of_a_stopped_brokers_data_directory_restores_it() {
+    let mut broker = durable_broker();
+    broker.run_python("durability.py", &[QUEUE, "send", "50"]);
+    assert!(broker.stop().success(), "{}", broker.log_tail(40));
+    let backup = tempfile::tempdir().expect("backup dir");
+    copy_dir(&broker.data_dir(), backup.path());
+
+    // Everything is received and completed after the backup...
+    broker.restart();
+    broker.run_python("durability.py", &[QUEUE, "expect", "0", "50", "50"]);
+    assert!(broker.stop().success(), "{}", broker.log_tail(40));
+
+    // ...and the restored copy has all 50 again.
+    std::fs::remove_dir_all(broker.data_dir()).expect("remove the data dir");
+    copy_dir(backup.path(), &broker.data_dir());
+    broker.restart();
+    broker.run_python("durability.py", &[QUEUE, "expect", "0", "50"]);
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("create the copy");
+    for entry in std::fs::read_dir(from).expect("read the data dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy a file");
+        }
+    }
+}
