@@ -29,7 +29,7 @@ pub use error::CoreError;
 pub use journal::{BodyEdit, Journal};
 pub use namespace::{Address, Namespace, NamespaceError, QueueDefinition, parse_address};
 pub use queue::{
-    Delivery, Disposition, LockGrant, NewMessage, Queue, QueueCounts, REASON_MAX_DELIVERY,
-    REASON_TTL_EXPIRED, ReceiveMode, SessionGrant, SessionPick,
+    Delivery, Disposition, LockGrant, MessageSessionGrant, MessageSessionPick, NewMessage, Queue,
+    QueueCounts, REASON_MAX_DELIVERY, REASON_TTL_EXPIRED, ReceiveMode,
 };
 pub use subqueue::{ConsumerId, MessageView, SubQueue, SubQueueCounts, SubQueueKind};

@@ -23,9 +23,9 @@ use crate::error::CoreError;
 use crate::journal::{BodyEdit, Journal};
 use crate::quota;
 
-mod sessions;
+mod message_sessions;
 use crate::subqueue::{ConsumerId, Entry, SubQueue, SubQueueCounts, SubQueueKind};
-pub use sessions::{SessionGrant, SessionPick};
+pub use message_sessions::{MessageSessionGrant, MessageSessionPick};
 
 /// Dead-letter reason for messages that failed `max_delivery_count` times.
 pub const REASON_MAX_DELIVERY: &str = "MaxDeliveryCountExceeded";
@@ -130,7 +130,7 @@ pub struct Queue {
     dead_letter: SubQueue,
     transfer_dead_letter: SubQueue,
     duplicates: DuplicateWindow,
-    sessions: sessions::Sessions,
+    sessions: message_sessions::MessageSessions,
 }
 
 /// The messages a receiver may get next: all available ones, or one session's.
@@ -209,7 +209,7 @@ impl Queue {
                 0,
             ),
             duplicates: DuplicateWindow::new(marker_entity(main_entity), 0),
-            sessions: sessions::Sessions::new(main_entity, &HashMap::new()),
+            sessions: message_sessions::MessageSessions::new(main_entity, &HashMap::new()),
         }
     }
 
@@ -243,7 +243,7 @@ impl Queue {
                 marker_entity(main_entity),
                 last(marker_entity(main_entity)),
             ),
-            sessions: sessions::Sessions::new(main_entity, last_seqs),
+            sessions: message_sessions::MessageSessions::new(main_entity, last_seqs),
         };
         for message in messages {
             let sub = if message.entity == main_entity {

@@ -4,7 +4,7 @@
 mod common;
 
 use busbar_core::{
-    ConsumerId, CoreError, NewMessage, Queue, QueueConfig, ReceiveMode, SessionPick,
+    ConsumerId, CoreError, MessageSessionPick, NewMessage, Queue, QueueConfig, ReceiveMode,
 };
 use bytes::Bytes;
 use common::MemJournal;
@@ -59,13 +59,13 @@ fn a_session_receiver_gets_only_its_session_in_order_and_holds_it_alone() {
     ];
     q.enqueue(messages, 0, &mut journal).expect("enqueue");
     let grant = q
-        .accept_session(SessionPick::Id("A"), ALICE, 0)
+        .accept_session(MessageSessionPick::Id("A"), ALICE, 0)
         .expect("accept")
         .expect("granted");
     assert_eq!(&*grant.session_id, "A");
     assert_eq!(grant.locked_until_ms, LOCK_MS);
     assert!(matches!(
-        q.accept_session(SessionPick::Id("A"), BOB, 10),
+        q.accept_session(MessageSessionPick::Id("A"), BOB, 10),
         Err(CoreError::SessionCannotBeLocked(id)) if id == "A"
     ));
     assert!(matches!(
@@ -79,7 +79,7 @@ fn a_session_receiver_gets_only_its_session_in_order_and_holds_it_alone() {
 
     q.release_session("A", ALICE);
     assert!(
-        q.accept_session(SessionPick::Id("A"), BOB, 20)
+        q.accept_session(MessageSessionPick::Id("A"), BOB, 20)
             .expect("accept")
             .is_some()
     );
@@ -96,17 +96,17 @@ fn next_available_takes_the_oldest_unlocked_session_or_none() {
     )
     .expect("enqueue");
     let first = q
-        .accept_session(SessionPick::NextAvailable, ALICE, 0)
+        .accept_session(MessageSessionPick::NextAvailable, ALICE, 0)
         .expect("accept")
         .expect("granted");
     assert_eq!(&*first.session_id, "B", "B holds the oldest message");
     let second = q
-        .accept_session(SessionPick::NextAvailable, BOB, 0)
+        .accept_session(MessageSessionPick::NextAvailable, BOB, 0)
         .expect("accept")
         .expect("granted");
     assert_eq!(&*second.session_id, "A");
     assert!(
-        q.accept_session(SessionPick::NextAvailable, ConsumerId(3), 0)
+        q.accept_session(MessageSessionPick::NextAvailable, ConsumerId(3), 0)
             .expect("accept")
             .is_none()
     );
@@ -114,13 +114,13 @@ fn next_available_takes_the_oldest_unlocked_session_or_none() {
     assert_eq!(bodies(&mut q, "A", BOB, 0, &mut journal), vec!["a1"]);
     q.release_session("A", BOB);
     assert!(
-        q.accept_session(SessionPick::NextAvailable, ConsumerId(3), 0)
+        q.accept_session(MessageSessionPick::NextAvailable, ConsumerId(3), 0)
             .expect("accept")
             .is_none()
     );
     assert_eq!(q.release_all(ALICE), 0);
     assert!(
-        q.accept_session(SessionPick::NextAvailable, ConsumerId(3), 0)
+        q.accept_session(MessageSessionPick::NextAvailable, ConsumerId(3), 0)
             .expect("accept")
             .is_some(),
         "release_all gives up ALICE's session B"
@@ -137,7 +137,7 @@ fn session_locks_expire_unless_renewed_and_renewal_carries_message_locks() {
         &mut journal,
     )
     .expect("enqueue");
-    q.accept_session(SessionPick::Id("A"), ALICE, 0)
+    q.accept_session(MessageSessionPick::Id("A"), ALICE, 0)
         .expect("accept");
     let first = q
         .next_in_session("A", ReceiveMode::PeekLock, ALICE, 0, &mut journal)
@@ -177,7 +177,7 @@ fn session_locks_expire_unless_renewed_and_renewal_carries_message_locks() {
         Err(CoreError::SessionLockLost)
     ));
     let taken_over = q
-        .accept_session(SessionPick::Id("A"), BOB, renewed)
+        .accept_session(MessageSessionPick::Id("A"), BOB, renewed)
         .expect("accept")
         .expect("granted");
     assert_eq!(taken_over.locked_until_ms, renewed + LOCK_MS);

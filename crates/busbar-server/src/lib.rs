@@ -17,7 +17,7 @@ pub mod connection;
 pub mod emulator_config;
 pub mod limits;
 pub mod management;
-pub mod sessions;
+pub mod session_receivers;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -27,7 +27,7 @@ pub struct Context<'a, S: Store> {
     pub kind: SubQueueKind,
     /// The message sessions the requesting connection's receivers hold on this entity,
     /// with the receiver holding each: session operations are for their holder only.
-    pub caller_sessions: &'a [(Box<str>, ConsumerId)],
+    pub caller_message_sessions: &'a [(Box<str>, ConsumerId)],
 }
 
 /// A failed request: status code, condition, description.
@@ -566,7 +566,7 @@ fn held_session<'r, S: Store>(
     let now = context.broker.now_ms();
     let queue = &context.entity.lock().queue;
     context
-        .caller_sessions
+        .caller_message_sessions
         .iter()
         .find(|(held, consumer)| **held == *id && queue.holds_session(id, *consumer, now))
         .map(|(_, consumer)| (id, *consumer))

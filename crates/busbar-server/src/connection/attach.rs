@@ -12,9 +12,9 @@ use busbar_servicebus::authorization::{Action, Denied};
 use busbar_servicebus::conditions;
 use busbar_store::Store;
 
-use super::{Conn, ConsumerLink, LinkKind, PendingSession, ResponseLink, SendTarget};
+use super::{Conn, ConsumerLink, LinkKind, PendingSessionReceiver, ResponseLink, SendTarget};
 use crate::broker::{TOKEN_GRACE_SECS, TopicEntity, wake};
-use crate::sessions;
+use crate::session_receivers;
 
 /// Largest request accepted on a `$cbs` link.
 const CBS_MAX_MESSAGE_SIZE: u64 = 64 * 1024;
@@ -33,7 +33,7 @@ impl<S: Store> Conn<S> {
     }
 
     pub(super) fn on_attach(&mut self, link: LinkRef, attach: &Attach) {
-        let held = self.links.len() + self.pending_sessions.len();
+        let held = self.links.len() + self.waiting_session_receivers.len();
         if let Err(exceeded) = self
             .broker
             .settings
@@ -179,7 +179,7 @@ impl<S: Store> Conn<S> {
     }
 
     /// A receiver on a queue or subscription: plain, or a session receiver (which waits for
-    /// a free session, see [`PendingSession`]).
+    /// a free session, see [`PendingSessionReceiver`]).
     fn attach_consumer(
         &mut self,
         link: LinkRef,
@@ -189,7 +189,10 @@ impl<S: Store> Conn<S> {
     ) {
         let requires_session =
             consumer.kind == SubQueueKind::Main && consumer.entity.requires_session;
-        match (sessions::requested_session(attach), requires_session) {
+        match (
+            session_receivers::requested_session(attach),
+            requires_session,
+        ) {
             (None, false) => {
                 let reply = AttachReply {
                     initial_delivery_count: Some(0),
@@ -210,8 +213,9 @@ impl<S: Store> Conn<S> {
                 ),
             ),
             (Some(requested), true) => {
-                let wait = sessions::wait_ms(attach).unwrap_or(sessions::DEFAULT_WAIT_MS);
-                let pending = PendingSession {
+                let wait = session_receivers::wait_ms(attach)
+                    .unwrap_or(session_receivers::DEFAULT_WAIT_MS);
+                let pending = PendingSessionReceiver {
                     link,
                     consumer,
                     source: attach.source.clone(),
@@ -219,7 +223,7 @@ impl<S: Store> Conn<S> {
                     deadline_ms: self.broker.now_ms().saturating_add(wait),
                 };
                 if let Some(waiting) = self.try_accept_session(pending) {
-                    self.pending_sessions.push(waiting);
+                    self.waiting_session_receivers.push(waiting);
                 }
             }
         }
@@ -334,7 +338,7 @@ impl<S: Store> Conn<S> {
     }
 
     pub(super) fn on_detached(&mut self, link: LinkRef) {
-        self.pending_sessions.retain(|p| p.link != link);
+        self.waiting_session_receivers.retain(|p| p.link != link);
         match self.links.remove(&link) {
             Some(LinkKind::Consumer(consumer)) => {
                 self.outstanding.retain(|_, o| o.link != link);

@@ -2,22 +2,22 @@
 //! session lock ran out.
 
 use busbar_amqp::engine::LinkRef;
-use busbar_core::{CoreError, SessionPick};
+use busbar_core::{CoreError, MessageSessionPick};
 use busbar_servicebus::conditions;
 use busbar_store::Store;
 
-use super::{Conn, ConsumerLink, LinkKind, PendingSession};
-use crate::sessions;
+use super::{Conn, ConsumerLink, LinkKind, PendingSessionReceiver};
+use crate::session_receivers;
 
 impl<S: Store> Conn<S> {
     pub(super) fn try_accept_session(
         &mut self,
-        mut pending: PendingSession,
-    ) -> Option<PendingSession> {
+        mut pending: PendingSessionReceiver,
+    ) -> Option<PendingSessionReceiver> {
         let now = self.broker.now_ms();
         let pick = match &pending.requested {
-            Some(id) => SessionPick::Id(id),
-            None => SessionPick::NextAvailable,
+            Some(id) => MessageSessionPick::Id(id),
+            None => MessageSessionPick::NextAvailable,
         };
         let result = {
             let mut state = pending.consumer.entity.lock();
@@ -31,7 +31,7 @@ impl<S: Store> Conn<S> {
         };
         match result {
             Ok(Some(grant)) => {
-                let reply = sessions::attach_reply(pending.source.as_ref(), &grant);
+                let reply = session_receivers::attach_reply(pending.source.as_ref(), &grant);
                 pending.consumer.session = Some(grant.session_id);
                 self.accept(pending.link, reply, LinkKind::Consumer(pending.consumer));
                 None
@@ -63,16 +63,16 @@ impl<S: Store> Conn<S> {
     }
 
     /// Retries every waiting session receiver.
-    pub(super) fn retry_pending_sessions(&mut self) {
-        for pending in std::mem::take(&mut self.pending_sessions) {
+    pub(super) fn retry_session_receivers(&mut self) {
+        for pending in std::mem::take(&mut self.waiting_session_receivers) {
             if let Some(waiting) = self.try_accept_session(pending) {
-                self.pending_sessions.push(waiting);
+                self.waiting_session_receivers.push(waiting);
             }
         }
     }
 
     /// Detaches session receivers whose session lock ran out, as the service does.
-    pub(super) fn drop_lost_sessions(&mut self) {
+    pub(super) fn drop_lost_message_sessions(&mut self) {
         let now = self.broker.now_ms();
         let lost: Vec<LinkRef> = self
             .links

@@ -110,7 +110,7 @@ struct ConsumerLink {
 }
 
 /// A session receiver's attach, unanswered until a session is free or its wait runs out.
-struct PendingSession {
+struct PendingSessionReceiver {
     link: LinkRef,
     consumer: ConsumerLink,
     source: Option<busbar_amqp::performative::Source>,
@@ -211,7 +211,7 @@ pub async fn serve<S: Store>(
         round_commit: None,
         round_actions: Vec::new(),
         pending: VecDeque::new(),
-        pending_sessions: Vec::new(),
+        waiting_session_receivers: Vec::new(),
         epoch,
         refusal: permit.as_ref().err().cloned(),
         unfinished_bytes: 0,
@@ -249,7 +249,7 @@ struct Conn<S: Store> {
     round_commit: Option<S::Commit>,
     round_actions: Vec<AfterCommit>,
     pending: VecDeque<(PendingCommit, Vec<AfterCommit>)>,
-    pending_sessions: Vec<PendingSession>,
+    waiting_session_receivers: Vec<PendingSessionReceiver>,
     epoch: Instant,
     /// Set when the connection is over a broker-wide limit: it is closed with this once
     /// the client's open arrives.
@@ -338,7 +338,7 @@ impl<S: Store> Conn<S> {
             let mut sleep_for = deadline
                 .map(|at| Duration::from_millis(at.saturating_sub(elapsed_ms(self.epoch))))
                 .unwrap_or(Duration::from_secs(3600));
-            if !self.pending_sessions.is_empty() {
+            if !self.waiting_session_receivers.is_empty() {
                 // Sessions also free up without a wake-up (a lock running out, a receiver
                 // leaving), so waiting receivers look again now and then.
                 sleep_for = sleep_for.min(SESSION_RETRY_INTERVAL);
@@ -369,14 +369,14 @@ impl<S: Store> Conn<S> {
                 }
                 () = self.notify.notified() => {
                     self.pump_all();
-                    self.retry_pending_sessions();
+                    self.retry_session_receivers();
                 }
                 _ = token_check.tick() => {
                     self.drop_expired_claims();
-                    self.drop_lost_sessions();
+                    self.drop_lost_message_sessions();
                 }
                 () = tokio::time::sleep(sleep_for) => {
-                    self.retry_pending_sessions();
+                    self.retry_session_receivers();
                     let now = elapsed_ms(self.epoch);
                     match self.engine.tick(now) {
                         TickAction::IdleTimeout => tracing::debug!("idle timeout"),

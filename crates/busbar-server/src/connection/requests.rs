@@ -43,13 +43,13 @@ impl<S: Store> Conn<S> {
                 );
                 let entity = Arc::clone(entity);
                 let kind = *kind;
-                let caller_sessions = self.sessions_held_on(&entity);
+                let caller_message_sessions = self.message_sessions_held_on(&entity);
                 self.management(&node, message, |broker, request| {
                     let context = management::Context {
                         broker,
                         entity: &entity,
                         kind,
-                        caller_sessions: &caller_sessions,
+                        caller_message_sessions: &caller_message_sessions,
                     };
                     management::handle(&context, request)
                 });
@@ -194,7 +194,7 @@ impl<S: Store> Conn<S> {
 
     /// The message sessions this connection's receivers hold on `entity`: the callers whose
     /// session operations the management node may serve.
-    fn sessions_held_on(&self, entity: &Arc<Entity>) -> Vec<(Box<str>, ConsumerId)> {
+    fn message_sessions_held_on(&self, entity: &Arc<Entity>) -> Vec<(Box<str>, ConsumerId)> {
         self.links
             .values()
             .filter_map(|kind| match kind {

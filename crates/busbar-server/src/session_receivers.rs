@@ -6,7 +6,7 @@
 use busbar_amqp::engine::AttachReply;
 use busbar_amqp::performative::{Attach, Source};
 use busbar_amqp::value::Value;
-use busbar_core::SessionGrant;
+use busbar_core::MessageSessionGrant;
 
 pub const SESSION_FILTER: &str = "com.microsoft:session-filter";
 const LOCKED_UNTIL_UTC: &str = "com.microsoft:locked-until-utc";
@@ -51,7 +51,7 @@ pub fn dotnet_ticks(unix_ms: i64) -> i64 {
 /// The attach reply for a granted session: the client's source with the filter naming the
 /// session (the SDKs read the id back from it), and the lock expiry as an AMQP long of
 /// .NET ticks (a timestamp or a missing property breaks the JS SDK).
-pub fn attach_reply(source: Option<&Source>, grant: &SessionGrant) -> AttachReply {
+pub fn attach_reply(source: Option<&Source>, grant: &MessageSessionGrant) -> AttachReply {
     let mut source = source.cloned().unwrap_or_default();
     let mut filter = match source.filter.take() {
         Some(Value::Map(entries)) => entries,
@@ -128,7 +128,7 @@ mod tests {
             Some(Value::Map(vec![(Value::sym(SESSION_FILTER), Value::Null)])),
             None,
         );
-        let grant = SessionGrant {
+        let grant = MessageSessionGrant {
             session_id: "B".into(),
             locked_until_ms: 1_000,
         };

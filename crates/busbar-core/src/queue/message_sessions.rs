@@ -25,17 +25,17 @@ struct SessionLock {
 }
 
 #[derive(Debug)]
-pub(crate) struct Sessions {
+pub(crate) struct MessageSessions {
     locks: HashMap<Box<str>, SessionLock>,
     state_entity: EntityId,
     state_last_seq: Seq,
     states: HashMap<Box<str>, (Seq, BodyRef)>,
 }
 
-impl Sessions {
+impl MessageSessions {
     pub(crate) fn new(main_entity: EntityId, last_seqs: &HashMap<EntityId, Seq>) -> Self {
         let state_entity = session_state_entity(main_entity);
-        Sessions {
+        MessageSessions {
             locks: HashMap::new(),
             state_entity,
             state_last_seq: last_seqs.get(&state_entity).copied().unwrap_or(0),
@@ -71,7 +71,7 @@ impl Sessions {
 
 /// Which session a receiver asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionPick<'a> {
+pub enum MessageSessionPick<'a> {
     Id(&'a str),
     /// The unlocked session whose oldest available message is the oldest.
     NextAvailable,
@@ -79,7 +79,7 @@ pub enum SessionPick<'a> {
 
 /// A session lock handed to a receiver.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionGrant {
+pub struct MessageSessionGrant {
     pub session_id: Box<str>,
     pub locked_until_ms: i64,
 }
@@ -90,12 +90,12 @@ impl Queue {
     /// no unlocked session has an available message.
     pub fn accept_session(
         &mut self,
-        pick: SessionPick<'_>,
+        pick: MessageSessionPick<'_>,
         consumer: ConsumerId,
         now_ms: i64,
-    ) -> Result<Option<SessionGrant>, CoreError> {
+    ) -> Result<Option<MessageSessionGrant>, CoreError> {
         let id: Box<str> = match pick {
-            SessionPick::Id(id) => {
+            MessageSessionPick::Id(id) => {
                 if self
                     .sessions
                     .live_lock(id, now_ms)
@@ -105,7 +105,7 @@ impl Queue {
                 }
                 id.into()
             }
-            SessionPick::NextAvailable => {
+            MessageSessionPick::NextAvailable => {
                 let sessions = &self.sessions;
                 let oldest = self
                     .main
@@ -127,7 +127,7 @@ impl Queue {
                 until_ms: locked_until_ms,
             },
         );
-        Ok(Some(SessionGrant {
+        Ok(Some(MessageSessionGrant {
             session_id: id,
             locked_until_ms,
         }))
