@@ -83,7 +83,7 @@ pub async fn run(
             Durability::Sync => busbar_store::Durability::Sync,
             Durability::Buffered => busbar_store::Durability::Buffered,
         },
-        ..LogOptions::default()
+        segment_bytes: u64::from(config.segment_mib) << 20,
     };
     let started = Instant::now();
     let (store, recovered) = LogStore::open(&config.data_dir, options)?;
