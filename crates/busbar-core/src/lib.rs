@@ -29,6 +29,7 @@ pub use journal::{BodyEdit, Journal};
 pub use namespace::{Address, Namespace, NamespaceError, QueueDefinition, parse_address};
 pub use queue::{
     Delivery, Disposition, LockGrant, NewMessage, Queue, QueueCounts, REASON_MAX_DELIVERY,
-    REASON_TTL_EXPIRED, ReceiveMode, SessionGrant, SessionPick, session_state_entity,
+    REASON_TTL_EXPIRED, REASON_UNREADABLE, ReceiveMode, SessionGrant, SessionPick,
+    session_state_entity,
 };
 pub use subqueue::{ConsumerId, MessageView, SubQueue, SubQueueCounts, SubQueueKind};

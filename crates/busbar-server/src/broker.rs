@@ -14,7 +14,7 @@ use busbar_core::{
 };
 use busbar_servicebus::authorization::{self, Action, Denied};
 use busbar_servicebus::sas::{self, Claims, Policy};
-use busbar_store::{BodyRef, Record, Recovered, RecoveredMessage, Store, StoreError};
+use busbar_store::{BodyRef, MessageMeta, Record, Recovered, RecoveredMessage, Store, StoreError};
 use bytes::Bytes;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -639,6 +639,15 @@ impl<S: Store> Journal for StoreJournal<'_, S> {
         description: Option<&str>,
     ) -> Bytes {
         busbar_servicebus::message::dead_letter_body(original, reason, description)
+    }
+
+    fn stand_in_body(&mut self, meta: &MessageMeta, reason: &str, description: &str) -> Bytes {
+        busbar_servicebus::message::stand_in_body(
+            meta.message_id.as_deref(),
+            meta.session_id.as_deref(),
+            reason,
+            description,
+        )
     }
 }
 
