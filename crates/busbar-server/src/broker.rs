@@ -143,7 +143,12 @@ pub struct Broker<S: Store> {
     topics: RwLock<HashMap<String, Arc<TopicEntity>>>,
     /// The catalog as last saved; changed (and saved) when rules are added or removed.
     namespace: Mutex<Namespace>,
+    /// Why connections are being closed, once the broker stops serving.
+    stop_reason: std::sync::OnceLock<String>,
 }
+
+/// What connections are told when the broker stops for an ordinary shutdown.
+const SHUTTING_DOWN: &str = "The broker is shutting down.";
 
 impl<S: Store> Broker<S> {
     /// Builds the broker from what the store recovered, creating the configured queues
@@ -254,7 +259,19 @@ impl<S: Store> Broker<S> {
             entities: RwLock::new(entities),
             topics: RwLock::new(topics),
             namespace: Mutex::new(namespace),
+            stop_reason: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Says why the broker stops serving, before connections are told to close; the first
+    /// reason given stays.
+    pub fn set_stop_reason(&self, reason: String) {
+        let _ = self.stop_reason.set(reason);
+    }
+
+    /// The description connections close with when the broker stops serving.
+    pub fn stop_reason(&self) -> &str {
+        self.stop_reason.get().map_or(SHUTTING_DOWN, String::as_str)
     }
 
     /// Case-insensitive queue (or subscription) lookup.
