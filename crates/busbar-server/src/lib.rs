@@ -4,7 +4,8 @@
 //! creates the configured ones, serves AMQP connections (one task each, see
 //! [`connection`]) and the HTTP listener, runs the background sweep (lock expiry,
 //! scheduled messages), and shuts down gracefully: stop accepting, finish in-flight
-//! writes, close connections with a proper AMQP close, sync the store.
+//! writes, close connections with a proper AMQP close, sync the store. After a failed
+//! fsync it does the same, then reopens the store and serves again (see [`run`]).
 //!
 //! It must not hold protocol or queue rules of its own: those live in `busbar-amqp`,
 //! `busbar-servicebus` and `busbar-core`. It also parses the broker configuration,
