@@ -1,6 +1,6 @@
 //! What the core needs from its caller to make a change durable.
 
-use busbar_store::{BodyRef, Record, StoreError};
+use busbar_store::{BodyRef, MessageMeta, Record, StoreError};
 use bytes::Bytes;
 
 /// The caller's side of every state change. The server implements it over its store (and
@@ -28,6 +28,12 @@ pub trait Journal {
         reason: Option<&str>,
         description: Option<&str>,
     ) -> Bytes;
+
+    /// The body of a message standing in for one whose stored body can't be read back
+    /// (damaged on disk): no content, the session id from `meta` (a queued message's id is
+    /// not kept in memory, so `description` names its sequence number), and `reason` and
+    /// `description` as `DeadLetterReason` and `DeadLetterErrorDescription`.
+    fn stand_in_body(&mut self, meta: &MessageMeta, reason: &str, description: &str) -> Bytes;
 }
 
 /// A caller-supplied rewrite of a message body applied at settlement, e.g. merging the

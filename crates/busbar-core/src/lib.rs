@@ -30,6 +30,6 @@ pub use journal::{BodyEdit, Journal};
 pub use namespace::{Address, Namespace, NamespaceError, QueueDefinition, parse_address};
 pub use queue::{
     Delivery, Disposition, LockGrant, MessageSessionGrant, MessageSessionPick, NewMessage, Queue,
-    QueueCounts, REASON_MAX_DELIVERY, REASON_TTL_EXPIRED, ReceiveMode,
+    QueueCounts, REASON_MAX_DELIVERY, REASON_TTL_EXPIRED, REASON_UNREADABLE, ReceiveMode,
 };
 pub use subqueue::{ConsumerId, MessageView, SubQueue, SubQueueCounts, SubQueueKind};

@@ -12,7 +12,9 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
-use busbar_store::{BodyRef, EntityId, MessageMeta, MessageState, Record, RecoveredMessage, Seq};
+use busbar_store::{
+    BodyRef, EntityId, MessageMeta, MessageState, Record, RecoveredMessage, Seq, StoreError,
+};
 use bytes::Bytes;
 use uuid::Uuid;
 
@@ -32,6 +34,9 @@ pub const REASON_MAX_DELIVERY: &str = "MaxDeliveryCountExceeded";
 /// Dead-letter reason for expired messages when `dead_lettering_on_expiration` is on.
 pub const REASON_TTL_EXPIRED: &str = "TTLExpiredException";
 const TTL_EXPIRED_DESCRIPTION: &str = "The message expired and was dead lettered.";
+/// Dead-letter reason for messages whose stored body can't be read back: the dead-letter
+/// queue gets a stand-in with their identity and no content.
+pub const REASON_UNREADABLE: &str = "MessageUnreadable";
 
 /// How many expired messages one delivery attempt clears before journaling them, so a
 /// long run of expired messages is written in bounded batches.
@@ -1048,12 +1053,27 @@ impl Queue {
             .main
             .entry(seq)
             .ok_or(CoreError::MessageNotFound(seq))?;
-        let original = self.body_of(SubQueueKind::Main, seq, journal)?;
-        let edited = match edit {
-            Some(edit) => edit(&original),
-            None => original,
+        let body = match self.body_of(SubQueueKind::Main, seq, journal) {
+            Ok(original) => {
+                let edited = match edit {
+                    Some(edit) => edit(&original),
+                    None => original,
+                };
+                journal.dead_letter_body(&edited, reason, description)
+            }
+            // Its content is gone for good; without a stand-in it could never leave the
+            // queue, and the damaged bytes must never reach a client.
+            Err(CoreError::Store(
+                error @ (StoreError::CorruptBody { .. } | StoreError::UnknownBody(_)),
+            )) => {
+                let description = format!(
+                    "Message {seq} of {} can't be read back ({error}); its content is lost.",
+                    self.name
+                );
+                journal.stand_in_body(&entry.meta(), REASON_UNREADABLE, &description)
+            }
+            Err(error) => return Err(error),
         };
-        let body = journal.dead_letter_body(&edited, reason, description);
         // Dead-lettered messages keep their enqueue time and ids but never expire and
         // are immediately receivable.
         let meta = MessageMeta {

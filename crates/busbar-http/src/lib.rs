@@ -166,6 +166,11 @@ pub trait Admin: Send + Sync + 'static {
     fn topics(&self) -> Vec<TopicInfo>;
     /// One topic, looked up case-insensitively.
     fn topic(&self, name: &str) -> Option<TopicInfo>;
+    /// Why the API can't answer right now (the broker is reopening its store), if so:
+    /// requests then get 503 with this reason.
+    fn unavailable(&self) -> Option<String> {
+        None
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -197,6 +202,9 @@ async fn require_token(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    if let Some(error) = admin.unavailable() {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(ErrorBody { error })).into_response();
+    }
     let uri_path = request.uri().path();
     let entity = ["/api/queues/", "/api/topics/"]
         .iter()

@@ -14,7 +14,7 @@ use busbar_core::{
 };
 use busbar_servicebus::authorization::{self, Action, Denied};
 use busbar_servicebus::sas::{self, Claims, Policy};
-use busbar_store::{BodyRef, Record, Recovered, RecoveredMessage, Store, StoreError};
+use busbar_store::{BodyRef, MessageMeta, Record, Recovered, RecoveredMessage, Store, StoreError};
 use bytes::Bytes;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -147,7 +147,12 @@ pub struct Broker<S: Store> {
     namespace: Mutex<Namespace>,
     /// What all connections hold together, against [`Settings::limits`].
     pub usage: Usage,
+    /// Why connections are being closed, once the broker stops serving.
+    stop_reason: std::sync::OnceLock<String>,
 }
+
+/// What connections are told when the broker stops for an ordinary shutdown.
+const SHUTTING_DOWN: &str = "The broker is shutting down.";
 
 impl<S: Store> Broker<S> {
     /// Builds the broker from what the store recovered, creating the configured queues
@@ -260,7 +265,19 @@ impl<S: Store> Broker<S> {
             entities: RwLock::new(entities),
             topics: RwLock::new(topics),
             namespace: Mutex::new(namespace),
+            stop_reason: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Says why the broker stops serving, before connections are told to close; the first
+    /// reason given stays.
+    pub fn set_stop_reason(&self, reason: String) {
+        let _ = self.stop_reason.set(reason);
+    }
+
+    /// The description connections close with when the broker stops serving.
+    pub fn stop_reason(&self) -> &str {
+        self.stop_reason.get().map_or(SHUTTING_DOWN, String::as_str)
     }
 
     /// Case-insensitive queue (or subscription) lookup.
@@ -645,6 +662,15 @@ impl<S: Store> Journal for StoreJournal<'_, S> {
         description: Option<&str>,
     ) -> Bytes {
         busbar_servicebus::message::dead_letter_body(original, reason, description)
+    }
+
+    fn stand_in_body(&mut self, meta: &MessageMeta, reason: &str, description: &str) -> Bytes {
+        busbar_servicebus::message::stand_in_body(
+            meta.message_id.as_deref(),
+            meta.session_id.as_deref(),
+            reason,
+            description,
+        )
     }
 }
 

@@ -44,6 +44,8 @@ pub const DEFAULT_HTTP_LISTEN: SocketAddr =
 pub const DEFAULT_DATA_DIR: &str = "./busbar-data";
 /// Default maximum message size: 256 KiB, the Service Bus Standard tier limit.
 pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 256 * 1024;
+/// Default size of a log segment: 64 MiB.
+pub const DEFAULT_SEGMENT_MIB: u32 = 64;
 
 /// Everything the broker needs to start.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +56,10 @@ pub struct BrokerConfig {
     /// Largest message (or batch) accepted on a sender link, in bytes.
     pub max_message_size: u64,
     pub durability: Durability,
+    /// Size at which the log starts a new segment file, in MiB. A segment is deleted once
+    /// no live message has its body in it, so smaller segments give disk space back sooner
+    /// when a few messages stay behind, at the cost of more files.
+    pub segment_mib: u32,
     /// Policies declared in the configuration file. Use [`Self::effective_policies`] for the
     /// set the broker should enforce.
     pub policies: Vec<Policy>,
@@ -82,6 +88,7 @@ impl Default for BrokerConfig {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             durability: Durability::default(),
+            segment_mib: DEFAULT_SEGMENT_MIB,
             policies: Vec::new(),
             root_key: None,
             root_key_name: None,

@@ -3,6 +3,7 @@
 //! topic: scheduling and cancelling. Responses use the camelCase status properties and
 //! always name an `errorCondition` on failure.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use busbar_amqp::value::{Timestamp, Value};
@@ -286,13 +287,11 @@ fn peek<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S> {
     }
     let mut messages = Vec::with_capacity(views.len());
     for (seq, meta, body_ref, body) in views {
-        let body = match body {
-            Some(body) => body,
-            None => context
-                .broker
-                .store
-                .read_body(body_ref)
-                .map_err(|e| Failure(500, conditions::INTERNAL_ERROR, e.to_string()))?,
+        let body = match body.map_or_else(|| read_stored(context, seq, body_ref), Ok) {
+            Ok(body) => body,
+            // The messages before it are answered; a peek from it gets the error.
+            Err(_) if !messages.is_empty() => break,
+            Err(failure) => return Err(failure),
         };
         let message = encoded(context, seq, &meta, body, None)?;
         messages.push(Value::Map(vec![(
@@ -309,6 +308,22 @@ fn peek<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S> {
     ))
 }
 
+/// Reads a stored body back; one that can't be read (damaged on disk) is an error naming
+/// the message, never bytes other than those stored.
+fn read_stored<S: Store>(
+    context: &Context<'_, S>,
+    seq: u64,
+    body: busbar_store::BodyRef,
+) -> Result<Bytes, Failure> {
+    context.broker.store.read_body(body).map_err(|e| {
+        Failure(
+            500,
+            conditions::INTERNAL_ERROR,
+            format!("Message {seq} can't be read back: {e}"),
+        )
+    })
+}
+
 fn receive_deferred<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S> {
     let seqs = sequence_numbers(request)?;
     let mode = match field(request, "receiver-settle-mode").and_then(Value::as_i64) {
@@ -317,28 +332,40 @@ fn receive_deferred<S: Store>(context: &Context<'_, S>, request: &Request) -> Ou
     };
     let now = context.broker.now_ms();
     let mut journal = context.broker.journal();
-    let deliveries = context
-        .entity
-        .lock()
-        .queue
-        .receive_deferred_all(
-            context.kind,
-            &seqs,
-            mode,
-            MANAGEMENT_CONSUMER,
-            now,
-            &mut journal,
-        )
-        .map_err(|e| Failure::from_core(&e))?;
+    let (mut bodies, deliveries) = {
+        let mut state = context.entity.lock();
+        // Every body is read before anything changes: one that can't be read fails the
+        // request and leaves the messages as they were (in receive-and-delete mode they
+        // would otherwise be gone).
+        let mut bodies = HashMap::with_capacity(seqs.len());
+        for &seq in &seqs {
+            let view = state.queue.sub(context.kind).peek(seq).next();
+            if let Some(view) = view.filter(|view| view.seq == seq) {
+                let body = match view.body {
+                    Some(body) => body.clone(),
+                    None => read_stored(context, seq, view.body_ref)?,
+                };
+                bodies.insert(seq, body);
+            }
+        }
+        let deliveries = state
+            .queue
+            .receive_deferred_all(
+                context.kind,
+                &seqs,
+                mode,
+                MANAGEMENT_CONSUMER,
+                now,
+                &mut journal,
+            )
+            .map_err(|e| Failure::from_core(&e))?;
+        (bodies, deliveries)
+    };
     let mut messages = Vec::with_capacity(deliveries.len());
     for delivery in deliveries {
-        let body = match delivery.body {
-            Some(body) => body,
-            None => context
-                .broker
-                .store
-                .read_body(delivery.body_ref)
-                .map_err(|e| Failure(500, conditions::INTERNAL_ERROR, e.to_string()))?,
+        let body = match (delivery.body, bodies.remove(&delivery.seq)) {
+            (Some(body), _) | (None, Some(body)) => body,
+            (None, None) => read_stored(context, delivery.seq, delivery.body_ref)?,
         };
         let locked_until = delivery.lock.map(|l| l.locked_until_ms);
         let message = encoded(context, delivery.seq, &delivery.meta, body, locked_until)?;

@@ -3,94 +3,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use busbar_client::{
-    ConnectOptions, Connection, Outcome, ReceiverOptions, Sasl, SettleMode, encode_message,
-    message_body, sas_token,
-};
-use busbar_server::config::{BrokerConfig, QueueDefinition, QueueProperties};
-use busbar_server::{Listeners, run};
+use busbar_client::{Outcome, encode_message};
 use busbar_store::conformance::Tmpfs;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::sync::oneshot;
+use common::{Started, connect_to, get, health_becomes, one_queue_config, receive_texts};
 
-/// One HTTP/1.1 GET; (status, body).
-async fn get(address: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-async fn health_becomes(address: SocketAddr, want: u16) -> String {
-    loop {
-        let (status, body) = get(address, "/health").await;
-        if status == want {
-            return body;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+mod common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_shows_in_health_and_sends_resume_once_space_is_freed() {
     let Some(fs_) = Tmpfs::mount("2m") else {
         return;
     };
-    let config = BrokerConfig {
-        amqp_listen: "127.0.0.1:0".parse().unwrap(),
-        http_listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: fs_.path().join("data"),
-        queues: vec![QueueDefinition {
-            name: "q".to_owned(),
-            properties: QueueProperties::default(),
-        }],
-        ..BrokerConfig::default()
-    };
-    let listeners = Listeners::bind(&config).await.unwrap();
-    let amqp = listeners.amqp.local_addr().unwrap().to_string();
-    let http = listeners.http.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let broker = tokio::spawn(async move {
-        let _ = run(config, listeners, async move {
-            let _ = stopped.await;
-        })
-        .await;
-    });
-    health_becomes(http, 200).await;
+    let config = one_queue_config(fs_.path().join("data"));
+    let broker = Started::new(config).await;
+    let (amqp, http) = (broker.amqp.clone(), broker.http);
 
-    let connection = Connection::connect(
-        &amqp,
-        ConnectOptions {
-            sasl: Sasl::Anonymous,
-            ..ConnectOptions::default()
-        },
-    )
-    .await
-    .unwrap();
-    let audience = format!("sb://{amqp}/q");
-    let expiry = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 3600;
-    let token = sas_token(
-        &audience,
-        "RootManageSharedAccessKey",
-        "SAS_KEY_VALUE",
-        expiry,
-    );
-    connection.put_token(&audience, &token).await.unwrap();
+    let connection = connect_to(&amqp, "q").await;
     let session = connection.session().await.unwrap();
     let sender = session.sender("q").await.unwrap();
     let body = |n: u32| format!("{n:06}").repeat(500);
@@ -142,26 +70,11 @@ async fn a_full_disk_shows_in_health_and_sends_resume_once_space_is_freed() {
     send_all(held_n + 2..held_n + 5, &mut acked).await;
 
     // Every acknowledged message is there once.
-    let mut receiver = session
-        .receiver(
-            "q",
-            ReceiverOptions {
-                settle_mode: SettleMode::ReceiveAndDelete,
-                ..ReceiverOptions::default()
-            },
-        )
-        .await
-        .unwrap();
-    let mut got = Vec::new();
-    for _ in 0..acked.len() {
-        let delivery = receiver.recv().await.unwrap();
-        got.push(String::from_utf8(message_body(&delivery.payload).unwrap().to_vec()).unwrap());
-    }
+    let got = receive_texts(&session, acked.len()).await;
     let want: Vec<String> = acked.iter().map(|&n| body(n)).collect();
     assert_eq!(got, want);
     let (_, queue) = get(http, "/api/queues/q").await;
     assert!(queue.contains("\"active_message_count\":0"), "{queue}");
 
-    stop.send(()).unwrap();
-    broker.await.unwrap();
+    broker.stop().await.unwrap();
 }

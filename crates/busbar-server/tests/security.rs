@@ -7,9 +7,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use busbar_client::{
     ConnectOptions, Connection, Error, ReceiverOptions, Sasl, SettleMode, encode_message, sas_token,
 };
-use busbar_server::config::{BrokerConfig, QueueDefinition, QueueProperties};
 use busbar_server::{Listeners, run};
+use common::one_queue_config;
 use tokio::sync::oneshot;
+
+mod common;
 
 struct Running {
     amqp: String,
@@ -20,16 +22,7 @@ struct Running {
 
 async fn start() -> Running {
     let dir = tempfile::tempdir().unwrap();
-    let config = BrokerConfig {
-        amqp_listen: "127.0.0.1:0".parse().unwrap(),
-        http_listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        queues: vec![QueueDefinition {
-            name: "q".to_owned(),
-            properties: QueueProperties::default(),
-        }],
-        ..BrokerConfig::default()
-    };
+    let config = one_queue_config(dir.path().join("data"));
     let listeners = Listeners::bind(&config).await.unwrap();
     let amqp = listeners.amqp.local_addr().unwrap().to_string();
     let (stop, stopped) = oneshot::channel::<()>();

@@ -6,8 +6,9 @@
 //! The bare message is never re-encoded: only the header, message annotations and, when
 //! asked, application properties are rewritten (see [`busbar_amqp::message::write_delivery`]).
 
+use busbar_amqp::codec::{encode_descriptor, encode_value};
 use busbar_amqp::message::{Header, RewriteOptions, ScannedMessage, rewrite, scan_sections};
-use busbar_amqp::value::{Symbol, Timestamp, Value};
+use busbar_amqp::value::{Descriptor, Symbol, Timestamp, Value};
 use busbar_amqp::{CodecError, message};
 use bytes::{Bytes, BytesMut};
 use uuid::Uuid;
@@ -222,6 +223,27 @@ pub fn dead_letter_body(
         ));
     }
     with_application_properties(original, &properties).unwrap_or_else(|_| original.clone())
+}
+
+/// A message standing in for one whose stored form can't be read back: the given message
+/// id and session id, an empty data body, and `reason` and `description` as the dead-letter
+/// application properties.
+pub fn stand_in_body(
+    message_id: Option<&str>,
+    session_id: Option<&str>,
+    reason: &str,
+    description: &str,
+) -> Bytes {
+    let mut out = BytesMut::new();
+    message::Properties {
+        message_id: message_id.map(|id| Value::String(id.to_owned())),
+        group_id: session_id.map(str::to_owned),
+        ..message::Properties::default()
+    }
+    .encode(&mut out);
+    encode_descriptor(&Descriptor::Code(message::section::DATA), &mut out);
+    encode_value(&Value::Binary(Bytes::new()), &mut out);
+    dead_letter_body(&out.freeze(), Some(reason), Some(description))
 }
 
 /// Turns a symbol- or string-keyed map (a disposition's message-annotations, a

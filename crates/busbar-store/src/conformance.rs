@@ -108,6 +108,108 @@ impl Drop for Tmpfs {
     }
 }
 
+/// An ext4 file system (no journal, `errors=continue`) on a loop device whose backing file
+/// is sparse, on a small [`Tmpfs`]: the file system believes it has room, but once the
+/// tmpfs is filled, writeback of new blocks fails and `fsync` reports the error, for real,
+/// as on a thin-provisioned volume that ran out. Freeing the tmpfs makes syncs succeed
+/// again. Unmounted and detached on drop. Needs root, loop devices and `mkfs.ext4`.
+pub struct ThinDisk {
+    backing: Tmpfs,
+    device: String,
+    mount: std::path::PathBuf,
+}
+
+impl ThinDisk {
+    /// Sets it up, or says on stderr why it cannot and returns `None`, so the test can skip.
+    pub fn mount() -> Option<ThinDisk> {
+        let backing = Tmpfs::mount("16m")?;
+        let image = backing.path().join("disk.img");
+        let mount = backing.path().with_extension("ext4");
+        let run = |program: &str, args: &[&std::ffi::OsStr]| -> Result<String, String> {
+            let out = std::process::Command::new(program)
+                .args(args)
+                .output()
+                .map_err(|e| format!("cannot run {program}: {e}"))?;
+            if out.status.success() {
+                Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+            } else {
+                Err(format!(
+                    "{program} failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        };
+        let set_up = || -> Result<String, String> {
+            std::fs::File::create(&image)
+                .and_then(|f| f.set_len(256 << 20))
+                .map_err(|e| format!("cannot create the disk image: {e}"))?;
+            std::fs::create_dir_all(&mount).map_err(|e| format!("cannot create {e}"))?;
+            run(
+                "mkfs.ext4",
+                &[
+                    "-q".as_ref(),
+                    "-O".as_ref(),
+                    "^has_journal".as_ref(),
+                    image.as_os_str(),
+                ],
+            )?;
+            let device = run(
+                "losetup",
+                &["-f".as_ref(), "--show".as_ref(), image.as_os_str()],
+            )?;
+            let mounted = run(
+                "mount",
+                &[
+                    "-o".as_ref(),
+                    "errors=continue".as_ref(),
+                    device.as_ref(),
+                    mount.as_os_str(),
+                ],
+            );
+            if let Err(e) = mounted {
+                let _ = run("losetup", &["-d".as_ref(), device.as_ref()]);
+                return Err(e);
+            }
+            Ok(device)
+        };
+        match set_up() {
+            Ok(device) => Some(ThinDisk {
+                backing,
+                device,
+                mount,
+            }),
+            Err(reason) => {
+                eprintln!("skipped: cannot set up a loop-mounted ext4: {reason}");
+                let _ = std::fs::remove_dir(&mount);
+                None
+            }
+        }
+    }
+
+    /// Where the ext4 file system is mounted.
+    pub fn path(&self) -> &Path {
+        &self.mount
+    }
+
+    /// Fills the backing tmpfs: from now on, syncs of newly written blocks fail. Remove the
+    /// returned file to make room again.
+    pub fn exhaust(&self) -> std::path::PathBuf {
+        self.backing.fill()
+    }
+}
+
+impl Drop for ThinDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(&self.mount)
+            .status();
+        let _ = std::process::Command::new("losetup")
+            .args(["-d", &self.device])
+            .status();
+        let _ = std::fs::remove_dir(&self.mount);
+    }
+}
+
 /// An `Enqueue` with default metadata.
 pub fn enqueue(entity: EntityId, seq: Seq, body: &[u8]) -> Record {
     Record::Enqueue {

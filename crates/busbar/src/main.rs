@@ -157,6 +157,16 @@ struct ServeArgs {
     #[arg(long, env = "BUSBAR_DURABILITY", value_enum, value_name = "MODE")]
     durability: Option<DurabilityArg>,
 
+    /// Size at which the log starts a new segment file, in MiB; a segment's disk space is
+    /// given back once none of its messages is left [default: 64].
+    #[arg(
+        long,
+        env = "BUSBAR_SEGMENT_MIB",
+        value_name = "MIB",
+        value_parser = clap::value_parser!(u32).range(1..=4096)
+    )]
+    segment_mib: Option<u32>,
+
     /// Log filter: a level (error, warn, info, debug, trace) or tracing directives such as
     /// "info,busbar_server=debug". Falls back to RUST_LOG, then "info".
     #[arg(long, env = "BUSBAR_LOG", value_name = "LEVEL")]
@@ -202,6 +212,9 @@ fn build_config(args: &ServeArgs) -> Result<BrokerConfig, ConfigError> {
     }
     if let Some(durability) = args.durability {
         config.durability = durability.into();
+    }
+    if let Some(mib) = args.segment_mib {
+        config.segment_mib = mib;
     }
     if let Some(name) = &args.key.sas_key_name {
         config.root_key_name = Some(name.clone());

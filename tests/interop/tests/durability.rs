@@ -79,3 +79,63 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// Flips one byte a little after `marker` in whichever log segment holds it; returns the
+/// segment's file name. Panics unless it is a sealed segment with its index, the case where
+/// opening the store reads no body and only the read itself can notice the damage.
+fn damage_body(broker: &Broker, marker: &str) -> String {
+    let data = broker.data_dir();
+    let mut segments: Vec<_> = std::fs::read_dir(&data)
+        .expect("read the data directory")
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "log"))
+        .collect();
+    segments.sort();
+    for (position, path) in segments.iter().enumerate() {
+        let mut bytes = std::fs::read(path).expect("read a segment");
+        let Some(at) = bytes
+            .windows(marker.len())
+            .position(|window| window == marker.as_bytes())
+        else {
+            continue;
+        };
+        assert!(
+            position + 1 < segments.len() && path.with_extension("idx").exists(),
+            "{marker} is not in a sealed, indexed segment: {}",
+            path.display()
+        );
+        bytes[at + marker.len() + 1000] ^= 0x55;
+        std::fs::write(path, &bytes).expect("write the damaged segment");
+        return path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+    }
+    panic!("no segment holds {marker}");
+}
+
+#[test]
+fn a_body_damaged_on_disk_never_reaches_a_client_and_is_dead_lettered() {
+    const COUNT: &str = "40";
+    const DAMAGED: &str = "10";
+    let config = emulator_config(&[QueueSpec::new(QUEUE)]);
+    // Small segments: the 4 MB sent fill several, all but the last sealed and indexed.
+    let mut broker = Broker::start(Some(&config), &["--segment-mib", "1"]);
+    broker.run_python("damaged_body.py", &[QUEUE, "send", COUNT]);
+    let status = broker.stop();
+    assert!(
+        status.success(),
+        "busbar should exit 0 on SIGTERM, got {status}"
+    );
+    let deferred = damage_body(&broker, "message-0000|");
+    let active = damage_body(&broker, "message-0010|");
+    println!("damaged the deferred message in {deferred} and message {DAMAGED} in {active}");
+
+    broker.restart();
+    let out = broker.run_python("damaged_body.py", &[QUEUE, "check", COUNT, DAMAGED]);
+    println!("{out}");
+    assert!(
+        broker.log_tail(400).contains("damaged"),
+        "the broker reports the damage in its log"
+    );
+}

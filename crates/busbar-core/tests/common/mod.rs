@@ -11,6 +11,8 @@ use bytes::Bytes;
 
 /// Marks dead-letter copies so tests can see the rewrite happened.
 pub const DEAD_LETTER_MARK: &[u8] = b"|DL|";
+/// Starts the body of a stand-in for a message whose body could not be read.
+pub const STAND_IN_MARK: &str = "STAND-IN|";
 
 #[derive(Default)]
 pub struct MemJournal {
@@ -136,6 +138,10 @@ impl busbar_core::Journal for MemJournal {
         body.push(b'|');
         body.extend_from_slice(description.unwrap_or("-").as_bytes());
         Bytes::from(body)
+    }
+
+    fn stand_in_body(&mut self, _meta: &MessageMeta, reason: &str, description: &str) -> Bytes {
+        Bytes::from(format!("{STAND_IN_MARK}{reason}|{description}"))
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use busbar_amqp::engine::{EngineError, LinkRef};
 use busbar_amqp::performative::DeliveryState;
 use busbar_amqp::value::Value;
-use busbar_core::{CoreError, Delivery, ReceiveMode, SubQueueKind};
+use busbar_core::{CoreError, Delivery, REASON_UNREADABLE, ReceiveMode, SubQueueKind};
 use busbar_servicebus::conditions;
 use busbar_servicebus::message::{Stamp, write_delivery};
 use busbar_servicebus::settlement::{Settlement, lock_lost, rejected};
@@ -14,9 +14,6 @@ use bytes::{Bytes, BytesMut};
 
 use super::{AfterCommit, Conn, DELIVERY_BATCH, LinkKind, Outstanding};
 use crate::broker::{Entity, wake};
-
-/// The dead-letter reason of a message whose stored form can't be read back.
-const UNREADABLE_REASON: &str = "MessageUnreadable";
 
 /// Why a locked message did not go out to the receiver.
 enum Undeliverable {
@@ -171,7 +168,7 @@ impl<S: Store> Conn<S> {
                                 kind,
                                 token,
                                 now,
-                                Some(UNREADABLE_REASON),
+                                Some(REASON_UNREADABLE),
                                 Some(&why),
                                 None,
                                 &mut journal,

@@ -392,7 +392,7 @@ impl<S: Store> Conn<S> {
                         }
                         self.engine.close(Some(ErrorCondition::new(
                             conditions::CONNECTION_FORCED,
-                            "The broker is shutting down.",
+                            self.broker.stop_reason(),
                         )));
                     }
                 }
