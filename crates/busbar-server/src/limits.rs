@@ -43,6 +43,10 @@ pub struct Limits {
     /// How long one write to a client may take (`--write-timeout-secs`, 30 s); a client that
     /// does not read is disconnected instead of holding the broker's buffers.
     pub write_timeout: Duration,
+    /// How long a send or settlement waits for its write while the store can't write (a full
+    /// disk) before the client is told to retry with `com.microsoft:server-busy`
+    /// (`--held-write-timeout-secs`, 30 s: within the SDKs' 60 s operation timeout).
+    pub held_write_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -58,6 +62,7 @@ impl Default for Limits {
             max_uncommitted_bytes_per_connection: 8 << 20,
             max_uncommitted_bytes: 128 << 20,
             write_timeout: Duration::from_secs(30),
+            held_write_timeout: Duration::from_secs(30),
         }
     }
 }

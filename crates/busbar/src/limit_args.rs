@@ -41,6 +41,10 @@ pub struct LimitArgs {
     /// Seconds one write to a client may take before it is disconnected [default: 30].
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     write_timeout_secs: Option<u64>,
+    /// Seconds a send waits for its write while the disk is full before the client is told
+    /// to retry (server-busy) [default: 30].
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    held_write_timeout_secs: Option<u64>,
 }
 
 impl LimitArgs {
@@ -83,6 +87,9 @@ impl LimitArgs {
         );
         if let Some(secs) = self.write_timeout_secs {
             limits.write_timeout = Duration::from_secs(secs);
+        }
+        if let Some(secs) = self.held_write_timeout_secs {
+            limits.held_write_timeout = Duration::from_secs(secs);
         }
     }
 }

@@ -248,7 +248,8 @@ struct Conn<S: Store> {
     /// The newest commit of the current round, and what waits for it.
     round_commit: Option<S::Commit>,
     round_actions: Vec<AfterCommit>,
-    pending: VecDeque<(PendingCommit, Vec<AfterCommit>)>,
+    /// Rounds waiting for their commit, oldest first, with when each started waiting.
+    pending: VecDeque<(PendingCommit, Vec<AfterCommit>, Instant)>,
     waiting_session_receivers: Vec<PendingSessionReceiver>,
     epoch: Instant,
     /// Set when the connection is over a broker-wide limit: it is closed with this once
@@ -344,6 +345,10 @@ impl<S: Store> Conn<S> {
                 sleep_for = sleep_for.min(SESSION_RETRY_INTERVAL);
             }
             let has_pending = !self.pending.is_empty();
+            let held_until = self
+                .pending
+                .front()
+                .map(|(_, _, since)| *since + self.broker.settings.limits.held_write_timeout);
             // A client that keeps sending without credit is not read from until the disk
             // has caught up with what it already sent.
             let reading = self.uncommitted_bytes
@@ -367,6 +372,9 @@ impl<S: Store> Conn<S> {
                         self.finish_commit(result);
                     }
                 }
+                () = sleep_until(held_until), if held_until.is_some() => {
+                    self.give_up_held_writes();
+                }
                 () = self.notify.notified() => {
                     self.pump_all();
                     self.retry_session_receivers();
@@ -386,9 +394,9 @@ impl<S: Store> Conn<S> {
                 changed = shutdown.changed() => {
                     if changed.is_err() || *shutdown.borrow() {
                         // Finish in-flight writes before saying goodbye.
-                        while let Some((commit, actions)) = self.pending.pop_front() {
+                        while let Some((commit, actions, _)) = self.pending.pop_front() {
                             let result = commit.await;
-                            self.apply_actions(result.is_ok(), actions);
+                            self.finish_commit((result, actions));
                         }
                         self.engine.close(Some(ErrorCondition::new(
                             conditions::CONNECTION_FORCED,
@@ -402,10 +410,35 @@ impl<S: Store> Conn<S> {
 
     fn finish_commit(&mut self, result: (Result<(), busbar_store::StoreError>, Vec<AfterCommit>)) {
         let (outcome, actions) = result;
-        if let Err(error) = &outcome {
-            tracing::error!(%error, "store commit failed");
+        match outcome {
+            Ok(()) => self.apply_actions(None, actions),
+            Err(error) => {
+                tracing::error!(%error, "store commit failed");
+                let why = format!("The broker could not store the change: {error}");
+                self.apply_actions(Some(&why), actions);
+            }
         }
-        self.apply_actions(outcome.is_ok(), actions);
+    }
+
+    /// The oldest round has waited for its commit longer than the limit. While the store
+    /// can't write (a full disk), its senders are told to retry rather than kept waiting
+    /// without end; the write itself still lands once space is back, so a retried send may
+    /// be stored twice (duplicate detection drops the copy). A store that is only slow is
+    /// waited for.
+    fn give_up_held_writes(&mut self) {
+        let health = self.broker.store.health();
+        if matches!(health, busbar_store::StoreHealth::Ok) {
+            if let Some((_, _, since)) = self.pending.front_mut() {
+                *since = Instant::now();
+            }
+            return;
+        }
+        while let Some((_, actions, _)) = self.pending.pop_front() {
+            let why = format!(
+                "The broker could not make the change durable in time ({health:?}); retry later."
+            );
+            self.apply_actions(Some(&why), actions);
+        }
     }
 
     /// Moves this round's actions behind its commit (or runs them now if nothing needed
@@ -413,17 +446,21 @@ impl<S: Store> Conn<S> {
     fn end_round(&mut self) {
         let actions = std::mem::take(&mut self.round_actions);
         match self.round_commit.take() {
-            Some(commit) => self.pending.push_back((Box::pin(commit), actions)),
+            Some(commit) => self
+                .pending
+                .push_back((Box::pin(commit), actions, Instant::now())),
             None if actions.is_empty() => {}
             None => match self.pending.back_mut() {
                 // Keep acknowledgements in order behind earlier durable work.
-                Some((_, earlier)) => earlier.extend(actions),
-                None => self.apply_actions(true, actions),
+                Some((_, earlier, _)) => earlier.extend(actions),
+                None => self.apply_actions(None, actions),
             },
         }
     }
 
-    fn apply_actions(&mut self, durable: bool, actions: Vec<AfterCommit>) {
+    /// Runs what waited for a commit: with `failure`, the commit failed, and senders and
+    /// settlers are told to retry (`com.microsoft:server-busy`) with that description.
+    fn apply_actions(&mut self, failure: Option<&str>, actions: Vec<AfterCommit>) {
         for action in actions {
             match action {
                 AfterCommit::Settle {
@@ -431,13 +468,9 @@ impl<S: Store> Conn<S> {
                     delivery_id,
                     state,
                 } => {
-                    let state = if durable {
-                        state
-                    } else {
-                        rejected(
-                            conditions::INTERNAL_ERROR,
-                            "The broker could not store the change.",
-                        )
+                    let state = match failure {
+                        None => state,
+                        Some(why) => rejected(conditions::SERVER_BUSY, why),
                     };
                     let _ = self.engine.settle(link, delivery_id, state);
                 }
@@ -571,16 +604,24 @@ impl<S: Store> Conn<S> {
     }
 }
 
+/// Sleeps until `deadline` (forever without one).
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Awaits the oldest pending commit.
 async fn poll_front(
-    pending: &mut VecDeque<(PendingCommit, Vec<AfterCommit>)>,
+    pending: &mut VecDeque<(PendingCommit, Vec<AfterCommit>, Instant)>,
 ) -> (Result<(), busbar_store::StoreError>, Vec<AfterCommit>) {
     std::future::poll_fn(|cx| match pending.front_mut() {
-        Some((commit, _)) => match commit.as_mut().poll(cx) {
+        Some((commit, _, _)) => match commit.as_mut().poll(cx) {
             Poll::Ready(result) => {
                 let actions = pending
                     .pop_front()
-                    .map(|(_, actions)| actions)
+                    .map(|(_, actions, _)| actions)
                     .unwrap_or_default();
                 Poll::Ready((result, actions))
             }
@@ -593,13 +634,13 @@ async fn poll_front(
 
 /// The oldest pending commit's result, if it is already resolved.
 fn ready_front(
-    pending: &mut VecDeque<(PendingCommit, Vec<AfterCommit>)>,
+    pending: &mut VecDeque<(PendingCommit, Vec<AfterCommit>, Instant)>,
 ) -> Option<(Result<(), busbar_store::StoreError>, Vec<AfterCommit>)> {
     let waker = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(waker);
-    let (commit, _) = pending.front_mut()?;
+    let (commit, _, _) = pending.front_mut()?;
     match commit.as_mut().poll(&mut cx) {
-        Poll::Ready(result) => pending.pop_front().map(|(_, actions)| (result, actions)),
+        Poll::Ready(result) => pending.pop_front().map(|(_, actions, _)| (result, actions)),
         Poll::Pending => None,
     }
 }
