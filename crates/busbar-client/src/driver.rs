@@ -100,6 +100,9 @@ pub(crate) enum Command {
         channel: u16,
         delivery_id: u32,
         state: DeliveryState,
+        /// `None`: settle at once (receiver-settles-first). `Some`: leave the delivery
+        /// unsettled and answer with the outcome the peer settles it with.
+        confirm: Option<Reply<Outcome>>,
     },
     Credit {
         channel: u16,
@@ -175,6 +178,8 @@ struct Session {
     incoming_window: u32,
     next_delivery_id: u32,
     unsettled: HashMap<u32, Reply<Outcome>>,
+    /// Deliveries we received and answered unsettled, awaiting the peer's settlement.
+    awaiting_settlement: HashMap<u32, Reply<Outcome>>,
     links: HashMap<u32, Link>,
     remote_handles: HashMap<u32, u32>,
     next_handle: u32,
@@ -193,6 +198,7 @@ impl Session {
             incoming_window: INCOMING_WINDOW,
             next_delivery_id: 0,
             unsettled: HashMap::new(),
+            awaiting_settlement: HashMap::new(),
             links: HashMap::new(),
             remote_handles: HashMap::new(),
             next_handle: 0,
@@ -217,7 +223,11 @@ impl Session {
         if let Some(r) = self.end_reply.take() {
             let _ = r.send(Err(err.clone()));
         }
-        for (_, r) in self.unsettled.drain() {
+        for (_, r) in self
+            .unsettled
+            .drain()
+            .chain(self.awaiting_settlement.drain())
+        {
             let _ = r.send(Err(err.clone()));
         }
         for (_, mut link) in self.links.drain() {
@@ -271,6 +281,7 @@ struct PendingDisposition {
     first: u32,
     last: u32,
     state: DeliveryState,
+    settled: bool,
 }
 
 pub(crate) struct Driver {
@@ -491,7 +502,7 @@ impl Driver {
                 role: Role::Receiver,
                 first: d.first,
                 last: (d.last != d.first).then_some(d.last),
-                settled: true,
+                settled: d.settled,
                 state: Some(d.state),
                 batchable: false,
             };
@@ -597,14 +608,26 @@ impl Driver {
                 channel,
                 delivery_id,
                 state,
+                confirm,
             } => {
-                if !self.sessions.contains_key(&channel) {
+                let Some(s) = self.sessions.get_mut(&channel) else {
+                    if let Some(r) = confirm {
+                        let _ = r.send(Err(Error::SessionEnded(None)));
+                    }
                     return Ok(());
-                }
+                };
+                let settled = match confirm {
+                    Some(reply) => {
+                        s.awaiting_settlement.insert(delivery_id, reply);
+                        false
+                    }
+                    None => true,
+                };
                 // Consecutive settlements with the same outcome travel as one range.
                 if let Some(d) = &mut self.disposition
                     && d.channel == channel
                     && d.state == state
+                    && d.settled == settled
                     && d.last.wrapping_add(1) == delivery_id
                 {
                     d.last = delivery_id;
@@ -616,6 +639,7 @@ impl Driver {
                     first: delivery_id,
                     last: delivery_id,
                     state,
+                    settled,
                 });
             }
             Command::Credit {
@@ -1135,33 +1159,30 @@ impl Driver {
     }
 
     fn on_disposition(&mut self, remote_channel: u16, d: Disposition) {
-        // Only the peer's verdicts on our sends matter; it settles its own deliveries to us
-        // on its side.
-        if d.role != Role::Receiver {
-            return;
-        }
         let Some(local) = self.local_channel(remote_channel) else {
             return;
         };
         let Some(s) = self.sessions.get_mut(&local) else {
             return;
         };
+        if d.role == Role::Sender {
+            // The peer settling deliveries it sent us: only those we answered unsettled
+            // wait for it.
+            if d.settled {
+                let outcome = d
+                    .state
+                    .as_ref()
+                    .map_or(Outcome::Released, Outcome::from_state);
+                answer_range(&mut s.awaiting_settlement, d.first, d.last, &outcome);
+            }
+            return;
+        }
         let outcome = match &d.state {
             None | Some(DeliveryState::Received { .. }) if !d.settled => return,
             None => Outcome::Released,
             Some(state) => Outcome::from_state(state),
         };
-        let last = d.last.unwrap_or(d.first);
-        let mut id = d.first;
-        loop {
-            if let Some(r) = s.unsettled.remove(&id) {
-                let _ = r.send(Ok(outcome.clone()));
-            }
-            if id == last {
-                break;
-            }
-            id = id.wrapping_add(1);
-        }
+        answer_range(&mut s.unsettled, d.first, d.last, &outcome);
         if !d.settled {
             // Receiver-settles-second peers wait for our settlement.
             let disp = Disposition {
@@ -1173,6 +1194,34 @@ impl Driver {
                 batchable: false,
             };
             self.write(local, disp);
+        }
+    }
+}
+
+/// Answers every waiter in `first..=last` with `outcome`. A range wider than the waiters
+/// (possibly hostile) is matched against the waiters instead of being walked.
+fn answer_range(
+    waiting: &mut HashMap<u32, Reply<Outcome>>,
+    first: u32,
+    last: Option<u32>,
+    outcome: &Outcome,
+) {
+    let span = u64::from(last.unwrap_or(first).wrapping_sub(first)) + 1;
+    let ids: Vec<u32> = if span <= waiting.len() as u64 {
+        (0..span)
+            .filter_map(|offset| u32::try_from(offset).ok())
+            .map(|offset| first.wrapping_add(offset))
+            .collect()
+    } else {
+        waiting
+            .keys()
+            .copied()
+            .filter(|id| u64::from(id.wrapping_sub(first)) < span)
+            .collect()
+    };
+    for id in ids {
+        if let Some(r) = waiting.remove(&id) {
+            let _ = r.send(Ok(outcome.clone()));
         }
     }
 }
@@ -1194,7 +1243,12 @@ fn fail_command(cmd: Command, err: &Error) {
             }
         }
         Command::Transfer { payload, kind, .. } => fail_pending(Pending { payload, kind }, err),
-        Command::Disposition { .. } | Command::Credit { .. } => {}
+        Command::Disposition { confirm, .. } => {
+            if let Some(r) = confirm {
+                let _ = r.send(Err(err.clone()));
+            }
+        }
+        Command::Credit { .. } => {}
     }
 }
 

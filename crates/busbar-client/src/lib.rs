@@ -148,6 +148,10 @@ pub enum SettleMode {
     /// delivery with accept/release/reject/modify.
     #[default]
     PeekLock,
+    /// snd-settle-mode unsettled, rcv-settle-mode second: settle with
+    /// [`Receiver::accept_confirmed`], which waits for the peer to settle, so the
+    /// application learns whether (for Busbar: that durably) the outcome took effect.
+    PeekLockConfirmed,
     /// snd-settle-mode settled: deliveries arrive settled and are gone from the broker.
     ReceiveAndDelete,
 }
@@ -446,9 +450,12 @@ impl Session {
     /// Attaches a receiver link from `address`.
     pub async fn receiver(&self, address: &str, opts: ReceiverOptions) -> Result<Receiver> {
         let name = format!("receiver-{}", uuid::Uuid::new_v4());
-        let snd_settle_mode = match opts.settle_mode {
-            SettleMode::PeekLock => SenderSettleMode::Unsettled,
-            SettleMode::ReceiveAndDelete => SenderSettleMode::Settled,
+        let (snd_settle_mode, rcv_settle_mode) = match opts.settle_mode {
+            SettleMode::PeekLock => (SenderSettleMode::Unsettled, ReceiverSettleMode::First),
+            SettleMode::PeekLockConfirmed => {
+                (SenderSettleMode::Unsettled, ReceiverSettleMode::Second)
+            }
+            SettleMode::ReceiveAndDelete => (SenderSettleMode::Settled, ReceiverSettleMode::First),
         };
         self.attach_receiver(LinkSpec {
             target: Some(name.clone()),
@@ -456,7 +463,7 @@ impl Session {
             role: Role::Receiver,
             source: Some(address.to_owned()),
             snd_settle_mode,
-            rcv_settle_mode: ReceiverSettleMode::First,
+            rcv_settle_mode,
             initial_credit: opts.credit,
         })
         .await
@@ -581,7 +588,7 @@ impl Sender {
     }
 }
 
-/// The pending result of a send. Dropping it does not cancel the transfer.
+/// The pending result of a send or of a confirmed settlement. Dropping it cancels neither.
 pub struct SendFuture<T> {
     rx: oneshot::Receiver<Result<T>>,
     shared: Arc<Shared>,
@@ -668,6 +675,32 @@ impl Receiver {
         )
     }
 
+    /// Accepts `d` without settling it and resolves with the outcome the peer settles it
+    /// with: `Accepted` once the peer has applied the completion (Busbar answers only after
+    /// the store made it durable), `Rejected` when it could not (e.g. the lock was lost).
+    /// An error means the connection went away first: whether the completion took effect
+    /// is unknown. Meant for [`SettleMode::PeekLockConfirmed`] links.
+    pub fn accept_confirmed(&self, d: &Delivery) -> SendFuture<Outcome> {
+        let (reply, rx) = oneshot::channel();
+        let future = SendFuture {
+            rx,
+            shared: self.link.handle.shared.clone(),
+        };
+        if d.settled {
+            let _ = reply.send(Err(Error::AlreadySettled));
+            return future;
+        }
+        // On failure the command, and with it the reply, is dropped; the future then
+        // reports the connection's terminal error.
+        let _ = self.link.handle.send(Command::Disposition {
+            channel: self.link.channel,
+            delivery_id: d.delivery_id,
+            state: DeliveryState::Accepted,
+            confirm: Some(reply),
+        });
+        future
+    }
+
     fn settle(&self, d: &Delivery, state: DeliveryState) -> Result<()> {
         if d.settled {
             return Err(Error::AlreadySettled);
@@ -676,6 +709,7 @@ impl Receiver {
             channel: self.link.channel,
             delivery_id: d.delivery_id,
             state,
+            confirm: None,
         })
     }
 

@@ -575,3 +575,116 @@ async fn refused_attach_reports_the_detach_error_and_heartbeats_flow() {
         .expect("no hang");
     assert!(err.is_err());
 }
+
+#[tokio::test]
+async fn confirmed_accept_waits_for_the_peers_settlement() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let peer = tokio::spawn(async move {
+        let mut peer = Peer::accept(&listener).await;
+        peer.handshake(1 << 16, None).await;
+        peer.begin(1000).await;
+        let a = peer.attach().await;
+        assert_eq!(a.snd_settle_mode, SenderSettleMode::Unsettled);
+        assert_eq!(a.rcv_settle_mode, ReceiverSettleMode::Second);
+        peer.send(&[Frame::amqp(7, echo_attach(&a, 3))]).await;
+        let (_, p, _) = peer.perf().await;
+        assert!(
+            matches!(p, Performative::Flow(_)),
+            "expected flow, got {p:?}"
+        );
+        let mut out = BytesMut::new();
+        for i in 0..3u32 {
+            let t = Transfer {
+                handle: 3,
+                delivery_id: Some(100 + i),
+                delivery_tag: Some(Bytes::from(format!("tag{i}"))),
+                message_format: Some(0),
+                settled: Some(false),
+                ..Transfer::default()
+            };
+            encode_transfer(7, &t, &encode_message(b"m"), &mut out);
+        }
+        peer.raw(&out).await;
+        // The three accepts arrive unsettled (as one range or several).
+        let mut answered = Vec::new();
+        while answered.len() < 3 {
+            let (_, p, _) = peer.perf().await;
+            let Performative::Disposition(d) = p else {
+                continue;
+            };
+            assert_eq!(d.role, Role::Receiver);
+            assert!(
+                !d.settled,
+                "a confirmed accept must leave the delivery unsettled"
+            );
+            assert_eq!(d.state, Some(DeliveryState::Accepted));
+            answered.extend(d.first..=d.last.unwrap_or(d.first));
+        }
+        assert_eq!(answered, vec![100, 101, 102]);
+        let settle = |first, state| Disposition {
+            role: Role::Sender,
+            first,
+            last: None,
+            settled: true,
+            state: Some(state),
+            batchable: false,
+        };
+        peer.send(&[
+            // Not settled yet: nobody may be answered by this.
+            Frame::amqp(
+                7,
+                Disposition {
+                    settled: false,
+                    ..settle(100, DeliveryState::Accepted)
+                },
+            ),
+            Frame::amqp(
+                7,
+                settle(
+                    101,
+                    DeliveryState::Rejected {
+                        error: Some(ErrorCondition::new("com.microsoft:message-lock-lost", "")),
+                    },
+                ),
+            ),
+            Frame::amqp(7, settle(100, DeliveryState::Accepted)),
+        ])
+        .await;
+        // 102 is never settled: the connection drops instead.
+    });
+
+    let conn = Connection::connect(&addr, plain_options()).await.unwrap();
+    let session = conn.session().await.unwrap();
+    let mut rx = session
+        .receiver(
+            "q",
+            ReceiverOptions {
+                settle_mode: SettleMode::PeekLockConfirmed,
+                credit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    let mut confirmations = Vec::new();
+    for _ in 0..3 {
+        let d = rx.recv().await.unwrap();
+        confirmations.push(rx.accept_confirmed(&d));
+    }
+    let mut confirmations = confirmations.into_iter();
+    let (first, second, third) = (
+        confirmations.next().unwrap(),
+        confirmations.next().unwrap(),
+        confirmations.next().unwrap(),
+    );
+    assert_eq!(first.await.unwrap(), Outcome::Accepted);
+    match second.await.unwrap() {
+        Outcome::Rejected(Some(e)) => assert_eq!(e.condition, "com.microsoft:message-lock-lost"),
+        other => panic!("unexpected {other:?}"),
+    }
+    peer.await.unwrap();
+    assert!(
+        third.await.is_err(),
+        "an accept the peer never settled must not look confirmed"
+    );
+}
