@@ -303,11 +303,11 @@ impl<S: Store> Conn<S> {
                         }
                     }
                 }
+                self.check_unfinished_deliveries();
             }
             if eof {
                 self.engine.connection_lost();
             }
-            self.check_unfinished_deliveries();
             self.process_events();
             self.end_round();
             self.apply_back_pressure();
