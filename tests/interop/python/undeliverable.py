@@ -16,7 +16,7 @@ from proton.reactor import AtMostOnce, LinkOption
 from proton.utils import BlockingConnection
 
 from proton_generic_client import parse_connection_string
-from sbcommon import body_bytes, check, client, expect_eq, log, run, scenario_args
+from sbcommon import ScenarioFailure, body_bytes, check, client, expect_eq, log, run, scenario_args
 
 LINK_MAX = 1000
 BIG = b"x" * 5000
@@ -73,11 +73,42 @@ def scenario(sb, conn, queue, options, mode, settle):
     log(f"{mode}: the big message is in the dead-letter queue after {dead[0].delivery_count} attempts")
 
 
+def dead_letter_queue_scenario(sb, conn, queue):
+    """A dead-letter queue counts no deliveries: a receiver that can't take its message is
+    detached with message-size-exceeded, and the message waits for one that can."""
+    send(sb, queue, [BIG])
+    with sb.get_queue_receiver(queue, max_wait_time=5) as receiver:
+        got = receiver.receive_messages(max_message_count=1, max_wait_time=5)
+        expect_eq(len(got), 1, "the big message received to dead-letter it")
+        receiver.dead_letter_message(got[0], reason="test", error_description="to the DLQ")
+    host, port, key_name, key = parse_connection_string(conn)
+    connection = BlockingConnection(
+        f"amqp://{host}:{port}", user=key_name, password=key,
+        allowed_mechs="PLAIN", allow_insecure_mechs=True, timeout=15,
+    )
+    try:
+        try:
+            # The refusal may come before the attach completes or at the first receive.
+            receiver = connection.create_receiver(f"{queue}/$DeadLetterQueue", credit=1, options=[SmallMessagesOnly()])
+            receiver.receive(timeout=15)
+        except Exception as error:  # noqa: BLE001 - proton's LinkDetached
+            check("message-size-exceeded" in str(error), f"the detach names the limit: {error}")
+            log(f"dead-letter queue: the small receiver was detached: {error}")
+        else:
+            raise ScenarioFailure("a receiver got a message larger than its max message size")
+    finally:
+        connection.close()
+    dead = dead_lettered(sb, queue)
+    expect_eq([body_bytes(m) for m in dead], [BIG], "the dead-letter queue still holds the message")
+    log("dead-letter queue: a receiver that can take it got it")
+
+
 def main():
     conn, queue, extras = scenario_args(("RECEIVE_AND_DELETE_QUEUE",))
     with client(conn) as sb:
         scenario(sb, conn, queue, [SmallMessagesOnly()], "peek-lock", settle=True)
         scenario(sb, conn, extras["RECEIVE_AND_DELETE_QUEUE"], [SmallMessagesOnly(), AtMostOnce()], "receive-and-delete", settle=False)
+        dead_letter_queue_scenario(sb, conn, queue)
 
 
 if __name__ == "__main__":

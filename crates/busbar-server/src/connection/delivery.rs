@@ -25,6 +25,16 @@ enum Undeliverable {
     Unreadable(String),
 }
 
+/// What became of a batch the broker tried to send.
+#[derive(Debug, PartialEq, Eq)]
+enum AfterSending {
+    AllSent,
+    /// Some could not go out and are available again.
+    SomeFailed,
+    /// The receiver can never take one of them: its link is detached with this reason.
+    Detach(String),
+}
+
 impl<S: Store> Conn<S> {
     // -----------------------------------------------------------------------------------
     // Deliveries
@@ -110,7 +120,10 @@ impl<S: Store> Conn<S> {
                 let outcome = self.send_delivery(link, &entity, kind, mode, delivery);
                 outcomes.push((lock.token, outcome));
             }
-            let undeliverable = self.after_sending(&entity, kind, mode, outcomes);
+            let after = self.after_sending(&entity, kind, mode, outcomes);
+            if let AfterSending::Detach(why) = after {
+                return self.detach_with(link, conditions::MESSAGE_SIZE_EXCEEDED, &why);
+            }
             if let Some(CoreError::SessionLockLost) = failure {
                 return self.detach_with(
                     link,
@@ -123,7 +136,7 @@ impl<S: Store> Conn<S> {
             }
             // After a failure the next attempt waits for the next wake-up instead of
             // looping here.
-            if !full_batch || undeliverable {
+            if !full_batch || after == AfterSending::SomeFailed {
                 return;
             }
         }
@@ -132,18 +145,21 @@ impl<S: Store> Conn<S> {
     /// Settles what the broker itself decides about the messages it just tried to send, in
     /// one acquisition of the queue's lock: receive-and-delete messages that went out are
     /// removed, and those that could not go out are released, counted or dead-lettered.
-    /// Returns whether any could not be sent.
     fn after_sending(
         &mut self,
         entity: &Arc<Entity>,
         kind: SubQueueKind,
         mode: ReceiveMode,
         outcomes: Vec<(uuid::Uuid, Result<(), Undeliverable>)>,
-    ) -> bool {
+    ) -> AfterSending {
         let delete_sent = mode == ReceiveMode::ReceiveAndDelete;
         let failed = outcomes.iter().any(|(_, outcome)| outcome.is_err());
+        let mut after = AfterSending::AllSent;
         if !delete_sent && !failed {
-            return false;
+            return after;
+        }
+        if failed {
+            after = AfterSending::SomeFailed;
         }
         let now = self.broker.now_ms();
         // Nothing acknowledges these changes, so nothing waits for their sync: a crash
@@ -157,9 +173,16 @@ impl<S: Store> Conn<S> {
                     Ok(()) if delete_sent => queue.complete(kind, token, now, &mut journal),
                     Ok(()) => Ok(()),
                     Err(Undeliverable::Transient) => queue.release(kind, token, now),
-                    Err(Undeliverable::TooLarge(why)) => {
+                    Err(Undeliverable::TooLarge(why)) if kind == SubQueueKind::Main => {
                         tracing::warn!(entity = %entity.name, %why, "message not delivered");
                         queue.abandon(kind, token, now, None, &mut journal)
+                    }
+                    Err(Undeliverable::TooLarge(why)) => {
+                        // A dead-letter queue counts no deliveries and sends nothing further:
+                        // the receiver that can't take the message is told so and let go,
+                        // and the message waits for one that can.
+                        after = AfterSending::Detach(why);
+                        queue.release(kind, token, now)
                     }
                     Err(Undeliverable::Unreadable(why)) => {
                         tracing::error!(entity = %entity.name, %why, "message unreadable");
@@ -195,7 +218,7 @@ impl<S: Store> Conn<S> {
         };
         drop(journal.into_commit());
         wake(waiters);
-        failed
+        after
     }
 
     /// Stamps and sends one locked delivery; says why when it cannot go out.
