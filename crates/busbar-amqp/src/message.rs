@@ -351,6 +351,9 @@ pub struct RewriteOptions<'a> {
     pub message_id_if_missing: Option<&'a Value>,
     /// Replaces `properties.absolute-expiry-time`.
     pub absolute_expiry_time: Option<Timestamp>,
+    /// Replaces the whole properties section (a rule action that set system properties);
+    /// `message_id_if_missing` and `absolute_expiry_time` are then not consulted.
+    pub properties: Option<&'a Properties>,
 }
 
 /// Writes the message for delivery: header, merged message annotations, properties
@@ -400,7 +403,9 @@ fn write_delivery_inner(
     )?;
     let patch_properties = options.absolute_expiry_time.is_some()
         || (options.message_id_if_missing.is_some() && scanned.message_id()?.is_none());
-    if patch_properties {
+    if let Some(properties) = options.properties {
+        properties.encode(out);
+    } else if patch_properties {
         write_patched_properties(out, raw(&s.properties), options)?;
     } else {
         put_opt(out, raw(&s.properties));

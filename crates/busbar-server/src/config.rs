@@ -243,6 +243,8 @@ pub enum ConfigError {
     },
     #[error("config file is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("config file is not valid JSON: {0}")]
+    UnclosedComment(#[from] crate::relaxed_json::UnclosedComment),
     /// One or more fields are wrong; each problem names its field path.
     #[error("{}", render_problems(.0))]
     Invalid(Vec<FieldProblem>),

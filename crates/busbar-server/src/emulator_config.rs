@@ -1,7 +1,8 @@
 //! Reading Microsoft's Service Bus emulator `Config.json` as it is, plus Busbar's own `Busbar`
 //! section, with validation that names the offending field.
 //!
-//! Accepted shape (keys match case-insensitively, `null` counts as absent). Unknown keys are
+//! The file is JSON with `//` and `/* */` comments and trailing commas allowed
+//! ([`crate::relaxed_json`]). Accepted shape (keys match case-insensitively, `null` counts as absent). Unknown keys are
 //! refused inside `Busbar`; elsewhere they are accepted, as the emulator does, and each is
 //! reported as a warning naming the key and its entity (a misspelt property would otherwise
 //! leave its default in force without a word):
@@ -36,6 +37,7 @@ use crate::config::{
     FilterValue, Policy, QueueDefinition, QueueProperties, Rights, RuleDescription,
     SubscriptionDefinition, SubscriptionProperties, TopicConfig, TopicDefinition,
 };
+use crate::relaxed_json::blank_comments_and_trailing_commas;
 
 /// Shortest lock Service Bus (and the emulator since 1.1.2) accepts.
 pub const MIN_LOCK_DURATION: Duration = Duration::from_secs(5);
@@ -112,8 +114,9 @@ pub fn load_str(text: &str) -> Result<BrokerConfig, ConfigError> {
 }
 
 /// Parses and validates configuration text. All field problems are reported together.
+/// Comments and trailing commas are accepted, as the emulator accepts them.
 pub fn parse(text: &str) -> Result<ConfigFile, ConfigError> {
-    let root: Value = serde_json::from_str(text)?;
+    let root: Value = serde_json::from_str(&blank_comments_and_trailing_commas(text)?)?;
     let mut reader = Reader::default();
     let mut file = reader.root(&root);
     file.ignored_keys = reader.ignored_keys;

@@ -18,6 +18,7 @@ pub mod connection;
 pub mod emulator_config;
 pub mod limits;
 pub mod management;
+pub mod relaxed_json;
 pub mod session_receivers;
 
 use std::future::Future;

@@ -151,6 +151,63 @@ fn invalid_json_is_reported() {
     assert!(matches!(err, ConfigError::Json(_)), "{err:?}");
 }
 
+/// Microsoft's sample Config.json as its emulator installer ships it, `//` comments and all.
+fn microsoft_sample_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/interop/fixtures/microsoft-emulator/Config.json")
+}
+
+#[test]
+fn microsoft_sample_config_is_read_as_it_is() {
+    let config = emulator_config::load_file(&microsoft_sample_path()).unwrap();
+    assert_eq!(config.namespace.as_deref(), Some("sbemulatorns"));
+    assert_eq!(config.queues.len(), 1);
+    assert_eq!(config.queues[0].name, "queue.1");
+    let [topic] = config.topics.as_slice() else {
+        panic!("one topic expected: {:?}", config.topics);
+    };
+    let subscriptions: Vec<&str> = topic
+        .subscriptions
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(
+        subscriptions,
+        [
+            "subscription.1",
+            "subscription.2",
+            "subscription.3",
+            "subscription.4"
+        ]
+    );
+    let rule = &topic.subscriptions[3].rules[0];
+    assert_eq!(rule.action.as_deref(), Some("SET sys.To = 'Entity'"));
+}
+
+#[test]
+fn comments_and_trailing_commas_are_accepted() {
+    let config = emulator_config::load_str(
+        "{ /* block */ \"UserConfig\": {\"Namespaces\": [{\"Name\": \"ns\", // line\n \"Queues\": [{\"Name\": \"q\",},],},],},}",
+    )
+    .unwrap();
+    assert_eq!(config.queues[0].name, "q");
+}
+
+#[test]
+fn json_errors_name_the_line_and_column_of_the_text_as_written() {
+    let text = "{\n  /* a comment\n     over two lines */\n  \"UserConfig\": {} // fine\n  \"Busbar\": {}\n}";
+    let err = emulator_config::load_str(text).unwrap_err();
+    assert!(matches!(err, ConfigError::Json(_)), "{err:?}");
+    assert!(err.to_string().contains("line 5 column 3"), "{err}");
+}
+
+#[test]
+fn an_unclosed_comment_is_reported_where_it_opens() {
+    let err = emulator_config::load_str("{\n  \"UserConfig\": {} /* never closed\n}").unwrap_err();
+    assert!(matches!(err, ConfigError::UnclosedComment(_)), "{err:?}");
+    assert!(err.to_string().contains("line 2 column 20"), "{err}");
+}
+
 #[test]
 fn empty_object_is_an_empty_config() {
     let config = emulator_config::load_str("{}").unwrap();

@@ -20,6 +20,8 @@ pub mod annotation {
     pub const LOCKED_UNTIL: &str = "x-opt-locked-until";
     pub const MESSAGE_STATE: &str = "x-opt-message-state";
     pub const SCHEDULED_ENQUEUE_TIME: &str = "x-opt-scheduled-enqueue-time";
+    pub const PARTITION_KEY: &str = "x-opt-partition-key";
+    pub const VIA_PARTITION_KEY: &str = "x-opt-via-partition-key";
 }
 
 /// Application property names of a dead-lettered message.

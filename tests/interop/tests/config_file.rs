@@ -120,3 +120,18 @@ fn unknown_properties_are_accepted_with_a_warning_naming_property_and_entity() {
         );
     }
 }
+
+/// Microsoft's sample Config.json, as its emulator installer ships it: `//` comments and a
+/// rule action that sets a system property.
+fn microsoft_sample_config() -> String {
+    let path =
+        busbar_interop::repo_root().join("tests/interop/fixtures/microsoft-emulator/Config.json");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+#[test]
+fn microsoft_sample_config_serves_its_entities_and_applies_its_rule_action() {
+    let broker = Broker::start(Some(&microsoft_sample_config()), &[]);
+    broker.run_python("smoke_send_receive.py", &["queue.1"]);
+    broker.run_python("emulator_sample.py", &["topic.1"]);
+}

@@ -417,8 +417,10 @@ fn subscription_copies(
                         .map_err(|e| e.to_string())
                 });
             match annotated {
-                Ok(body) => copies.push(NewMessage {
-                    body,
+                Ok(copy) => copies.push(NewMessage {
+                    body: copy.body,
+                    message_id: copy.message_id.map(Into::into),
+                    session_id: copy.session_id.map(Into::into),
                     ..message.clone()
                 }),
                 Err(error) => {
