@@ -330,6 +330,13 @@ fn receive_deferred<S: Store>(context: &Context<'_, S>, request: &Request) -> Ou
         Some(0) => ReceiveMode::ReceiveAndDelete,
         _ => ReceiveMode::PeekLock,
     };
+    // On a session entity only the session's holder receives its deferred messages, and
+    // only that session's.
+    let session = if context.kind == SubQueueKind::Main && context.entity.requires_session {
+        Some(held_session(context, request)?.0)
+    } else {
+        None
+    };
     let now = context.broker.now_ms();
     let mut journal = context.broker.journal();
     let (mut bodies, deliveries) = {
@@ -341,6 +348,9 @@ fn receive_deferred<S: Store>(context: &Context<'_, S>, request: &Request) -> Ou
         for &seq in &seqs {
             let view = state.queue.sub(context.kind).peek(seq).next();
             if let Some(view) = view.filter(|view| view.seq == seq) {
+                if session.is_some_and(|id| view.meta.session_id.as_deref() != Some(id)) {
+                    return Err(Failure::from_core(&CoreError::MessageNotFound(seq)));
+                }
                 let body = match view.body {
                     Some(body) => body.clone(),
                     None => read_stored(context, seq, view.body_ref)?,

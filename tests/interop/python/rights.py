@@ -24,7 +24,7 @@ import time
 import uuid
 
 from azure.servicebus import ServiceBusMessage
-from azure.servicebus.exceptions import ServiceBusAuthorizationError
+from azure.servicebus.exceptions import MessageNotFoundError, ServiceBusAuthorizationError
 from proton import UNDESCRIBED, Array, Data, Message, timestamp
 from proton.utils import BlockingConnection
 
@@ -238,8 +238,33 @@ def session_holder_checks(send_conn, listen_conn, session_queue):
             session.renew_lock()
             got = receiver.receive_messages(max_message_count=1, max_wait_time=5)
             expect_eq(len(got), 1, "messages the holder receives")
-            receiver.complete_message(got[0])
-            log("holder: state intact, lock renewed, message completed")
+            receiver.defer_message(got[0])
+            deferred = got[0].sequence_number
+            log(f"holder: state intact, lock renewed, message {deferred} deferred")
+
+            # Another connection holding another session of the queue can't take it.
+            with client(listen_conn, retry_total=0) as other_sb:
+                with other_sb.get_queue_receiver(session_queue, session_id="other", max_wait_time=5) as other:
+                    expect_raises(
+                        MessageNotFoundError,
+                        lambda: other.receive_deferred_messages([deferred]),
+                        "another session's holder receiving the deferred message",
+                    )
+            stranger = Raw(listen_conn, "")
+            try:
+                status, description, _ = stranger.request(
+                    f"{session_queue}/$management",
+                    "com.microsoft:receive-by-sequence-number",
+                    {"sequence-numbers": longs(deferred), "receiver-settle-mode": 1},
+                )
+                check(status in (400, 410), f"a sessionless receive of a session's message: {status} {description}")
+            finally:
+                stranger.close()
+
+            again = receiver.receive_deferred_messages([deferred])
+            expect_eq(len(again), 1, "the holder receives its deferred message")
+            receiver.complete_message(again[0])
+            log("holder: its deferred message was kept for it and completed")
 
 
 def main():

@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 use busbar_amqp::engine::{Connection, ConnectionConfig, Event, LinkRef, TickAction};
 use busbar_amqp::frame::{FrameDecoder, encode_frame};
 use busbar_amqp::performative::{DeliveryState, ErrorCondition};
+use busbar_amqp::value::Value;
 use busbar_core::{ConsumerId, ReceiveMode, SubQueueKind};
 use busbar_servicebus::authorization::Action;
 use busbar_servicebus::conditions;
+use busbar_servicebus::request::management_response;
 use busbar_servicebus::sas::Claims;
 use busbar_servicebus::settlement::rejected;
 use busbar_store::Store;
@@ -150,6 +152,8 @@ enum AfterCommit {
         reply_to: Option<String>,
         node: String,
         payload: Bytes,
+        /// The request's message-id, for the failure answered instead when the commit fails.
+        request_id: Option<Value>,
     },
     /// Sent bytes that are no longer waiting to become durable (see back-pressure).
     Settled { bytes: u64 },
@@ -479,7 +483,21 @@ impl<S: Store> Conn<S> {
                     reply_to,
                     node,
                     payload,
-                } => self.respond(request_link, reply_to.as_deref(), &node, payload),
+                    request_id,
+                } => {
+                    // A change that did not become durable is not reported done.
+                    let payload = match failure {
+                        None => payload,
+                        Some(why) => management_response(
+                            request_id.as_ref(),
+                            503,
+                            why,
+                            Some(conditions::SERVER_BUSY),
+                            None,
+                        ),
+                    };
+                    self.respond(request_link, reply_to.as_deref(), &node, payload);
+                }
                 AfterCommit::Settled { bytes } => {
                     self.uncommitted_bytes = self.uncommitted_bytes.saturating_sub(bytes);
                 }

@@ -245,11 +245,15 @@ impl<S: Store> Conn<S> {
         match commit {
             Some(commit) => {
                 self.keep_commit(Some(commit));
+                // Scheduled messages are data sent like any other: they count against
+                // the connection's back-pressure allowance.
+                self.count_uncommitted(message.payload.len() as u64);
                 self.round_actions.push(AfterCommit::Respond {
                     request_link: message.link,
                     reply_to,
                     node,
                     payload,
+                    request_id: request.message_id.clone(),
                 });
             }
             None => self.respond(message.link, reply_to.as_deref(), &node, payload),
