@@ -104,6 +104,18 @@ impl Limits {
             .max(max_message_size.saturating_mul(2))
     }
 
+    /// Whether a connection already over its link limit keeps attaching without detaching
+    /// what was refused (a refused link stays until the client detaches it): then refusing
+    /// is not enough, and the connection is closed.
+    pub fn links_ignored(&self, links: usize, has_token: bool) -> bool {
+        let limit = if has_token {
+            self.max_links_per_connection
+        } else {
+            self.max_links_before_token
+        };
+        links >= limit.saturating_mul(2).max(limit.saturating_add(8))
+    }
+
     /// Whether a connection holding `links` links may attach one more.
     pub fn admit_link(&self, links: usize, has_token: bool) -> Result<(), LimitExceeded> {
         if links >= self.max_links_per_connection {
@@ -248,6 +260,16 @@ mod tests {
             limits.admit_link(1_024, true),
             Err(LimitExceeded::Links(1_024))
         );
+    }
+
+    #[test]
+    fn a_client_ignoring_link_refusals_is_closed() {
+        let limits = Limits::default();
+        assert!(!limits.links_ignored(4, false));
+        assert!(!limits.links_ignored(11, false));
+        assert!(limits.links_ignored(12, false));
+        assert!(!limits.links_ignored(2_047, true));
+        assert!(limits.links_ignored(2_048, true));
     }
 
     #[test]

@@ -654,3 +654,71 @@ fn a_client_that_does_not_read_is_disconnected_and_its_messages_go_to_others() {
     );
     drop(stuck);
 }
+
+/// Refused attaches stay with the broker until the client detaches them: a client that
+/// attaches again and again without detaching, with names as large as an attach may carry,
+/// is closed before it holds much, and a larger attach closes its connection at once.
+#[test]
+fn refused_attaches_a_client_never_detaches_pin_no_memory() {
+    let broker = broker_with_queue(&[]);
+    let before = broker.rss_bytes();
+    let (mut raw, _) = Raw::connect(&broker, Sasl::Anonymous);
+    raw.stream
+        .set_read_timeout(Some(Duration::from_millis(1)))
+        .expect("read timeout");
+    let mut attached = 0;
+    let mut condition = None;
+    'attack: for channel in 0..2u16 {
+        raw.begin(channel);
+        for handle in 0..200u32 {
+            let name = format!("{}-{channel}-{handle}", "n".repeat(60 * 1024));
+            let (source, target) = address("q");
+            raw.send(Frame::amqp(
+                channel,
+                attach(name, handle, Role::Sender, source, target),
+            ));
+            attached += 1;
+            raw.fill();
+            while let Ok(Some(frame)) = raw.decoder.decode(&mut raw.input) {
+                if let FrameBody::Amqp {
+                    performative: Performative::Close(close),
+                    ..
+                } = frame.body
+                {
+                    condition = close.error.map(|e| e.condition.as_str().to_owned());
+                    break 'attack;
+                }
+            }
+            if raw.closed {
+                break 'attack;
+            }
+        }
+    }
+    let grew = broker.rss_bytes().saturating_sub(before);
+    eprintln!(
+        "{attached} attaches of 60 KiB; RSS grew {} KiB; close: {condition:?}",
+        grew / 1024
+    );
+    assert_eq!(condition.as_deref(), Some("amqp:resource-limit-exceeded"));
+    assert!(
+        attached <= 16,
+        "the connection was closed only after {attached} attaches"
+    );
+    assert!(grew < 16 * MIB, "the broker grew by {} MiB", grew / MIB);
+
+    let (mut large, _) = Raw::connect(&broker, Sasl::Anonymous);
+    large.begin(0);
+    let (source, target) = address("q");
+    let name = "n".repeat(100 * 1024);
+    large.send(Frame::amqp(
+        0,
+        attach(name, 0, Role::Sender, source, target),
+    ));
+    let condition = large.close_condition();
+    assert!(
+        condition
+            .as_deref()
+            .is_some_and(|c| c.starts_with("amqp:invalid-field")),
+        "an attach of 100 KiB: {condition:?}"
+    );
+}

@@ -16,6 +16,20 @@ use super::{Conn, ConsumerLink, LinkKind, PendingSessionReceiver, ResponseLink, 
 use crate::broker::{TOKEN_GRACE_SECS, TopicEntity, wake};
 use crate::session_receivers;
 
+/// Largest attach accepted: names and addresses of Service Bus entities are short, and a
+/// filter on a source is a few expressions.
+const MAX_ATTACH_BYTES: usize = 64 * 1024;
+
+/// The encoded size of an attach.
+fn attach_size(attach: &Attach) -> usize {
+    let mut out = bytes::BytesMut::new();
+    busbar_amqp::frame::encode_frame(
+        &busbar_amqp::frame::Frame::amqp(0, attach.clone()),
+        &mut out,
+    );
+    out.len()
+}
+
 /// Largest request accepted on a `$cbs` link.
 const CBS_MAX_MESSAGE_SIZE: u64 = 64 * 1024;
 
@@ -33,13 +47,30 @@ impl<S: Store> Conn<S> {
     }
 
     pub(super) fn on_attach(&mut self, link: LinkRef, attach: &Attach) {
-        let held = self.links.len() + self.waiting_session_receivers.len();
-        if let Err(exceeded) = self
-            .broker
-            .settings
-            .limits
-            .admit_link(held, !self.claims.is_empty())
-        {
+        // The engine keeps an attach (name, source, target) until the client detaches, even
+        // a refused one: large attaches cost the client its connection.
+        let size = attach_size(attach);
+        if size > MAX_ATTACH_BYTES {
+            tracing::debug!(size, "attach too large; closing the connection");
+            self.engine.close(Some(ErrorCondition::new(
+                conditions::INVALID_FIELD,
+                format!("An attach of {size} bytes is over the limit of {MAX_ATTACH_BYTES}."),
+            )));
+            return;
+        }
+        // Every link the engine holds counts, refused ones not yet detached included; the
+        // one being attached is among them.
+        let held = self.engine.link_count().saturating_sub(1);
+        let has_token = !self.claims.is_empty();
+        let limits = &self.broker.settings.limits;
+        if let Err(exceeded) = limits.admit_link(held, has_token) {
+            if limits.links_ignored(held, has_token) {
+                self.engine.close(Some(ErrorCondition::new(
+                    conditions::RESOURCE_LIMIT_EXCEEDED,
+                    format!("{exceeded} Refused links were not detached."),
+                )));
+                return;
+            }
             return self.refuse(
                 link,
                 conditions::RESOURCE_LIMIT_EXCEEDED,
