@@ -206,10 +206,16 @@ async fn require_token(
         return (StatusCode::SERVICE_UNAVAILABLE, Json(ErrorBody { error })).into_response();
     }
     let uri_path = request.uri().path();
+    // Judged on the name the handler will look up, not on its encoded form.
     let entity = ["/api/queues/", "/api/topics/"]
         .iter()
         .find_map(|prefix| uri_path.strip_prefix(prefix))
-        .unwrap_or("");
+        .map(|raw| {
+            percent_encoding::percent_decode_str(raw)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .unwrap_or_default();
     let access = if request.method().is_safe() {
         Access::Read
     } else {
@@ -219,7 +225,7 @@ async fn require_token(
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
-    match admin.authorize(authorization, entity, access) {
+    match admin.authorize(authorization, &entity, access) {
         Ok(()) => next.run(request).await,
         Err(error) => (
             StatusCode::UNAUTHORIZED,

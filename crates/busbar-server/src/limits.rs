@@ -155,6 +155,14 @@ impl Limits {
             || (own > 0 && total > self.max_uncommitted_bytes)
     }
 
+    /// Whether to go on reading from a connection with `own` bytes sent and not yet
+    /// durable: a client that keeps sending without credit is not read from until the disk
+    /// caught up, on its own account or everyone's.
+    pub fn keep_reading(&self, own: u64, total: u64) -> bool {
+        own <= self.max_uncommitted_bytes_per_connection.saturating_mul(2)
+            && (own == 0 || total <= self.max_uncommitted_bytes.saturating_mul(2))
+    }
+
     /// Whether a response link with `pending` queued responses may take one more.
     pub fn admit_response(&self, pending: usize) -> Result<(), LimitExceeded> {
         if pending >= self.max_pending_responses {
@@ -168,6 +176,9 @@ impl Limits {
 #[derive(Debug, Default)]
 pub struct Usage {
     connections: AtomicUsize,
+    /// The last receiver id handed out: ids are unique across connections for the broker's
+    /// life, so no connection can act on another's locks.
+    consumers: AtomicU64,
     unfinished_bytes: AtomicU64,
     uncommitted_bytes: AtomicU64,
 }
@@ -181,6 +192,11 @@ impl Usage {
             return Err(LimitExceeded::Connections(limits.max_connections));
         }
         Ok(permit)
+    }
+
+    /// A receiver id no other receiver has had (0 is the `$management` node's).
+    pub fn next_consumer(&self) -> busbar_core::ConsumerId {
+        busbar_core::ConsumerId(self.consumers.fetch_add(1, Ordering::Relaxed) + 1)
     }
 
     pub fn connections(&self) -> usize {
@@ -306,6 +322,18 @@ mod tests {
         assert!(limits.hold_credit((8 << 20) + 1, 8 << 20));
         assert!(!limits.hold_credit(0, 1 << 40), "idle senders are not held");
         assert!(limits.hold_credit(1, (128 << 20) + 1));
+    }
+
+    #[test]
+    fn a_client_sending_past_its_credit_is_not_read_from() {
+        let limits = Limits::default();
+        assert!(limits.keep_reading(16 << 20, 0));
+        assert!(!limits.keep_reading((16 << 20) + 1, 0));
+        assert!(
+            limits.keep_reading(0, 1 << 40),
+            "a connection with nothing pending reads"
+        );
+        assert!(!limits.keep_reading(1, (256 << 20) + 1));
     }
 
     #[test]

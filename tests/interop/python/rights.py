@@ -26,7 +26,7 @@ import uuid
 from azure.servicebus import ServiceBusMessage
 from azure.servicebus.exceptions import MessageNotFoundError, ServiceBusAuthorizationError
 from proton import UNDESCRIBED, Array, Data, Message, timestamp
-from proton.utils import BlockingConnection
+from proton.utils import BlockingConnection, LinkDetached
 
 from proton_generic_client import parse_connection_string, sas_token
 from sbcommon import ScenarioFailure, check, client, expect_eq, expect_raises, log, run, scenario_args
@@ -267,6 +267,34 @@ def session_holder_checks(send_conn, listen_conn, session_queue):
             log("holder: its deferred message was kept for it and completed")
 
 
+def downgrade_checks(manage_conn, listen_conn, queue):
+    """A new token with fewer rights for the same audience takes effect on open links."""
+    raw = Raw(manage_conn, "")
+    try:
+        sender = raw.connection.create_sender(queue)
+        sender.send(Message(body="sent while the token allowed it"))
+        _, _, key_name, key = parse_connection_string(listen_conn)
+        audience = f"{raw.base}/"
+        detached = None
+        try:
+            status, description, _ = raw.request(
+                "$cbs",
+                "put-token",
+                sas_token(audience, key_name, key),
+                extra={"type": "servicebus.windows.net:sastoken", "name": audience},
+            )
+            expect_eq(status, 200, f"put-token of the Listen-only key ({description})")
+            sender.send(Message(body="must not be accepted"))
+        except LinkDetached as error:
+            # Proton reports the sender's detach wherever it is waiting when it comes.
+            detached = error
+        check(detached is not None, "a sender kept sending after its token was replaced by a Listen-only one")
+        check("unauthorized-access" in str(detached), f"the sender's detach: {detached}")
+        log(f"after a Listen-only token replaced the Manage one the sender was detached: {detached}")
+    finally:
+        raw.close()
+
+
 def main():
     send_conn, queue, extras = scenario_args(
         ("LISTEN_CONN", "MANAGE_CONN", "SESSION_QUEUE", "TOPIC", "SUBSCRIPTION")
@@ -281,6 +309,7 @@ def main():
         extras["SUBSCRIPTION"],
     )
     session_holder_checks(send_conn, listen_conn, extras["SESSION_QUEUE"])
+    downgrade_checks(manage_conn, listen_conn, queue)
 
 
 if __name__ == "__main__":

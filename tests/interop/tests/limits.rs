@@ -722,3 +722,23 @@ fn refused_attaches_a_client_never_detaches_pin_no_memory() {
         "an attach of 100 KiB: {condition:?}"
     );
 }
+
+/// Sockets that connect and say nothing hold connection slots too: with two of them open,
+/// a third client is told the broker is full.
+#[test]
+fn silent_sockets_count_against_the_connection_limit() {
+    let broker = broker_with_queue(&["--max-connections", "2"]);
+    let silent: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(broker.amqp_addr()).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let (mut third, _) = Raw::connect(&broker, Sasl::Anonymous);
+    let condition = third.close_condition();
+    assert!(
+        condition
+            .as_deref()
+            .is_some_and(|c| c.starts_with("amqp:resource-limit-exceeded")),
+        "a third connection beside two silent sockets: {condition:?}"
+    );
+    drop(silent);
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use busbar_amqp::engine::{AttachReply, LinkRef};
 use busbar_amqp::performative::{Attach, ErrorCondition, Role, SenderSettleMode, TargetKind};
-use busbar_core::{ConsumerId, ReceiveMode, SubQueueKind};
+use busbar_core::{ReceiveMode, SubQueueKind};
 use busbar_servicebus::address::{self, Address, SubQueue};
 use busbar_servicebus::authorization::{Action, Denied};
 use busbar_servicebus::conditions;
@@ -175,14 +175,13 @@ impl<S: Store> Conn<S> {
                     } else {
                         ReceiveMode::PeekLock
                     };
-                    let consumer = ConsumerId((self.connection_id << 24) | self.next_consumer);
-                    self.next_consumer += 1;
+                    let consumer = self.broker.usage.next_consumer();
                     let consumer = ConsumerLink {
                         entity,
                         kind,
                         mode,
                         consumer,
-                        session: None,
+                        message_session: None,
                     };
                     self.attach_consumer(link, attach, consumer, &raw_address);
                 } else {
@@ -314,6 +313,14 @@ impl<S: Store> Conn<S> {
             return;
         }
         self.claims.retain(|c| !c.is_expired(now, TOKEN_GRACE_SECS));
+        self.drop_unauthorized_links(
+            "The token for this link has expired; send a new one on $cbs.",
+        );
+    }
+
+    /// Detaches, with `amqp:unauthorized-access`, every link the connection's tokens no
+    /// longer allow: after tokens expire, or after a new token replaced one with more rights.
+    pub(super) fn drop_unauthorized_links(&mut self, why: &str) {
         let mut lost = Vec::new();
         for (link, kind) in &self.links {
             let still_allowed = kind.authorization().is_none_or(|(path, action)| {
@@ -324,12 +331,12 @@ impl<S: Store> Conn<S> {
             }
         }
         for link in lost {
-            tracing::debug!(handle = link.handle(), "token expired; detaching");
-            self.detach_with(
-                link,
-                conditions::UNAUTHORIZED_ACCESS,
-                "The token for this link has expired; send a new one on $cbs.",
+            tracing::debug!(
+                handle = link.handle(),
+                why,
+                "link no longer authorized; detaching"
             );
+            self.detach_with(link, conditions::UNAUTHORIZED_ACCESS, why);
         }
     }
 

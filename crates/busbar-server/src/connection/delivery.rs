@@ -66,7 +66,15 @@ impl<S: Store> Conn<S> {
         };
         let entity = Arc::clone(&consumer.entity);
         let (kind, mode, consumer_id) = (consumer.kind, consumer.mode, consumer.consumer);
-        let session = consumer.session.clone();
+        let session = consumer.message_session.clone();
+        // A receive-and-delete message leaves its queue by a write after it was sent: while
+        // the store can't write, none is sent (it would come back). The connection's
+        // periodic check pumps again.
+        if mode == ReceiveMode::ReceiveAndDelete
+            && !matches!(self.broker.store.health(), busbar_store::StoreHealth::Ok)
+        {
+            return;
+        }
         loop {
             let capacity = self.engine.send_capacity(link).min(DELIVERY_BATCH);
             if capacity == 0 {

@@ -32,7 +32,7 @@ impl<S: Store> Conn<S> {
         match result {
             Ok(Some(grant)) => {
                 let reply = session_receivers::attach_reply(pending.source.as_ref(), &grant);
-                pending.consumer.session = Some(grant.session_id);
+                pending.consumer.message_session = Some(grant.session_id);
                 self.accept(pending.link, reply, LinkKind::Consumer(pending.consumer));
                 None
             }
@@ -81,7 +81,7 @@ impl<S: Store> Conn<S> {
                 LinkKind::Consumer(ConsumerLink {
                     entity,
                     consumer,
-                    session: Some(id),
+                    message_session: Some(id),
                     ..
                 }) if !entity.lock().queue.holds_session(id, *consumer, now) => Some(*link),
                 _ => None,

@@ -43,8 +43,12 @@ const DELIVERY_BATCH: u32 = 256;
 const TOKEN_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// How often a session receiver waiting for a session looks again.
 const SESSION_RETRY_INTERVAL: Duration = Duration::from_millis(200);
-/// How long a client may take over the protocol headers and SASL.
+/// How long a client may take over the protocol headers, SASL and its `open`.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The same for a connection over the connection limit, which is only told so.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a connection may stay open without any valid token.
+const TOKEN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What a link is for.
 enum LinkKind {
@@ -108,7 +112,7 @@ struct ConsumerLink {
     mode: ReceiveMode,
     consumer: ConsumerId,
     /// The session this receiver holds the lock of, for a session receiver.
-    session: Option<Box<str>>,
+    message_session: Option<Box<str>>,
 }
 
 /// A session receiver's attach, unanswered until a session is free or its wait runs out.
@@ -174,9 +178,18 @@ pub async fn serve<S: Store>(
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
+    // Counted from the first byte: a socket still in its handshake holds a slot too.
+    let counted = Arc::clone(&broker);
+    let permit = counted.usage.open_connection(&counted.settings.limits);
+    // One over the limit is told why, and quickly.
+    let handshake_timeout = if permit.is_ok() {
+        HANDSHAKE_TIMEOUT
+    } else {
+        REFUSAL_TIMEOUT
+    };
     let mut read_buf = BytesMut::with_capacity(64 * 1024);
     let handshake = tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
+        handshake_timeout,
         handshake::handshake(&mut stream, &mut read_buf, &broker.settings.policies),
     );
     let sasl_claims = match handshake.await {
@@ -190,8 +203,6 @@ pub async fn serve<S: Store>(
             return;
         }
     };
-    let counted = Arc::clone(&broker);
-    let permit = counted.usage.open_connection(&counted.settings.limits);
     let now = elapsed_ms(epoch);
     let config = ConnectionConfig {
         container_id: "busbar".to_owned(),
@@ -203,14 +214,12 @@ pub async fn serve<S: Store>(
     let mut conn = Conn {
         broker,
         engine: Connection::new(config, now),
-        connection_id,
         hostname: "localhost".to_owned(),
         claims: sasl_claims.into_iter().collect(),
         links: HashMap::new(),
         responders: Vec::new(),
         outstanding: HashMap::new(),
         next_token: 1,
-        next_consumer: 1,
         notify: Arc::new(Notify::new()),
         round_commit: None,
         round_actions: Vec::new(),
@@ -218,6 +227,9 @@ pub async fn serve<S: Store>(
         waiting_session_receivers: Vec::new(),
         epoch,
         refusal: permit.as_ref().err().cloned(),
+        started: Instant::now(),
+        opened: false,
+        tokenless_since: None,
         unfinished_bytes: 0,
         uncommitted_bytes: 0,
         uncommitted_share: 0,
@@ -229,7 +241,7 @@ pub async fn serve<S: Store>(
     conn.release_everything();
     conn.release_usage();
     drop(permit);
-    tracing::debug!(%peer, "connection finished");
+    tracing::debug!(%peer, connection_id, "connection finished");
 }
 
 fn elapsed_ms(epoch: Instant) -> u64 {
@@ -239,14 +251,12 @@ fn elapsed_ms(epoch: Instant) -> u64 {
 struct Conn<S: Store> {
     broker: Arc<Broker<S>>,
     engine: Connection,
-    connection_id: u64,
     hostname: String,
     claims: Vec<Claims>,
     links: HashMap<LinkRef, LinkKind>,
     responders: Vec<ResponseLink>,
     outstanding: HashMap<u64, Outstanding>,
     next_token: u64,
-    next_consumer: u64,
     /// Woken when a queue this connection waits on may have messages.
     notify: Arc<Notify>,
     /// The newest commit of the current round, and what waits for it.
@@ -265,6 +275,11 @@ struct Conn<S: Store> {
     uncommitted_bytes: u64,
     /// The part of `uncommitted_bytes` last reported to [`crate::limits::Usage`].
     uncommitted_share: u64,
+    started: Instant,
+    /// The client's `open` arrived.
+    opened: bool,
+    /// Since when the connection has held no valid token.
+    tokenless_since: Option<Instant>,
 }
 
 impl<S: Store> Conn<S> {
@@ -283,6 +298,9 @@ impl<S: Store> Conn<S> {
         // Bytes that arrived with the handshake are processed before reading more.
         let mut have_input = !read_buf.is_empty();
         loop {
+            // Every turn spends from the task's cooperative budget, so a connection whose
+            // events are always ready still yields to the others and to shutdown.
+            tokio::task::coop::consume_budget().await;
             if have_input {
                 have_input = false;
                 // No credit goes back while frames are read: whether it may is decided
@@ -355,13 +373,10 @@ impl<S: Store> Conn<S> {
                 .map(|(_, _, since)| *since + self.broker.settings.limits.held_write_timeout);
             // A client that keeps sending without credit is not read from until the disk
             // has caught up with what it already sent.
-            let reading = self.uncommitted_bytes
-                <= self
-                    .broker
-                    .settings
-                    .limits
-                    .max_uncommitted_bytes_per_connection
-                    .saturating_mul(2);
+            let reading = self.broker.settings.limits.keep_reading(
+                self.uncommitted_bytes,
+                self.broker.usage.uncommitted_bytes(),
+            );
             tokio::select! {
                 read = stream.read_buf(&mut read_buf), if reading => {
                     match read {
@@ -384,7 +399,10 @@ impl<S: Store> Conn<S> {
                     self.retry_session_receivers();
                 }
                 _ = token_check.tick() => {
+                    self.enforce_deadlines();
                     self.drop_expired_claims();
+                    // Receivers held back while the store could not write go on once it can.
+                    self.pump_all();
                     self.drop_lost_message_sessions();
                 }
                 () = tokio::time::sleep(sleep_for) => {
@@ -554,6 +572,41 @@ impl<S: Store> Conn<S> {
         }
     }
 
+    /// Closes a connection that never sent its `open` within the handshake time (or the
+    /// refusal time, over the connection limit), or that has held no valid token for a
+    /// minute: neither may keep a connection slot.
+    fn enforce_deadlines(&mut self) {
+        let age = self.started.elapsed();
+        let open_deadline = if self.refusal.is_some() {
+            REFUSAL_TIMEOUT
+        } else {
+            HANDSHAKE_TIMEOUT
+        };
+        if !self.opened && age > open_deadline {
+            tracing::debug!("no open in time; closing");
+            self.engine.close(Some(ErrorCondition::new(
+                conditions::CONNECTION_FORCED,
+                "The connection was not opened in time.",
+            )));
+            self.engine.connection_lost();
+            return;
+        }
+        if self.claims.is_empty() {
+            let since = *self.tokenless_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > TOKEN_TIMEOUT {
+                self.engine.close(Some(ErrorCondition::new(
+                    conditions::UNAUTHORIZED_ACCESS,
+                    format!(
+                        "No valid token for {} s: send one on $cbs (put-token) after connecting.",
+                        TOKEN_TIMEOUT.as_secs()
+                    ),
+                )));
+            }
+        } else {
+            self.tokenless_since = None;
+        }
+    }
+
     /// Gives back this connection's share of the broker-wide usage; it is gone.
     fn release_usage(&mut self) {
         let usage = &self.broker.usage;
@@ -577,6 +630,7 @@ impl<S: Store> Conn<S> {
         while let Some(event) = self.engine.poll_event() {
             match event {
                 Event::Opened { hostname, .. } => {
+                    self.opened = true;
                     if let Some(host) = hostname.filter(|h| !h.is_empty()) {
                         self.hostname = host;
                     }

@@ -176,6 +176,10 @@ impl<S: Store> Conn<S> {
                 Ok(claims) => {
                     self.claims.retain(|c| c.audience != claims.audience);
                     self.claims.push(claims);
+                    // The new token may grant less than the one it replaced.
+                    self.drop_unauthorized_links(
+                        "A new token for this link's entity no longer allows it.",
+                    );
                     (200, "OK".to_owned())
                 }
                 Err(error) => {
@@ -201,7 +205,7 @@ impl<S: Store> Conn<S> {
                 LinkKind::Consumer(ConsumerLink {
                     entity: held,
                     consumer,
-                    session: Some(id),
+                    message_session: Some(id),
                     ..
                 }) if Arc::ptr_eq(held, entity) => Some((id.clone(), *consumer)),
                 _ => None,
