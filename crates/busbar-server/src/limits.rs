@@ -40,6 +40,9 @@ pub struct Limits {
     /// The same over all connections (`--max-uncommitted-bytes`, 128 MiB): over it, every
     /// connection's senders wait.
     pub max_uncommitted_bytes: u64,
+    /// Deliveries a receiver link may hold unsettled (`--max-unsettled-per-link`, 10,000):
+    /// past it the link gets no more until the client settles some.
+    pub max_unsettled_per_link: usize,
     /// How long one write to a client may take (`--write-timeout-secs`, 30 s); a client that
     /// does not read is disconnected instead of holding the broker's buffers.
     pub write_timeout: Duration,
@@ -61,6 +64,7 @@ impl Default for Limits {
             max_pending_responses: 64,
             max_uncommitted_bytes_per_connection: 8 << 20,
             max_uncommitted_bytes: 128 << 20,
+            max_unsettled_per_link: 10_000,
             write_timeout: Duration::from_secs(30),
             held_write_timeout: Duration::from_secs(30),
         }

@@ -22,6 +22,10 @@ use crate::broker::{Broker, Entity, Route, RuleChangeError, TopicEntity, wake};
 /// by lock token and simply run out if forgotten.
 const MANAGEMENT_CONSUMER: ConsumerId = ConsumerId(0);
 
+/// Bytes of messages one peek answers at most (at least one message): a page of a thousand
+/// large messages would otherwise be one response of hundreds of megabytes.
+const PEEK_RESPONSE_BYTES: usize = 1 << 20;
+
 pub struct Context<'a, S: Store> {
     pub broker: &'a Arc<Broker<S>>,
     pub entity: &'a Arc<Entity>,
@@ -286,7 +290,12 @@ fn peek<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S> {
         return Ok((Some(Value::Null), None));
     }
     let mut messages = Vec::with_capacity(views.len());
+    let mut bytes = 0usize;
     for (seq, meta, body_ref, body) in views {
+        // A page holds what fits one response; the client peeks on from the next number.
+        if bytes >= PEEK_RESPONSE_BYTES {
+            break;
+        }
         let body = match body.map_or_else(|| read_stored(context, seq, body_ref), Ok) {
             Ok(body) => body,
             // The messages before it are answered; a peek from it gets the error.
@@ -294,6 +303,7 @@ fn peek<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S> {
             Err(failure) => return Err(failure),
         };
         let message = encoded(context, seq, &meta, body, None)?;
+        bytes += message.len();
         messages.push(Value::Map(vec![(
             Value::String("message".into()),
             Value::Binary(message),

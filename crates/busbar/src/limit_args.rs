@@ -38,6 +38,9 @@ pub struct LimitArgs {
     /// Bytes all connections may have sent that are not yet durable [default: 128 MiB].
     #[arg(long, value_name = "BYTES")]
     max_uncommitted_bytes: Option<u64>,
+    /// Deliveries a receiver may hold unsettled before it gets no more [default: 10000].
+    #[arg(long, value_name = "N")]
+    max_unsettled_per_link: Option<usize>,
     /// Seconds one write to a client may take before it is disconnected [default: 30].
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     write_timeout_secs: Option<u64>,
@@ -76,6 +79,10 @@ impl LimitArgs {
         set(
             self.max_pending_responses,
             &mut limits.max_pending_responses,
+        );
+        set(
+            self.max_unsettled_per_link,
+            &mut limits.max_unsettled_per_link,
         );
         set(
             self.max_uncommitted_bytes_per_connection,

@@ -742,3 +742,58 @@ fn silent_sockets_count_against_the_connection_limit() {
     );
     drop(silent);
 }
+
+/// A receiver that takes deliveries and never settles them gets no more than
+/// `--max-unsettled-per-link`; settling one makes room for one more.
+#[test]
+fn a_receiver_holding_its_limit_of_unsettled_deliveries_gets_no_more() {
+    let broker = broker_with_queue(&["--max-unsettled-per-link", "5"]);
+    let (mut sender, _) = Raw::connect(&broker, Sasl::Plain);
+    sender.begin(0);
+    sender.attach_sender(0, 0, "q");
+    sender.attach_answer(0, 0);
+    let body = message(10);
+    for id in 0..20 {
+        sender.transfer(0, 0, id, &body, false);
+    }
+    let (mut receiver, _) = Raw::connect(&broker, Sasl::Plain);
+    receiver.begin(0);
+    receiver.attach_receiver(0, 0, "q", 100);
+    let count_transfers = |raw: &mut Raw, wait: Duration| {
+        let mut ids = Vec::new();
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            raw.fill();
+            while let Ok(Some(frame)) = raw.decoder.decode(&mut raw.input) {
+                if let FrameBody::Amqp {
+                    performative: Performative::Transfer(t),
+                    ..
+                } = frame.body
+                    && let Some(id) = t.delivery_id
+                {
+                    ids.push(id);
+                }
+            }
+        }
+        ids
+    };
+    let first = count_transfers(&mut receiver, Duration::from_secs(2));
+    assert_eq!(
+        first.len(),
+        5,
+        "deliveries before any settlement: {first:?}"
+    );
+    receiver.send(Frame::amqp(
+        0,
+        busbar_amqp::performative::Disposition {
+            role: Role::Receiver,
+            first: first[0],
+            last: None,
+            settled: true,
+            state: Some(DeliveryState::Accepted),
+            batchable: false,
+        },
+    ));
+    let more = count_transfers(&mut receiver, Duration::from_secs(2));
+    assert_eq!(more.len(), 1, "deliveries after settling one: {more:?}");
+}

@@ -67,3 +67,9 @@ fn python_multi_item_requests_are_all_or_nothing() {
     let broker = Broker::start(Some(QUEUE_AND_TOPIC), &[]);
     broker.run_python("management_atomicity.py", &["atomic", "atomic-topic"]);
 }
+
+#[test]
+fn python_peek_pages_are_bounded_in_bytes() {
+    let broker = broker_with(QueueSpec::new("pages"));
+    broker.run_python("peek_pages.py", &["pages"]);
+}

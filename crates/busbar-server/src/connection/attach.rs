@@ -182,6 +182,7 @@ impl<S: Store> Conn<S> {
                         mode,
                         consumer,
                         message_session: None,
+                        unsettled: 0,
                     };
                     self.attach_consumer(link, attach, consumer, &raw_address);
                 } else {

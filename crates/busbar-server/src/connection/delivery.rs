@@ -67,6 +67,7 @@ impl<S: Store> Conn<S> {
         let entity = Arc::clone(&consumer.entity);
         let (kind, mode, consumer_id) = (consumer.kind, consumer.mode, consumer.consumer);
         let session = consumer.message_session.clone();
+
         // A receive-and-delete message leaves its queue by a write after it was sent: while
         // the store can't write, none is sent (it would come back). The connection's
         // periodic check pumps again.
@@ -76,7 +77,23 @@ impl<S: Store> Conn<S> {
             return;
         }
         loop {
-            let capacity = self.engine.send_capacity(link).min(DELIVERY_BATCH);
+            // A client that takes deliveries and never settles them gets no more past the
+            // limit: the broker keeps every unsettled one until it does.
+            let unsettled = match self.links.get(&link) {
+                Some(LinkKind::Consumer(consumer)) => consumer.unsettled,
+                _ => return,
+            };
+            let room = self
+                .broker
+                .settings
+                .limits
+                .max_unsettled_per_link
+                .saturating_sub(unsettled);
+            let capacity = self
+                .engine
+                .send_capacity(link)
+                .min(DELIVERY_BATCH)
+                .min(u32::try_from(room).unwrap_or(u32::MAX));
             if capacity == 0 {
                 return;
             }
@@ -283,6 +300,9 @@ impl<S: Store> Conn<S> {
         {
             Ok(_) => {
                 if peek_lock {
+                    if let Some(LinkKind::Consumer(consumer)) = self.links.get_mut(&link) {
+                        consumer.unsettled += 1;
+                    }
                     self.outstanding.insert(
                         token,
                         Outstanding {
@@ -328,6 +348,14 @@ impl<S: Store> Conn<S> {
             }
             return;
         };
+        if let Some(LinkKind::Consumer(consumer)) = self.links.get_mut(&outstanding.link) {
+            let was_full = consumer.unsettled >= self.broker.settings.limits.max_unsettled_per_link;
+            consumer.unsettled = consumer.unsettled.saturating_sub(1);
+            if was_full {
+                // Room again for a receiver held at its limit.
+                self.notify.notify_one();
+            }
+        }
         let echo = settlement.echo();
         let now = self.broker.now_ms();
         // A completion the client settled itself is acknowledged to no one: losing it in a

@@ -113,6 +113,8 @@ struct ConsumerLink {
     consumer: ConsumerId,
     /// The session this receiver holds the lock of, for a session receiver.
     message_session: Option<Box<str>>,
+    /// Deliveries sent on this link that the client has not settled.
+    unsettled: usize,
 }
 
 /// A session receiver's attach, unanswered until a session is free or its wait runs out.
