@@ -164,6 +164,22 @@ impl<'b> Raw<'b> {
         })
     }
 
+    /// Without waiting: `Some` once the broker has closed the connection, with the
+    /// condition of its `close` if one was read before the socket went.
+    fn closed_yet(&mut self) -> Option<Option<String>> {
+        self.fill();
+        while let Ok(Some(frame)) = self.decoder.decode(&mut self.input) {
+            if let FrameBody::Amqp {
+                performative: Performative::Close(close),
+                ..
+            } = frame.body
+            {
+                return Some(close.error.map(|e| e.condition.as_str().to_owned()));
+            }
+        }
+        self.closed.then_some(None)
+    }
+
     fn begin(&mut self, channel: u16) {
         self.send(Frame::amqp(
             channel,
@@ -337,18 +353,8 @@ fn unfinished_deliveries_cost_the_client_its_connection_not_the_broker_its_memor
             raw.transfer(channel, handle, handle, &chunk, true);
             started += chunk.len() as u64;
             peak = peak.max(broker.rss_bytes());
-            raw.fill();
-            while let Ok(Some(frame)) = raw.decoder.decode(&mut raw.input) {
-                if let FrameBody::Amqp {
-                    performative: Performative::Close(close),
-                    ..
-                } = frame.body
-                {
-                    condition = close.error.map(|e| e.condition.as_str().to_owned());
-                    break 'attack;
-                }
-            }
-            if raw.closed {
+            if let Some(closed) = raw.closed_yet() {
+                condition = closed;
                 break 'attack;
             }
         }
@@ -678,18 +684,8 @@ fn refused_attaches_a_client_never_detaches_pin_no_memory() {
                 attach(name, handle, Role::Sender, source, target),
             ));
             attached += 1;
-            raw.fill();
-            while let Ok(Some(frame)) = raw.decoder.decode(&mut raw.input) {
-                if let FrameBody::Amqp {
-                    performative: Performative::Close(close),
-                    ..
-                } = frame.body
-                {
-                    condition = close.error.map(|e| e.condition.as_str().to_owned());
-                    break 'attack;
-                }
-            }
-            if raw.closed {
+            if let Some(closed) = raw.closed_yet() {
+                condition = closed;
                 break 'attack;
             }
         }
