@@ -100,6 +100,15 @@ pub async fn receive_texts(session: &Session, count: usize) -> Vec<String> {
     got
 }
 
+/// Receives everything from `q` and checks it is exactly `want`, in order (every
+/// acknowledged message once, nothing else), and that the queue is then empty.
+pub async fn assert_queue_held_exactly(session: &Session, http: SocketAddr, want: &[String]) {
+    let got = receive_texts(session, want.len()).await;
+    assert_eq!(got, want);
+    let (_, queue) = get(http, "/api/queues/q").await;
+    assert!(queue.contains("\"active_message_count\":0"), "{queue}");
+}
+
 /// A broker started with `run` in this process.
 pub struct Started {
     pub amqp: String,
