@@ -225,6 +225,7 @@ pub async fn serve<S: Store>(
         notify: Arc::new(Notify::new()),
         round_commit: None,
         round_actions: Vec::new(),
+        round_uncommitted_bytes: 0,
         pending: VecDeque::new(),
         waiting_session_receivers: Vec::new(),
         epoch,
@@ -264,6 +265,8 @@ struct Conn<S: Store> {
     /// The newest commit of the current round, and what waits for it.
     round_commit: Option<S::Commit>,
     round_actions: Vec<AfterCommit>,
+    /// Bytes sent this round, not yet durable (see [`Self::count_uncommitted`]).
+    round_uncommitted_bytes: u64,
     /// Rounds waiting for their commit, oldest first, with when each started waiting.
     pending: VecDeque<(PendingCommit, Vec<AfterCommit>, Instant)>,
     waiting_session_receivers: Vec<PendingSessionReceiver>,
@@ -468,6 +471,11 @@ impl<S: Store> Conn<S> {
     /// Moves this round's actions behind its commit (or runs them now if nothing needed
     /// to become durable).
     fn end_round(&mut self) {
+        // One action per round gives back what the round's sends counted.
+        let bytes = std::mem::take(&mut self.round_uncommitted_bytes);
+        if bytes > 0 {
+            self.round_actions.push(AfterCommit::Settled { bytes });
+        }
         let actions = std::mem::take(&mut self.round_actions);
         match self.round_commit.take() {
             Some(commit) => self
@@ -529,7 +537,7 @@ impl<S: Store> Conn<S> {
     /// counting once the round holding them is committed.
     fn count_uncommitted(&mut self, bytes: u64) {
         self.uncommitted_bytes = self.uncommitted_bytes.saturating_add(bytes);
-        self.round_actions.push(AfterCommit::Settled { bytes });
+        self.round_uncommitted_bytes = self.round_uncommitted_bytes.saturating_add(bytes);
     }
 
     /// Withholds the senders' credit while this connection, or the broker as a whole, has
