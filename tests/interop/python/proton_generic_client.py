@@ -13,6 +13,7 @@ import uuid
 from proton import Message
 from proton.handlers import MessagingHandler
 from proton.reactor import Container
+from proton.utils import BlockingConnection
 
 from sbcommon import ScenarioFailure, log, run, scenario_args
 
@@ -25,6 +26,19 @@ def parse_connection_string(conn):
     fields = dict(part.split("=", 1) for part in conn.split(";") if "=" in part)
     endpoint = urllib.parse.urlparse(fields["Endpoint"])
     return endpoint.hostname, endpoint.port or 5672, fields["SharedAccessKeyName"], fields["SharedAccessKey"]
+
+
+def plain_connection(host, port, user, password, timeout=15):
+    """A blocking Proton connection authenticated with SASL PLAIN (a policy's key name and key)."""
+    return BlockingConnection(
+        f"amqp://{host}:{port}",
+        user=user,
+        password=password,
+        allowed_mechs="PLAIN",
+        allow_insecure_mechs=True,
+        sasl_enabled=True,
+        timeout=timeout,
+    )
 
 
 def sas_token(audience, key_name, key, lifetime_seconds=3600):

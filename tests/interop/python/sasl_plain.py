@@ -7,22 +7,13 @@ argv: SEND_CONN QUEUE (the connection string of a Send-only policy)
 """
 
 from proton import Message
-from proton.utils import BlockingConnection
 
-from proton_generic_client import parse_connection_string
+from proton_generic_client import parse_connection_string, plain_connection
 from sbcommon import ScenarioFailure, check, log, run, scenario_args
 
 
 def connect(host, port, user, password):
-    return BlockingConnection(
-        f"amqp://{host}:{port}",
-        user=user,
-        password=password,
-        allowed_mechs="PLAIN",
-        allow_insecure_mechs=True,
-        sasl_enabled=True,
-        timeout=10,
-    )
+    return plain_connection(host, port, user, password, timeout=10)
 
 
 def expect_refused(host, port, user, password, what):

@@ -13,9 +13,8 @@ argv: CONN PEEK_LOCK_QUEUE RECEIVE_AND_DELETE_QUEUE (both with MaxDeliveryCount 
 
 from azure.servicebus import ServiceBusMessage, ServiceBusSubQueue
 from proton.reactor import AtMostOnce, LinkOption
-from proton.utils import BlockingConnection
 
-from proton_generic_client import parse_connection_string
+from proton_generic_client import parse_connection_string, plain_connection
 from sbcommon import ScenarioFailure, body_bytes, check, client, expect_eq, log, run, scenario_args
 
 LINK_MAX = 1000
@@ -35,10 +34,7 @@ def send(sb, queue, bodies):
 
 def receive_small_ones(conn, queue, options, count, settle):
     host, port, key_name, key = parse_connection_string(conn)
-    connection = BlockingConnection(
-        f"amqp://{host}:{port}", user=key_name, password=key,
-        allowed_mechs="PLAIN", allow_insecure_mechs=True, timeout=15,
-    )
+    connection = plain_connection(host, port, key_name, key)
     try:
         receiver = connection.create_receiver(queue, credit=1, options=options)
         got = []
@@ -82,10 +78,7 @@ def dead_letter_queue_scenario(sb, conn, queue):
         expect_eq(len(got), 1, "the big message received to dead-letter it")
         receiver.dead_letter_message(got[0], reason="test", error_description="to the DLQ")
     host, port, key_name, key = parse_connection_string(conn)
-    connection = BlockingConnection(
-        f"amqp://{host}:{port}", user=key_name, password=key,
-        allowed_mechs="PLAIN", allow_insecure_mechs=True, timeout=15,
-    )
+    connection = plain_connection(host, port, key_name, key)
     try:
         try:
             # The refusal may come before the attach completes or at the first receive.
