@@ -28,15 +28,20 @@ use std::time::{Duration, Instant};
 use busbar_core::SystemClock;
 use busbar_store::log::{LogOptions, LogStore};
 use busbar_store::{Store, StoreError, StoreHealth};
+use bytes::BytesMut;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::broker::{Broker, OpenError};
 use crate::config::{BrokerConfig, ConfigError, Durability};
+use crate::connection::Handoff;
 
 /// How often lock expiries and scheduled messages are checked.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
+/// Connections handed over from TLS or WebSockets that may wait to be served (while the
+/// store reopens, say) before their hand-off waits too.
+const HANDOFF_BACKLOG: usize = 128;
 /// How long shutdown waits for connections to finish their in-flight work.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How often the accept loop looks whether the store was poisoned by a failed sync.
@@ -91,6 +96,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let policies = config.effective_policies()?;
+    // Senders go to whatever serves AMQP inside another protocol (TLS, WebSockets).
+    let (_handoff, handoffs) = mpsc::channel::<Handoff>(HANDOFF_BACKLOG);
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| RunError::DataDir(config.data_dir.display().to_string(), e))?;
     let started = Instant::now();
@@ -126,6 +133,7 @@ pub async fn run(
 
     let mut accepting = Accepting {
         listener: listeners.amqp,
+        handoffs,
         epoch: Instant::now(),
         next_connection: 1,
     };
@@ -249,14 +257,22 @@ enum Stopped {
     StorePoisoned(String),
 }
 
-/// The AMQP listener, kept across store reopenings.
+/// The AMQP listener and the hand-offs of connections that arrived another way (TLS,
+/// WebSockets), kept across store reopenings: while the store reopens, both wait.
 struct Accepting {
     listener: TcpListener,
+    handoffs: mpsc::Receiver<Handoff>,
     epoch: Instant,
     next_connection: u64,
 }
 
 impl Accepting {
+    fn next_id(&mut self) -> u64 {
+        let id = self.next_connection;
+        self.next_connection += 1;
+        id
+    }
+
     /// Serves connections and runs the sweep over `broker` until shutdown or until its
     /// store is poisoned; then closes every connection (after their in-flight writes) and
     /// stops the sweep.
@@ -293,11 +309,13 @@ impl Accepting {
                     match accepted {
                         Ok((stream, peer)) => {
                             tracing::debug!(%peer, "connection accepted");
-                            let id = self.next_connection;
-                            self.next_connection += 1;
+                            let _ = stream.set_nodelay(true);
+                            let id = self.next_id();
                             connections.spawn(connection::serve(
                                 Arc::clone(broker),
                                 stream,
+                                BytesMut::new(),
+                                peer.to_string(),
                                 id,
                                 self.epoch,
                                 stop_rx.clone(),
@@ -309,6 +327,19 @@ impl Accepting {
                             tokio::time::sleep(Duration::from_millis(50)).await;
                         }
                     }
+                }
+                Some(handoff) = self.handoffs.recv() => {
+                    tracing::debug!(peer = %handoff.peer, "connection handed over");
+                    let id = self.next_id();
+                    connections.spawn(connection::serve(
+                        Arc::clone(broker),
+                        handoff.stream,
+                        handoff.read_ahead,
+                        handoff.peer,
+                        id,
+                        self.epoch,
+                        stop_rx.clone(),
+                    ));
                 }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 _ = store_check.tick() => {

@@ -6,10 +6,11 @@ use busbar_amqp::performative::SaslCode;
 use busbar_servicebus::sas::{self, Claims, Policy};
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+use super::ClientStream;
 
 /// Reads until `buf` holds at least `n` bytes.
-async fn fill(stream: &mut TcpStream, buf: &mut BytesMut, n: usize) -> Result<(), String> {
+async fn fill(stream: &mut impl ClientStream, buf: &mut BytesMut, n: usize) -> Result<(), String> {
     while buf.len() < n {
         let read = stream.read_buf(buf).await.map_err(|e| e.to_string())?;
         if read == 0 {
@@ -19,7 +20,10 @@ async fn fill(stream: &mut TcpStream, buf: &mut BytesMut, n: usize) -> Result<()
     Ok(())
 }
 
-async fn read_header(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<ProtocolHeader, String> {
+async fn read_header(
+    stream: &mut impl ClientStream,
+    buf: &mut BytesMut,
+) -> Result<ProtocolHeader, String> {
     fill(stream, buf, ProtocolHeader::LEN).await?;
     let head = buf.split_to(ProtocolHeader::LEN);
     let mut bytes = [0u8; ProtocolHeader::LEN];
@@ -38,7 +42,7 @@ async fn read_header(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<Proto
 /// get their rights from `$cbs` tokens; PLAIN must name a policy and its key (refused
 /// otherwise), and gets that policy's rights on the whole namespace.
 pub(super) async fn handshake(
-    stream: &mut TcpStream,
+    stream: &mut impl ClientStream,
     buf: &mut BytesMut,
     policies: &[Policy],
 ) -> Result<Option<Claims>, String> {

@@ -22,8 +22,7 @@ use busbar_servicebus::sas::Claims;
 use busbar_servicebus::settlement::rejected;
 use busbar_store::Store;
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Notify, watch};
 
 use crate::broker::{Broker, Entity, TopicEntity};
@@ -167,19 +166,32 @@ enum AfterCommit {
 
 type PendingCommit = Pin<Box<dyn Future<Output = Result<(), busbar_store::StoreError>> + Send>>;
 
-/// Serves one accepted TCP connection until it closes.
+/// A byte stream a client reaches the broker's AMQP over: TCP, TLS, or a WebSocket.
+pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ClientStream for T {}
+
+/// An AMQP connection that arrived some other way than the plain AMQP listener (inside
+/// TLS, or a WebSocket), handed to the broker to serve like any other.
+pub struct Handoff {
+    pub stream: Box<dyn ClientStream>,
+    /// Bytes already read from `stream` (while finding out what protocol it speaks),
+    /// served before anything read later.
+    pub read_ahead: BytesMut,
+    /// Who is connected, for logs.
+    pub peer: String,
+}
+
+/// Serves one client connection until it closes. `read_ahead` holds bytes already read
+/// from `stream`.
 pub async fn serve<S: Store>(
     broker: Arc<Broker<S>>,
-    mut stream: TcpStream,
+    mut stream: impl ClientStream,
+    mut read_buf: BytesMut,
+    peer: String,
     connection_id: u64,
     epoch: Instant,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
     // Counted from the first byte: a socket still in its handshake holds a slot too.
     let counted = Arc::clone(&broker);
     let permit = counted.usage.open_connection(&counted.settings.limits);
@@ -189,7 +201,7 @@ pub async fn serve<S: Store>(
     } else {
         REFUSAL_TIMEOUT
     };
-    let mut read_buf = BytesMut::with_capacity(64 * 1024);
+    read_buf.reserve(64 * 1024);
     let handshake = tokio::time::timeout(
         handshake_timeout,
         handshake::handshake(&mut stream, &mut read_buf, &broker.settings.policies),
@@ -290,7 +302,7 @@ struct Conn<S: Store> {
 impl<S: Store> Conn<S> {
     async fn run(
         &mut self,
-        mut stream: TcpStream,
+        mut stream: impl ClientStream,
         mut read_buf: BytesMut,
         shutdown: &mut watch::Receiver<bool>,
     ) {
