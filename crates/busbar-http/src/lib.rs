@@ -13,13 +13,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::Router;
+pub use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use serde::Serialize;
-use tokio::net::TcpListener;
 
 /// Reports why the broker cannot do its work right now (for example, the store is out of
 /// disk space), or `None` when it can.
@@ -386,19 +385,48 @@ async fn health(State(state): State<HealthState>) -> impl IntoResponse {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then stops accepting and lets
-/// in-flight requests finish.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    if let Ok(address) = listener.local_addr() {
-        tracing::info!(%address, "HTTP listener started");
+/// Serves HTTP/1.1 on one connection, whatever carries it (TCP, TLS), until the client is
+/// done or `stop` completes; then the request in flight finishes and the connection closes.
+/// Upgrades (WebSockets) are enabled, so an upgraded connection lives on past this call's
+/// HTTP part.
+pub async fn serve_connection<S>(stream: S, router: Router, stop: impl Future<Output = ()>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper_util::service::TowerToHyperService::new(router);
+    let connection = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    tokio::pin!(stop);
+    let served = tokio::select! {
+        served = connection.as_mut() => served,
+        () = stop.as_mut() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = served {
+        tracing::debug!(%error, "HTTP connection ended with an error");
     }
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+}
+
+/// A router that answers every request with 403 and `message` as plain text, for
+/// connections the broker refuses to serve (plain HTTP where only HTTPS is allowed).
+pub fn refusal_router(message: String) -> Router {
+    Router::new().fallback(move || {
+        let message = message.clone();
+        async move {
+            (
+                StatusCode::FORBIDDEN,
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; charset=utf-8",
+                )],
+                message,
+            )
+        }
+    })
 }
 
 #[cfg(test)]

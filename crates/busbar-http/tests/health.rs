@@ -1,13 +1,13 @@
-//! `GET /health` over a real socket, and graceful shutdown of `serve`.
+//! `GET /health` over a real socket, and graceful shutdown of `serve_connection`.
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use busbar_http::{HealthState, router, serve};
+use busbar_http::{HealthState, router, serve_connection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 
 /// Sends one HTTP/1.1 request and returns (status code, body).
 async fn request(address: SocketAddr, method: &str, path: &str) -> (u16, String) {
@@ -28,19 +28,32 @@ async fn request(address: SocketAddr, method: &str, path: &str) -> (u16, String)
     (status, body)
 }
 
+/// Serves `router(state)` on a loopback port, one `serve_connection` per connection, until
+/// the returned sender says stop.
 async fn start(
     state: HealthState,
-) -> (
-    SocketAddr,
-    oneshot::Sender<()>,
-    tokio::task::JoinHandle<std::io::Result<()>>,
-) {
+) -> (SocketAddr, watch::Sender<bool>, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, router(state), async move {
-        let _ = stopped.await;
-    }));
+    let (stop, stopped) = watch::channel(false);
+    let router = router(state);
+    let server = tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        let mut stop = stopped.clone();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, _) = accepted.unwrap();
+                    let mut stop = stopped.clone();
+                    connections.spawn(serve_connection(stream, router.clone(), async move {
+                        let _ = stop.wait_for(|stopped| *stopped).await;
+                    }));
+                }
+                _ = stop.wait_for(|stopped| *stopped) => break,
+            }
+        }
+        while connections.join_next().await.is_some() {}
+    });
     (address, stop, server)
 }
 
@@ -61,8 +74,8 @@ async fn health_reports_readiness() {
     state.set_ready(false);
     assert_eq!(request(address, "GET", "/health").await.0, 503);
 
-    stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    stop.send(true).unwrap();
+    server.await.unwrap();
 }
 
 #[tokio::test]
@@ -86,8 +99,8 @@ async fn a_failing_check_makes_a_ready_broker_unavailable_with_the_reason() {
 
     *problem.lock().unwrap() = None;
     assert_eq!(request(address, "GET", "/health").await.0, 200);
-    stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    stop.send(true).unwrap();
+    server.await.unwrap();
 }
 
 #[tokio::test]
@@ -97,18 +110,32 @@ async fn unknown_paths_and_methods_are_refused() {
     let (address, stop, server) = start(state).await;
     assert_eq!(request(address, "GET", "/nope").await.0, 404);
     assert_eq!(request(address, "POST", "/health").await.0, 405);
-    stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    stop.send(true).unwrap();
+    server.await.unwrap();
 }
 
 #[tokio::test]
-async fn shutdown_stops_accepting_connections() {
-    let (address, stop, server) = start(HealthState::new()).await;
-    stop.send(()).unwrap();
+async fn stop_closes_a_kept_alive_connection_after_its_request() {
+    let state = HealthState::new();
+    state.set_ready(true);
+    let (address, stop, server) = start(state).await;
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+
+    stop.send(true).unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
+        .await
+        .expect("the connection closes once stopped")
+        .unwrap();
     tokio::time::timeout(Duration::from_secs(5), server)
         .await
-        .expect("serve returns after shutdown")
-        .unwrap()
+        .expect("every connection finished")
         .unwrap();
-    assert!(TcpStream::connect(address).await.is_err());
 }

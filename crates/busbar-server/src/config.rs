@@ -37,6 +37,9 @@ pub use busbar_servicebus::sas::{DEFAULT_KEY_NAME, DEFAULT_KEY_VALUE, Policy, Ri
 /// Default AMQP listener: the emulator's plain-AMQP port, loopback only.
 pub const DEFAULT_AMQP_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 5672);
+/// Default TLS-only listener: Service Bus's AMQPS port, loopback only.
+pub const DEFAULT_AMQPS_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 5671);
 /// Default HTTP listener (health now, admin API later): the emulator's port, loopback only.
 pub const DEFAULT_HTTP_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 5300);
@@ -50,8 +53,17 @@ pub const DEFAULT_SEGMENT_MIB: u32 = 64;
 /// Everything the broker needs to start.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrokerConfig {
+    /// AMQP, and TLS or HTTP recognised by their first bytes.
     pub amqp_listen: SocketAddr,
+    /// TLS only (AMQP or HTTP inside).
+    pub amqps_listen: SocketAddr,
     pub http_listen: SocketAddr,
+    /// The server certificate chain and key (PEM); `None`: the development CA's, made in
+    /// the data directory.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Serve unencrypted AMQP and HTTP on non-loopback addresses too.
+    pub allow_plaintext: bool,
     pub data_dir: PathBuf,
     /// Largest message (or batch) accepted on a sender link, in bytes.
     pub max_message_size: u64,
@@ -84,7 +96,11 @@ impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
             amqp_listen: DEFAULT_AMQP_LISTEN,
+            amqps_listen: DEFAULT_AMQPS_LISTEN,
             http_listen: DEFAULT_HTTP_LISTEN,
+            tls_cert: None,
+            tls_key: None,
+            allow_plaintext: false,
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             durability: Durability::default(),
@@ -302,6 +318,16 @@ impl BrokerConfig {
     /// * with neither, the emulator's `RootManageSharedAccessKey`/`SAS_KEY_VALUE` with all
     ///   rights (under [`Self::root_key_name`] if set), but only if every listener is on a
     ///   loopback address. Otherwise this fails, saying what to set.
+    pub fn tls_files(&self) -> Option<crate::listener::certificates::CertificateFiles> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::listener::certificates::CertificateFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        }
+    }
+
     pub fn effective_policies(&self) -> Result<Vec<Policy>, ConfigError> {
         let root_name = self
             .root_key_name
@@ -328,11 +354,15 @@ impl BrokerConfig {
             return Ok(policies);
         }
 
-        let exposed: Vec<String> = [("AMQP", self.amqp_listen), ("HTTP", self.http_listen)]
-            .into_iter()
-            .filter(|(_, address)| !address.ip().is_loopback())
-            .map(|(kind, address)| format!("{kind} {address}"))
-            .collect();
+        let exposed: Vec<String> = [
+            ("AMQP", self.amqp_listen),
+            ("AMQPS", self.amqps_listen),
+            ("HTTP", self.http_listen),
+        ]
+        .into_iter()
+        .filter(|(_, address)| !address.ip().is_loopback())
+        .map(|(kind, address)| format!("{kind} {address}"))
+        .collect();
         if !exposed.is_empty() {
             return Err(ConfigError::InsecureDefaultKey(exposed.join(", ")));
         }

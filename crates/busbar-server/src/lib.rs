@@ -2,7 +2,8 @@
 //!
 //! Job: [`run`] opens the store in the data directory, rebuilds the queues from it,
 //! creates the configured ones, serves AMQP connections (one task each, see
-//! [`connection`]) and the HTTP listener, runs the background sweep (lock expiry,
+//! [`connection`]) and HTTP on the listeners, which find out what each connection speaks
+//! (AMQP, HTTP, either inside TLS: see [`listener`]), runs the background sweep (lock expiry,
 //! scheduled messages), and shuts down gracefully: stop accepting, finish in-flight
 //! writes, close connections with a proper AMQP close, sync the store. After a failed
 //! fsync it does the same, then reopens the store and serves again (see [`run`]).
@@ -17,6 +18,7 @@ pub mod config;
 pub mod connection;
 pub mod emulator_config;
 pub mod limits;
+pub mod listener;
 pub mod management;
 pub mod relaxed_json;
 pub mod session_receivers;
@@ -28,7 +30,6 @@ use std::time::{Duration, Instant};
 use busbar_core::SystemClock;
 use busbar_store::log::{LogOptions, LogStore};
 use busbar_store::{Store, StoreError, StoreHealth};
-use bytes::BytesMut;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -36,6 +37,7 @@ use tokio::task::JoinSet;
 use crate::broker::{Broker, OpenError};
 use crate::config::{BrokerConfig, ConfigError, Durability};
 use crate::connection::Handoff;
+use crate::listener::{FrontDoor, Plaintext, Tls};
 
 /// How often lock expiries and scheduled messages are checked.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
@@ -52,20 +54,27 @@ const REOPEN_RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// The sockets the broker serves, bound by the caller (so tests can use port 0).
 pub struct Listeners {
+    /// AMQP, TLS (with AMQP or HTTP inside) and HTTP, told apart by their first bytes.
     pub amqp: TcpListener,
+    /// TLS only (with AMQP or HTTP inside), for clients that dial 5671.
+    pub amqps: TcpListener,
+    /// HTTP and HTTPS.
     pub http: TcpListener,
 }
 
 impl Listeners {
     /// Binds the addresses from `config`.
     pub async fn bind(config: &BrokerConfig) -> Result<Listeners, RunError> {
-        let amqp = TcpListener::bind(config.amqp_listen)
-            .await
-            .map_err(|e| RunError::Bind(config.amqp_listen.to_string(), e))?;
-        let http = TcpListener::bind(config.http_listen)
-            .await
-            .map_err(|e| RunError::Bind(config.http_listen.to_string(), e))?;
-        Ok(Listeners { amqp, http })
+        let bind = |address: std::net::SocketAddr| async move {
+            TcpListener::bind(address)
+                .await
+                .map_err(|e| RunError::Bind(address.to_string(), e))
+        };
+        Ok(Listeners {
+            amqp: bind(config.amqp_listen).await?,
+            amqps: bind(config.amqps_listen).await?,
+            http: bind(config.http_listen).await?,
+        })
     }
 }
 
@@ -73,6 +82,8 @@ impl Listeners {
 pub enum RunError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Tls(#[from] listener::TlsError),
     #[error("cannot listen on {0}: {1}")]
     Bind(String, std::io::Error),
     #[error("cannot use the data directory {0}: {1}")]
@@ -96,10 +107,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let policies = config.effective_policies()?;
-    // Senders go to whatever serves AMQP inside another protocol (TLS, WebSockets).
-    let (_handoff, handoffs) = mpsc::channel::<Handoff>(HANDOFF_BACKLOG);
+    // Every AMQP connection arrives here, from the listeners (plain, or inside TLS) and
+    // from whatever else carries AMQP (WebSockets).
+    let (handoff, handoffs) = mpsc::channel::<Handoff>(HANDOFF_BACKLOG);
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| RunError::DataDir(config.data_dir.display().to_string(), e))?;
+    let tls = Arc::new(Tls::open(config.tls_files(), &config.data_dir)?);
     let started = Instant::now();
     let mut broker = open_broker(&config, &policies).await?;
     tracing::info!(
@@ -113,18 +126,28 @@ pub async fn run(
         let current = Arc::clone(&current);
         Arc::new(move || current.problem())
     });
-    let (http_stop, mut http_stopped) = watch::channel(false);
-    let http = {
+    let (doors_stop, doors_stopped) = watch::channel(false);
+    tls.reload_on_hangup(doors_stopped.clone());
+    let doors = {
         let admin: Arc<dyn busbar_http::Admin> = Arc::clone(&current) as _;
         let router = busbar_http::router_with_admin(health.clone(), admin);
-        tokio::spawn(busbar_http::serve(listeners.http, router, async move {
-            let _ = http_stopped.wait_for(|stopped| *stopped).await;
-        }))
+        let front = FrontDoor::new(router, &tls, handoff, doors_stopped);
+        let plaintext = |listener: &TcpListener| match listener.local_addr() {
+            Ok(address) => Plaintext::on(address, config.allow_plaintext),
+            Err(_) => Plaintext::on(config.amqp_listen, config.allow_plaintext),
+        };
+        let amqp_plaintext = plaintext(&listeners.amqp);
+        let http_plaintext = plaintext(&listeners.http);
+        let amqps_plaintext = match listeners.amqps.local_addr() {
+            Ok(address) => Plaintext::tls_only(address),
+            Err(_) => Plaintext::tls_only(config.amqps_listen),
+        };
+        [
+            tokio::spawn(Arc::clone(&front).serve(listeners.amqp, "AMQP", amqp_plaintext)),
+            tokio::spawn(Arc::clone(&front).serve(listeners.amqps, "AMQPS", amqps_plaintext)),
+            tokio::spawn(front.serve(listeners.http, "HTTP", http_plaintext)),
+        ]
     };
-
-    if let Ok(address) = listeners.amqp.local_addr() {
-        tracing::info!(%address, "AMQP listener started");
-    }
     health.set_ready(true);
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -132,7 +155,6 @@ pub async fn run(
     );
 
     let mut accepting = Accepting {
-        listener: listeners.amqp,
         handoffs,
         epoch: Instant::now(),
         next_connection: 1,
@@ -167,8 +189,12 @@ pub async fn run(
             "store reopened and replayed after a failed sync; serving again"
         );
     }
-    let _ = http_stop.send(true);
-    let _ = http.await;
+    // Connections still waiting to be handed over are dropped now, not at the grace's end.
+    drop(accepting);
+    let _ = doors_stop.send(true);
+    for door in doors {
+        let _ = door.await;
+    }
     tracing::info!("broker stopped");
     Ok(())
 }
@@ -257,10 +283,9 @@ enum Stopped {
     StorePoisoned(String),
 }
 
-/// The AMQP listener and the hand-offs of connections that arrived another way (TLS,
-/// WebSockets), kept across store reopenings: while the store reopens, both wait.
+/// The hand-offs of AMQP connections from the listeners (plain or inside TLS) and from
+/// WebSockets, kept across store reopenings: while the store reopens, they wait.
 struct Accepting {
-    listener: TcpListener,
     handoffs: mpsc::Receiver<Handoff>,
     epoch: Instant,
     next_connection: u64,
@@ -305,29 +330,6 @@ impl Accepting {
         let mut connections = JoinSet::new();
         let stopped = loop {
             tokio::select! {
-                accepted = self.listener.accept() => {
-                    match accepted {
-                        Ok((stream, peer)) => {
-                            tracing::debug!(%peer, "connection accepted");
-                            let _ = stream.set_nodelay(true);
-                            let id = self.next_id();
-                            connections.spawn(connection::serve(
-                                Arc::clone(broker),
-                                stream,
-                                BytesMut::new(),
-                                peer.to_string(),
-                                id,
-                                self.epoch,
-                                stop_rx.clone(),
-                            ));
-                        }
-                        Err(error) => {
-                            // Out of file descriptors and the like: back off, keep serving.
-                            tracing::warn!(%error, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                    }
-                }
                 Some(handoff) = self.handoffs.recv() => {
                     tracing::debug!(peer = %handoff.peer, "connection handed over");
                     let id = self.next_id();

@@ -57,6 +57,18 @@ enum Command {
     /// from its valid records and its original kept beside it as `<segment>.damaged`.
     /// Prints what was lost: each damaged range and the messages recognisable in it.
     Repair(RepairArgs),
+    /// Print the development CA certificate (PEM) that signs the broker's TLS certificate
+    /// when no --tls-cert is given, creating it in the data directory if absent. Trust it
+    /// in clients: Python `connection_verify=<file>`, Node `NODE_EXTRA_CA_CERTS=<file>`, or
+    /// a system trust store.
+    DevCert(DevCertArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct DevCertArgs {
+    /// The broker's data directory [default: ./busbar-data].
+    #[arg(long, env = "BUSBAR_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -130,14 +142,45 @@ struct ServeArgs {
     #[arg(long, env = "BUSBAR_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
-    /// Address for plain AMQP 1.0 connections [default: 127.0.0.1:5672]. Use 0.0.0.0:5672 to
-    /// accept connections from other hosts (then a SAS key or policies are required).
+    /// Address for AMQP 1.0 connections [default: 127.0.0.1:5672]; TLS (AMQP or HTTPS
+    /// inside) and HTTP are recognised and served there too. Use 0.0.0.0:5672 to accept
+    /// connections from other hosts (then a SAS key or policies are required, and only TLS
+    /// is served unless --allow-plaintext).
     #[arg(long, env = "BUSBAR_AMQP_LISTEN", value_name = "ADDR")]
     amqp_listen: Option<SocketAddr>,
 
-    /// Address for HTTP (GET /health) [default: 127.0.0.1:5300].
+    /// Address for TLS only (AMQP or HTTPS inside), as clients dialling 5671 expect
+    /// [default: 127.0.0.1:5671].
+    #[arg(long, env = "BUSBAR_AMQPS_LISTEN", value_name = "ADDR")]
+    amqps_listen: Option<SocketAddr>,
+
+    /// Address for HTTP and HTTPS (health, API, metrics) [default: 127.0.0.1:5300].
     #[arg(long, env = "BUSBAR_HTTP_LISTEN", value_name = "ADDR")]
     http_listen: Option<SocketAddr>,
+
+    /// The server's TLS certificate chain (PEM), reloaded on SIGHUP. Without it the broker
+    /// uses a development CA made in the data directory (see `busbar dev-cert`).
+    #[arg(
+        long,
+        env = "BUSBAR_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM), reloaded with it on SIGHUP.
+    #[arg(
+        long,
+        env = "BUSBAR_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+
+    /// Serve unencrypted AMQP and HTTP on non-loopback addresses too (by default only TLS
+    /// is served there: SAS tokens are bearer secrets).
+    #[arg(long, env = "BUSBAR_ALLOW_PLAINTEXT")]
+    allow_plaintext: bool,
 
     /// Largest message or batch accepted, in bytes [default: 262144].
     #[arg(
@@ -204,9 +247,17 @@ fn build_config(args: &ServeArgs) -> Result<BrokerConfig, ConfigError> {
     if let Some(address) = args.amqp_listen {
         config.amqp_listen = address;
     }
+    if let Some(address) = args.amqps_listen {
+        config.amqps_listen = address;
+    }
     if let Some(address) = args.http_listen {
         config.http_listen = address;
     }
+    if args.tls_cert.is_some() {
+        config.tls_cert.clone_from(&args.tls_cert);
+        config.tls_key.clone_from(&args.tls_key);
+    }
+    config.allow_plaintext |= args.allow_plaintext;
     if let Some(size) = args.max_message_size {
         config.max_message_size = size;
     }
@@ -277,6 +328,7 @@ fn log_config(config: &BrokerConfig) {
         .unwrap_or_default();
     tracing::info!(
         amqp_listen = %config.amqp_listen,
+        amqps_listen = %config.amqps_listen,
         http_listen = %config.http_listen,
         data_dir = %config.data_dir.display(),
         max_message_size = config.max_message_size,
@@ -330,6 +382,7 @@ async fn main() -> ExitCode {
             );
         }
         Command::Repair(args) => return exit_code(repair(&args)),
+        Command::DevCert(args) => return exit_code(dev_cert(&args)),
     };
 
     if let Err(error) = init_tracing(args.log.as_deref()) {
@@ -361,6 +414,18 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn dev_cert(args: &DevCertArgs) -> anyhow::Result<()> {
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(busbar_server::config::DEFAULT_DATA_DIR));
+    let certificates = busbar_server::listener::dev_ca::ensure(&data_dir)?;
+    let pem = std::fs::read_to_string(&certificates.ca)
+        .with_context(|| format!("reading {}", certificates.ca.display()))?;
+    print!("{pem}");
+    Ok(())
 }
 
 fn repair(args: &RepairArgs) -> anyhow::Result<()> {

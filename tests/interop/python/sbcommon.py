@@ -11,8 +11,9 @@ import re
 import sys
 import time
 import traceback
+import uuid
 
-from azure.servicebus import ServiceBusClient
+from azure.servicebus import ServiceBusClient, ServiceBusMessage
 
 UUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -102,6 +103,20 @@ def receive_exactly(receiver, count, max_wait_time=10, deadline_seconds=30):
         f"expected {count} message(s), received {len(received)} within {deadline_seconds}s",
     )
     return received
+
+
+def send_receive_one(sb, queue, prefix):
+    """Sends one message to `queue`, receives it back (checking id and body), completes it,
+    and checks nothing else is left."""
+    marker = f"{prefix}-{uuid.uuid4()}"
+    with sb.get_queue_sender(queue) as sender:
+        sender.send_messages(ServiceBusMessage(marker, message_id=marker))
+    with sb.get_queue_receiver(queue) as receiver:
+        [message] = receive_exactly(receiver, 1)
+        expect_eq(message.message_id, marker, "message_id")
+        expect_eq(body_bytes(message), marker.encode(), "body")
+        receiver.complete_message(message)
+        expect_no_message(receiver)
 
 
 def expect_no_message(receiver, max_wait_time=2):

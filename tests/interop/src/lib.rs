@@ -143,6 +143,7 @@ pub struct Broker {
     child: Option<Child>,
     workdir: TempDir,
     amqp_port: u16,
+    amqps_port: u16,
     http_port: u16,
     args: Vec<OsString>,
     binary: PathBuf,
@@ -155,8 +156,26 @@ impl Broker {
         Self::start_binary(busbar_binary(), config_json, extra_args)
     }
 
+    /// [`Broker::start`] with the AMQP and AMQPS listeners on every address (0.0.0.0), where
+    /// only TLS is served unless `--allow-plaintext`; HTTP stays on loopback. Exposed
+    /// listeners need a key: the development key is given explicitly.
+    pub fn start_exposed(config_json: Option<&str>, extra_args: &[&str]) -> Broker {
+        let mut args = vec!["--sas-key", DEFAULT_KEY];
+        args.extend_from_slice(extra_args);
+        Self::start_on(busbar_binary(), "0.0.0.0", config_json, &args)
+    }
+
     /// [`Broker::start`] with an explicit executable (the harness's own tests use a stand-in).
     pub fn start_binary(binary: PathBuf, config_json: Option<&str>, extra_args: &[&str]) -> Broker {
+        Self::start_on(binary, "127.0.0.1", config_json, extra_args)
+    }
+
+    fn start_on(
+        binary: PathBuf,
+        amqp_host: &str,
+        config_json: Option<&str>,
+        extra_args: &[&str],
+    ) -> Broker {
         let workdir = tempfile::Builder::new()
             .prefix("busbar-interop-")
             .tempdir()
@@ -165,6 +184,7 @@ impl Broker {
         fs::create_dir_all(&data_dir).expect("create data dir");
 
         let (amqp_reservation, amqp_port) = reserve_port();
+        let (amqps_reservation, amqps_port) = reserve_port();
         let (http_reservation, http_port) = reserve_port();
 
         let mut args: Vec<OsString> = vec![
@@ -172,7 +192,9 @@ impl Broker {
             "--data-dir".into(),
             data_dir.into_os_string(),
             "--amqp-listen".into(),
-            format!("127.0.0.1:{amqp_port}").into(),
+            format!("{amqp_host}:{amqp_port}").into(),
+            "--amqps-listen".into(),
+            format!("{amqp_host}:{amqps_port}").into(),
             "--http-listen".into(),
             format!("127.0.0.1:{http_port}").into(),
         ];
@@ -188,11 +210,13 @@ impl Broker {
             child: None,
             workdir,
             amqp_port,
+            amqps_port,
             http_port,
             args,
             binary,
         };
         drop(amqp_reservation);
+        drop(amqps_reservation);
         drop(http_reservation);
         broker.spawn_and_wait();
         broker
@@ -292,6 +316,17 @@ impl Broker {
         self.amqp_port
     }
 
+    /// The TLS-only listener.
+    pub fn amqps_port(&self) -> u16 {
+        self.amqps_port
+    }
+
+    /// The development CA the broker made in its data directory (when started without
+    /// `--tls-cert`): what clients trust to verify its certificate.
+    pub fn dev_ca(&self) -> PathBuf {
+        self.data_dir().join("tls/dev-ca.pem")
+    }
+
     pub fn http_port(&self) -> u16 {
         self.http_port
     }
@@ -335,6 +370,36 @@ impl Broker {
     /// Whether `/health` currently answers 200.
     pub fn is_healthy(&self) -> bool {
         matches!(health_status(self.http_port), Ok(200))
+    }
+
+    /// The broker process's id, for scripts that signal it themselves.
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .map(Child::id)
+            .unwrap_or_else(|| self.fail("the broker is not running"))
+    }
+
+    /// Runs a Python script that takes no connection string (`args` only); it must exit 0.
+    pub fn run_python_args(&self, script: &str, args: &[&str]) -> String {
+        match run_python(script, args, &[]) {
+            Ok(output) => output,
+            Err(report) => self.fail(&report),
+        }
+    }
+
+    /// SIGHUP: the broker reloads its TLS certificate.
+    pub fn hangup(&self) {
+        let Some(child) = self.child.as_ref() else {
+            self.fail("hangup() called on a broker that is not running");
+        };
+        let sent = Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status();
+        if !matches!(sent, Ok(status) if status.success()) {
+            self.fail(&format!("could not send SIGHUP to busbar ({sent:?})"));
+        }
+        self.append_log_marker("sent SIGHUP");
     }
 
     /// SIGKILL: no chance to flush anything that was not already durable.

@@ -719,24 +719,44 @@ fn refused_attaches_a_client_never_detaches_pin_no_memory() {
     );
 }
 
-/// Sockets that connect and say nothing hold connection slots too: with two of them open,
-/// a third client is told the broker is full.
+/// Sockets that connect and say nothing hold no connection slot (a connection counts once
+/// it has said what protocol it speaks): beside two of them, with room for two connections,
+/// a client is served; and the broker drops them once the detection timeout has passed.
 #[test]
-fn silent_sockets_count_against_the_connection_limit() {
+fn silent_sockets_take_no_connection_slot_and_are_dropped() {
     let broker = broker_with_queue(&["--max-connections", "2"]);
     let silent: Vec<TcpStream> = (0..2)
         .map(|_| TcpStream::connect(broker.amqp_addr()).expect("connect"))
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
-    let (mut third, _) = Raw::connect(&broker, Sasl::Anonymous);
-    let condition = third.close_condition();
-    assert!(
-        condition
-            .as_deref()
-            .is_some_and(|c| c.starts_with("amqp:resource-limit-exceeded")),
-        "a third connection beside two silent sockets: {condition:?}"
-    );
-    drop(silent);
+    let (mut client, open) = Raw::connect(&broker, Sasl::Anonymous);
+    assert!(open.is_some(), "the client's open was answered");
+    client.begin(0);
+    client.attach_sender(0, 0, "$cbs");
+    let answer = client.next_frame_where(|frame| match &frame.body {
+        FrameBody::Amqp {
+            performative: Performative::Attach(_),
+            ..
+        } => Some(Ok(())),
+        FrameBody::Amqp {
+            performative: Performative::Close(close),
+            ..
+        } => Some(Err(error_text(close.error.as_ref()))),
+        _ => None,
+    });
+    assert_eq!(answer, Some(Ok(())), "a client beside two silent sockets");
+    for mut socket in silent {
+        // Past the detection timeout (10 s), with room for a loaded machine.
+        socket
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("read timeout");
+        let mut byte = [0u8; 1];
+        let read = socket.read(&mut byte);
+        assert!(
+            matches!(read, Ok(0))
+                || matches!(&read, Err(e) if e.kind() == ErrorKind::ConnectionReset),
+            "a silent socket is closed by the broker: {read:?}"
+        );
+    }
 }
 
 /// A receiver that takes deliveries and never settles them gets no more than

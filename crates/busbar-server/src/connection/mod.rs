@@ -32,7 +32,10 @@ mod attach;
 mod delivery;
 mod handshake;
 mod message_sessions;
+mod refusal;
 mod requests;
+
+pub use refusal::refuse;
 
 /// Largest frame the broker accepts.
 const MAX_FRAME_SIZE: u32 = 1024 * 1024;
@@ -204,7 +207,11 @@ pub async fn serve<S: Store>(
     read_buf.reserve(64 * 1024);
     let handshake = tokio::time::timeout(
         handshake_timeout,
-        handshake::handshake(&mut stream, &mut read_buf, &broker.settings.policies),
+        handshake::handshake(
+            &mut stream,
+            &mut read_buf,
+            handshake::Credentials::Policies(&broker.settings.policies),
+        ),
     );
     let sasl_claims = match handshake.await {
         Ok(Ok(claims)) => claims,

@@ -70,6 +70,7 @@ pub async fn connect_to(amqp: &str, entity: &str) -> Connection {
 pub fn one_queue_config(data_dir: std::path::PathBuf) -> BrokerConfig {
     BrokerConfig {
         amqp_listen: "127.0.0.1:0".parse().unwrap(),
+        amqps_listen: "127.0.0.1:0".parse().unwrap(),
         http_listen: "127.0.0.1:0".parse().unwrap(),
         data_dir,
         queues: vec![QueueDefinition {
