@@ -66,6 +66,11 @@ struct Common {
     /// Give up when nothing progresses for this many seconds.
     #[arg(long, global = true, default_value_t = 60)]
     stall_secs: u64,
+    /// Connect with TLS, trusting the CA certificates in this PEM file (for Busbar, its
+    /// development CA: `busbar dev-cert > ca.pem`). The certificate must be valid for the
+    /// host of --url.
+    #[arg(long, global = true, value_name = "FILE")]
+    tls_ca: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -272,9 +277,14 @@ async fn connect(c: &Common) -> Result<Connection> {
             pass: c.pass.clone(),
         },
     };
+    let tls = match &c.tls_ca {
+        Some(ca) => Some(busbar_client::tls_config_trusting(ca).context("--tls-ca")?),
+        None => None,
+    };
     let opts = ConnectOptions {
         sasl,
         max_frame_size: 65_536,
+        tls,
         ..ConnectOptions::default()
     };
     let conn = Connection::connect(&c.url, opts)

@@ -1,10 +1,10 @@
 //! The connection task: owns the socket, turns commands from the handles into frames and
 //! incoming frames into replies, deliveries and outcomes.
 //!
-//! One task per connection does both directions on the same `TcpStream` through readiness
-//! (`readable`/`writable` + `try_*`), so a full send buffer never stops it from reading.
-//! Frames produced while handling a batch of commands or a batch of input are appended to
-//! one buffer and written with one syscall.
+//! One task per connection does both directions on the two halves of its stream (TCP, or
+//! TLS over TCP), reading and writing in the same `select!`, so a full send buffer never
+//! stops it from reading. Frames produced while handling a batch of commands or a batch of
+//! input are appended to one buffer and written with one call.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::{mpsc, oneshot};
 
 use busbar_amqp::frame::{Frame, FrameBody, FrameDecoder, encode_frame, encode_transfer_split};
@@ -30,6 +30,8 @@ pub(crate) const INCOMING_WINDOW: u32 = 65_536;
 const OUTGOING_WINDOW: u32 = i32::MAX as u32;
 /// Commands handled per wake before the output is flushed.
 const COMMAND_BATCH: usize = 1024;
+/// How long the last frames (a close) may take to go out once the connection is over.
+const FAREWELL_TIMEOUT: Duration = Duration::from_secs(1);
 /// Largest message we reassemble from `more=true` transfers.
 const MAX_MESSAGE_SIZE: usize = 256 << 20;
 
@@ -284,8 +286,11 @@ struct PendingDisposition {
     settled: bool,
 }
 
-pub(crate) struct Driver {
-    stream: TcpStream,
+pub(crate) struct Driver<R, W> {
+    reader: R,
+    writer: W,
+    /// Bytes were written since the last flush (TLS may hold some back until flushed).
+    unflushed: bool,
     inbuf: BytesMut,
     out: BytesMut,
     decoder: FrameDecoder,
@@ -310,9 +315,9 @@ enum Exit {
     Failed(Error),
 }
 
-impl Driver {
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
     pub(crate) fn new(
-        stream: TcpStream,
+        (reader, writer): (R, W),
         inbuf: BytesMut,
         rx: mpsc::UnboundedReceiver<Command>,
         shared: Arc<Shared>,
@@ -320,7 +325,9 @@ impl Driver {
     ) -> Self {
         let now = Instant::now();
         Driver {
-            stream,
+            reader,
+            writer,
+            unflushed: false,
             inbuf,
             out: BytesMut::with_capacity(64 * 1024),
             decoder: FrameDecoder::new(neg.local_max_frame_size),
@@ -345,6 +352,16 @@ impl Driver {
             Ok(e) => e,
             Err(e) => Exit::Failed(e),
         };
+        if !self.out.is_empty() {
+            // The close answering the peer's, if the socket still takes it.
+            let out = std::mem::take(&mut self.out);
+            let writer = &mut self.writer;
+            let _ = tokio::time::timeout(FAREWELL_TIMEOUT, async move {
+                writer.write_all(&out).await?;
+                writer.flush().await
+            })
+            .await;
+        }
         let err = match exit {
             Exit::Clean => Error::Closed,
             Exit::Failed(e) => {
@@ -380,18 +397,25 @@ impl Driver {
         let mut commands_open = true;
         loop {
             self.flush_disposition();
-            if !self.out.is_empty() {
-                self.try_flush()?;
-            }
+            // Room for the next read; cheap while there is some.
+            self.inbuf.reserve(64 * 1024);
+            let flush = self.out.is_empty() && self.unflushed;
             tokio::select! {
-                r = self.stream.readable() => {
-                    r?;
-                    if let Some(exit) = self.read_input()? {
+                read = self.reader.read_buf(&mut self.inbuf) => {
+                    if let Some(exit) = self.read_input(read)? {
                         return Ok(exit);
                     }
                 }
-                r = self.stream.writable(), if !self.out.is_empty() => {
-                    r?;
+                written = write_or_flush(&mut self.writer, &self.out), if !self.out.is_empty() || flush => {
+                    match written? {
+                        Some(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                        Some(n) => {
+                            self.out.advance(n);
+                            self.last_write = Instant::now();
+                            self.unflushed = true;
+                        }
+                        None => self.unflushed = false,
+                    }
                 }
                 cmd = self.rx.recv(), if commands_open => {
                     match cmd {
@@ -444,25 +468,8 @@ impl Driver {
         Ok(())
     }
 
-    fn try_flush(&mut self) -> Result<()> {
-        while !self.out.is_empty() {
-            match self.stream.try_write(&self.out) {
-                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
-                Ok(n) => {
-                    self.out.advance(n);
-                    self.last_write = Instant::now();
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
-    }
-
-    fn read_input(&mut self) -> Result<Option<Exit>> {
-        self.inbuf.reserve(64 * 1024);
-        match self.stream.try_read_buf(&mut self.inbuf) {
+    fn read_input(&mut self, read: io::Result<usize>) -> Result<Option<Exit>> {
+        match read {
             Ok(0) => {
                 return Err(if self.close_sent {
                     Error::ConnectionClosed(None)
@@ -471,7 +478,6 @@ impl Driver {
                 });
             }
             Ok(_) => self.last_read = Instant::now(),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(None),
             Err(e) => return Err(e.into()),
         }
@@ -851,8 +857,8 @@ impl Driver {
             Performative::Close(c) => {
                 let remote = RemoteError::from_opt(c.error.as_ref());
                 if !self.close_sent {
+                    // Sent on the way out (see `run`).
                     self.send_close();
-                    let _ = self.try_flush();
                     return Ok(Some(Exit::Failed(Error::ConnectionClosed(remote))));
                 }
                 return Ok(Some(match remote {
@@ -1264,4 +1270,17 @@ pub(crate) fn count_frames(mut buf: &[u8]) -> u32 {
         n += 1;
     }
     n
+}
+
+/// Writes what it can of `out` (`Some(n)`), or flushes once `out` is empty (`None`): TLS
+/// may keep written bytes back until flushed. Cancel-safe, as `select!` needs.
+async fn write_or_flush<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    out: &[u8],
+) -> io::Result<Option<usize>> {
+    if out.is_empty() {
+        writer.flush().await?;
+        return Ok(None);
+    }
+    writer.write(out).await.map(Some)
 }

@@ -59,6 +59,8 @@ pub enum Error {
     Protocol(String),
     #[error("SASL authentication failed: {0:?}")]
     Sasl(SaslCode),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("peer offers none of the SASL mechanisms we can use (wanted {0})")]
     SaslMechanism(&'static str),
     #[error("connection closed by peer ({})", Opt(.0))]

@@ -15,6 +15,7 @@ mod driver;
 mod error;
 mod message;
 mod sas;
+mod tls;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -23,7 +24,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
@@ -39,6 +40,7 @@ use driver::{Command, Driver, LinkSpec, Negotiated, Shared, TransferReply};
 pub use error::{Error, RemoteError, Result};
 pub use message::{MessageOptions, encode_message, encode_message_with, message_body};
 pub use sas::{sas_token, sas_token_for};
+pub use tls::tls_config_trusting;
 
 /// SASL mechanism used before the AMQP layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +69,9 @@ pub struct ConnectOptions {
     pub idle_timeout: Option<Duration>,
     /// Limit for TCP connect plus the SASL and `open` exchange.
     pub connect_timeout: Duration,
+    /// Speak TLS with this configuration (see [`tls_config_trusting`]); the server's
+    /// certificate must be valid for `hostname` (or the address's host).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for ConnectOptions {
@@ -78,6 +83,7 @@ impl Default for ConnectOptions {
             max_frame_size: 1 << 20,
             idle_timeout: None,
             connect_timeout: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -228,12 +234,36 @@ impl Connection {
     }
 
     async fn handshake(addr: &str, opts: ConnectOptions) -> Result<Connection> {
-        let mut stream = TcpStream::connect(addr).await?;
+        let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let hostname = opts
             .hostname
             .clone()
             .unwrap_or_else(|| host_of(addr).to_owned());
+        let Some(tls) = &opts.tls else {
+            return Self::negotiate(stream, hostname, &opts, TcpStream::into_split).await;
+        };
+        let name = rustls::pki_types::ServerName::try_from(hostname.clone())
+            .map_err(|e| Error::Tls(format!("{hostname}: {e}")))?;
+        let stream = tokio_rustls::TlsConnector::from(Arc::clone(tls))
+            .connect(name, stream)
+            .await
+            .map_err(|e| Error::Tls(e.to_string()))?;
+        Self::negotiate(stream, hostname, &opts, tokio::io::split).await
+    }
+
+    /// SASL and the `open` exchange on `stream`, then the connection task on its halves.
+    async fn negotiate<S, R, W>(
+        mut stream: S,
+        hostname: String,
+        opts: &ConnectOptions,
+        split: impl FnOnce(S) -> (R, W),
+    ) -> Result<Connection>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let mut inbuf = BytesMut::with_capacity(64 * 1024);
         let mut decoder = FrameDecoder::default();
 
@@ -320,7 +350,7 @@ impl Connection {
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::default());
-        tokio::spawn(Driver::new(stream, inbuf, rx, shared.clone(), neg).run());
+        tokio::spawn(Driver::new(split(stream), inbuf, rx, shared.clone(), neg).run());
         Ok(Connection {
             inner: Arc::new(ConnInner {
                 handle: Handle { tx, shared },
@@ -749,7 +779,7 @@ fn sasl_init(sasl: &Sasl, offered: &[Symbol], hostname: &str) -> Result<SaslFram
     })
 }
 
-async fn fill(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<()> {
+async fn fill(stream: &mut (impl AsyncRead + Unpin), buf: &mut BytesMut) -> Result<()> {
     buf.reserve(4096);
     if stream.read_buf(buf).await? == 0 {
         return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
@@ -758,7 +788,7 @@ async fn fill(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<()> {
 }
 
 async fn expect_header(
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncRead + Unpin),
     buf: &mut BytesMut,
     want: ProtocolHeader,
 ) -> Result<()> {
@@ -778,7 +808,7 @@ async fn expect_header(
 }
 
 async fn read_frame(
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncRead + Unpin),
     buf: &mut BytesMut,
     decoder: &mut FrameDecoder,
 ) -> Result<Frame> {

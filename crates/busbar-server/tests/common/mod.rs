@@ -41,15 +41,16 @@ pub async fn health_becomes(address: SocketAddr, want: u16) -> String {
 
 /// A connection holding a token (the development key's) for `entity`.
 pub async fn connect_to(amqp: &str, entity: &str) -> Connection {
-    let connection = Connection::connect(
-        amqp,
-        ConnectOptions {
-            sasl: Sasl::Anonymous,
-            ..ConnectOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    connect_with(amqp, entity, ConnectOptions::default()).await
+}
+
+/// [`connect_to`] with `options` (SASL ANONYMOUS whatever they say).
+pub async fn connect_with(amqp: &str, entity: &str, options: ConnectOptions) -> Connection {
+    let options = ConnectOptions {
+        sasl: Sasl::Anonymous,
+        ..options
+    };
+    let connection = Connection::connect(amqp, options).await.unwrap();
     let audience = format!("sb://{amqp}/{entity}");
     let expiry = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -113,6 +114,7 @@ pub async fn assert_queue_held_exactly(session: &Session, http: SocketAddr, want
 /// A broker started with `run` in this process.
 pub struct Started {
     pub amqp: String,
+    pub amqps: String,
     pub http: SocketAddr,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Result<(), RunError>>,
@@ -123,6 +125,7 @@ impl Started {
     pub async fn new(config: BrokerConfig) -> Started {
         let listeners = Listeners::bind(&config).await.unwrap();
         let amqp = listeners.amqp.local_addr().unwrap().to_string();
+        let amqps = listeners.amqps.local_addr().unwrap().to_string();
         let http = listeners.http.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(run(config, listeners, async move {
@@ -131,6 +134,7 @@ impl Started {
         health_becomes(http, 200).await;
         Started {
             amqp,
+            amqps,
             http,
             stop,
             task,
