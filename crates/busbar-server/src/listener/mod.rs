@@ -12,6 +12,7 @@
 pub mod certificates;
 mod detect;
 pub mod dev_ca;
+mod greedy;
 mod prefixed;
 
 use std::net::SocketAddr;
@@ -28,6 +29,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::connection::{self, ClientStream, Handoff};
 use certificates::{CertStore, CertificateFiles};
 use detect::Protocol;
+use greedy::Greedy;
 use prefixed::Prefixed;
 
 /// How long a new connection has to finish its TLS handshake (if any) and send the first
@@ -359,7 +361,7 @@ impl FrontDoor {
                     }
                 };
                 return Ok(Recognised {
-                    stream: Box::new(tls),
+                    stream: Box::new(Greedy::new(tls)),
                     read_ahead,
                     speaks,
                     encrypted: true,
