@@ -135,7 +135,9 @@ impl<S: Store> Conn<S> {
             }
             // Expiries met on the way are not waited for: nothing acknowledges them.
             drop(journal.into_commit());
-            entity.stats.add_delivered(deliveries.len());
+            entity
+                .stats
+                .add_delivered(deliveries.len(), self.broker.now_ms());
             let full_batch = deliveries.len() == capacity as usize;
             let mut outcomes = Vec::with_capacity(deliveries.len());
             for delivery in deliveries {
