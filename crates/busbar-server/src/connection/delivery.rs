@@ -64,6 +64,10 @@ impl<S: Store> Conn<S> {
         let Some(LinkKind::Consumer(consumer)) = self.links.get(&link) else {
             return;
         };
+        // Detached once the connection hears of the change; nothing goes out meanwhile.
+        if consumer.refusal(&self.hostname).is_some() {
+            return;
+        }
         let entity = Arc::clone(&consumer.entity);
         let (kind, mode, consumer_id) = (consumer.kind, consumer.mode, consumer.consumer);
         let session = consumer.message_session.clone();
