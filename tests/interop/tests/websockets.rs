@@ -1,5 +1,5 @@
 //! AMQP over WebSockets (`/$servicebus/websocket`, subprotocol `AMQPWSB10`): the official
-//! Python SDK sends and receives through it; a raw WebSocket client (tungstenite, frames
+//! Python and JS SDKs send and receive through it; a raw WebSocket client (tungstenite, frames
 //! built with our AMQP codec) checks what SDKs don't exercise: frames split across
 //! messages, pings, refusals of a wrong subprotocol, a text message and an over-sized
 //! message, and that WebSocket connections count against `--max-connections`. After every
@@ -206,6 +206,18 @@ fn python_sends_and_receives_over_a_websocket_on_the_http_listener() {
     let broker = broker_with_queue(&["--max-message-size", "1048576"]);
     let endpoint = format!("sb://{}", broker.http_addr());
     broker.run_python("websocket_send_receive.py", &["orders", &endpoint]);
+}
+
+/// The JS SDK dials only `wss://`; its script swaps in a WebSocket class that dials `ws://`,
+/// and the connection string names the HTTP listener's port, where the SDK takes it from.
+#[test]
+fn js_sends_and_receives_over_a_websocket_on_the_http_listener() {
+    let broker = broker_with_queue(&["--max-message-size", "1048576"]);
+    let amqp_endpoint = format!("sb://{};", broker.amqp_addr());
+    let http_endpoint = format!("sb://{};", broker.http_addr());
+    let conn = broker.conn_str().replace(&amqp_endpoint, &http_endpoint);
+    assert_ne!(conn, broker.conn_str(), "the endpoint names the HTTP port");
+    broker.run_node_with("websocket_send_receive.mjs", &conn, &["orders", "ws"], &[]);
 }
 
 #[test]
