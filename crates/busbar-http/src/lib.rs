@@ -9,6 +9,8 @@
 //! It only reports on and (later) administers the broker through state handed to it; it must
 //! not touch the AMQP listener or the store directly.
 
+pub mod rest;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

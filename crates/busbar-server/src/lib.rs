@@ -19,6 +19,7 @@ pub mod emulator_config;
 pub mod limits;
 pub mod management;
 pub mod relaxed_json;
+mod rest;
 pub mod session_receivers;
 
 use std::future::Future;
@@ -117,6 +118,7 @@ pub async fn run(
     let http = {
         let admin: Arc<dyn busbar_http::Admin> = Arc::clone(&current) as _;
         let router = busbar_http::router_with_admin(health.clone(), admin);
+        let router = busbar_http::rest::with_messaging(router, Arc::clone(&current) as _);
         tokio::spawn(busbar_http::serve(listeners.http, router, async move {
             let _ = http_stopped.wait_for(|stopped| *stopped).await;
         }))

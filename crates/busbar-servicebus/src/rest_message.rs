@@ -413,6 +413,20 @@ pub fn to_http(
     })
 }
 
+/// The broker properties answered to a lock renewal: the lock and its new expiry.
+pub fn renewed_lock(token: Uuid, locked_until_ms: i64) -> String {
+    let mut broker = Map::new();
+    broker.insert(
+        "LockToken".to_owned(),
+        Json::from(token.hyphenated().to_string()),
+    );
+    broker.insert(
+        "LockedUntilUtc".to_owned(),
+        Json::from(format_date_ms(locked_until_ms)),
+    );
+    Json::Object(broker).to_string()
+}
+
 /// An RFC 1123 date (`Sun, 06 Nov 1994 08:49:37 GMT`) as ms since the Unix epoch.
 pub fn parse_date_ms(text: &str) -> Option<i64> {
     let at = httpdate::parse_http_date(text.trim()).ok()?;
