@@ -118,7 +118,8 @@ pub async fn run(
     let http = {
         let admin: Arc<dyn busbar_http::Admin> = Arc::clone(&current) as _;
         let router = busbar_http::router_with_admin(health.clone(), admin);
-        let router = busbar_http::rest::with_messaging(router, Arc::clone(&current) as _);
+        let messaging = rest::HttpMessaging::new(Arc::clone(&current), http_stopped.clone());
+        let router = busbar_http::rest::with_messaging(router, Arc::new(messaging));
         tokio::spawn(busbar_http::serve(listeners.http, router, async move {
             let _ = http_stopped.wait_for(|stopped| *stopped).await;
         }))

@@ -23,7 +23,7 @@ use busbar_servicebus::rest_message::{
     BATCH_CONTENT_TYPE, batch_from_http, from_http, renewed_lock, to_http,
 };
 use busbar_store::{Store, StoreHealth};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
 use crate::broker::{Broker, Entity, Route, wake};
@@ -34,7 +34,25 @@ pub const HTTP_CONSUMER: ConsumerId = ConsumerId(u64::MAX - 1);
 
 const REOPENING: &str = "The broker is reopening its store; try again shortly.";
 
-impl Messaging for Current {
+/// The REST runtime API over whichever broker is serving.
+pub(crate) struct HttpMessaging {
+    current: Arc<Current>,
+    /// Turns true when the HTTP listener stops: waiting receives answer 204 at once, so
+    /// they don't hold up the shutdown.
+    stopping: watch::Receiver<bool>,
+}
+
+impl HttpMessaging {
+    pub(crate) fn new(current: Arc<Current>, stopping: watch::Receiver<bool>) -> Self {
+        HttpMessaging { current, stopping }
+    }
+
+    fn broker(&self) -> Option<Arc<ServedBroker>> {
+        self.current.broker()
+    }
+}
+
+impl Messaging for HttpMessaging {
     fn authorize(
         &self,
         authorization: Option<&str>,
@@ -67,9 +85,10 @@ impl Messaging for Current {
     fn receive(&self, entity: &str, mode: ReceiveMode, wait: Duration) -> Reply<Option<Received>> {
         let broker = self.broker();
         let entity = entity.to_owned();
+        let stopping = self.stopping.clone();
         Box::pin(async move {
             let broker = serving(broker)?;
-            receive(&broker, &entity, mode, wait).await
+            receive(&broker, &entity, mode, wait, stopping).await
         })
     }
 
@@ -218,6 +237,7 @@ async fn receive<S: Store>(
     entity: &str,
     mode: ReceiveMode,
     wait: Duration,
+    mut stopping: watch::Receiver<bool>,
 ) -> Result<Option<Received>, Failure> {
     let (queue, kind) = receivable(broker, entity)?;
     let deadline = tokio::time::Instant::now() + wait;
@@ -249,12 +269,14 @@ async fn receive<S: Store>(
             // Nothing wakes a receive when the disk recovers: look again shortly.
             deadline.min(tokio::time::Instant::now() + Duration::from_millis(100))
         };
-        if tokio::time::timeout_at(pause, notify.notified())
-            .await
-            .is_err()
-            && tokio::time::Instant::now() >= deadline
-        {
-            return Ok(None);
+        tokio::select! {
+            () = notify.notified() => {}
+            () = tokio::time::sleep_until(pause) => {
+                if tokio::time::Instant::now() >= deadline {
+                    return Ok(None);
+                }
+            }
+            _ = stopping.wait_for(|stopped| *stopped) => return Ok(None),
         }
     }
 }

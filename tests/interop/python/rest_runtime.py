@@ -21,6 +21,7 @@ Phases:
 import datetime
 import email.utils
 import json
+import threading
 import time
 import uuid
 
@@ -154,6 +155,14 @@ def batch_and_delete(rest, queue, _args):
         check("Location" not in taken.headers, "no Location for receive-and-delete")
         expect_eq(taken.headers.get(name), value, f"custom property {name}")
     expect_status(rest.receive_and_delete(queue, timeout=1), 204, "receive-and-delete on an empty queue")
+
+    # A receive that is already waiting gets a message sent meanwhile.
+    sender = threading.Timer(1.0, lambda: expect_status(rest.send(queue, "late"), 201, "send while a receive waits"))
+    sender.start()
+    waited = rest.receive_and_delete(queue, timeout=60)
+    sender.join()
+    expect_status(waited, 200, "a waiting receive-and-delete")
+    expect_eq(waited.text, "late", "the message sent while it waited")
 
 
 def refusals(rest, queue, _args):

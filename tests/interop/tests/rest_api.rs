@@ -3,7 +3,10 @@
 //! them, and checked against the Python SDK in both directions. The broker holds three
 //! policies with one right each, so every request's token is judged.
 
-use busbar_interop::Broker;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use busbar_interop::{Broker, QueueSpec, emulator_config};
 
 const SEND_KEY: &str = "send-only-key";
 const LISTEN_KEY: &str = "listen-only-key";
@@ -81,4 +84,34 @@ fn rest_refuses_bad_tokens_unknown_entities_and_locks_bad_properties_and_large_b
 #[test]
 fn rest_and_the_python_sdk_see_the_same_messages_both_ways() {
     run_phase("cross_protocol", "work");
+}
+
+/// A receive waiting for a message does not hold up a shutdown: it is answered 204 and the
+/// broker exits within the harness's stop timeout, where it would otherwise wait out the
+/// request's 300 seconds.
+#[test]
+fn a_waiting_rest_receive_ends_with_the_broker() {
+    let mut broker = Broker::start(Some(&emulator_config(&[QueueSpec::new("idle")])), &[]);
+    let address = broker.http_addr();
+    let mut waiting = TcpStream::connect(address).unwrap_or_else(|e| broker.fail(&e.to_string()));
+    let request = format!(
+        "POST /idle/messages/head?timeout=300 HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\n\r\n"
+    );
+    if let Err(error) = waiting.write_all(request.as_bytes()) {
+        broker.fail(&format!("writing the receive: {error}"));
+    }
+    // The broker answers requests in the order it reads them: once a later one is
+    // answered, the receive has been read and is waiting.
+    if !broker.is_healthy() {
+        broker.fail("the broker is not healthy");
+    }
+    let status = broker.stop();
+    if !status.success() {
+        broker.fail(&format!("busbar exited with {status}"));
+    }
+    let mut answer = String::new();
+    let _ = waiting.read_to_string(&mut answer);
+    if !answer.is_empty() && !answer.starts_with("HTTP/1.1 204") {
+        broker.fail(&format!("the waiting receive was answered: {answer}"));
+    }
 }
