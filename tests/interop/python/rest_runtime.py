@@ -15,7 +15,8 @@ Phases:
   410 for an unknown entity; 404 for an unknown lock; 400 for bad BrokerProperties; 403
   for a message over the size limit.
 - cross_protocol: sent over REST and received by the SDK with its properties and custom
-  properties; sent by the SDK (to a queue, and to a topic) and received over REST.
+  properties; sent by the SDK (to a queue, and to a topic) and received over REST, and
+  read from the dead-letter queue over REST.
 """
 
 import datetime
@@ -272,6 +273,18 @@ def cross_protocol(rest, queue, args, conn):
     copy = rest.receive_and_delete(path)
     expect_status(copy, 200, "subscription copy")
     expect_eq(broker_properties(copy).get("MessageId"), "x-3", "copy MessageId")
+
+    # A message the SDK dead-letters is read from the dead-letter queue over REST.
+    with client(conn) as sb:
+        with sb.get_queue_sender(queue) as sender:
+            sender.send_messages(ServiceBusMessage("bad", message_id="dl-1"))
+        with sb.get_queue_receiver(queue, max_wait_time=10) as receiver:
+            (message,) = receiver.receive_messages(max_message_count=1, max_wait_time=10)
+            receiver.dead_letter_message(message, reason="because", error_description="testing")
+    dead = rest.receive_and_delete(f"{queue}/$DeadLetterQueue")
+    expect_status(dead, 200, "receive-and-delete from the dead-letter queue")
+    expect_eq(broker_properties(dead).get("MessageId"), "dl-1", "dead-lettered MessageId")
+    expect_eq(dead.headers.get("DeadLetterReason"), '"because"', "dead-letter reason")
 
 
 def main():
