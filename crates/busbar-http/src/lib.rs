@@ -6,8 +6,13 @@
 //! Everything but `/health` needs a SAS token in the `Authorization` header, which the
 //! broker judges through [`Admin::authorize`] (reads need Listen, changes Manage).
 //!
-//! It only reports on and (later) administers the broker through state handed to it; it must
-//! not touch the AMQP listener or the store directly.
+//! The Service Bus administration API (Atom/XML, for `ServiceBusAdministrationClient`) is
+//! in [`atom`]; it answers every request that carries `api-version`.
+//!
+//! It only reports on and administers the broker through state handed to it; it must not
+//! touch the AMQP listener or the store directly.
+
+pub mod atom;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -192,6 +197,19 @@ pub fn router_with_admin(state: HealthState, admin: Arc<dyn Admin>) -> Router {
         ))
         .with_state(admin);
     router(state).merge(api)
+}
+
+/// [`router_with_admin`] plus the administration (Atom) API over `management`; see [`atom`].
+pub fn router_with_management(
+    state: HealthState,
+    admin: Arc<dyn Admin>,
+    management: Arc<dyn atom::Management>,
+) -> Router {
+    atom::with_management(
+        router_with_admin(state, Arc::clone(&admin)),
+        admin,
+        management,
+    )
 }
 
 /// Refuses, with 401 and the reason, a request whose `Authorization` header does not grant
