@@ -12,6 +12,7 @@
 //! ([`config`], the model) and reads Microsoft's emulator `Config.json` into it
 //! ([`emulator_config`]).
 
+mod admin_api;
 pub mod broker;
 pub mod config;
 pub mod connection;
@@ -116,7 +117,8 @@ pub async fn run(
     let (http_stop, mut http_stopped) = watch::channel(false);
     let http = {
         let admin: Arc<dyn busbar_http::Admin> = Arc::clone(&current) as _;
-        let router = busbar_http::router_with_admin(health.clone(), admin);
+        let management: Arc<dyn busbar_http::atom::Management> = Arc::clone(&current) as _;
+        let router = busbar_http::router_with_management(health.clone(), admin, management);
         tokio::spawn(busbar_http::serve(listeners.http, router, async move {
             let _ = http_stopped.wait_for(|stopped| *stopped).await;
         }))

@@ -354,3 +354,76 @@ fn typed_value(value: &Element) -> Result<TypedValue, String> {
         other => return Err(format!("'{other}' is not a supported parameter type.")),
     })
 }
+
+/// One entry of an answer, flattened for display and for editing a description: the
+/// entry's title, its description's element name, and each leaf element's local name and
+/// text in document order (nested ones such as `CountDetails`' counts included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryFields {
+    pub title: String,
+    pub kind: String,
+    pub fields: Vec<(String, String)>,
+    /// The description's own leaf elements, without read-only ones: what a PUT that
+    /// changes nothing would send back.
+    pub settings: Vec<(String, String)>,
+}
+
+impl EntryFields {
+    /// The text of the first leaf element with this name.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The entries of an entry document or a feed (none for the empty feed the API answers
+/// for something missing).
+pub fn entries(body: &str) -> Result<Vec<EntryFields>, String> {
+    let root = xml_tree::parse(body)?;
+    let entries: Vec<&Element> = match root.name.as_str() {
+        "entry" => vec![&root],
+        "feed" => root.children.iter().filter(|c| c.name == "entry").collect(),
+        other => return Err(format!("<{other}> is neither an Atom entry nor a feed.")),
+    };
+    Ok(entries
+        .into_iter()
+        .map(|entry| {
+            let title = entry
+                .child("title")
+                .map(|t| t.text.clone())
+                .unwrap_or_default();
+            let described = entry.child("content").and_then(|c| c.children.first());
+            let mut fields = Vec::new();
+            if let Some(described) = described {
+                flatten(described, &mut fields);
+            }
+            let settings = described
+                .map(|d| {
+                    d.children
+                        .iter()
+                        .filter(|c| c.children.is_empty() && !READ_ONLY.contains(&c.name.as_str()))
+                        .map(|c| (c.name.clone(), c.text.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            EntryFields {
+                title,
+                kind: described.map(|d| d.name.clone()).unwrap_or_default(),
+                fields,
+                settings,
+            }
+        })
+        .collect())
+}
+
+fn flatten(element: &Element, out: &mut Vec<(String, String)>) {
+    for child in &element.children {
+        if child.children.is_empty() {
+            out.push((child.name.clone(), child.text.clone()));
+        } else {
+            flatten(child, out);
+        }
+    }
+}
