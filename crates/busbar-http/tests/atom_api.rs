@@ -120,12 +120,14 @@ impl Management for Memory {
         };
         put(&mut t.queues, other, name, mode, view)
     }
-    fn delete_queue(&self, name: &str) -> Result<(), ManagementError> {
+    fn delete_queue<'a>(&'a self, name: &'a str) -> Pending<'a, ()> {
         let mut t = self.0.lock().unwrap();
-        t.queues
-            .remove(&key(name))
-            .map(drop)
-            .ok_or(ManagementError::NotFound(name.to_owned()))
+        let removed = t.queues.remove(&key(name));
+        Box::pin(std::future::ready(
+            removed
+                .map(drop)
+                .ok_or(ManagementError::NotFound(name.to_owned())),
+        ))
     }
     fn topic(&self, name: &str) -> Option<TopicView> {
         self.0.lock().unwrap().topics.get(&key(name)).cloned()
@@ -149,13 +151,15 @@ impl Management for Memory {
         };
         put(&mut t.topics, other, name, mode, view)
     }
-    fn delete_topic(&self, name: &str) -> Result<(), ManagementError> {
+    fn delete_topic<'a>(&'a self, name: &'a str) -> Pending<'a, ()> {
         let mut t = self.0.lock().unwrap();
         t.subscriptions.retain(|(topic, _), _| *topic != key(name));
-        t.topics
-            .remove(&key(name))
-            .map(drop)
-            .ok_or(ManagementError::NotFound(name.to_owned()))
+        let removed = t.topics.remove(&key(name));
+        Box::pin(std::future::ready(
+            removed
+                .map(drop)
+                .ok_or(ManagementError::NotFound(name.to_owned())),
+        ))
     }
     fn subscription(&self, topic: &str, name: &str) -> Option<SubscriptionView> {
         self.0
@@ -213,12 +217,14 @@ impl Management for Memory {
         t.subscriptions.insert(id, view.clone());
         Ok(view)
     }
-    fn delete_subscription(&self, topic: &str, name: &str) -> Result<(), ManagementError> {
+    fn delete_subscription<'a>(&'a self, topic: &'a str, name: &'a str) -> Pending<'a, ()> {
         let mut t = self.0.lock().unwrap();
-        t.subscriptions
-            .remove(&(key(topic), key(name)))
-            .map(drop)
-            .ok_or(ManagementError::NotFound(name.to_owned()))
+        let removed = t.subscriptions.remove(&(key(topic), key(name)));
+        Box::pin(std::future::ready(
+            removed
+                .map(drop)
+                .ok_or(ManagementError::NotFound(name.to_owned())),
+        ))
     }
     fn rule(&self, topic: &str, subscription: &str, name: &str) -> Option<RuleView> {
         let t = self.0.lock().unwrap();

@@ -8,7 +8,7 @@ use busbar_core::filter::{CorrelationFilter as CoreCorrelation, FilterValue};
 use busbar_core::namespace::{FilterDescription, RuleDescription, split_subscription_path};
 use busbar_core::rules::Rule as CompiledRule;
 use busbar_http::atom::{
-    CorrelationFilter, Management, ManagementError, MessageCounts, NamespaceView, PutMode,
+    CorrelationFilter, Management, ManagementError, MessageCounts, NamespaceView, Pending, PutMode,
     QueueSettings, QueueView, Rule, RuleAction, RuleFilter, RuleView, Runtime,
     SubscriptionSettings, SubscriptionView, TopicSettings, TopicView, TypedValue,
 };
@@ -19,6 +19,12 @@ use crate::broker::{Broker, Entity, RuleChangeError, TopicEntity};
 /// What runtime changes of queues, topics and subscriptions answer until the broker can
 /// make them.
 const NOT_YET: &str = "Creating, changing and deleting queues, topics and subscriptions at run time is not available yet; define them in Config.json.";
+
+fn not_yet<'a>() -> Pending<'a, ()> {
+    Box::pin(std::future::ready(Err(ManagementError::BadRequest(
+        NOT_YET.to_owned(),
+    ))))
+}
 
 fn span_ms(ms: i64) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
@@ -321,8 +327,8 @@ impl<S: Store> busbar_http::atom::Management for Broker<S> {
         Err(ManagementError::BadRequest(NOT_YET.to_owned()))
     }
 
-    fn delete_queue(&self, _: &str) -> Result<(), ManagementError> {
-        Err(ManagementError::BadRequest(NOT_YET.to_owned()))
+    fn delete_queue<'a>(&'a self, _: &'a str) -> Pending<'a, ()> {
+        not_yet()
     }
 
     fn topic(&self, name: &str) -> Option<TopicView> {
@@ -347,8 +353,8 @@ impl<S: Store> busbar_http::atom::Management for Broker<S> {
         Err(ManagementError::BadRequest(NOT_YET.to_owned()))
     }
 
-    fn delete_topic(&self, _: &str) -> Result<(), ManagementError> {
-        Err(ManagementError::BadRequest(NOT_YET.to_owned()))
+    fn delete_topic<'a>(&'a self, _: &'a str) -> Pending<'a, ()> {
+        not_yet()
     }
 
     fn subscription(&self, topic: &str, name: &str) -> Option<SubscriptionView> {
@@ -386,8 +392,8 @@ impl<S: Store> busbar_http::atom::Management for Broker<S> {
         Err(ManagementError::BadRequest(NOT_YET.to_owned()))
     }
 
-    fn delete_subscription(&self, _: &str, _: &str) -> Result<(), ManagementError> {
-        Err(ManagementError::BadRequest(NOT_YET.to_owned()))
+    fn delete_subscription<'a>(&'a self, _: &'a str, _: &'a str) -> Pending<'a, ()> {
+        not_yet()
     }
 
     fn rule(&self, topic: &str, subscription: &str, name: &str) -> Option<RuleView> {
@@ -472,8 +478,8 @@ impl busbar_http::atom::Management for crate::Current {
     ) -> Result<QueueView, ManagementError> {
         Management::put_queue(&*self.broker_for_change()?, name, settings, mode)
     }
-    fn delete_queue(&self, name: &str) -> Result<(), ManagementError> {
-        Management::delete_queue(&*self.broker_for_change()?, name)
+    fn delete_queue<'a>(&'a self, name: &'a str) -> Pending<'a, ()> {
+        Box::pin(async move { Management::delete_queue(&*self.broker_for_change()?, name).await })
     }
     fn topic(&self, name: &str) -> Option<TopicView> {
         Management::topic(&*self.broker()?, name)
@@ -491,8 +497,8 @@ impl busbar_http::atom::Management for crate::Current {
     ) -> Result<TopicView, ManagementError> {
         Management::put_topic(&*self.broker_for_change()?, name, settings, mode)
     }
-    fn delete_topic(&self, name: &str) -> Result<(), ManagementError> {
-        Management::delete_topic(&*self.broker_for_change()?, name)
+    fn delete_topic<'a>(&'a self, name: &'a str) -> Pending<'a, ()> {
+        Box::pin(async move { Management::delete_topic(&*self.broker_for_change()?, name).await })
     }
     fn subscription(&self, topic: &str, name: &str) -> Option<SubscriptionView> {
         Management::subscription(&*self.broker()?, topic, name)
@@ -509,8 +515,10 @@ impl busbar_http::atom::Management for crate::Current {
     ) -> Result<SubscriptionView, ManagementError> {
         Management::put_subscription(&*self.broker_for_change()?, topic, name, settings, mode)
     }
-    fn delete_subscription(&self, topic: &str, name: &str) -> Result<(), ManagementError> {
-        Management::delete_subscription(&*self.broker_for_change()?, topic, name)
+    fn delete_subscription<'a>(&'a self, topic: &'a str, name: &'a str) -> Pending<'a, ()> {
+        Box::pin(async move {
+            Management::delete_subscription(&*self.broker_for_change()?, topic, name).await
+        })
     }
     fn rule(&self, topic: &str, subscription: &str, name: &str) -> Option<RuleView> {
         Management::rule(&*self.broker()?, topic, subscription, name)

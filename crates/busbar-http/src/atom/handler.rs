@@ -276,9 +276,9 @@ async fn serve(state: AtomState, request: axum::extract::Request) -> Result<Resp
         (&Method::PUT, _) => put(management, &request),
         (&Method::DELETE, Target::Entity(name)) => {
             if management.queue(name).is_some() {
-                management.delete_queue(name)?;
+                management.delete_queue(name).await?;
             } else if management.topic(name).is_some() {
-                management.delete_topic(name)?;
+                management.delete_topic(name).await?;
             } else {
                 return Err(AtomError::not_found(format!(
                     "No service is hosted at the specified address: '{name}'."
@@ -287,7 +287,7 @@ async fn serve(state: AtomState, request: axum::extract::Request) -> Result<Resp
             Ok(deleted())
         }
         (&Method::DELETE, Target::Subscription { topic, name }) => {
-            management.delete_subscription(topic, name)?;
+            management.delete_subscription(topic, name).await?;
             Ok(deleted())
         }
         (

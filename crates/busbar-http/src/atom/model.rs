@@ -352,6 +352,11 @@ pub enum ManagementError {
     Unavailable(String),
 }
 
+/// A change the broker completes asynchronously (deleting waits for the store to drop the
+/// entity's messages).
+pub type Pending<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, ManagementError>> + Send + 'a>>;
+
 /// The entities the administration API manages, as the broker keeps them. Names are looked
 /// up case-insensitively. Settings arrive validated (ranges, immutable fields, forwarding
 /// targets that exist), so an implementation checks only what needs its own state: a name
@@ -369,7 +374,7 @@ pub trait Management: Send + Sync + 'static {
         mode: PutMode,
     ) -> Result<QueueView, ManagementError>;
     /// Deletes the queue and its messages.
-    fn delete_queue(&self, name: &str) -> Result<(), ManagementError>;
+    fn delete_queue<'a>(&'a self, name: &'a str) -> Pending<'a, ()>;
 
     fn topic(&self, name: &str) -> Option<TopicView>;
     fn topics(&self) -> Vec<TopicView>;
@@ -380,7 +385,7 @@ pub trait Management: Send + Sync + 'static {
         mode: PutMode,
     ) -> Result<TopicView, ManagementError>;
     /// Deletes the topic with its subscriptions and their rules.
-    fn delete_topic(&self, name: &str) -> Result<(), ManagementError>;
+    fn delete_topic<'a>(&'a self, name: &'a str) -> Pending<'a, ()>;
 
     fn subscription(&self, topic: &str, name: &str) -> Option<SubscriptionView>;
     /// Sorted by name; `NotFound` if the topic is missing.
@@ -393,7 +398,7 @@ pub trait Management: Send + Sync + 'static {
         settings: SubscriptionSettings,
         mode: PutMode,
     ) -> Result<SubscriptionView, ManagementError>;
-    fn delete_subscription(&self, topic: &str, name: &str) -> Result<(), ManagementError>;
+    fn delete_subscription<'a>(&'a self, topic: &'a str, name: &'a str) -> Pending<'a, ()>;
 
     fn rule(&self, topic: &str, subscription: &str, name: &str) -> Option<RuleView>;
     /// In the subscription's order; `NotFound` if the subscription is missing.
