@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use busbar_core::QueueConfig;
-use busbar_core::filter::{CorrelationFilter as CoreCorrelation, FilterValue};
+use busbar_core::filter::{CorrelationFilter as CoreCorrelation, FilterValue, inline_parameters};
 use busbar_core::namespace::{FilterDescription, RuleDescription, split_subscription_path};
 use busbar_core::rules::Rule as CompiledRule;
 use busbar_http::atom::{
@@ -226,16 +226,15 @@ fn rule_view(description: &RuleDescription) -> RuleView {
     }
 }
 
+/// The rule as the broker keeps it. Parameters are written into their expression: the
+/// rule works as asked, and is shown afterwards with the values in place.
 fn rule_description(name: &str, rule: Rule) -> Result<RuleDescription, ManagementError> {
-    let no_parameters = |parameters: &[(String, TypedValue)]| {
-        if parameters.is_empty() {
-            Ok(())
-        } else {
-            Err(ManagementError::BadRequest(
-                "SQL parameters are not supported yet; write the values into the expression."
-                    .to_owned(),
-            ))
-        }
+    let inline = |expression: String, parameters: &[(String, TypedValue)]| {
+        let values: Vec<(String, FilterValue)> = parameters
+            .iter()
+            .map(|(key, value)| (key.clone(), filter_value(value)))
+            .collect();
+        inline_parameters(&expression, &values).map_err(ManagementError::BadRequest)
     };
     let filter = match rule.filter {
         RuleFilter::True => FilterDescription::True,
@@ -243,10 +242,7 @@ fn rule_description(name: &str, rule: Rule) -> Result<RuleDescription, Managemen
         RuleFilter::Sql {
             expression,
             parameters,
-        } => {
-            no_parameters(&parameters)?;
-            FilterDescription::Sql(expression)
-        }
+        } => FilterDescription::Sql(inline(expression, &parameters)?),
         RuleFilter::Correlation(c) => FilterDescription::Correlation(CoreCorrelation {
             correlation_id: c.correlation_id,
             message_id: c.message_id,
@@ -268,10 +264,7 @@ fn rule_description(name: &str, rule: Rule) -> Result<RuleDescription, Managemen
         RuleAction::Sql {
             expression,
             parameters,
-        } => {
-            no_parameters(&parameters)?;
-            Some(expression)
-        }
+        } => Some(inline(expression, &parameters)?),
     };
     Ok(RuleDescription {
         name: name.to_owned(),
