@@ -9,10 +9,14 @@
 //! `/$servicebus/websocket` upgrades to AMQP over WebSockets and hands the connection to
 //! the broker ([`amqp_websocket`], the byte-stream adapter in `websocket_stream`).
 //!
-//! It only reports on and (later) administers the broker through state handed to it; it must
-//! not touch the AMQP listener or the store directly.
+//! The Service Bus administration API (Atom/XML, for `ServiceBusAdministrationClient`) is
+//! in [`atom`]; it answers every request that carries `api-version`.
+//!
+//! It only reports on and administers the broker through state handed to it; it must not
+//! touch the AMQP listener or the store directly.
 
 mod amqp_websocket;
+pub mod atom;
 mod websocket_stream;
 
 pub use amqp_websocket::{
@@ -205,6 +209,19 @@ pub fn router_with_admin(state: HealthState, admin: Arc<dyn Admin>) -> Router {
         ))
         .with_state(admin);
     router(state).merge(api)
+}
+
+/// [`router_with_admin`] plus the administration (Atom) API over `management`; see [`atom`].
+pub fn router_with_management(
+    state: HealthState,
+    admin: Arc<dyn Admin>,
+    management: Arc<dyn atom::Management>,
+) -> Router {
+    atom::with_management(
+        router_with_admin(state, Arc::clone(&admin)),
+        admin,
+        management,
+    )
 }
 
 /// Refuses, with 401 and the reason, a request whose `Authorization` header does not grant

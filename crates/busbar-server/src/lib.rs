@@ -12,6 +12,7 @@
 //! ([`config`], the model) and reads Microsoft's emulator `Config.json` into it
 //! ([`emulator_config`]).
 
+mod admin_api;
 pub mod broker;
 pub mod config;
 pub mod connection;
@@ -119,7 +120,8 @@ pub async fn run(
     let http = {
         let admin: Arc<dyn busbar_http::Admin> = Arc::clone(&current) as _;
         let websocket = Arc::new(websocket_handoff::WebSocketHandoff(handoff.clone()));
-        let router = busbar_http::router_with_admin(health.clone(), admin)
+        let management: Arc<dyn busbar_http::atom::Management> = Arc::clone(&current) as _;
+        let router = busbar_http::router_with_management(health.clone(), admin, management)
             .merge(busbar_http::amqp_websocket_router(websocket));
         let messaging = rest::HttpMessaging::new(Arc::clone(&current), http_stopped.clone());
         let router = busbar_http::rest::with_messaging(router, Arc::new(messaging));
