@@ -172,12 +172,45 @@ async fn send<S: Store>(
     if let Some(why) = Broker::<S>::refuse_without_session(&route, &batch) {
         return Err(Failure::BadRequest(why));
     }
+    // Sends not yet durable count with the AMQP connections' against the broker's limit:
+    // over it, a REST send is told to come back rather than pile up.
+    let limit = broker.settings.limits.max_uncommitted_bytes;
+    let held = broker.usage.uncommitted_bytes();
+    if held > limit {
+        return Err(Failure::Busy(format!(
+            "The broker holds {held} bytes of sends not yet durable, over its limit of {limit}; try again shortly."
+        )));
+    }
+    let _uncommitted = Uncommitted::count(broker, encoded.iter().map(|m| m.len() as u64).sum());
     let now = broker.now_ms();
     let mut journal = broker.journal();
     broker
         .store_routed(&route, batch, now, &mut journal)
         .map_err(|error| core_failure(&error))?;
     durable(broker, journal.into_commit()).await
+}
+
+/// Bytes of one REST send counted as not yet durable, until dropped (answered, or the
+/// client went away).
+struct Uncommitted<'b> {
+    usage: &'b crate::limits::Usage,
+    bytes: u64,
+}
+
+impl<'b> Uncommitted<'b> {
+    fn count<S: Store>(broker: &'b Broker<S>, bytes: u64) -> Self {
+        broker.usage.set_uncommitted(0, bytes);
+        Uncommitted {
+            usage: &broker.usage,
+            bytes,
+        }
+    }
+}
+
+impl Drop for Uncommitted<'_> {
+    fn drop(&mut self) {
+        self.usage.set_uncommitted(self.bytes, 0);
+    }
 }
 
 /// Waits until `commit` is durable, or answers 503 when the store holds the write longer
