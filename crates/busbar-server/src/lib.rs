@@ -19,6 +19,7 @@ pub mod emulator_config;
 pub mod limits;
 pub mod management;
 pub mod relaxed_json;
+mod rest;
 pub mod session_receivers;
 mod websocket_handoff;
 
@@ -120,6 +121,8 @@ pub async fn run(
         let websocket = Arc::new(websocket_handoff::WebSocketHandoff(handoff.clone()));
         let router = busbar_http::router_with_admin(health.clone(), admin)
             .merge(busbar_http::amqp_websocket_router(websocket));
+        let messaging = rest::HttpMessaging::new(Arc::clone(&current), http_stopped.clone());
+        let router = busbar_http::rest::with_messaging(router, Arc::new(messaging));
         tokio::spawn(busbar_http::serve(listeners.http, router, async move {
             let _ = http_stopped.wait_for(|stopped| *stopped).await;
         }))
