@@ -6,12 +6,23 @@
 //! Everything but `/health` needs a SAS token in the `Authorization` header, which the
 //! broker judges through [`Admin::authorize`] (reads need Listen, changes Manage).
 //!
+//! `/$servicebus/websocket` upgrades to AMQP over WebSockets and hands the connection to
+//! the broker ([`amqp_websocket`], the byte-stream adapter in `websocket_stream`).
+//!
 //! It only reports on and (later) administers the broker through state handed to it; it must
 //! not touch the AMQP listener or the store directly.
 
+mod amqp_websocket;
+mod websocket_stream;
+
+pub use amqp_websocket::{
+    AMQP_WEBSOCKET_PATH, AMQP_WEBSOCKET_PROTOCOL, AmqpEndpoint, MAX_WEBSOCKET_MESSAGE,
+    WebSocketBytes, amqp_websocket_router,
+};
 pub mod rest;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -389,7 +400,8 @@ async fn health(State(state): State<HealthState>) -> impl IntoResponse {
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then stops accepting and lets
-/// in-flight requests finish.
+/// in-flight requests finish. Connections may upgrade (WebSockets); handlers learn the
+/// client's address from `ConnectInfo<SocketAddr>`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -398,9 +410,12 @@ pub async fn serve(
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, "HTTP listener started");
     }
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 #[cfg(test)]

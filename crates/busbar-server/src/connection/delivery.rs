@@ -64,6 +64,10 @@ impl<S: Store> Conn<S> {
         let Some(LinkKind::Consumer(consumer)) = self.links.get(&link) else {
             return;
         };
+        // Detached once the connection hears of the change; nothing goes out meanwhile.
+        if consumer.refusal(&self.hostname).is_some() {
+            return;
+        }
         let entity = Arc::clone(&consumer.entity);
         let (kind, mode, consumer_id) = (consumer.kind, consumer.mode, consumer.consumer);
         let session = consumer.message_session.clone();
@@ -135,7 +139,9 @@ impl<S: Store> Conn<S> {
             }
             // Expiries met on the way are not waited for: nothing acknowledges them.
             drop(journal.into_commit());
-            entity.stats.add_delivered(deliveries.len());
+            entity
+                .stats
+                .add_delivered(deliveries.len(), self.broker.now_ms());
             let full_batch = deliveries.len() == capacity as usize;
             let mut outcomes = Vec::with_capacity(deliveries.len());
             for delivery in deliveries {

@@ -29,6 +29,9 @@ impl<S: Store> Conn<S> {
     pub(super) fn on_message(&mut self, message: IncomingMessage) {
         match self.links.get(&message.link) {
             Some(LinkKind::Producer(target)) => {
+                if let Some((condition, description)) = target.refusal(&self.hostname) {
+                    return self.settle_now(&message, rejected(condition, &description));
+                }
                 let route = match target {
                     SendTarget::Queue(entity) => self.broker.route(entity),
                     SendTarget::Topic(topic) => Route::Publish(Arc::clone(topic)),
