@@ -1,8 +1,8 @@
 //! The connection task: owns the socket, turns commands from the handles into frames and
 //! incoming frames into replies, deliveries and outcomes.
 //!
-//! One task per connection does both directions on the two halves of its stream (TCP, or
-//! TLS over TCP), reading and writing in the same `select!`, so a full send buffer never
+//! One task per connection does both directions on the two halves of its stream (TCP, TLS
+//! over TCP, or the socket pair bridged to a WebSocket), reading and writing in the same `select!`, so a full send buffer never
 //! stops it from reading. Frames produced while handling a batch of commands or a batch of
 //! input are appended to one buffer and written with one call.
 

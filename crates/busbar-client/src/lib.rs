@@ -7,6 +7,8 @@
 //! returns a future for the peer's outcome, so many can be in flight, bounded by link credit
 //! and the peer's session window. Receivers top their credit up as the application consumes.
 //! Service Bus extras: [`Connection::put_token`] (the `$cbs` exchange) and [`sas_token`].
+//! The bytes go over TCP, TLS ([`ConnectOptions::tls`]), or a WebSocket
+//! ([`Transport::WebSocket`], on Unix).
 //!
 //! This crate uses `busbar-amqp` only for encoding and decoding; it must not use that crate's
 //! broker-side engine, and it knows nothing of the broker's storage or configuration.
@@ -16,6 +18,8 @@ mod error;
 mod message;
 mod sas;
 mod tls;
+#[cfg(unix)]
+mod websocket;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -54,8 +58,23 @@ pub enum Sasl {
     },
 }
 
-/// Connection parameters. `Default` gives SASL ANONYMOUS, a random container-id, 1 MiB
-/// frames, no idle timeout and a 30 s handshake limit.
+/// How the AMQP bytes travel to the broker.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// A TCP connection to the address.
+    #[default]
+    Tcp,
+    /// A WebSocket (`ws://<address><path>`, subprotocol `AMQPWSB10`), for networks that
+    /// pass only HTTP; Service Bus and Busbar serve it at [`SERVICE_BUS_WEBSOCKET_PATH`]
+    /// (Busbar on its HTTP listener). Unix only.
+    WebSocket { path: String },
+}
+
+/// Where Service Bus and Busbar serve AMQP over WebSockets.
+pub const SERVICE_BUS_WEBSOCKET_PATH: &str = "/$servicebus/websocket";
+
+/// Connection parameters. `Default` gives TCP, SASL ANONYMOUS, a random container-id,
+/// 1 MiB frames, no idle timeout and a 30 s handshake limit.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
     pub sasl: Sasl,
@@ -67,11 +86,12 @@ pub struct ConnectOptions {
     pub max_frame_size: u32,
     /// Announced in `open`; the connection fails when the peer is silent for twice as long.
     pub idle_timeout: Option<Duration>,
-    /// Limit for TCP connect plus the SASL and `open` exchange.
+    /// Limit for TCP connect (and WebSocket upgrade) plus the SASL and `open` exchange.
     pub connect_timeout: Duration,
     /// Speak TLS with this configuration (see [`tls_config_trusting`]); the server's
     /// certificate must be valid for `hostname` (or the address's host).
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub transport: Transport,
 }
 
 impl Default for ConnectOptions {
@@ -84,6 +104,7 @@ impl Default for ConnectOptions {
             idle_timeout: None,
             connect_timeout: Duration::from_secs(30),
             tls: None,
+            transport: Transport::Tcp,
         }
     }
 }
@@ -234,47 +255,56 @@ impl Connection {
     }
 
     async fn handshake(addr: &str, opts: ConnectOptions) -> Result<Connection> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        let hostname = opts
-            .hostname
-            .clone()
-            .unwrap_or_else(|| host_of(addr).to_owned());
-        let Some(tls) = &opts.tls else {
-            return Self::negotiate(stream, hostname, &opts, TcpStream::into_split).await;
-        };
-        let name = rustls::pki_types::ServerName::try_from(hostname.clone())
-            .map_err(|e| Error::Tls(format!("{hostname}: {e}")))?;
-        let stream = tokio_rustls::TlsConnector::from(Arc::clone(tls))
-            .connect(name, stream)
-            .await
-            .map_err(|e| Error::Tls(e.to_string()))?;
-        Self::negotiate(stream, hostname, &opts, tokio::io::split).await
+        match (&opts.transport, &opts.tls) {
+            (Transport::Tcp, None) => {
+                let mut stream = tcp(addr).await?;
+                let (inbuf, neg) = Self::open_amqp(&mut stream, addr, &opts).await?;
+                Ok(Self::start(stream.into_split(), inbuf, neg))
+            }
+            (Transport::Tcp, Some(tls)) => {
+                let stream = tcp(addr).await?;
+                let hostname = hostname_of(addr, &opts);
+                let name = rustls::pki_types::ServerName::try_from(hostname.clone())
+                    .map_err(|e| Error::Tls(format!("{hostname}: {e}")))?;
+                let mut stream = tokio_rustls::TlsConnector::from(Arc::clone(tls))
+                    .connect(name, stream)
+                    .await
+                    .map_err(|e| Error::Tls(e.to_string()))?;
+                let (inbuf, neg) = Self::open_amqp(&mut stream, addr, &opts).await?;
+                Ok(Self::start(tokio::io::split(stream), inbuf, neg))
+            }
+            (Transport::WebSocket { .. }, Some(_)) => Err(Error::Tls(
+                "AMQP over secure WebSockets (wss) is not supported".to_owned(),
+            )),
+            #[cfg(unix)]
+            (Transport::WebSocket { path }, None) => {
+                let mut stream = websocket::connect(addr, path).await?;
+                let (inbuf, neg) = Self::open_amqp(&mut stream, addr, &opts).await?;
+                Ok(Self::start(stream.into_split(), inbuf, neg))
+            }
+            #[cfg(not(unix))]
+            (Transport::WebSocket { .. }, None) => Err(Error::WebSocket(
+                "AMQP over WebSockets is only available on Unix".to_owned(),
+            )),
+        }
     }
 
-    /// SASL and the `open` exchange on `stream`, then the connection task on its halves.
-    async fn negotiate<S, R, W>(
-        mut stream: S,
-        hostname: String,
+    /// SASL and the `open` exchange on `stream`; the input already read past the peer's
+    /// `open`, and what was negotiated.
+    async fn open_amqp(
+        stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
+        addr: &str,
         opts: &ConnectOptions,
-        split: impl FnOnce(S) -> (R, W),
-    ) -> Result<Connection>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-        R: AsyncRead + Unpin + Send + 'static,
-        W: AsyncWrite + Unpin + Send + 'static,
-    {
+    ) -> Result<(BytesMut, Negotiated)> {
+        let hostname = hostname_of(addr, opts);
         let mut inbuf = BytesMut::with_capacity(64 * 1024);
         let mut decoder = FrameDecoder::default();
 
         if opts.sasl != Sasl::None {
             stream.write_all(&ProtocolHeader::Sasl.bytes()).await?;
-            expect_header(&mut stream, &mut inbuf, ProtocolHeader::Sasl).await?;
+            expect_header(stream, &mut inbuf, ProtocolHeader::Sasl).await?;
             let init = loop {
-                match read_frame(&mut stream, &mut inbuf, &mut decoder)
-                    .await?
-                    .body
-                {
+                match read_frame(stream, &mut inbuf, &mut decoder).await?.body {
                     FrameBody::Sasl(SaslFrame::Mechanisms { mechanisms }) => {
                         break sasl_init(&opts.sasl, &mechanisms, &hostname)?;
                     }
@@ -285,10 +315,7 @@ impl Connection {
             let mut out = BytesMut::new();
             encode_frame(&Frame::sasl(init), &mut out);
             stream.write_all(&out).await?;
-            match read_frame(&mut stream, &mut inbuf, &mut decoder)
-                .await?
-                .body
-            {
+            match read_frame(stream, &mut inbuf, &mut decoder).await?.body {
                 FrameBody::Sasl(SaslFrame::Outcome {
                     code: SaslCode::Ok, ..
                 }) => {}
@@ -317,10 +344,10 @@ impl Connection {
         out.extend_from_slice(&ProtocolHeader::Amqp.bytes());
         encode_frame(&Frame::amqp(0, open), &mut out);
         stream.write_all(&out).await?;
-        expect_header(&mut stream, &mut inbuf, ProtocolHeader::Amqp).await?;
+        expect_header(stream, &mut inbuf, ProtocolHeader::Amqp).await?;
         decoder.set_max_frame_size(opts.max_frame_size);
         let remote_open = loop {
-            let frame = read_frame(&mut stream, &mut inbuf, &mut decoder).await?;
+            let frame = read_frame(stream, &mut inbuf, &mut decoder).await?;
             match frame.body {
                 FrameBody::Empty => continue,
                 FrameBody::Amqp {
@@ -348,16 +375,26 @@ impl Connection {
             local_idle_timeout: opts.idle_timeout.filter(|d| !d.is_zero()),
             local_max_frame_size: opts.max_frame_size,
         };
+        Ok((inbuf, neg))
+    }
+
+    /// Spawns the connection task on the halves of the opened stream.
+    fn start<R, W>(halves: (R, W), inbuf: BytesMut, neg: Negotiated) -> Connection
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let remote_max_frame_size = neg.remote_max_frame_size;
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::default());
-        tokio::spawn(Driver::new(split(stream), inbuf, rx, shared.clone(), neg).run());
-        Ok(Connection {
+        tokio::spawn(Driver::new(halves, inbuf, rx, shared.clone(), neg).run());
+        Connection {
             inner: Arc::new(ConnInner {
                 handle: Handle { tx, shared },
                 cbs: tokio::sync::Mutex::new(None),
                 remote_max_frame_size,
             }),
-        })
+        }
     }
 
     /// The peer's max-frame-size (transfers larger than this are split).
@@ -777,6 +814,19 @@ fn sasl_init(sasl: &Sasl, offered: &[Symbol], hostname: &str) -> Result<SaslFram
         initial_response: Some(response),
         hostname: Some(hostname.to_owned()),
     })
+}
+
+async fn tcp(addr: &str) -> Result<TcpStream> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// `open.hostname`, `sasl-init.hostname` and the name a TLS certificate must be valid for.
+fn hostname_of(addr: &str, opts: &ConnectOptions) -> String {
+    opts.hostname
+        .clone()
+        .unwrap_or_else(|| host_of(addr).to_owned())
 }
 
 async fn fill(stream: &mut (impl AsyncRead + Unpin), buf: &mut BytesMut) -> Result<()> {

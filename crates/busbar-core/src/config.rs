@@ -1,6 +1,69 @@
-//! Per-queue settings, persisted in the catalog as JSON.
+//! Per-queue settings, persisted in the catalog as JSON, and the entity status every
+//! queue, topic and subscription has.
 
 use serde::{Deserialize, Serialize};
+
+/// Whether an entity takes sends and gives out messages (Service Bus's `EntityStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum EntityStatus {
+    #[default]
+    Active,
+    /// Neither sends nor receives.
+    Disabled,
+    /// Receives work, sends are refused.
+    SendDisabled,
+    /// Sends work, receives are refused.
+    ReceiveDisabled,
+}
+
+impl EntityStatus {
+    pub const ALL: [EntityStatus; 4] = [
+        EntityStatus::Active,
+        EntityStatus::Disabled,
+        EntityStatus::SendDisabled,
+        EntityStatus::ReceiveDisabled,
+    ];
+
+    pub fn allows_send(self) -> bool {
+        matches!(self, EntityStatus::Active | EntityStatus::ReceiveDisabled)
+    }
+
+    pub fn allows_receive(self) -> bool {
+        matches!(self, EntityStatus::Active | EntityStatus::SendDisabled)
+    }
+
+    /// The name Service Bus gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntityStatus::Active => "Active",
+            EntityStatus::Disabled => "Disabled",
+            EntityStatus::SendDisabled => "SendDisabled",
+            EntityStatus::ReceiveDisabled => "ReceiveDisabled",
+        }
+    }
+
+    /// Reads a Service Bus status name, ignoring case.
+    pub fn parse(name: &str) -> Option<EntityStatus> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str().eq_ignore_ascii_case(name))
+    }
+
+    /// A compact form for an atomic.
+    pub fn to_u8(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_u8(value: u8) -> EntityStatus {
+        Self::ALL
+            .get(usize::from(value))
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+/// Service Bus's default `MaxMessageSizeInKilobytes` (Standard tier).
+pub const DEFAULT_MAX_MESSAGE_SIZE_KB: u64 = 256;
 
 /// How a queue behaves. Field names follow the Service Bus queue properties; missing
 /// fields take their defaults when read from a catalog.
@@ -18,7 +81,7 @@ pub struct QueueConfig {
     /// Drop messages whose message-id was seen within the window.
     pub requires_duplicate_detection: bool,
     pub duplicate_detection_window_ms: i64,
-    /// Not enforced yet.
+    /// Messages need a session id, and receivers a session.
     pub requires_session: bool,
     /// Where messages sent here go instead (a queue or topic).
     pub forward_to: Option<String>,
@@ -34,6 +97,20 @@ pub struct QueueConfig {
     /// dead-letter together) stay under this; beyond it, bodies are read back from the
     /// store when delivered. Not a Service Bus property.
     pub resident_body_budget_bytes: u64,
+    pub status: EntityStatus,
+    /// Free text the application keeps with the entity (at most 1024 characters).
+    pub user_metadata: Option<String>,
+    /// `AutoDeleteOnIdle`: kept and reported, not enforced. `None`: never.
+    pub auto_delete_on_idle_ms: Option<i64>,
+    /// Kept and reported; batching is the client's business here.
+    pub enable_batched_operations: bool,
+    /// Accepted and reported; the entity is one partition either way.
+    pub enable_partitioning: bool,
+    /// Kept and reported; every write is durable before it is acknowledged.
+    pub enable_express: bool,
+    /// `MaxMessageSizeInKilobytes`: kept and reported; the broker-wide maximum message size
+    /// is what links enforce.
+    pub max_message_size_kb: u64,
 }
 
 impl Default for QueueConfig {
@@ -51,6 +128,13 @@ impl Default for QueueConfig {
             max_size_bytes: None,
             dead_lettering_on_filter_evaluation_exceptions: true,
             resident_body_budget_bytes: 64 * 1024 * 1024,
+            status: EntityStatus::Active,
+            user_metadata: None,
+            auto_delete_on_idle_ms: None,
+            enable_batched_operations: true,
+            enable_partitioning: false,
+            enable_express: false,
+            max_message_size_kb: DEFAULT_MAX_MESSAGE_SIZE_KB,
         }
     }
 }
@@ -66,6 +150,22 @@ mod tests {
         assert_eq!(config.max_delivery_count, 3);
         assert_eq!(config.lock_duration_ms, 60_000);
         assert_eq!(config.default_ttl_ms, None);
+        assert_eq!(config.status, EntityStatus::Active);
+        assert!(config.enable_batched_operations);
+        assert_eq!(config.max_message_size_kb, DEFAULT_MAX_MESSAGE_SIZE_KB);
+    }
+
+    #[test]
+    fn status_names_round_trip() {
+        for status in EntityStatus::ALL {
+            assert_eq!(EntityStatus::parse(status.as_str()), Some(status));
+            assert_eq!(EntityStatus::from_u8(status.to_u8()), status);
+        }
+        assert_eq!(
+            EntityStatus::parse("senddisabled"),
+            Some(EntityStatus::SendDisabled)
+        );
+        assert_eq!(EntityStatus::parse("Paused"), None);
     }
 
     #[test]

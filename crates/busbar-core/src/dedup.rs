@@ -124,6 +124,18 @@ impl DuplicateWindow {
         }
     }
 
+    /// Remove records for every marker, for deleting the entity.
+    pub(crate) fn removal_records(&self) -> Vec<Record> {
+        self.ids
+            .values()
+            .map(|marker| Record::Remove {
+                entity: self.entity,
+                seq: marker.seq,
+                body: marker.body_ref,
+            })
+            .collect()
+    }
+
     /// Number of ids in the window.
     pub(crate) fn len(&self) -> usize {
         self.ids.len()

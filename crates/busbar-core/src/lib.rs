@@ -24,7 +24,7 @@ pub mod subqueue;
 pub mod topic;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::QueueConfig;
+pub use config::{EntityStatus, QueueConfig};
 pub use error::CoreError;
 pub use journal::{BodyEdit, Journal};
 pub use namespace::{Address, Namespace, NamespaceError, QueueDefinition, parse_address};

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::QueueConfig;
 use crate::entity_id::{
-    ALLOCATED_IDS_END, ALLOCATED_PER_QUEUE, dead_letter_entity, transfer_dead_letter_entity,
+    ALLOCATED_IDS_END, ALLOCATED_PER_QUEUE, dead_letter_entity, marker_entity,
+    session_state_entity, transfer_dead_letter_entity,
 };
 use crate::filter::CorrelationFilter;
 use crate::subqueue::SubQueueKind;
@@ -58,6 +59,25 @@ pub struct TopicDefinition {
     /// Its duplicate-detection markers live under this entity's marker entity.
     pub entity: EntityId,
     pub subscriptions: Vec<SubscriptionDefinition>,
+    #[serde(default)]
+    pub times: EntityTimes,
+}
+
+/// When an entity was created and last changed (milliseconds since the Unix epoch; 0 in
+/// catalogs written before they were kept).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntityTimes {
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+impl EntityTimes {
+    pub fn new(now_ms: i64) -> Self {
+        EntityTimes {
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+        }
+    }
 }
 
 /// A subscription's rules; its queue is the [`QueueDefinition`] named by
@@ -105,6 +125,36 @@ pub struct QueueDefinition {
     pub main_entity: EntityId,
     pub dead_letter_entity: EntityId,
     pub transfer_dead_letter_entity: EntityId,
+    #[serde(default)]
+    pub times: EntityTimes,
+}
+
+impl QueueDefinition {
+    /// Every entity id the queue's records live under.
+    pub fn entity_ids(&self) -> [EntityId; 5] {
+        [
+            self.main_entity,
+            self.dead_letter_entity,
+            self.transfer_dead_letter_entity,
+            marker_entity(self.main_entity),
+            session_state_entity(self.main_entity),
+        ]
+    }
+}
+
+impl TopicDefinition {
+    /// Every entity id the topic's own records (scheduled messages, duplicate markers) live
+    /// under; its subscriptions are queues with their own.
+    pub fn entity_ids(&self) -> [EntityId; 5] {
+        let dead_letter = dead_letter_entity(self.entity);
+        [
+            self.entity,
+            dead_letter,
+            transfer_dead_letter_entity(dead_letter),
+            marker_entity(self.entity),
+            session_state_entity(self.entity),
+        ]
+    }
 }
 
 /// The set of entity definitions, serialisable as the store's catalog blob.
@@ -181,6 +231,7 @@ impl Namespace {
             main_entity: first,
             dead_letter_entity: dead_letter_entity(first),
             transfer_dead_letter_entity: transfer_dead_letter_entity(dead_letter_entity(first)),
+            times: EntityTimes::default(),
         });
         self.queues
             .last()
@@ -212,7 +263,65 @@ impl Namespace {
             .find(|t| t.name.eq_ignore_ascii_case(name))
     }
 
-    fn topic_mut(&mut self, name: &str) -> Result<&mut TopicDefinition, NamespaceError> {
+    /// Case-insensitive lookup, for changing what the catalog keeps beside the config
+    /// (times).
+    pub fn queue_mut(&mut self, name: &str) -> Option<&mut QueueDefinition> {
+        self.queues
+            .iter_mut()
+            .find(|q| q.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Every entity id some queue or topic of the catalog owns: records of any other id
+    /// belong to deleted entities.
+    pub fn owned_entity_ids(&self) -> std::collections::HashSet<EntityId> {
+        self.queues
+            .iter()
+            .flat_map(QueueDefinition::entity_ids)
+            .chain(self.topics.iter().flat_map(TopicDefinition::entity_ids))
+            .collect()
+    }
+
+    /// Removes topic `name`, its subscriptions and their queues; returns the topic and the
+    /// subscriptions' queues.
+    pub fn delete_topic(
+        &mut self,
+        name: &str,
+    ) -> Result<(TopicDefinition, Vec<QueueDefinition>), NamespaceError> {
+        let index = self
+            .topics
+            .iter()
+            .position(|t| t.name.eq_ignore_ascii_case(name))
+            .ok_or_else(|| NamespaceError::NotFound(name.to_owned()))?;
+        let topic = self.topics.remove(index);
+        let mut queues = Vec::with_capacity(topic.subscriptions.len());
+        for subscription in &topic.subscriptions {
+            if let Ok(queue) =
+                self.delete_queue(&subscription_path(&topic.name, &subscription.name))
+            {
+                queues.push(queue);
+            }
+        }
+        Ok((topic, queues))
+    }
+
+    /// Removes subscription `name` of `topic` (its rules with it) and returns its queue.
+    pub fn delete_subscription(
+        &mut self,
+        topic: &str,
+        name: &str,
+    ) -> Result<QueueDefinition, NamespaceError> {
+        let definition = self.topic_mut(topic)?;
+        let index = definition
+            .subscriptions
+            .iter()
+            .position(|s| s.name.eq_ignore_ascii_case(name))
+            .ok_or_else(|| NamespaceError::NotFound(subscription_path(topic, name)))?;
+        let subscription = definition.subscriptions.remove(index);
+        let path = subscription_path(&definition.name, &subscription.name);
+        self.delete_queue(&path)
+    }
+
+    pub fn topic_mut(&mut self, name: &str) -> Result<&mut TopicDefinition, NamespaceError> {
         self.topics
             .iter_mut()
             .find(|t| t.name.eq_ignore_ascii_case(name))
@@ -235,6 +344,7 @@ impl Namespace {
             config,
             entity,
             subscriptions: Vec::new(),
+            times: EntityTimes::default(),
         });
         self.topics
             .last()
@@ -570,6 +680,39 @@ mod tests {
             ns.create_queue("one-too-many", QueueConfig::default()),
             Err(NamespaceError::IdsExhausted)
         ));
+    }
+
+    #[test]
+    fn catalogs_written_before_status_and_times_still_open() {
+        let json = br#"{"queues": [{"name": "q", "config": {"max_delivery_count": 3},
+            "main_entity": 1, "dead_letter_entity": 2, "transfer_dead_letter_entity": 3}],
+            "topics": [{"name": "t", "config": {}, "entity": 4, "subscriptions": []}],
+            "next_entity_id": 7}"#;
+        let ns = Namespace::from_json(json).expect("parses");
+        let queue = ns.queue("q").expect("kept");
+        assert_eq!(queue.config.status, crate::EntityStatus::Active);
+        assert_eq!(queue.config.max_delivery_count, 3);
+        assert_eq!(queue.times, EntityTimes::default());
+        assert!(ns.topic("t").expect("kept").config.support_ordering);
+    }
+
+    #[test]
+    fn deleting_a_topic_deletes_its_subscriptions() {
+        let mut ns = Namespace::new();
+        ns.create_topic("t", TopicConfig::default())
+            .expect("created");
+        ns.create_subscription("t", "a", QueueConfig::default(), Vec::new())
+            .expect("created");
+        ns.create_subscription("t", "b", QueueConfig::default(), Vec::new())
+            .expect("created");
+        let removed = ns.delete_subscription("T", "A").expect("deleted");
+        assert_eq!(removed.name, "t/Subscriptions/a");
+        assert!(ns.subscription_rules("t", "a").is_none());
+        let (topic, queues) = ns.delete_topic("t").expect("deleted");
+        assert_eq!(topic.subscriptions.len(), 1);
+        assert_eq!(queues.len(), 1);
+        assert!(ns.queues().is_empty() && ns.topics().is_empty());
+        assert!(ns.owned_entity_ids().is_empty());
     }
 
     #[test]

@@ -314,6 +314,27 @@ impl Queue {
             .sum()
     }
 
+    /// Remove records for everything the queue keeps in the store: the messages of its
+    /// main stream and both dead-letter queues (scheduled and deferred ones included), its
+    /// duplicate markers and its session states. Appending them, once the queue is gone
+    /// from the catalog, is what deletes its messages and lets their segments be reclaimed.
+    pub fn removal_records(&self) -> Vec<Record> {
+        let mut records: Vec<Record> = SubQueueKind::ALL
+            .iter()
+            .flat_map(|&kind| {
+                let sub = self.sub(kind);
+                sub.peek(0).map(|message| Record::Remove {
+                    entity: sub.entity(),
+                    seq: message.seq,
+                    body: message.body_ref,
+                })
+            })
+            .collect();
+        records.extend(self.duplicates.removal_records());
+        records.extend(self.sessions.removal_records());
+        records
+    }
+
     pub fn counts(&self) -> QueueCounts {
         let main: SubQueueCounts = self.main.counts();
         QueueCounts {

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use busbar_store::{EntityId, Record, RecoveredMessage, Seq};
 use serde::{Deserialize, Serialize};
 
+use crate::config::{DEFAULT_MAX_MESSAGE_SIZE_KB, EntityStatus};
 use crate::dedup::DuplicateWindow;
 use crate::entity_id::marker_entity;
 use crate::error::CoreError;
@@ -26,6 +27,19 @@ pub struct TopicConfig {
     /// `MaxSizeInMegabytes`: publishes that would take the topic beyond it are refused
     /// (see [`crate::quota`]). `None`: no cap.
     pub max_size_bytes: Option<u64>,
+    pub status: EntityStatus,
+    pub user_metadata: Option<String>,
+    /// Kept and reported, not enforced. `None`: never.
+    pub auto_delete_on_idle_ms: Option<i64>,
+    pub enable_batched_operations: bool,
+    /// Accepted and reported; one partition either way.
+    pub enable_partitioning: bool,
+    /// Kept and reported; messages are kept in order either way.
+    pub support_ordering: bool,
+    pub enable_express: bool,
+    pub filtering_messages_before_publishing: bool,
+    /// Kept and reported; the broker-wide maximum message size is enforced.
+    pub max_message_size_kb: u64,
 }
 
 impl Default for TopicConfig {
@@ -35,6 +49,15 @@ impl Default for TopicConfig {
             requires_duplicate_detection: false,
             duplicate_detection_window_ms: 10 * 60 * 1000,
             max_size_bytes: None,
+            status: EntityStatus::Active,
+            user_metadata: None,
+            auto_delete_on_idle_ms: None,
+            enable_batched_operations: true,
+            enable_partitioning: false,
+            support_ordering: true,
+            enable_express: false,
+            filtering_messages_before_publishing: false,
+            max_message_size_kb: DEFAULT_MAX_MESSAGE_SIZE_KB,
         }
     }
 }
@@ -153,5 +176,11 @@ impl Topic {
     /// Number of message ids in the duplicate-detection window.
     pub fn remembered_ids(&self) -> usize {
         self.duplicates.len()
+    }
+
+    /// Remove records for everything the topic itself keeps (its duplicate markers), for
+    /// deleting it.
+    pub fn removal_records(&self) -> Vec<Record> {
+        self.duplicates.removal_records()
     }
 }

@@ -43,9 +43,9 @@ async fn start(
         loop {
             tokio::select! {
                 accepted = listener.accept() => {
-                    let (stream, _) = accepted.unwrap();
+                    let (stream, peer) = accepted.unwrap();
                     let mut stop = stopped.clone();
-                    connections.spawn(serve_connection(stream, router.clone(), async move {
+                    connections.spawn(serve_connection(stream, peer, router.clone(), async move {
                         let _ = stop.wait_for(|stopped| *stopped).await;
                     }));
                 }

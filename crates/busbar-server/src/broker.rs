@@ -4,13 +4,13 @@
 //! and the security settings.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use busbar_core::namespace::split_subscription_path;
 use busbar_core::{
-    Clock, ConsumerId, Delivery, Journal, Namespace, NewMessage, Queue, QueueConfig, ReceiveMode,
-    SubQueueKind,
+    Clock, ConsumerId, Delivery, EntityStatus, Journal, Namespace, NewMessage, Queue, QueueConfig,
+    ReceiveMode, SubQueueKind,
 };
 use busbar_servicebus::authorization::{self, Action, Denied};
 use busbar_servicebus::sas::{self, Claims, Policy};
@@ -22,12 +22,20 @@ use uuid::Uuid;
 use crate::config::{BrokerConfig, QueueProperties};
 use crate::limits::{Limits, Usage};
 
+mod descriptions;
+mod lifecycle;
 mod topics;
+mod validation;
+pub use descriptions::{
+    QueueDescription, RuntimeCounts, SubscriptionDescription, TopicDescription, runtime_counts,
+};
+pub use lifecycle::EntityError;
 pub use topics::{
     REASON_FILTER_EXCEPTION, REASON_SESSION_ID_NULL, RuleChangeError, SubscriptionEntry,
     TopicEntity, TopicState, subscription_config,
 };
 use topics::{define_topic, topic_entity};
+pub use validation::entity_name_of;
 
 /// ForwardTo hops followed before a message is kept where it is.
 pub const MAX_FORWARD_HOPS: usize = 4;
@@ -50,6 +58,10 @@ pub enum Route {
 
 /// Clock skew tolerated on token expiry.
 pub const TOKEN_GRACE_SECS: u64 = 10;
+
+/// Expiry tolerated on HTTP API tokens: the Python administration client renews its
+/// hour-long token only a minute after it expired, and sends the stale one until then.
+pub const HTTP_TOKEN_GRACE_SECS: u64 = 120;
 
 /// What the broker enforces on every connection.
 #[derive(Debug, Clone)]
@@ -91,15 +103,29 @@ impl EntityState {
 pub struct EntityStats {
     enqueued: AtomicU64,
     delivered: AtomicU64,
+    /// Last send or receive (ms since the Unix epoch; 0: none since start). Not durable.
+    accessed_at_ms: AtomicI64,
 }
 
 impl EntityStats {
-    pub fn add_delivered(&self, n: usize) {
+    pub fn add_delivered(&self, n: usize, now_ms: i64) {
         self.delivered.fetch_add(n as u64, Ordering::Relaxed);
+        self.touch(now_ms);
     }
 
-    fn add_enqueued(&self, n: u64) {
+    fn add_enqueued(&self, n: u64, now_ms: i64) {
         self.enqueued.fetch_add(n, Ordering::Relaxed);
+        self.touch(now_ms);
+    }
+
+    /// Records an access (a send or a receive) at `now_ms`.
+    pub fn touch(&self, now_ms: i64) {
+        self.accessed_at_ms.fetch_max(now_ms, Ordering::Relaxed);
+    }
+
+    /// The last send or receive since start, if any.
+    pub fn accessed_at_ms(&self) -> Option<i64> {
+        Some(self.accessed_at_ms.load(Ordering::Relaxed)).filter(|&at| at > 0)
     }
 }
 
@@ -108,24 +134,96 @@ impl EntityStats {
 pub struct Entity {
     /// As defined (case preserved).
     pub name: String,
-    /// Where messages sent here go instead (ForwardTo), lower case.
-    pub forward_to: Option<String>,
-    /// Where this queue's dead-lettered messages go (ForwardDeadLetteredMessagesTo).
-    pub forward_dead_lettered_to: Option<String>,
-    /// Messages need a session id, and receivers a session (RequiresSession).
+    /// Messages need a session id, and receivers a session (RequiresSession; can't change).
     pub requires_session: bool,
     /// Counters for the metrics, since start.
     pub stats: EntityStats,
+    /// Where messages go instead; changed by an update.
+    forwarding: RwLock<Forwarding>,
+    /// An [`EntityStatus`] as `u8`, read on every send and delivery.
+    status: AtomicU8,
+    /// Set once the entity is deleted: links on it are detached, sends refused.
+    deleted: AtomicBool,
     state: Mutex<EntityState>,
 }
 
+/// Where a queue's messages go instead of staying, lower case.
+#[derive(Debug, Clone, Default)]
+struct Forwarding {
+    /// ForwardTo: messages sent here.
+    to: Option<Arc<str>>,
+    /// ForwardDeadLetteredMessagesTo: this queue's dead-lettered messages.
+    dead_lettered_to: Option<Arc<str>>,
+}
+
+impl Forwarding {
+    fn of(config: &QueueConfig) -> Self {
+        let lower = |name: &Option<String>| name.as_deref().map(|n| n.to_ascii_lowercase().into());
+        Forwarding {
+            to: lower(&config.forward_to),
+            dead_lettered_to: lower(&config.forward_dead_lettered_to),
+        }
+    }
+}
+
 impl Entity {
+    /// The entity holding `queue`, as `definition` describes it.
+    fn new(definition: &busbar_core::QueueDefinition, queue: Queue) -> Self {
+        Entity {
+            name: definition.name.clone(),
+            requires_session: definition.config.requires_session,
+            stats: EntityStats::default(),
+            forwarding: RwLock::new(Forwarding::of(&definition.config)),
+            status: AtomicU8::new(definition.config.status.to_u8()),
+            deleted: AtomicBool::new(false),
+            state: Mutex::new(EntityState {
+                queue,
+                waiters: Vec::new(),
+            }),
+        }
+    }
+
     /// Locks the entity. A poisoned lock (a panic while it was held) is taken over: queue
     /// operations change state only after journaling, so the state is still consistent.
     pub fn lock(&self) -> MutexGuard<'_, EntityState> {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn forwarding(&self) -> Forwarding {
+        self.forwarding
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Where messages sent here go instead (ForwardTo), lower case.
+    pub fn forward_to(&self) -> Option<Arc<str>> {
+        self.forwarding().to
+    }
+
+    /// Where this queue's dead-lettered messages go (ForwardDeadLetteredMessagesTo).
+    pub fn forward_dead_lettered_to(&self) -> Option<Arc<str>> {
+        self.forwarding().dead_lettered_to
+    }
+
+    pub fn status(&self) -> EntityStatus {
+        EntityStatus::from_u8(self.status.load(Ordering::Relaxed))
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
+    /// Takes a changed config: the queue's, the forwarding and the status.
+    fn reconfigure(&self, config: QueueConfig) {
+        *self
+            .forwarding
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Forwarding::of(&config);
+        self.status.store(config.status.to_u8(), Ordering::Relaxed);
+        self.lock().queue.set_config(config);
     }
 }
 
@@ -149,6 +247,9 @@ pub struct Broker<S: Store> {
     pub usage: Usage,
     /// Why connections are being closed, once the broker stops serving.
     stop_reason: std::sync::OnceLock<String>,
+    /// Counts entity changes at run time (created, updated, deleted), so connections look
+    /// again at the links they hold.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// What connections are told when the broker stops for an ordinary shutdown.
@@ -171,23 +272,22 @@ impl<S: Store> Broker<S> {
             }
             None => Namespace::new(),
         };
+        let now = clock.now_ms();
         for queue in &config.queues {
-            let queue_config = queue_config(&queue.properties);
-            let result = if namespace.queue(&queue.name).is_some() {
-                namespace
-                    .update_queue(&queue.name, queue_config)
-                    .map(|_| ())
-            } else {
-                namespace
-                    .create_queue(&queue.name, queue_config)
-                    .map(|_| ())
-            };
-            result.map_err(|e| OpenError::Catalog(e.to_string()))?;
+            define_queue(&mut namespace, queue, now)
+                .map_err(|e| OpenError::Catalog(e.to_string()))?;
         }
         for topic in &config.topics {
-            define_topic(&mut namespace, topic).map_err(|e| OpenError::Catalog(e.to_string()))?;
+            define_topic(&mut namespace, topic, now)
+                .map_err(|e| OpenError::Catalog(e.to_string()))?;
         }
         store.save_catalog(&namespace.to_json())?;
+        let recovered = if recovered.catalog.is_some() {
+            remove_orphans(&*store, &namespace, recovered)?
+        } else {
+            // Without a catalog nothing says which entities were deleted.
+            recovered
+        };
 
         let mut by_entity: HashMap<u32, Vec<RecoveredMessage>> = HashMap::new();
         for message in recovered.messages {
@@ -216,25 +316,7 @@ impl<S: Store> Broker<S> {
             );
             entities.insert(
                 definition.name.to_ascii_lowercase(),
-                Arc::new(Entity {
-                    name: definition.name.clone(),
-                    forward_to: definition
-                        .config
-                        .forward_to
-                        .as_ref()
-                        .map(|t| t.to_ascii_lowercase()),
-                    forward_dead_lettered_to: definition
-                        .config
-                        .forward_dead_lettered_to
-                        .as_ref()
-                        .map(|t| t.to_ascii_lowercase()),
-                    requires_session: definition.config.requires_session,
-                    stats: EntityStats::default(),
-                    state: Mutex::new(EntityState {
-                        queue,
-                        waiters: Vec::new(),
-                    }),
-                }),
+                Arc::new(Entity::new(definition, queue)),
             );
         }
         let mut topics = HashMap::new();
@@ -266,7 +348,14 @@ impl<S: Store> Broker<S> {
             topics: RwLock::new(topics),
             namespace: Mutex::new(namespace),
             stop_reason: std::sync::OnceLock::new(),
+            changes: tokio::sync::watch::Sender::new(0),
         })
+    }
+
+    /// Changes whenever an entity is created, updated or deleted at run time: a connection
+    /// then detaches the links whose entity is gone or no longer allows what they do.
+    pub fn entity_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// Says why the broker stops serving, before connections are told to close; the first
@@ -302,9 +391,10 @@ impl<S: Store> Broker<S> {
     pub fn route(&self, entity: &Arc<Entity>) -> Route {
         let mut current = Arc::clone(entity);
         for _ in 0..MAX_FORWARD_HOPS {
-            let Some(next) = current.forward_to.as_deref() else {
+            let Some(next) = current.forward_to() else {
                 return Route::Deliver(current);
             };
+            let next = &*next;
             match self.entity(next) {
                 Some(next) => current = next,
                 None if let Some(topic) = self.topic(next) => return Route::Publish(topic),
@@ -314,7 +404,7 @@ impl<S: Store> Broker<S> {
                 }
             }
         }
-        if current.forward_to.is_some() {
+        if current.forward_to().is_some() {
             let description = format!(
                 "The message was forwarded more than {MAX_FORWARD_HOPS} times from '{}'.",
                 entity.name
@@ -322,6 +412,22 @@ impl<S: Store> Broker<S> {
             return Route::TransferFailed(current, description);
         }
         Route::Deliver(current)
+    }
+
+    /// Why `batch` can't go where `route` says, if it can't: a queue that requires sessions
+    /// takes only messages with a session id.
+    pub fn refuse_without_session(route: &Route, batch: &[NewMessage]) -> Option<String> {
+        match route {
+            Route::Deliver(entity)
+                if entity.requires_session && batch.iter().any(|m| m.session_id.is_none()) =>
+            {
+                Some(format!(
+                    "'{}' requires sessions: every message sent to it needs a session id.",
+                    entity.name
+                ))
+            }
+            _ => None,
+        }
     }
 
     /// Stores `batch` where `route` says: the destination queue, the subscriptions of a
@@ -362,7 +468,7 @@ impl<S: Store> Broker<S> {
                 None => {
                     let stored = state.queue.enqueue(batch, now_ms, journal);
                     if let Ok(seqs) = &stored {
-                        entity.stats.add_enqueued(seqs.end - seqs.start);
+                        entity.stats.add_enqueued(seqs.end - seqs.start, now_ms);
                     }
                     stored
                 }
@@ -395,9 +501,10 @@ impl<S: Store> Broker<S> {
     pub fn forward_dead_letters(&self) -> usize {
         let mut moved = 0;
         for source in self.entities() {
-            let Some(target_name) = source.forward_dead_lettered_to.as_deref() else {
+            let Some(target_name) = source.forward_dead_lettered_to() else {
                 continue;
             };
+            let target_name = &*target_name;
             let target = match self.entity(target_name) {
                 Some(queue) => self.route(&queue),
                 None => match self.topic(target_name) {
@@ -569,6 +676,36 @@ impl<S: Store> Broker<S> {
     ) -> Result<(), Denied> {
         authorization::authorize(claims, path, action, self.now_unix_secs(), TOKEN_GRACE_SECS)
     }
+
+    /// Whether an HTTP request with this `Authorization` header value may do `action` on
+    /// `path`: a SAS token (after `Bearer `, as some clients send it) whose claims allow
+    /// it; no token at all is enough when the HTTP API is open (loopback, development key).
+    /// The error is said to the client.
+    pub fn authorize_http(
+        &self,
+        authorization: Option<&str>,
+        path: &str,
+        action: Action<'_>,
+    ) -> Result<(), String> {
+        // On the loopback development key a request may come without a token; one that
+        // comes with a token is judged, so a wrong key is still told it is wrong.
+        if self.settings.open_http && authorization.is_none() {
+            return Ok(());
+        }
+        let token = authorization.ok_or_else(|| {
+            "Send a SharedAccessSignature token in the Authorization header.".to_owned()
+        })?;
+        let token = token.trim();
+        let token = match token.get(..7) {
+            Some(scheme) if scheme.eq_ignore_ascii_case("Bearer ") => &token[7..],
+            _ => token,
+        };
+        let now = self.now_unix_secs();
+        let claims = sas::validate(token, &self.settings.policies, now, HTTP_TOKEN_GRACE_SECS)
+            .map_err(|error| error.to_string())?;
+        authorization::authorize(&[claims], path, action, now, HTTP_TOKEN_GRACE_SECS)
+            .map_err(|denied| denied.to_string())
+    }
 }
 
 /// Takes up to a batch of available messages of `kind` under the forwarder's lock, to be
@@ -674,8 +811,66 @@ impl<S: Store> Journal for StoreJournal<'_, S> {
     }
 }
 
-/// The core's queue settings for configured properties.
-pub fn queue_config(properties: &QueueProperties) -> QueueConfig {
+/// Creates or updates a queue of the configuration file in the catalog. An existing queue
+/// takes the file's settings and keeps those the file can't express (user metadata, ...).
+fn define_queue(
+    namespace: &mut Namespace,
+    queue: &crate::config::QueueDefinition,
+    now_ms: i64,
+) -> Result<(), busbar_core::NamespaceError> {
+    match namespace.queue_mut(&queue.name) {
+        Some(definition) => {
+            let config = queue_config(&queue.properties, &definition.config);
+            if config != definition.config {
+                definition.config = config;
+                definition.times.updated_at_ms = now_ms;
+            }
+        }
+        None => {
+            let config = queue_config(&queue.properties, &QueueConfig::default());
+            namespace.create_queue(&queue.name, config)?;
+            if let Some(definition) = namespace.queue_mut(&queue.name) {
+                definition.times = busbar_core::namespace::EntityTimes::new(now_ms);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes the records of entities the catalog no longer has (deleted while their
+/// messages' removal was not yet durable) and returns what is left.
+fn remove_orphans<S: Store>(
+    store: &S,
+    namespace: &Namespace,
+    mut recovered: Recovered,
+) -> Result<Recovered, StoreError> {
+    let owned = namespace.owned_entity_ids();
+    let (kept, orphans): (Vec<_>, Vec<_>) = std::mem::take(&mut recovered.messages)
+        .into_iter()
+        .partition(|message| owned.contains(&message.entity));
+    recovered.messages = kept;
+    if !orphans.is_empty() {
+        tracing::info!(
+            messages = orphans.len(),
+            "removing the messages of deleted entities"
+        );
+        let removals = orphans
+            .into_iter()
+            .map(|message| Record::Remove {
+                entity: message.entity,
+                seq: message.seq,
+                body: message.body,
+            })
+            .collect();
+        // Durable with the next group commit; if not, the next start does this again.
+        drop(store.append(removals)?);
+    }
+    Ok(recovered)
+}
+
+/// The core's queue settings for configured properties, over `base` for what the file
+/// does not set.
+pub fn queue_config(properties: &QueueProperties, base: &QueueConfig) -> QueueConfig {
     QueueConfig {
         lock_duration_ms: properties.lock_duration_ms,
         max_delivery_count: properties.max_delivery_count,
@@ -687,7 +882,8 @@ pub fn queue_config(properties: &QueueProperties) -> QueueConfig {
         forward_to: properties.forward_to.clone(),
         forward_dead_lettered_to: properties.forward_dead_lettered_to.clone(),
         max_size_bytes: properties.max_size_bytes,
-        ..QueueConfig::default()
+        status: properties.status,
+        ..base.clone()
     }
 }
 
@@ -698,24 +894,11 @@ impl<S: Store> busbar_http::Admin for Broker<S> {
         path: &str,
         access: busbar_http::Access,
     ) -> Result<(), String> {
-        if self.settings.open_http {
-            return Ok(());
-        }
-        let token = authorization.ok_or_else(|| {
-            "Send a SharedAccessSignature token in the Authorization header.".to_owned()
-        })?;
-        let claims = sas::validate(
-            token,
-            &self.settings.policies,
-            self.now_unix_secs(),
-            TOKEN_GRACE_SECS,
-        )
-        .map_err(|error| error.to_string())?;
         let action = match access {
             busbar_http::Access::Read => Action::AdminRead,
             busbar_http::Access::Write => Action::AdminWrite,
         };
-        Broker::authorize(self, &[claims], path, action).map_err(|denied| denied.to_string())
+        self.authorize_http(authorization, path, action)
     }
 
     fn queues(&self) -> Vec<busbar_http::QueueInfo> {
@@ -745,7 +928,7 @@ impl<S: Store> busbar_http::Admin for Broker<S> {
 
 fn queue_info(entity: &Entity) -> busbar_http::QueueInfo {
     let state = entity.lock();
-    let counts = state.queue.counts();
+    let counts = runtime_counts(&state.queue);
     let config = state.queue.config();
     busbar_http::QueueInfo {
         name: entity.name.clone(),
@@ -754,14 +937,9 @@ fn queue_info(entity: &Entity) -> busbar_http::QueueInfo {
         deferred_message_count: counts.deferred,
         locked_message_count: counts.locked,
         dead_letter_message_count: counts.dead_letter,
-        // Forwarding happens as a message is sent, so nothing waits to be transferred.
-        transfer_message_count: 0,
+        transfer_message_count: counts.transfer,
         transfer_dead_letter_message_count: counts.transfer_dead_letter,
-        total_message_count: counts.active
-            + counts.scheduled
-            + counts.deferred
-            + counts.dead_letter
-            + counts.transfer_dead_letter,
+        total_message_count: counts.total(),
         lock_duration_ms: config.lock_duration_ms,
         max_delivery_count: config.max_delivery_count,
         default_message_time_to_live_ms: config.default_ttl_ms,

@@ -32,6 +32,8 @@ use std::str::FromStr;
 
 use crate::limits::Limits;
 
+pub use busbar_core::EntityStatus;
+
 pub use busbar_servicebus::sas::{DEFAULT_KEY_NAME, DEFAULT_KEY_VALUE, Policy, Rights};
 
 /// Default AMQP listener: the emulator's plain-AMQP port, loopback only.
@@ -175,6 +177,7 @@ pub struct QueueProperties {
     /// `MaxSizeInMegabytes`, in bytes. `None` (the property left out): no cap, unlike
     /// Service Bus, whose default is 1024 MB.
     pub max_size_bytes: Option<u64>,
+    pub status: EntityStatus,
 }
 
 /// Service Bus's default lock duration: one minute.
@@ -197,6 +200,7 @@ impl Default for QueueProperties {
             forward_to: None,
             forward_dead_lettered_to: None,
             max_size_bytes: None,
+            status: EntityStatus::Active,
         }
     }
 }
@@ -227,6 +231,7 @@ pub struct SubscriptionProperties {
     pub requires_session: bool,
     pub forward_to: Option<String>,
     pub forward_dead_lettered_to: Option<String>,
+    pub status: EntityStatus,
 }
 
 impl Default for SubscriptionProperties {
@@ -241,6 +246,7 @@ impl Default for SubscriptionProperties {
             requires_session: false,
             forward_to: None,
             forward_dead_lettered_to: None,
+            status: EntityStatus::Active,
         }
     }
 }

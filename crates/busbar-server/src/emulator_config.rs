@@ -10,9 +10,10 @@
 //! * `UserConfig.Namespaces[0]`: `Name`, `Queues[]`, `Topics[]` (at most one namespace).
 //! * `Queues[]`: `Name`, `Properties{DeadLetteringOnMessageExpiration, DefaultMessageTimeToLive,
 //!   DuplicateDetectionHistoryTimeWindow, ForwardDeadLetteredMessagesTo, ForwardTo, LockDuration,
-//!   MaxDeliveryCount, MaxSizeInMegabytes, RequiresDuplicateDetection, RequiresSession}`.
+//!   MaxDeliveryCount, MaxSizeInMegabytes, RequiresDuplicateDetection, RequiresSession, Status}`
+//!   (`Status`: Active, Disabled, SendDisabled or ReceiveDisabled, as the admin API takes it).
 //! * `Topics[]`: `Name`, `Properties{DefaultMessageTimeToLive, DuplicateDetectionHistoryTimeWindow,
-//!   MaxSizeInMegabytes, RequiresDuplicateDetection}`, `Subscriptions[]`: `Name`, `Properties{` the queue properties
+//!   MaxSizeInMegabytes, RequiresDuplicateDetection, Status}`, `Subscriptions[]`: `Name`, `Properties{` the queue properties
 //!   without duplicate detection and size (subscriptions count toward their topic's), plus `DeadLetteringOnFilterEvaluationExceptions}`, `Rules[]`:
 //!   `Name`, `Properties{FilterType: Sql|Correlation, SqlFilter{SqlExpression},
 //!   CorrelationFilter{ContentType, CorrelationId, Label, MessageId, ReplyTo, ReplyToSessionId,
@@ -364,6 +365,26 @@ impl Reader {
     }
 
     /// A size in megabytes (at least 1), in bytes.
+    /// `Status`: Active, Disabled, SendDisabled or ReceiveDisabled (any case).
+    fn status(
+        &mut self,
+        parent: &Map<String, Value>,
+        path: &str,
+        key: &str,
+    ) -> Option<crate::config::EntityStatus> {
+        let text = self.string(parent, path, key)?;
+        let status = crate::config::EntityStatus::parse(&text);
+        if status.is_none() {
+            self.problem(
+                &join(path, key),
+                format!(
+                    "\"{text}\" is not a status: use Active, Disabled, SendDisabled or ReceiveDisabled"
+                ),
+            );
+        }
+        status
+    }
+
     fn max_size(&mut self, parent: &Map<String, Value>, path: &str, key: &str) -> Option<u64> {
         let megabytes = self.unsigned(parent, path, key)?;
         let bytes = megabytes
@@ -550,6 +571,9 @@ impl Reader {
             properties.forward_dead_lettered_to =
                 self.optional_name(props, path, "ForwardDeadLetteredMessagesTo");
             properties.max_size_bytes = self.max_size(props, path, "MaxSizeInMegabytes");
+            if let Some(status) = self.status(props, path, "Status") {
+                properties.status = status;
+            }
             self.report_unknown_keys(props, path, &owner);
         }
         self.report_unknown_keys(queue, path, &owner);
@@ -584,6 +608,9 @@ impl Reader {
                 properties.duplicate_detection_window_ms = value;
             }
             properties.max_size_bytes = self.max_size(props, path, "MaxSizeInMegabytes");
+            if let Some(status) = self.status(props, path, "Status") {
+                properties.status = status;
+            }
             self.report_unknown_keys(props, path, &owner);
         }
 
@@ -653,6 +680,9 @@ impl Reader {
             properties.forward_to = self.optional_name(props, path, "ForwardTo");
             properties.forward_dead_lettered_to =
                 self.optional_name(props, path, "ForwardDeadLetteredMessagesTo");
+            if let Some(status) = self.status(props, path, "Status") {
+                properties.status = status;
+            }
             self.report_unknown_keys(props, path, &owner);
         }
 
@@ -1323,6 +1353,31 @@ mod tests {
 
     fn secs(seconds: u64) -> Duration {
         Duration::from_secs(seconds)
+    }
+
+    #[test]
+    fn status_is_read_for_every_entity_kind_and_checked() {
+        let text = r#"{"UserConfig": {"Namespaces": [{"Name": "sbemulatorns",
+            "Queues": [{"Name": "q", "Properties": {"Status": "SendDisabled"}}],
+            "Topics": [{"Name": "t", "Properties": {"Status": "disabled"},
+                "Subscriptions": [{"Name": "s", "Properties": {"Status": "ReceiveDisabled"}}]}]}]}}"#;
+        let config = load_str(text).expect("valid");
+        use crate::config::EntityStatus;
+        assert_eq!(
+            config.queues[0].properties.status,
+            EntityStatus::SendDisabled
+        );
+        assert_eq!(config.topics[0].properties.status, EntityStatus::Disabled);
+        assert_eq!(
+            config.topics[0].subscriptions[0].properties.status,
+            EntityStatus::ReceiveDisabled
+        );
+        let bad = text.replace("SendDisabled", "Paused");
+        let error = load_str(&bad).expect_err("refused").to_string();
+        assert!(
+            error.contains("Status") && error.contains("Paused"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! ([`config`], the model) and reads Microsoft's emulator `Config.json` into it
 //! ([`emulator_config`]).
 
+mod admin_api;
 pub mod broker;
 pub mod config;
 pub mod connection;
@@ -21,7 +22,9 @@ pub mod limits;
 pub mod listener;
 pub mod management;
 pub mod relaxed_json;
+mod rest;
 pub mod session_receivers;
+mod websocket_handoff;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -130,7 +133,14 @@ pub async fn run(
     tls.reload_on_hangup(doors_stopped.clone());
     let doors = {
         let admin: Arc<dyn busbar_http::Admin> = Arc::clone(&current) as _;
-        let router = busbar_http::router_with_admin(health.clone(), admin);
+        let websocket = Arc::new(websocket_handoff::WebSocketHandoff(handoff.clone()));
+        let management: Arc<dyn busbar_http::atom::Management> = Arc::clone(&current) as _;
+        // The Atom and REST layers go on last, so they also see paths no route matches.
+        let router = busbar_http::router_with_admin(health.clone(), Arc::clone(&admin))
+            .merge(busbar_http::amqp_websocket_router(websocket));
+        let router = busbar_http::atom::with_management(router, admin, management);
+        let messaging = rest::HttpMessaging::new(Arc::clone(&current), doors_stopped.clone());
+        let router = busbar_http::rest::with_messaging(router, Arc::new(messaging));
         let front = FrontDoor::new(router, &tls, handoff, doors_stopped);
         let plaintext = |listener: &TcpListener| match listener.local_addr() {
             Ok(address) => Plaintext::on(address, config.allow_plaintext),

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use busbar_server::config::{
-    BrokerConfig, ConfigError, CorrelationFilter, Durability, FieldProblem, FilterDescription,
-    FilterValue, QueueProperties, Rights,
+    BrokerConfig, ConfigError, CorrelationFilter, Durability, EntityStatus, FieldProblem,
+    FilterDescription, FilterValue, QueueProperties, Rights,
 };
 use busbar_server::emulator_config;
 
@@ -76,6 +76,7 @@ fn loads_the_sample_emulator_config() {
             forward_to: None,
             forward_dead_lettered_to: Some("orders-poison".to_owned()),
             max_size_bytes: None,
+            status: EntityStatus::Active,
         }
     );
     assert_eq!(config.queues[1].properties.default_ttl_ms, Some(5_400_000));

@@ -95,6 +95,21 @@ pub fn entity_not_found_description(host: &str, path: &str) -> String {
     )
 }
 
+/// The description of [`ENTITY_DISABLED`] for an entity whose status (`Disabled`,
+/// `SendDisabled` or `ReceiveDisabled`) refuses the operation, as Service Bus words it.
+pub fn entity_disabled_description(host: &str, path: &str, status: &str) -> String {
+    let path = path.trim_start_matches('/');
+    match status {
+        "SendDisabled" => format!(
+            "Messaging entity 'sb://{host}/{path}' is currently disabled for send operations."
+        ),
+        "ReceiveDisabled" => format!(
+            "Messaging entity 'sb://{host}/{path}' is currently disabled for receive operations."
+        ),
+        _ => format!("Messaging entity 'sb://{host}/{path}' is currently disabled."),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -82,6 +82,8 @@ pub struct QueueSpec {
     pub lock_duration: String,
     pub max_delivery_count: u32,
     pub default_message_time_to_live: String,
+    /// `Status`: Active, Disabled, SendDisabled or ReceiveDisabled.
+    pub status: String,
 }
 
 impl QueueSpec {
@@ -92,7 +94,13 @@ impl QueueSpec {
             lock_duration: "PT1M".to_owned(),
             max_delivery_count: 10,
             default_message_time_to_live: "PT1H".to_owned(),
+            status: "Active".to_owned(),
         }
+    }
+
+    pub fn status(mut self, status: &str) -> Self {
+        status.clone_into(&mut self.status);
+        self
     }
 
     pub fn lock_duration(mut self, iso8601: &str) -> Self {
@@ -112,11 +120,12 @@ pub fn emulator_config(queues: &[QueueSpec]) -> String {
     let mut queue_json = Vec::with_capacity(queues.len());
     for queue in queues {
         queue_json.push(format!(
-            r#"{{"Name":"{name}","Properties":{{"DeadLetteringOnMessageExpiration":false,"DefaultMessageTimeToLive":"{ttl}","DuplicateDetectionHistoryTimeWindow":"PT20S","ForwardDeadLetteredMessagesTo":"","ForwardTo":"","LockDuration":"{lock}","MaxDeliveryCount":{mdc},"RequiresDuplicateDetection":false,"RequiresSession":false}}}}"#,
+            r#"{{"Name":"{name}","Properties":{{"DeadLetteringOnMessageExpiration":false,"DefaultMessageTimeToLive":"{ttl}","DuplicateDetectionHistoryTimeWindow":"PT20S","ForwardDeadLetteredMessagesTo":"","ForwardTo":"","LockDuration":"{lock}","MaxDeliveryCount":{mdc},"RequiresDuplicateDetection":false,"RequiresSession":false,"Status":"{status}"}}}}"#,
             name = queue.name,
             ttl = queue.default_message_time_to_live,
             lock = queue.lock_duration,
             mdc = queue.max_delivery_count,
+            status = queue.status,
         ));
     }
     format!(

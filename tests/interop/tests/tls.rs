@@ -191,3 +191,49 @@ fn a_reloaded_certificate_reaches_new_connections_while_open_ones_keep_working()
         &[&port, &text(&new.cert), &text(&bundle)],
     );
 }
+
+#[test]
+fn python_admin_and_data_clients_share_one_connection_string() {
+    let broker = broker("shared", &[]);
+    let ca = broker.dev_ca().display().to_string();
+    let port = broker.amqp_port().to_string();
+    broker.run_python("tls_one_connection_string.py", &["shared", &ca, &port]);
+}
+
+#[test]
+fn js_admin_and_data_clients_share_one_connection_string() {
+    let broker = broker("shared", &[]);
+    let ca = broker.dev_ca().display().to_string();
+    broker.run_node_with(
+        "tls_one_connection_string.mjs",
+        &tls_conn_str(&broker),
+        &["shared"],
+        &[("NODE_EXTRA_CA_CERTS", &ca)],
+    );
+}
+
+/// AMQP over secure WebSockets (wss) on every entry that takes TLS: the WebSocket route is
+/// the HTTP router's, which every listener serves inside TLS.
+#[test]
+fn websockets_over_tls_on_every_entry() {
+    // Room for the scenario's 400 KB message.
+    let broker = broker("orders", &["--max-message-size", "1048576"]);
+    let ca = broker.dev_ca().display().to_string();
+    let conn = tls_conn_str(&broker);
+    for port in [broker.amqp_port(), broker.amqps_port(), broker.http_port()] {
+        let endpoint = format!("sb://127.0.0.1:{port}");
+        broker.run_python_with(
+            "websocket_send_receive.py",
+            &conn,
+            &["orders", &endpoint, &ca],
+            &[],
+        );
+    }
+    // The JS SDK dials wss:// on the Endpoint's port.
+    broker.run_node_with(
+        "websocket_send_receive.mjs",
+        &conn,
+        &["orders"],
+        &[("NODE_EXTRA_CA_CERTS", &ca)],
+    );
+}

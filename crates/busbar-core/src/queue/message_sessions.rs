@@ -54,6 +54,18 @@ impl MessageSessions {
         }
     }
 
+    /// Remove records for every stored session state.
+    pub(crate) fn removal_records(&self) -> Vec<Record> {
+        self.states
+            .values()
+            .map(|&(seq, body)| Record::Remove {
+                entity: self.state_entity,
+                seq,
+                body,
+            })
+            .collect()
+    }
+
     /// Forgets the session locks `owner` holds.
     pub(crate) fn release_all(&mut self, owner: ConsumerId) -> usize {
         let before = self.locks.len();

@@ -3,14 +3,15 @@
 //! changed at run time, and building topics from the catalog at start.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use busbar_core::namespace::{
-    RuleDescription, TopicDefinition, split_subscription_path, subscription_path,
+    EntityTimes, RuleDescription, TopicDefinition, split_subscription_path, subscription_path,
 };
 use busbar_core::rules::{Rule, select};
-use busbar_core::topic::Topic;
-use busbar_core::{Namespace, NewMessage, Queue, QueueConfig, SubQueueKind};
+use busbar_core::topic::{Topic, TopicConfig};
+use busbar_core::{EntityStatus, Namespace, NewMessage, Queue, QueueConfig, SubQueueKind};
 use busbar_servicebus::filtering::{FilterView, apply_rule_action};
 use busbar_servicebus::message::inbound;
 use busbar_store::{RecoveredMessage, Store, StoreError};
@@ -26,6 +27,12 @@ use crate::config::SubscriptionProperties;
 pub struct TopicEntity {
     /// As defined (case preserved).
     pub name: String,
+    /// An [`EntityStatus`] as `u8`, read on every send.
+    status: AtomicU8,
+    /// Set once the topic is deleted: links on it are detached.
+    deleted: AtomicBool,
+    /// Last send (ms since the Unix epoch; 0: none since start). Not durable.
+    accessed_at_ms: AtomicI64,
     state: Mutex<TopicState>,
 }
 
@@ -41,7 +48,7 @@ pub struct TopicState {
 }
 
 /// A subscription as its topic sees it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SubscriptionEntry {
     /// The queue holding the subscription's messages.
     pub entity: Arc<Entity>,
@@ -51,6 +58,27 @@ pub struct SubscriptionEntry {
 }
 
 impl TopicEntity {
+    pub fn status(&self) -> EntityStatus {
+        EntityStatus::from_u8(self.status.load(Ordering::Relaxed))
+    }
+
+    pub(super) fn set_status(&self, status: EntityStatus) {
+        self.status.store(status.to_u8(), Ordering::Relaxed);
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
+    pub(super) fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::Release);
+    }
+
+    /// The last send since start, if any.
+    pub fn accessed_at_ms(&self) -> Option<i64> {
+        Some(self.accessed_at_ms.load(Ordering::Relaxed)).filter(|&at| at > 0)
+    }
+
     /// Locks the topic; taken before any of its subscriptions' locks, never after.
     pub fn lock(&self) -> MutexGuard<'_, TopicState> {
         self.state
@@ -125,7 +153,7 @@ impl<S: Store> Broker<S> {
 
     /// Applies `change` to a subscription's rules: in a copy of the catalog, saved, then
     /// kept and compiled into the topic.
-    fn change_rules(
+    pub(super) fn change_rules(
         &self,
         entity: &Entity,
         change: impl FnOnce(&mut Vec<RuleDescription>) -> Result<(), RuleChangeError>,
@@ -188,6 +216,7 @@ impl<S: Store> Broker<S> {
         journal: &mut StoreJournal<'_, S>,
         publishing: &mut Vec<Arc<TopicEntity>>,
     ) -> Result<std::ops::Range<busbar_store::Seq>, busbar_core::CoreError> {
+        topic.accessed_at_ms.fetch_max(now_ms, Ordering::Relaxed);
         let (now, scheduled) = {
             let mut state = topic.lock();
             if state.topic.config().max_size_bytes.is_some() {
@@ -359,7 +388,7 @@ impl<S: Store> Broker<S> {
 
 /// The bytes a topic holds: its scheduled messages and its subscriptions' messages. Takes
 /// each subscription's lock in turn (the topic's is held, as the lock order wants).
-fn topic_size(state: &TopicState) -> u64 {
+pub(super) fn topic_size(state: &TopicState) -> u64 {
     state.scheduled.size_bytes()
         + state
             .subscriptions
@@ -444,22 +473,39 @@ fn subscription_copies(
 }
 
 /// Creates or updates `topic` and its subscriptions in `namespace` as configured. A new
-/// subscription without rules gets the default rule.
+/// subscription without rules gets the default rule; existing entities keep the settings
+/// the file can't express.
 pub(super) fn define_topic(
     namespace: &mut Namespace,
     topic: &crate::config::TopicDefinition,
+    now_ms: i64,
 ) -> Result<(), busbar_core::NamespaceError> {
-    let config = topic.properties.clone();
-    if namespace.topic(&topic.name).is_some() {
-        namespace.update_topic(&topic.name, config)?;
+    let file = &topic.properties;
+    if let Ok(definition) = namespace.topic_mut(&topic.name) {
+        let config = TopicConfig {
+            default_ttl_ms: file.default_ttl_ms,
+            requires_duplicate_detection: file.requires_duplicate_detection,
+            duplicate_detection_window_ms: file.duplicate_detection_window_ms,
+            max_size_bytes: file.max_size_bytes,
+            status: file.status,
+            ..definition.config.clone()
+        };
+        if config != definition.config {
+            definition.config = config;
+            definition.times.updated_at_ms = now_ms;
+        }
     } else {
-        namespace.create_topic(&topic.name, config)?;
+        namespace.create_topic(&topic.name, file.clone())?;
+        namespace.topic_mut(&topic.name)?.times = EntityTimes::new(now_ms);
     }
     for subscription in &topic.subscriptions {
-        let queue_config = subscription_config(&subscription.properties);
         let path = subscription_path(&topic.name, &subscription.name);
-        if namespace.queue(&path).is_some() {
-            namespace.update_queue(&path, queue_config)?;
+        if let Some(definition) = namespace.queue_mut(&path) {
+            let config = subscription_config(&subscription.properties, &definition.config);
+            if config != definition.config {
+                definition.config = config;
+                definition.times.updated_at_ms = now_ms;
+            }
             // Rules listed in the file replace the saved ones; a subscription listed without
             // rules keeps those added at run time.
             if !subscription.rules.is_empty() {
@@ -473,9 +519,12 @@ pub(super) fn define_topic(
             namespace.create_subscription(
                 &topic.name,
                 &subscription.name,
-                queue_config,
+                subscription_config(&subscription.properties, &QueueConfig::default()),
                 subscription.rules.clone(),
             )?;
+            if let Some(definition) = namespace.queue_mut(&path) {
+                definition.times = EntityTimes::new(now_ms);
+            }
         }
     }
     Ok(())
@@ -517,6 +566,9 @@ pub(super) fn topic_entity(
     }
     Ok(TopicEntity {
         name: definition.name.clone(),
+        status: AtomicU8::new(definition.config.status.to_u8()),
+        deleted: AtomicBool::new(false),
+        accessed_at_ms: AtomicI64::new(0),
         state: Mutex::new(TopicState {
             topic: Topic::restore(
                 definition.name.clone(),
@@ -538,7 +590,9 @@ pub(super) fn topic_entity(
     })
 }
 
-pub fn subscription_config(properties: &SubscriptionProperties) -> QueueConfig {
+/// The core's settings for a configured subscription, over `base` for what the file does
+/// not set.
+pub fn subscription_config(properties: &SubscriptionProperties, base: &QueueConfig) -> QueueConfig {
     QueueConfig {
         lock_duration_ms: properties.lock_duration_ms,
         max_delivery_count: properties.max_delivery_count,
@@ -549,7 +603,8 @@ pub fn subscription_config(properties: &SubscriptionProperties) -> QueueConfig {
         forward_dead_lettered_to: properties.forward_dead_lettered_to.clone(),
         dead_lettering_on_filter_evaluation_exceptions: properties
             .dead_lettering_on_filter_evaluation_exceptions,
-        ..QueueConfig::default()
+        status: properties.status,
+        ..base.clone()
     }
 }
 

@@ -184,6 +184,9 @@ impl<S: Store> Conn<S> {
                         message_session: None,
                         unsettled: 0,
                     };
+                    if let Some((condition, description)) = consumer.refusal(&self.hostname) {
+                        return self.refuse(link, condition, description);
+                    }
                     self.attach_consumer(link, attach, consumer, &raw_address);
                 } else {
                     if kind != SubQueueKind::Main || is_subscription_path(&path) {
@@ -338,6 +341,20 @@ impl<S: Store> Conn<S> {
                 "link no longer authorized; detaching"
             );
             self.detach_with(link, conditions::UNAUTHORIZED_ACCESS, why);
+        }
+    }
+
+    /// Detaches every link whose entity was deleted (`amqp:not-found`) and every receiver
+    /// whose entity no longer gives out messages (`com.microsoft:entity-disabled`).
+    pub(super) fn drop_links_of_changed_entities(&mut self) {
+        let lost: Vec<_> = self
+            .links
+            .iter()
+            .filter_map(|(link, kind)| Some((*link, kind.detach_reason(&self.hostname)?)))
+            .collect();
+        for (link, (condition, description)) in lost {
+            tracing::debug!(handle = link.handle(), %description, "entity changed; detaching");
+            self.detach_with(link, condition, &description);
         }
     }
 

@@ -106,6 +106,78 @@ impl SendTarget {
             SendTarget::Topic(topic) => &topic.name,
         }
     }
+
+    /// Why sends here are refused now (the entity was deleted, or its status refuses
+    /// sends): the condition and description, as Service Bus says it.
+    fn refusal(&self, host: &str) -> Option<(&'static str, String)> {
+        let (deleted, status) = match self {
+            SendTarget::Queue(entity) => (entity.is_deleted(), entity.status()),
+            SendTarget::Topic(topic) => (topic.is_deleted(), topic.status()),
+        };
+        if deleted {
+            Some((
+                conditions::NOT_FOUND,
+                conditions::entity_not_found_description(host, self.name()),
+            ))
+        } else if !status.allows_send() {
+            Some((
+                conditions::ENTITY_DISABLED,
+                conditions::entity_disabled_description(host, self.name(), status.as_str()),
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+impl ConsumerLink {
+    /// Why this receiver may not go on (its entity was deleted, or its status refuses
+    /// receives): the condition and description, as Service Bus says it.
+    fn refusal(&self, host: &str) -> Option<(&'static str, String)> {
+        let status = self.entity.status();
+        if status.allows_receive() && !self.entity.is_deleted() {
+            return None;
+        }
+        let path = attach::parsed_path(&self.entity.name, attach::sub_queue_of(self.kind));
+        if self.entity.is_deleted() {
+            Some((
+                conditions::NOT_FOUND,
+                conditions::entity_not_found_description(host, &path),
+            ))
+        } else if !status.allows_receive() {
+            Some((
+                conditions::ENTITY_DISABLED,
+                conditions::entity_disabled_description(host, &path, status.as_str()),
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+impl LinkKind {
+    /// Why the link must be detached after an entity change: its entity is gone (all
+    /// links), or a receiver's entity no longer gives out messages. Senders stay attached
+    /// to an entity that refuses sends; each send is refused instead.
+    fn detach_reason(&self, host: &str) -> Option<(&'static str, String)> {
+        let gone = |deleted: bool, path: &str| {
+            deleted.then(|| {
+                (
+                    conditions::NOT_FOUND,
+                    conditions::entity_not_found_description(host, path),
+                )
+            })
+        };
+        match self {
+            LinkKind::Consumer(consumer) => consumer.refusal(host),
+            LinkKind::Producer(target) => target
+                .refusal(host)
+                .filter(|(condition, _)| *condition == conditions::NOT_FOUND),
+            LinkKind::ManagementRequests { entity, .. } => gone(entity.is_deleted(), &entity.name),
+            LinkKind::TopicManagementRequests(topic) => gone(topic.is_deleted(), &topic.name),
+            LinkKind::CbsRequests | LinkKind::Responses => None,
+        }
+    }
 }
 
 struct ConsumerLink {
@@ -317,6 +389,7 @@ impl<S: Store> Conn<S> {
         let mut frames = Vec::new();
         let mut write_buf = BytesMut::with_capacity(64 * 1024);
         let mut eof = false;
+        let mut entity_changes = self.broker.entity_changes();
         let mut token_check = tokio::time::interval(TOKEN_CHECK_INTERVAL);
         token_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Bytes that arrived with the handshake are processed before reading more.
@@ -366,7 +439,11 @@ impl<S: Store> Conn<S> {
                 for frame in frames.drain(..) {
                     encode_frame(&frame, &mut write_buf);
                 }
-                let write = stream.write_all(&write_buf);
+                // Flushed: over a WebSocket or TLS, nothing goes out before.
+                let write = async {
+                    stream.write_all(&write_buf).await?;
+                    stream.flush().await
+                };
                 let written =
                     tokio::time::timeout(self.broker.settings.limits.write_timeout, write);
                 if !matches!(written.await, Ok(Ok(()))) {
@@ -421,6 +498,9 @@ impl<S: Store> Conn<S> {
                 () = self.notify.notified() => {
                     self.pump_all();
                     self.retry_session_receivers();
+                }
+                Ok(()) = entity_changes.changed() => {
+                    self.drop_links_of_changed_entities();
                 }
                 _ = token_check.tick() => {
                     self.enforce_deadlines();

@@ -29,6 +29,9 @@ impl<S: Store> Conn<S> {
     pub(super) fn on_message(&mut self, message: IncomingMessage) {
         match self.links.get(&message.link) {
             Some(LinkKind::Producer(target)) => {
+                if let Some((condition, description)) = target.refusal(&self.hostname) {
+                    return self.settle_now(&message, rejected(condition, &description));
+                }
                 let route = match target {
                     SendTarget::Queue(entity) => self.broker.route(entity),
                     SendTarget::Topic(topic) => Route::Publish(Arc::clone(topic)),
@@ -92,20 +95,8 @@ impl<S: Store> Conn<S> {
                 );
             }
         };
-        if let Route::Deliver(entity) = &route
-            && entity.requires_session
-            && batch.iter().any(|m| m.session_id.is_none())
-        {
-            return self.settle_now(
-                &message,
-                rejected(
-                    conditions::NOT_ALLOWED,
-                    format!(
-                        "'{}' requires sessions: every message sent to it needs a session id.",
-                        entity.name
-                    ),
-                ),
-            );
+        if let Some(why) = Broker::<S>::refuse_without_session(&route, &batch) {
+            return self.settle_now(&message, rejected(conditions::NOT_ALLOWED, why));
         }
         let now = self.broker.now_ms();
         let mut journal = self.broker.journal();

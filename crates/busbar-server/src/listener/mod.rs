@@ -296,6 +296,7 @@ impl FrontDoor {
             Plaintext::Refused(reason) if !recognised.encrypted => Some(reason.clone()),
             _ => None,
         };
+        let address = peer;
         let peer = peer.to_string();
         match (recognised.speaks, refusal) {
             (Speaks::Amqp, None) => {
@@ -333,7 +334,7 @@ impl FrontDoor {
                 };
                 let mut stop = self.stop.clone();
                 let stream = Prefixed::new(recognised.read_ahead, recognised.stream);
-                busbar_http::serve_connection(stream, router, async move {
+                busbar_http::serve_connection(stream, address, router, async move {
                     stopped(&mut stop).await;
                 })
                 .await;
