@@ -476,6 +476,11 @@ pub async fn serve(
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, "HTTP listener started");
     }
+    // Without Nagle's delay: an upgraded connection carries AMQP, whose small frames
+    // (dispositions, flows) must go out at once.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
