@@ -179,3 +179,30 @@ async fn a_status_change_applies_to_links_already_attached() {
         .unwrap();
     receiver.recv().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_message_forwarded_to_a_deleted_queue_goes_to_the_transfer_dead_letter_queue() {
+    let (broker, address, _dir) = serve().await;
+    broker
+        .create_queue("target", QueueConfig::default())
+        .unwrap();
+    let forwarding = QueueConfig {
+        forward_to: Some("target".into()),
+        ..QueueConfig::default()
+    };
+    broker.create_queue("source", forwarding).unwrap();
+    broker.delete_queue("target").await.unwrap();
+
+    let connection = connect_to(&address, "source").await;
+    let session = connection.session().await.unwrap();
+    let sender = session.sender("source").await.unwrap();
+    assert!(
+        sender
+            .send(encode_message(b"nowhere to go"))
+            .await
+            .unwrap()
+            .is_accepted()
+    );
+    let counts = broker.get_queue("source").unwrap().counts;
+    assert_eq!((counts.active, counts.transfer_dead_letter), (0, 1));
+}
