@@ -119,7 +119,10 @@ impl SendTarget {
         } else if !status.allows_send() {
             Some((
                 conditions::ENTITY_DISABLED,
-                conditions::entity_disabled_description(host, self.name(), status.as_str()),
+                conditions::entity_disabled_description(
+                    &format!("sb://{host}/{}", self.name()),
+                    status.as_str(),
+                ),
             ))
         } else {
             None
@@ -144,7 +147,10 @@ impl ConsumerLink {
         } else if !status.allows_receive() {
             Some((
                 conditions::ENTITY_DISABLED,
-                conditions::entity_disabled_description(host, &path, status.as_str()),
+                conditions::entity_disabled_description(
+                    &format!("sb://{host}/{path}"),
+                    status.as_str(),
+                ),
             ))
         } else {
             None
