@@ -124,6 +124,7 @@ async fn deleting_a_topic_detaches_its_subscriptions_receivers() {
 async fn a_status_change_applies_to_links_already_attached() {
     let (broker, address, _dir) = serve().await;
     broker.create_queue("q", QueueConfig::default()).unwrap();
+    assert_eq!(broker.get_queue("q").unwrap().accessed_at_ms, None);
     let connection = connect_to(&address, "q").await;
     let session = connection.session().await.unwrap();
     let sender = session.sender("q").await.unwrap();
@@ -173,11 +174,22 @@ async fn a_status_change_applies_to_links_already_attached() {
     assert_eq!(condition(&refused), Some("com.microsoft:entity-disabled"));
 
     broker.update_queue("q", QueueConfig::default()).unwrap();
+    let sent_at = broker
+        .get_queue("q")
+        .unwrap()
+        .accessed_at_ms
+        .expect("sent to");
     let mut receiver = session
         .receiver("q", ReceiverOptions::default())
         .await
         .unwrap();
     receiver.recv().await.unwrap();
+    let received_at = broker
+        .get_queue("q")
+        .unwrap()
+        .accessed_at_ms
+        .expect("received from");
+    assert!(received_at >= sent_at);
 }
 
 #[tokio::test]
