@@ -496,6 +496,7 @@ impl<S: Store> Conn<S> {
                 }
                 Ok(()) = entity_changes.changed() => {
                     self.drop_links_of_changed_entities();
+                    self.retry_session_receivers();
                 }
                 _ = token_check.tick() => {
                     self.enforce_deadlines();
