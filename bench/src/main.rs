@@ -18,7 +18,7 @@ use serde_json::{Value as Json, json};
 
 use busbar_client::{
     ConnectOptions, Connection, MessageOptions, Outcome, Receiver, ReceiverOptions, Sasl,
-    SendFuture, Sender, SettleMode, encode_message_with, sas_token_for,
+    SendFuture, Sender, SettleMode, Transport, encode_message_with, sas_token_for,
 };
 
 use stats::Snapshot;
@@ -66,6 +66,10 @@ struct Common {
     /// Give up when nothing progresses for this many seconds.
     #[arg(long, global = true, default_value_t = 60)]
     stall_secs: u64,
+    /// Speak AMQP over a WebSocket at this path of --url (Busbar: `/$servicebus/websocket`
+    /// on its HTTP listener).
+    #[arg(long, global = true)]
+    websocket_path: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -275,6 +279,10 @@ async fn connect(c: &Common) -> Result<Connection> {
     let opts = ConnectOptions {
         sasl,
         max_frame_size: 65_536,
+        transport: c
+            .websocket_path
+            .clone()
+            .map_or(Transport::Tcp, |path| Transport::WebSocket { path }),
         ..ConnectOptions::default()
     };
     let conn = Connection::connect(&c.url, opts)

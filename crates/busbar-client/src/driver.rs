@@ -1,7 +1,7 @@
 //! The connection task: owns the socket, turns commands from the handles into frames and
 //! incoming frames into replies, deliveries and outcomes.
 //!
-//! One task per connection does both directions on the same `TcpStream` through readiness
+//! One task per connection does both directions on the same socket through readiness
 //! (`readable`/`writable` + `try_*`), so a full send buffer never stops it from reading.
 //! Frames produced while handling a batch of commands or a batch of input are appended to
 //! one buffer and written with one syscall.
@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use busbar_amqp::frame::{Frame, FrameBody, FrameDecoder, encode_frame, encode_transfer_split};
@@ -22,6 +21,7 @@ use busbar_amqp::performative::{
 };
 
 use crate::error::{Error, RemoteError, Result};
+use crate::socket::Socket;
 use crate::{Delivery, Outcome};
 
 /// Our session incoming window; refreshed with a session flow once half of it is used.
@@ -285,7 +285,7 @@ struct PendingDisposition {
 }
 
 pub(crate) struct Driver {
-    stream: TcpStream,
+    stream: Socket,
     inbuf: BytesMut,
     out: BytesMut,
     decoder: FrameDecoder,
@@ -312,7 +312,7 @@ enum Exit {
 
 impl Driver {
     pub(crate) fn new(
-        stream: TcpStream,
+        stream: Socket,
         inbuf: BytesMut,
         rx: mpsc::UnboundedReceiver<Command>,
         shared: Arc<Shared>,

@@ -53,6 +53,8 @@ impl fmt::Display for Opt<'_> {
 pub enum Error {
     #[error("i/o error: {0}")]
     Io(Arc<std::io::Error>),
+    #[error("WebSocket: {0}")]
+    WebSocket(String),
     #[error("malformed input from peer: {0}")]
     Codec(#[from] CodecError),
     #[error("protocol violation by peer: {0}")]

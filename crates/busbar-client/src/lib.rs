@@ -7,6 +7,7 @@
 //! returns a future for the peer's outcome, so many can be in flight, bounded by link credit
 //! and the peer's session window. Receivers top their credit up as the application consumes.
 //! Service Bus extras: [`Connection::put_token`] (the `$cbs` exchange) and [`sas_token`].
+//! The bytes go over TCP, or over a WebSocket ([`Transport::WebSocket`], on Unix).
 //!
 //! This crate uses `busbar-amqp` only for encoding and decoding; it must not use that crate's
 //! broker-side engine, and it knows nothing of the broker's storage or configuration.
@@ -15,6 +16,9 @@ mod driver;
 mod error;
 mod message;
 mod sas;
+mod socket;
+#[cfg(unix)]
+mod websocket;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -23,7 +27,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
@@ -35,6 +39,7 @@ use busbar_amqp::performative::{
 };
 
 use driver::{Command, Driver, LinkSpec, Negotiated, Shared, TransferReply};
+use socket::Socket;
 
 pub use error::{Error, RemoteError, Result};
 pub use message::{MessageOptions, encode_message, encode_message_with, message_body};
@@ -52,8 +57,23 @@ pub enum Sasl {
     },
 }
 
-/// Connection parameters. `Default` gives SASL ANONYMOUS, a random container-id, 1 MiB
-/// frames, no idle timeout and a 30 s handshake limit.
+/// How the AMQP bytes travel to the broker.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// A TCP connection to the address.
+    #[default]
+    Tcp,
+    /// A WebSocket (`ws://<address><path>`, subprotocol `AMQPWSB10`), for networks that
+    /// pass only HTTP; Service Bus and Busbar serve it at [`SERVICE_BUS_WEBSOCKET_PATH`]
+    /// (Busbar on its HTTP listener). Unix only.
+    WebSocket { path: String },
+}
+
+/// Where Service Bus and Busbar serve AMQP over WebSockets.
+pub const SERVICE_BUS_WEBSOCKET_PATH: &str = "/$servicebus/websocket";
+
+/// Connection parameters. `Default` gives TCP, SASL ANONYMOUS, a random container-id,
+/// 1 MiB frames, no idle timeout and a 30 s handshake limit.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
     pub sasl: Sasl,
@@ -65,8 +85,9 @@ pub struct ConnectOptions {
     pub max_frame_size: u32,
     /// Announced in `open`; the connection fails when the peer is silent for twice as long.
     pub idle_timeout: Option<Duration>,
-    /// Limit for TCP connect plus the SASL and `open` exchange.
+    /// Limit for TCP connect (and WebSocket upgrade) plus the SASL and `open` exchange.
     pub connect_timeout: Duration,
+    pub transport: Transport,
 }
 
 impl Default for ConnectOptions {
@@ -78,6 +99,7 @@ impl Default for ConnectOptions {
             max_frame_size: 1 << 20,
             idle_timeout: None,
             connect_timeout: Duration::from_secs(30),
+            transport: Transport::Tcp,
         }
     }
 }
@@ -228,8 +250,33 @@ impl Connection {
     }
 
     async fn handshake(addr: &str, opts: ConnectOptions) -> Result<Connection> {
-        let mut stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
+        match &opts.transport {
+            Transport::Tcp => {
+                let mut stream = TcpStream::connect(addr).await?;
+                stream.set_nodelay(true)?;
+                let (inbuf, neg) = Self::open_amqp(&mut stream, addr, &opts).await?;
+                Ok(Self::start(Socket::Tcp(stream), inbuf, neg))
+            }
+            #[cfg(unix)]
+            Transport::WebSocket { path } => {
+                let mut stream = websocket::connect(addr, path).await?;
+                let (inbuf, neg) = Self::open_amqp(&mut stream, addr, &opts).await?;
+                Ok(Self::start(Socket::Bridged(stream), inbuf, neg))
+            }
+            #[cfg(not(unix))]
+            Transport::WebSocket { .. } => Err(Error::WebSocket(
+                "AMQP over WebSockets is only available on Unix".to_owned(),
+            )),
+        }
+    }
+
+    /// SASL and the `open` exchange on `stream`; the input already read past the peer's
+    /// `open`, and what was negotiated.
+    async fn open_amqp(
+        stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
+        addr: &str,
+        opts: &ConnectOptions,
+    ) -> Result<(BytesMut, Negotiated)> {
         let hostname = opts
             .hostname
             .clone()
@@ -239,12 +286,9 @@ impl Connection {
 
         if opts.sasl != Sasl::None {
             stream.write_all(&ProtocolHeader::Sasl.bytes()).await?;
-            expect_header(&mut stream, &mut inbuf, ProtocolHeader::Sasl).await?;
+            expect_header(stream, &mut inbuf, ProtocolHeader::Sasl).await?;
             let init = loop {
-                match read_frame(&mut stream, &mut inbuf, &mut decoder)
-                    .await?
-                    .body
-                {
+                match read_frame(stream, &mut inbuf, &mut decoder).await?.body {
                     FrameBody::Sasl(SaslFrame::Mechanisms { mechanisms }) => {
                         break sasl_init(&opts.sasl, &mechanisms, &hostname)?;
                     }
@@ -255,10 +299,7 @@ impl Connection {
             let mut out = BytesMut::new();
             encode_frame(&Frame::sasl(init), &mut out);
             stream.write_all(&out).await?;
-            match read_frame(&mut stream, &mut inbuf, &mut decoder)
-                .await?
-                .body
-            {
+            match read_frame(stream, &mut inbuf, &mut decoder).await?.body {
                 FrameBody::Sasl(SaslFrame::Outcome {
                     code: SaslCode::Ok, ..
                 }) => {}
@@ -287,10 +328,10 @@ impl Connection {
         out.extend_from_slice(&ProtocolHeader::Amqp.bytes());
         encode_frame(&Frame::amqp(0, open), &mut out);
         stream.write_all(&out).await?;
-        expect_header(&mut stream, &mut inbuf, ProtocolHeader::Amqp).await?;
+        expect_header(stream, &mut inbuf, ProtocolHeader::Amqp).await?;
         decoder.set_max_frame_size(opts.max_frame_size);
         let remote_open = loop {
-            let frame = read_frame(&mut stream, &mut inbuf, &mut decoder).await?;
+            let frame = read_frame(stream, &mut inbuf, &mut decoder).await?;
             match frame.body {
                 FrameBody::Empty => continue,
                 FrameBody::Amqp {
@@ -318,16 +359,22 @@ impl Connection {
             local_idle_timeout: opts.idle_timeout.filter(|d| !d.is_zero()),
             local_max_frame_size: opts.max_frame_size,
         };
+        Ok((inbuf, neg))
+    }
+
+    /// Spawns the connection task on the opened `stream`.
+    fn start(stream: Socket, inbuf: BytesMut, neg: Negotiated) -> Connection {
+        let remote_max_frame_size = neg.remote_max_frame_size;
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::default());
         tokio::spawn(Driver::new(stream, inbuf, rx, shared.clone(), neg).run());
-        Ok(Connection {
+        Connection {
             inner: Arc::new(ConnInner {
                 handle: Handle { tx, shared },
                 cbs: tokio::sync::Mutex::new(None),
                 remote_max_frame_size,
             }),
-        })
+        }
     }
 
     /// The peer's max-frame-size (transfers larger than this are split).
@@ -749,7 +796,7 @@ fn sasl_init(sasl: &Sasl, offered: &[Symbol], hostname: &str) -> Result<SaslFram
     })
 }
 
-async fn fill(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<()> {
+async fn fill(stream: &mut (impl AsyncRead + Unpin), buf: &mut BytesMut) -> Result<()> {
     buf.reserve(4096);
     if stream.read_buf(buf).await? == 0 {
         return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
@@ -758,7 +805,7 @@ async fn fill(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<()> {
 }
 
 async fn expect_header(
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncRead + Unpin),
     buf: &mut BytesMut,
     want: ProtocolHeader,
 ) -> Result<()> {
@@ -778,7 +825,7 @@ async fn expect_header(
 }
 
 async fn read_frame(
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncRead + Unpin),
     buf: &mut BytesMut,
     decoder: &mut FrameDecoder,
 ) -> Result<Frame> {

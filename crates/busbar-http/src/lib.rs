@@ -6,10 +6,27 @@
 //! Everything but `/health` needs a SAS token in the `Authorization` header, which the
 //! broker judges through [`Admin::authorize`] (reads need Listen, changes Manage).
 //!
-//! It only reports on and (later) administers the broker through state handed to it; it must
-//! not touch the AMQP listener or the store directly.
+//! `/$servicebus/websocket` upgrades to AMQP over WebSockets and hands the connection to
+//! the broker ([`amqp_websocket`], the byte-stream adapter in `websocket_stream`).
+//!
+//! The Service Bus administration API (Atom/XML, for `ServiceBusAdministrationClient`) is
+//! in [`atom`]; it answers every request that carries `api-version`.
+//!
+//! It only reports on and administers the broker through state handed to it; it must not
+//! touch the AMQP listener or the store directly.
+
+mod amqp_websocket;
+pub mod atom;
+mod websocket_stream;
+
+pub use amqp_websocket::{
+    AMQP_WEBSOCKET_PATH, AMQP_WEBSOCKET_PROTOCOL, AmqpEndpoint, MAX_WEBSOCKET_MESSAGE,
+    WebSocketBytes, amqp_websocket_router,
+};
+pub mod rest;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -192,6 +209,19 @@ pub fn router_with_admin(state: HealthState, admin: Arc<dyn Admin>) -> Router {
         ))
         .with_state(admin);
     router(state).merge(api)
+}
+
+/// [`router_with_admin`] plus the administration (Atom) API over `management`; see [`atom`].
+pub fn router_with_management(
+    state: HealthState,
+    admin: Arc<dyn Admin>,
+    management: Arc<dyn atom::Management>,
+) -> Router {
+    atom::with_management(
+        router_with_admin(state, Arc::clone(&admin)),
+        admin,
+        management,
+    )
 }
 
 /// Refuses, with 401 and the reason, a request whose `Authorization` header does not grant
@@ -387,7 +417,8 @@ async fn health(State(state): State<HealthState>) -> impl IntoResponse {
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then stops accepting and lets
-/// in-flight requests finish.
+/// in-flight requests finish. Connections may upgrade (WebSockets); handlers learn the
+/// client's address from `ConnectInfo<SocketAddr>`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -396,9 +427,12 @@ pub async fn serve(
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, "HTTP listener started");
     }
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! ([`config`], the model) and reads Microsoft's emulator `Config.json` into it
 //! ([`emulator_config`]).
 
+mod admin_api;
 pub mod broker;
 pub mod config;
 pub mod connection;
@@ -19,7 +20,9 @@ pub mod emulator_config;
 pub mod limits;
 pub mod management;
 pub mod relaxed_json;
+mod rest;
 pub mod session_receivers;
+mod websocket_handoff;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -97,7 +100,7 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let policies = config.effective_policies()?;
     // Senders go to whatever serves AMQP inside another protocol (TLS, WebSockets).
-    let (_handoff, handoffs) = mpsc::channel::<Handoff>(HANDOFF_BACKLOG);
+    let (handoff, handoffs) = mpsc::channel::<Handoff>(HANDOFF_BACKLOG);
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| RunError::DataDir(config.data_dir.display().to_string(), e))?;
     let started = Instant::now();
@@ -116,7 +119,14 @@ pub async fn run(
     let (http_stop, mut http_stopped) = watch::channel(false);
     let http = {
         let admin: Arc<dyn busbar_http::Admin> = Arc::clone(&current) as _;
-        let router = busbar_http::router_with_admin(health.clone(), admin);
+        let websocket = Arc::new(websocket_handoff::WebSocketHandoff(handoff.clone()));
+        let management: Arc<dyn busbar_http::atom::Management> = Arc::clone(&current) as _;
+        // The Atom and REST layers go on last, so they also see paths no route matches.
+        let router = busbar_http::router_with_admin(health.clone(), Arc::clone(&admin))
+            .merge(busbar_http::amqp_websocket_router(websocket));
+        let router = busbar_http::atom::with_management(router, admin, management);
+        let messaging = rest::HttpMessaging::new(Arc::clone(&current), http_stopped.clone());
+        let router = busbar_http::rest::with_messaging(router, Arc::new(messaging));
         tokio::spawn(busbar_http::serve(listeners.http, router, async move {
             let _ = http_stopped.wait_for(|stopped| *stopped).await;
         }))

@@ -365,9 +365,13 @@ fn decode_utf8(raw: &str, field: &str) -> Result<String, AuthError> {
         .map_err(|_| AuthError::Malformed(format!("'{field}' is not UTF-8 once URL-decoded")))
 }
 
-/// The entity path of an audience URL: scheme, host and port dropped, no leading or trailing
-/// slash. Text without `://` is taken to be a path already.
+/// The entity path of an audience URL: scheme, host, port and query dropped, no leading or
+/// trailing slash. Text without `://` is taken to be a path already. (The JS administration
+/// client signs the whole request URL, `api-version` query included.)
 pub fn audience_path(audience: &str) -> &str {
+    let audience = audience
+        .split_once('?')
+        .map_or(audience, |(url, _query)| url);
     let path = match audience.split_once("://") {
         Some((_scheme, rest)) => rest.find('/').map_or("", |slash| &rest[slash..]),
         None => audience,
@@ -664,6 +668,20 @@ mod tests {
         assert_eq!(audience_path("amqps://127.0.0.1"), "");
         assert_eq!(audience_path("sb://h/"), "");
         assert_eq!(audience_path("/q1/"), "q1");
+    }
+
+    #[test]
+    fn audience_path_drops_the_query_of_a_signed_request_url() {
+        // The JS administration client signs the whole request URL, lower-cased.
+        assert_eq!(
+            audience_path("https://localhost:5451/jq1?api-version=2021-05"),
+            "jq1"
+        );
+        assert_eq!(
+            audience_path("https://localhost:5451/$resources/queues/?api-version=2021-05&%24top=1"),
+            "$resources/queues"
+        );
+        assert_eq!(audience_path("https://localhost:5451?x=1"), "");
     }
 
     #[test]

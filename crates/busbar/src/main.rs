@@ -16,6 +16,8 @@ use busbar_store::log::repair;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
+mod entity_cmd;
+mod http_client;
 mod limit_args;
 mod queues_cmd;
 
@@ -51,6 +53,14 @@ enum Command {
     /// Print the message counts of a running broker's subscriptions, topic by topic (one
     /// row per subscription, named `<topic>/Subscriptions/<name>`), read from its HTTP API.
     Topics(QueuesArgs),
+    /// Create, show, update, delete or list queues through the administration API.
+    Queue(EntityArgs),
+    /// Create, show, update, delete or list topics through the administration API.
+    Topic(EntityArgs),
+    /// Create, show, update, delete or list a topic's subscriptions.
+    Subscription(EntityArgs),
+    /// Create, show, update, delete or list a subscription's rules.
+    Rule(EntityArgs),
     /// Salvage a damaged data directory (the broker must be stopped).
     ///
     /// Every record that still checks out is kept; each damaged log segment is rewritten
@@ -92,9 +102,27 @@ struct QueuesArgs {
 
 impl QueuesArgs {
     fn api(&self) -> queues_cmd::Api {
-        let name = self.key.sas_key_name.as_deref().unwrap_or(DEFAULT_KEY_NAME);
-        queues_cmd::Api::new(self.http, name, self.key.sas_key.as_deref())
+        self.key.api(self.http)
     }
+}
+
+#[derive(Debug, Clone, Args)]
+struct EntityArgs {
+    #[command(subcommand)]
+    action: entity_cmd::Action,
+    /// The broker's HTTP listener.
+    #[arg(
+        long,
+        global = true,
+        env = "BUSBAR_HTTP_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:5300"
+    )]
+    http: SocketAddr,
+    /// A key with Manage rights (Listen for show and list) signs the request; none is
+    /// needed on a loopback broker running the development key.
+    #[command(flatten)]
+    key: SasKeyArgs,
 }
 
 /// A shared access key: the broker's root key for `serve`, the signer of requests for the
@@ -115,6 +143,14 @@ struct SasKeyArgs {
         hide_env_values = true
     )]
     sas_key: Option<String>,
+}
+
+impl SasKeyArgs {
+    /// The broker's HTTP API at `http`, with requests signed by this key if one is given.
+    fn api(&self, http: SocketAddr) -> http_client::Api {
+        let name = self.sas_key_name.as_deref().unwrap_or(DEFAULT_KEY_NAME);
+        http_client::Api::new(http, name, self.sas_key.as_deref())
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -306,6 +342,10 @@ async fn run_broker(
     Ok(())
 }
 
+async fn entity(kind: entity_cmd::Kind, args: &EntityArgs) -> ExitCode {
+    exit_code(entity_cmd::run(&args.key.api(args.http), kind, &args.action).await)
+}
+
 fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -329,6 +369,12 @@ async fn main() -> ExitCode {
                 queues_cmd::run_topics(&args.api(), args.name.as_deref(), args.json).await,
             );
         }
+        Command::Queue(args) => return entity(entity_cmd::Kind::Queue, &args).await,
+        Command::Topic(args) => return entity(entity_cmd::Kind::Topic, &args).await,
+        Command::Subscription(args) => {
+            return entity(entity_cmd::Kind::Subscription, &args).await;
+        }
+        Command::Rule(args) => return entity(entity_cmd::Kind::Rule, &args).await,
         Command::Repair(args) => return exit_code(repair(&args)),
     };
 

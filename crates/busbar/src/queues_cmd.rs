@@ -1,95 +1,17 @@
 //! `busbar queues` and `busbar topics`: print queue and subscription counts from a running
 //! broker's HTTP API.
 
-use std::net::SocketAddr;
-
 use anyhow::{Context as _, bail};
-use busbar_servicebus::sas;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-/// A running broker's HTTP API, and the `Authorization` header value to send it.
-pub struct Api {
-    pub http: SocketAddr,
-    pub authorization: Option<String>,
-}
+pub use crate::http_client::Api;
+use crate::http_client::send;
 
-impl Api {
-    /// Signs requests with a SAS token for the whole namespace when a key is given (the
-    /// API answers without one only on a loopback broker running the development key).
-    pub fn new(http: SocketAddr, key_name: &str, key: Option<&str>) -> Self {
-        const TOKEN_LIFETIME_SECS: u64 = 3600;
-        let authorization = key.map(|key| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |elapsed| elapsed.as_secs());
-            sas::generate_token(
-                &format!("sb://{http}/"),
-                key_name,
-                key,
-                now + TOKEN_LIFETIME_SECS,
-            )
-        });
-        Api {
-            http,
-            authorization,
-        }
-    }
-}
-
-/// Fetches `path` from the broker's HTTP listener with a plain HTTP/1.1 GET.
+/// Fetches `path` from the broker's JSON API.
 async fn get(api: &Api, path: &str) -> anyhow::Result<(u16, Value)> {
-    let http = api.http;
-    let mut stream = TcpStream::connect(http)
-        .await
-        .with_context(|| format!("cannot reach the broker's HTTP listener at {http}"))?;
-    let authorization = api
-        .authorization
-        .as_deref()
-        .map(|token| format!("Authorization: {token}\r\n"))
-        .unwrap_or_default();
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {http}\r\nAccept: application/json\r\n{authorization}Connection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await?;
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .context("malformed HTTP response")?;
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("malformed HTTP status line")?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
+    let (status, body) = send(api, "GET", path, &[("Accept", "application/json")], "").await?;
     let json = serde_json::from_str(&body).context("the broker's answer is not JSON")?;
     Ok((status, json))
-}
-
-fn dechunk(body: &str) -> String {
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if size == 0 || after.len() < size {
-            break;
-        }
-        out.push_str(&after[..size]);
-        rest = after[size..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 const COLUMNS: [(&str, &str); 7] = [
@@ -185,18 +107,5 @@ fn print_table(rows: &[Value]) {
             line.push_str(&format!("  {:>11}", row[key].as_u64().unwrap_or(0)));
         }
         println!("{line}");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dechunks_a_chunked_body() {
-        assert_eq!(
-            dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
-            "hello world"
-        );
     }
 }

@@ -20,6 +20,13 @@ async fn fill(stream: &mut impl ClientStream, buf: &mut BytesMut, n: usize) -> R
     Ok(())
 }
 
+/// Writes `bytes` and flushes them: a stream that frames what it sends (a WebSocket
+/// message per flush) or encrypts it sends nothing until flushed.
+async fn send(stream: &mut impl ClientStream, bytes: &[u8]) -> Result<(), String> {
+    stream.write_all(bytes).await.map_err(|e| e.to_string())?;
+    stream.flush().await.map_err(|e| e.to_string())
+}
+
 async fn read_header(
     stream: &mut impl ClientStream,
     buf: &mut BytesMut,
@@ -32,7 +39,7 @@ async fn read_header(
         Some(header) => Ok(header),
         None => {
             // Answer with the header we speak, then hang up (AMQP 1.0 §2.2).
-            let _ = stream.write_all(&ProtocolHeader::Sasl.bytes()).await;
+            let _ = send(stream, &ProtocolHeader::Sasl.bytes()).await;
             Err("unsupported protocol header".to_owned())
         }
     }
@@ -52,7 +59,7 @@ pub(super) async fn handshake(
         let mut out = BytesMut::new();
         out.extend_from_slice(&ProtocolHeader::Sasl.bytes());
         encode_frame(&Frame::sasl(sasl::mechanisms(true)), &mut out);
-        stream.write_all(&out).await.map_err(|e| e.to_string())?;
+        send(stream, &out).await?;
         let mut decoder = FrameDecoder::new(64 * 1024);
         let init = loop {
             match decoder.decode(buf).map_err(|e| e.to_string())? {
@@ -89,16 +96,13 @@ pub(super) async fn handshake(
         };
         out.clear();
         encode_frame(&Frame::sasl(sasl::outcome(code)), &mut out);
-        stream.write_all(&out).await.map_err(|e| e.to_string())?;
+        send(stream, &out).await?;
         outcome?;
         let header = read_header(stream, buf).await?;
         if header != ProtocolHeader::Amqp {
             return Err("expected the AMQP header after SASL".to_owned());
         }
     }
-    stream
-        .write_all(&ProtocolHeader::Amqp.bytes())
-        .await
-        .map_err(|e| e.to_string())?;
+    send(stream, &ProtocolHeader::Amqp.bytes()).await?;
     Ok(claims)
 }

@@ -438,7 +438,11 @@ impl<S: Store> Conn<S> {
                 for frame in frames.drain(..) {
                     encode_frame(&frame, &mut write_buf);
                 }
-                let write = stream.write_all(&write_buf);
+                // Flushed: over a WebSocket or TLS, nothing goes out before.
+                let write = async {
+                    stream.write_all(&write_buf).await?;
+                    stream.flush().await
+                };
                 let written =
                     tokio::time::timeout(self.broker.settings.limits.write_timeout, write);
                 if !matches!(written.await, Ok(Ok(()))) {

@@ -50,6 +50,13 @@ pub async fn connect_to(amqp: &str, entity: &str) -> Connection {
     )
     .await
     .unwrap();
+    put_development_token(&connection, amqp, entity).await;
+    connection
+}
+
+/// Puts a token (the development key's) for `entity` on `connection`, with the audience
+/// a client of the AMQP listener at `amqp` uses.
+pub async fn put_development_token(connection: &Connection, amqp: &str, entity: &str) {
     let audience = format!("sb://{amqp}/{entity}");
     let expiry = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -63,7 +70,6 @@ pub async fn connect_to(amqp: &str, entity: &str) -> Connection {
         expiry,
     );
     connection.put_token(&audience, &token).await.unwrap();
-    connection
 }
 
 /// A broker on ephemeral loopback ports with one queue, `q`, keeping its data in `data_dir`.

@@ -1,0 +1,54 @@
+//! The Service Bus administration API (Atom/XML over HTTP), the one
+//! `ServiceBusAdministrationClient` speaks in every SDK: create, read, update, delete and
+//! list queues, topics, subscriptions and rules, their runtime counts, and the namespace.
+//! The wire facts it follows are in the reference's servicebus-admin-api.md.
+//!
+//! It shares the HTTP root with the broker's other routes: a request carrying
+//! `api-version` in its query (every SDK request does, no other route takes it) is an
+//! administration request, so a queue named `health` or `api` is still reachable here.
+//!
+//! Layout: [`path`] names the resource, [`read`] parses descriptions (over [`xml_tree`]),
+//! [`validate`] applies the service's checks, [`handler`] does the request through the
+//! [`Management`] trait the broker implements, [`write`] writes the Atom answers.
+
+pub mod duration;
+mod handler;
+pub mod model;
+pub mod path;
+pub mod read;
+pub mod timestamp;
+mod validate;
+pub mod write;
+mod xml_tree;
+
+use std::sync::Arc;
+
+use axum::Router;
+
+pub use handler::is_atom_request;
+use handler::{AtomState, handle};
+pub use model::*;
+
+use crate::Admin;
+
+/// Adds the administration API in front of `router`: requests with `api-version` go to
+/// it, the rest to `router`'s own routes.
+pub fn with_management(
+    router: Router,
+    admin: Arc<dyn Admin>,
+    management: Arc<dyn Management>,
+) -> Router {
+    let state = AtomState { admin, management };
+    router.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let state = state.clone();
+            async move {
+                if is_atom_request(request.uri().query()) {
+                    handle(state, request).await
+                } else {
+                    next.run(request).await
+                }
+            }
+        },
+    ))
+}

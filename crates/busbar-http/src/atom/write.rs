@@ -1,0 +1,428 @@
+//! Writes what the administration API answers: Atom entries and feeds wrapping entity
+//! descriptions in the service's own element order, and error bodies. The details the SDKs
+//! depend on: `CountDetails` declares exactly one namespace (JS), every filter, action and
+//! typed value carries `i:type` (Python), typed values use the `d6p1:` prefix (JS reads
+//! past its first five characters), and forward targets are `sb://host/name` URLs.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use quick_xml::escape::escape;
+
+use super::duration;
+use super::model::{
+    CorrelationFilter, MessageCounts, NamespaceView, QueueView, RuleAction, RuleFilter, RuleView,
+    Runtime, SubscriptionView, TopicView, TypedValue,
+};
+use super::timestamp::{NEVER, format_utc};
+use super::xml_tree::{ATOM_NS, CONNECT_NS, XSI_NS};
+
+const XML_DECLARATION: &str = r#"<?xml version="1.0" encoding="utf-8"?>"#;
+const COUNTS_NS: &str = "http://schemas.microsoft.com/netservices/2011/06/servicebus";
+const XSD_NS: &str = "http://www.w3.org/2001/XMLSchema";
+
+/// What every entry and feed needs to know about the request it answers.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// `host[:port]` as the client addressed the broker.
+    pub host: String,
+    /// The namespace's name, the author of every entry.
+    pub namespace: String,
+    pub now_ms: i64,
+}
+
+impl Context {
+    /// The absolute URL of a request path.
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("https://{}{}", self.host, path_and_query)
+    }
+
+    fn forward_url(&self, name: &str) -> String {
+        format!("sb://{}/{}", self.host, name)
+    }
+}
+
+/// One entity as a standalone Atom entry document.
+pub fn entry_document(context: &Context, entry: &Entry) -> String {
+    let mut out = String::from(XML_DECLARATION);
+    write_entry(&mut out, context, entry);
+    out
+}
+
+/// An entry of an entry document or a feed.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The entry's URL path (its `id` and self link).
+    pub path: String,
+    pub title: String,
+    pub published_ms: i64,
+    pub updated_ms: i64,
+    /// The description element, already written.
+    pub content: String,
+}
+
+fn write_entry(out: &mut String, context: &Context, entry: &Entry) {
+    let url = escape(context.url(&entry.path)).into_owned();
+    let _ = write!(
+        out,
+        r#"<entry xmlns="{ATOM_NS}"><id>{url}</id><title type="text">{}</title><published>{}</published><updated>{}</updated><author><name>{}</name></author><link rel="self" href="{url}"/><content type="application/xml">{}</content></entry>"#,
+        escape(entry.title.as_str()),
+        format_utc(entry.published_ms),
+        format_utc(entry.updated_ms),
+        escape(context.namespace.as_str()),
+        entry.content,
+    );
+}
+
+/// A list page. `next` is the path and query of the following page, when there is one: it
+/// must be the feed's second link (Python reads the next page by position).
+pub fn feed(
+    context: &Context,
+    title: &str,
+    self_path: &str,
+    next: Option<&str>,
+    entries: &[Entry],
+) -> String {
+    let self_url = escape(context.url(self_path)).into_owned();
+    let mut out = String::from(XML_DECLARATION);
+    let _ = write!(
+        out,
+        r#"<feed xmlns="{ATOM_NS}"><title type="text">{title}</title><id>{self_url}</id><updated>{}</updated><link rel="self" href="{self_url}"/>"#,
+        format_utc(context.now_ms),
+    );
+    if let Some(next) = next {
+        let _ = write!(
+            out,
+            r#"<link rel="next" href="{}"/>"#,
+            escape(context.url(next))
+        );
+    }
+    for entry in entries {
+        write_entry(&mut out, context, entry);
+    }
+    out.push_str("</feed>");
+    out
+}
+
+/// What the service answers a GET of an entity that doesn't exist: 200 and an empty feed.
+pub fn empty_feed(context: &Context, path: &str) -> String {
+    format!(
+        r#"{XML_DECLARATION}<feed xmlns="{ATOM_NS}"><title type="text">Publicly Listed Services</title><id>{}</id><updated>{}</updated><generator>Service Bus 1.1</generator></feed>"#,
+        escape(context.url(path)),
+        format_utc(context.now_ms),
+    )
+}
+
+/// `<Error><Code>…</Code><Detail>…</Detail></Error>`.
+pub fn error(status: u16, detail: &str) -> String {
+    format!(
+        "<Error><Code>{status}</Code><Detail>{}</Detail></Error>",
+        escape(detail)
+    )
+}
+
+/// Builds a description element: children in the order they are added.
+struct Description {
+    out: String,
+    root: &'static str,
+}
+
+impl Description {
+    fn new(root: &'static str) -> Self {
+        Description {
+            out: format!(r#"<{root} xmlns="{CONNECT_NS}" xmlns:i="{XSI_NS}">"#),
+            root,
+        }
+    }
+
+    fn text(&mut self, name: &str, value: &str) -> &mut Self {
+        let _ = write!(self.out, "<{name}>{}</{name}>", escape(value));
+        self
+    }
+
+    fn value(&mut self, name: &str, value: impl std::fmt::Display) -> &mut Self {
+        let _ = write!(self.out, "<{name}>{value}</{name}>");
+        self
+    }
+
+    fn span(&mut self, name: &str, value: Option<Duration>) -> &mut Self {
+        self.value(name, duration::format(value))
+    }
+
+    fn time(&mut self, name: &str, unix_ms: Option<i64>) -> &mut Self {
+        match unix_ms {
+            Some(ms) => self.value(name, format_utc(ms)),
+            None => self.value(name, NEVER),
+        }
+    }
+
+    fn optional(&mut self, name: &str, value: Option<&str>) -> &mut Self {
+        if let Some(value) = value {
+            self.text(name, value);
+        }
+        self
+    }
+
+    /// A forwarding target, written as the `sb://` URL of the entity on this host.
+    fn forward(&mut self, name: &str, context: &Context, target: Option<&str>) -> &mut Self {
+        self.optional(name, target.map(|t| context.forward_url(t)).as_deref())
+    }
+
+    fn raw(&mut self, xml: &str) -> &mut Self {
+        self.out.push_str(xml);
+        self
+    }
+
+    fn finish(&mut self) -> String {
+        let _ = write!(self.out, "</{}>", self.root);
+        std::mem::take(&mut self.out)
+    }
+}
+
+fn count_details(counts: &MessageCounts) -> String {
+    let mut out = format!(r#"<CountDetails xmlns:d2p1="{COUNTS_NS}">"#);
+    for (name, value) in [
+        ("ActiveMessageCount", counts.active),
+        ("DeadLetterMessageCount", counts.dead_letter),
+        ("ScheduledMessageCount", counts.scheduled),
+        ("TransferMessageCount", counts.transfer),
+        (
+            "TransferDeadLetterMessageCount",
+            counts.transfer_dead_letter,
+        ),
+    ] {
+        let _ = write!(out, "<d2p1:{name}>{value}</d2p1:{name}>");
+    }
+    out.push_str("</CountDetails>");
+    out
+}
+
+fn timestamps(d: &mut Description, runtime: &Runtime) {
+    d.time("CreatedAt", Some(runtime.created_at_ms))
+        .time("UpdatedAt", Some(runtime.updated_at_ms))
+        .time("AccessedAt", runtime.accessed_at_ms);
+}
+
+pub fn queue_description(context: &Context, queue: &QueueView) -> String {
+    let s = &queue.settings;
+    let r = &queue.runtime;
+    let mut d = Description::new("QueueDescription");
+    d.span("LockDuration", Some(s.lock_duration))
+        .value("MaxSizeInMegabytes", s.max_size_in_megabytes)
+        .value("RequiresDuplicateDetection", s.requires_duplicate_detection)
+        .value("RequiresSession", s.requires_session)
+        .span("DefaultMessageTimeToLive", s.default_message_time_to_live)
+        .value(
+            "DeadLetteringOnMessageExpiration",
+            s.dead_lettering_on_message_expiration,
+        )
+        .span(
+            "DuplicateDetectionHistoryTimeWindow",
+            Some(s.duplicate_detection_history_time_window),
+        )
+        .value("MaxDeliveryCount", s.max_delivery_count)
+        .value("EnableBatchedOperations", s.enable_batched_operations)
+        .value("SizeInBytes", r.size_in_bytes)
+        .value("MessageCount", r.counts.total())
+        .value("IsAnonymousAccessible", false)
+        .raw("<AuthorizationRules/>")
+        .value("Status", s.status.as_str());
+    timestamps(&mut d, r);
+    d.value("SupportOrdering", !s.enable_partitioning)
+        .raw(&count_details(&r.counts))
+        .span("AutoDeleteOnIdle", s.auto_delete_on_idle)
+        .value("EnablePartitioning", s.enable_partitioning)
+        .value("EntityAvailabilityStatus", "Available")
+        .value("EnableExpress", s.enable_express)
+        .optional(
+            "ForwardTo",
+            s.forward_to
+                .as_deref()
+                .map(|n| context.forward_url(n))
+                .as_deref(),
+        )
+        .forward(
+            "ForwardDeadLetteredMessagesTo",
+            context,
+            s.forward_dead_lettered_messages_to.as_deref(),
+        )
+        .optional("UserMetadata", s.user_metadata.as_deref())
+        .value("MaxMessageSizeInKilobytes", s.max_message_size_in_kilobytes)
+        .finish()
+}
+
+pub fn topic_description(topic: &TopicView) -> String {
+    let s = &topic.settings;
+    let r = &topic.runtime;
+    let mut d = Description::new("TopicDescription");
+    d.span("DefaultMessageTimeToLive", s.default_message_time_to_live)
+        .value("MaxSizeInMegabytes", s.max_size_in_megabytes)
+        .value("RequiresDuplicateDetection", s.requires_duplicate_detection)
+        .span(
+            "DuplicateDetectionHistoryTimeWindow",
+            Some(s.duplicate_detection_history_time_window),
+        )
+        .value("EnableBatchedOperations", s.enable_batched_operations)
+        .value("SizeInBytes", r.size_in_bytes)
+        .value(
+            "FilteringMessagesBeforePublishing",
+            s.filtering_messages_before_publishing,
+        )
+        .value("IsAnonymousAccessible", false)
+        .raw("<AuthorizationRules/>")
+        .value("Status", s.status.as_str());
+    timestamps(&mut d, r);
+    d.value("SupportOrdering", s.support_ordering)
+        .raw(&count_details(&r.counts))
+        .value("SubscriptionCount", topic.subscription_count)
+        .span("AutoDeleteOnIdle", s.auto_delete_on_idle)
+        .value("EnablePartitioning", s.enable_partitioning)
+        .value("EntityAvailabilityStatus", "Available")
+        .value(
+            "EnableSubscriptionPartitioning",
+            s.enable_subscription_partitioning,
+        )
+        .value("EnableExpress", s.enable_express)
+        .optional("UserMetadata", s.user_metadata.as_deref())
+        .value("MaxMessageSizeInKilobytes", s.max_message_size_in_kilobytes)
+        .finish()
+}
+
+pub fn subscription_description(context: &Context, subscription: &SubscriptionView) -> String {
+    let s = &subscription.settings;
+    let r = &subscription.runtime;
+    let mut d = Description::new("SubscriptionDescription");
+    d.span("LockDuration", Some(s.lock_duration))
+        .value("RequiresSession", s.requires_session)
+        .span("DefaultMessageTimeToLive", s.default_message_time_to_live)
+        .value(
+            "DeadLetteringOnMessageExpiration",
+            s.dead_lettering_on_message_expiration,
+        )
+        .value(
+            "DeadLetteringOnFilterEvaluationExceptions",
+            s.dead_lettering_on_filter_evaluation_exceptions,
+        )
+        .value("MessageCount", r.counts.total())
+        .value("MaxDeliveryCount", s.max_delivery_count)
+        .value("EnableBatchedOperations", s.enable_batched_operations)
+        .value("Status", s.status.as_str())
+        .optional(
+            "ForwardTo",
+            s.forward_to
+                .as_deref()
+                .map(|n| context.forward_url(n))
+                .as_deref(),
+        );
+    timestamps(&mut d, r);
+    d.raw(&count_details(&r.counts))
+        .forward(
+            "ForwardDeadLetteredMessagesTo",
+            context,
+            s.forward_dead_lettered_messages_to.as_deref(),
+        )
+        .span("AutoDeleteOnIdle", s.auto_delete_on_idle)
+        .value("EntityAvailabilityStatus", "Available")
+        .optional("UserMetadata", s.user_metadata.as_deref())
+        .finish()
+}
+
+pub fn rule_description(rule: &RuleView) -> String {
+    let mut d = Description::new("RuleDescription");
+    d.raw(&filter(&rule.rule.filter))
+        .raw(&action(&rule.rule.action))
+        .value("CreatedAt", format_utc(rule.created_at_ms))
+        .text("Name", &rule.name)
+        .finish()
+}
+
+fn filter(filter: &RuleFilter) -> String {
+    match filter {
+        RuleFilter::True => sql_element("Filter", "TrueFilter", "1=1", &[], false),
+        RuleFilter::False => sql_element("Filter", "FalseFilter", "1=0", &[], false),
+        RuleFilter::Sql {
+            expression,
+            parameters,
+        } => sql_element("Filter", "SqlFilter", expression, parameters, true),
+        RuleFilter::Correlation(c) => correlation(c),
+    }
+}
+
+fn action(action: &RuleAction) -> String {
+    match action {
+        RuleAction::Empty => r#"<Action i:type="EmptyRuleAction"/>"#.to_owned(),
+        RuleAction::Sql {
+            expression,
+            parameters,
+        } => sql_element("Action", "SqlRuleAction", expression, parameters, true),
+    }
+}
+
+fn sql_element(
+    element: &str,
+    kind: &str,
+    expression: &str,
+    parameters: &[(String, TypedValue)],
+    preprocessing: bool,
+) -> String {
+    let mut out = format!(
+        r#"<{element} i:type="{kind}"><SqlExpression>{}</SqlExpression><CompatibilityLevel>20</CompatibilityLevel>"#,
+        escape(expression)
+    );
+    if !parameters.is_empty() {
+        out.push_str(&key_values("Parameters", parameters));
+    }
+    if preprocessing {
+        out.push_str("<RequiresPreprocessing>false</RequiresPreprocessing>");
+    }
+    let _ = write!(out, "</{element}>");
+    out
+}
+
+fn correlation(c: &CorrelationFilter) -> String {
+    let mut out = String::from(r#"<Filter i:type="CorrelationFilter">"#);
+    for (name, value) in [
+        ("CorrelationId", &c.correlation_id),
+        ("MessageId", &c.message_id),
+        ("To", &c.to),
+        ("ReplyTo", &c.reply_to),
+        ("Label", &c.label),
+        ("SessionId", &c.session_id),
+        ("ReplyToSessionId", &c.reply_to_session_id),
+        ("ContentType", &c.content_type),
+    ] {
+        if let Some(value) = value {
+            let _ = write!(out, "<{name}>{}</{name}>", escape(value.as_str()));
+        }
+    }
+    if !c.properties.is_empty() {
+        out.push_str(&key_values("Properties", &c.properties));
+    }
+    out.push_str("</Filter>");
+    out
+}
+
+fn key_values(list: &str, values: &[(String, TypedValue)]) -> String {
+    let mut out = format!("<{list}>");
+    for (key, value) in values {
+        let _ = write!(
+            out,
+            r#"<KeyValueOfstringanyType><Key>{}</Key><Value i:type="d6p1:{}" xmlns:d6p1="{XSD_NS}">{}</Value></KeyValueOfstringanyType>"#,
+            escape(key.as_str()),
+            value.xsd_type(),
+            escape(value.text()),
+        );
+    }
+    let _ = write!(out, "</{list}>");
+    out
+}
+
+pub fn namespace_description(namespace: &NamespaceView) -> String {
+    Description::new("NamespaceInfo")
+        .value("CreatedTime", format_utc(namespace.created_at_ms))
+        .value("MessagingSKU", "Standard")
+        .value("ModifiedTime", format_utc(namespace.modified_at_ms))
+        .text("Name", &namespace.name)
+        .value("NamespaceType", "Messaging")
+        .finish()
+}
