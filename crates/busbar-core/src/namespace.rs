@@ -166,6 +166,10 @@ pub struct Namespace {
     /// Next unallocated entity id; ids are never reused, even after a delete, so old
     /// log records can't be mistaken for a new entity's.
     next_entity_id: EntityId,
+    /// When the namespace was first opened (ms since the Unix epoch; 0 until then, and in
+    /// catalogs written before it was kept).
+    #[serde(default)]
+    created_at_ms: i64,
 }
 
 impl Namespace {
@@ -174,6 +178,18 @@ impl Namespace {
             queues: Vec::new(),
             topics: Vec::new(),
             next_entity_id: 1,
+            created_at_ms: 0,
+        }
+    }
+
+    pub fn created_at_ms(&self) -> i64 {
+        self.created_at_ms
+    }
+
+    /// Records `now_ms` as the creation time unless one is kept already.
+    pub fn stamp_created(&mut self, now_ms: i64) {
+        if self.created_at_ms == 0 {
+            self.created_at_ms = now_ms;
         }
     }
 

@@ -273,6 +273,7 @@ impl<S: Store> Broker<S> {
             None => Namespace::new(),
         };
         let now = clock.now_ms();
+        namespace.stamp_created(now);
         for queue in &config.queues {
             define_queue(&mut namespace, queue, now)
                 .map_err(|e| OpenError::Catalog(e.to_string()))?;

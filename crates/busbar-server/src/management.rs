@@ -127,9 +127,8 @@ pub fn handle_topic<S: Store>(
 ) -> (Bytes, Option<S::Commit>) {
     let operation = request.operation.as_deref().unwrap_or("");
     let outcome: Outcome<S> = match operation {
-        "com.microsoft:schedule-message" => {
-            schedule_on(broker, &Route::Publish(Arc::clone(topic)), request)
-        }
+        "com.microsoft:schedule-message" => send_allowed(&topic.name, topic.status())
+            .and_then(|()| schedule_on(broker, &Route::Publish(Arc::clone(topic)), request)),
         "com.microsoft:cancel-scheduled-message" => sequence_numbers(request).and_then(|seqs| {
             let mut journal = broker.journal();
             topic
@@ -466,11 +465,24 @@ fn schedule<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S>
             "Messages can't be scheduled on a dead-letter queue.".to_owned(),
         ));
     }
+    send_allowed(&context.entity.name, context.entity.status())?;
     schedule_on(
         context.broker,
         &context.broker.route(context.entity),
         request,
     )
+}
+
+/// Scheduling is sending: refused while the entity's status refuses sends.
+fn send_allowed(entity: &str, status: busbar_core::EntityStatus) -> Result<(), Failure> {
+    if status.allows_send() {
+        return Ok(());
+    }
+    Err(Failure(
+        conditions::management_status(conditions::ENTITY_DISABLED),
+        conditions::ENTITY_DISABLED,
+        conditions::entity_disabled_description(entity, status.as_str()),
+    ))
 }
 
 /// Stores the request's messages where `route` says; answers their sequence numbers.

@@ -124,6 +124,8 @@ fn with_duplicate_detection() -> QueueConfig {
 async fn queues_are_created_updated_listed_and_deleted_and_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let broker = open(dir.path());
+    let namespace_created = broker.namespace_created_at_ms();
+    assert!(namespace_created > 0);
     let config = QueueConfig {
         lock_duration_ms: 45_000,
         max_delivery_count: 7,
@@ -170,6 +172,7 @@ async fn queues_are_created_updated_listed_and_deleted_and_survive_a_reopen() {
     close(broker);
 
     let broker = open(dir.path());
+    assert_eq!(broker.namespace_created_at_ms(), namespace_created);
     let names: Vec<_> = broker.list_queues().into_iter().map(|q| q.name).collect();
     assert_eq!(names, ["orders"]);
     let got = broker.get_queue("orders").unwrap();

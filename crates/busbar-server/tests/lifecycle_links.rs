@@ -124,6 +124,7 @@ async fn deleting_a_topic_detaches_its_subscriptions_receivers() {
 async fn a_status_change_applies_to_links_already_attached() {
     let (broker, address, _dir) = serve().await;
     broker.create_queue("q", QueueConfig::default()).unwrap();
+    assert_eq!(broker.get_queue("q").unwrap().accessed_at_ms, None);
     let connection = connect_to(&address, "q").await;
     let session = connection.session().await.unwrap();
     let sender = session.sender("q").await.unwrap();
@@ -173,9 +174,47 @@ async fn a_status_change_applies_to_links_already_attached() {
     assert_eq!(condition(&refused), Some("com.microsoft:entity-disabled"));
 
     broker.update_queue("q", QueueConfig::default()).unwrap();
+    let sent_at = broker
+        .get_queue("q")
+        .unwrap()
+        .accessed_at_ms
+        .expect("sent to");
     let mut receiver = session
         .receiver("q", ReceiverOptions::default())
         .await
         .unwrap();
     receiver.recv().await.unwrap();
+    let received_at = broker
+        .get_queue("q")
+        .unwrap()
+        .accessed_at_ms
+        .expect("received from");
+    assert!(received_at >= sent_at);
+}
+
+#[tokio::test]
+async fn a_message_forwarded_to_a_deleted_queue_goes_to_the_transfer_dead_letter_queue() {
+    let (broker, address, _dir) = serve().await;
+    broker
+        .create_queue("target", QueueConfig::default())
+        .unwrap();
+    let forwarding = QueueConfig {
+        forward_to: Some("target".into()),
+        ..QueueConfig::default()
+    };
+    broker.create_queue("source", forwarding).unwrap();
+    broker.delete_queue("target").await.unwrap();
+
+    let connection = connect_to(&address, "source").await;
+    let session = connection.session().await.unwrap();
+    let sender = session.sender("source").await.unwrap();
+    assert!(
+        sender
+            .send(encode_message(b"nowhere to go"))
+            .await
+            .unwrap()
+            .is_accepted()
+    );
+    let counts = broker.get_queue("source").unwrap().counts;
+    assert_eq!((counts.active, counts.transfer_dead_letter), (0, 1));
 }

@@ -97,16 +97,16 @@ pub fn entity_not_found_description(host: &str, path: &str) -> String {
 
 /// The description of [`ENTITY_DISABLED`] for an entity whose status (`Disabled`,
 /// `SendDisabled` or `ReceiveDisabled`) refuses the operation, as Service Bus words it.
-pub fn entity_disabled_description(host: &str, path: &str, status: &str) -> String {
-    let path = path.trim_start_matches('/');
+/// `entity` names it as the client knows it (`sb://host/path` on a link).
+pub fn entity_disabled_description(entity: &str, status: &str) -> String {
     match status {
-        "SendDisabled" => format!(
-            "Messaging entity 'sb://{host}/{path}' is currently disabled for send operations."
-        ),
-        "ReceiveDisabled" => format!(
-            "Messaging entity 'sb://{host}/{path}' is currently disabled for receive operations."
-        ),
-        _ => format!("Messaging entity 'sb://{host}/{path}' is currently disabled."),
+        "SendDisabled" => {
+            format!("Messaging entity '{entity}' is currently disabled for send operations.")
+        }
+        "ReceiveDisabled" => {
+            format!("Messaging entity '{entity}' is currently disabled for receive operations.")
+        }
+        _ => format!("Messaging entity '{entity}' is currently disabled."),
     }
 }
 

@@ -1,8 +1,10 @@
 """Entity status is enforced with Service Bus's error: a Disabled queue refuses sends and
 receives, a SendDisabled one refuses sends (receives work), a ReceiveDisabled one refuses
 receives (sends work); each refusal raises MessagingEntityDisabledError
-(com.microsoft:entity-disabled). Arguments: the Disabled queue, then SendDisabled and
+(com.microsoft:entity-disabled), scheduling (a send through $management) included. Arguments: the Disabled queue, then SendDisabled and
 ReceiveDisabled ones."""
+
+import datetime
 
 from azure.servicebus import ServiceBusMessage
 from azure.servicebus.exceptions import MessagingEntityDisabledError
@@ -13,6 +15,12 @@ from sbcommon import client, expect_eq, expect_raises, log, run, scenario_args
 def send_one(sb, queue):
     with sb.get_queue_sender(queue) as sender:
         sender.send_messages(ServiceBusMessage(f"to {queue}"))
+
+
+def schedule_one(sb, queue):
+    with sb.get_queue_sender(queue) as sender:
+        later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+        sender.schedule_messages(ServiceBusMessage(f"later to {queue}"), later)
 
 
 def receive(sb, queue):
@@ -35,6 +43,11 @@ def main():
             MessagingEntityDisabledError,
             lambda: send_one(sb, send_disabled),
             "send to SendDisabled",
+        )
+        expect_raises(
+            MessagingEntityDisabledError,
+            lambda: schedule_one(sb, send_disabled),
+            "schedule on SendDisabled",
         )
         expect_eq(receive(sb, send_disabled), [], "receive from SendDisabled works")
         send_one(sb, receive_disabled)

@@ -57,6 +57,17 @@ fn js_unknown_entity_is_not_found() {
 }
 
 #[test]
+fn js_entity_status_from_the_config_file_is_enforced() {
+    let queues = [
+        QueueSpec::new("off").status("Disabled"),
+        QueueSpec::new("send-off").status("SendDisabled"),
+        QueueSpec::new("receive-off").status("ReceiveDisabled"),
+    ];
+    let broker = Broker::start(Some(&emulator_config(&queues)), &[]);
+    broker.run_node("entity_status.mjs", &["off", "send-off", "receive-off"]);
+}
+
+#[test]
 fn js_oversized_message_is_refused_and_sender_survives() {
     let broker = broker_with(QueueSpec::new("sized"), &["--max-message-size", "4096"]);
     broker.run_node("oversized_message.mjs", &["sized"]);

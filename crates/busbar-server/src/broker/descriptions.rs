@@ -89,6 +89,12 @@ pub struct SubscriptionDescription {
 }
 
 impl<S: Store> Broker<S> {
+    /// When the namespace (the data directory's catalog) was first opened, ms since the
+    /// Unix epoch: `get_namespace_properties`' created time.
+    pub fn namespace_created_at_ms(&self) -> i64 {
+        self.catalog().created_at_ms()
+    }
+
     pub fn get_queue(&self, name: &str) -> Result<QueueDescription, EntityError> {
         let entity = self
             .plain_queue(name)

@@ -14,6 +14,11 @@ impl<S: Store> Conn<S> {
         &mut self,
         mut pending: PendingSessionReceiver,
     ) -> Option<PendingSessionReceiver> {
+        // The entity may have been deleted or disabled while the receiver waited.
+        if let Some((condition, description)) = pending.consumer.refusal(&self.hostname) {
+            self.refuse(pending.link, condition, description);
+            return None;
+        }
         let now = self.broker.now_ms();
         let pick = match &pending.requested {
             Some(id) => MessageSessionPick::Id(id),

@@ -122,7 +122,10 @@ impl SendTarget {
         } else if !status.allows_send() {
             Some((
                 conditions::ENTITY_DISABLED,
-                conditions::entity_disabled_description(host, self.name(), status.as_str()),
+                conditions::entity_disabled_description(
+                    &format!("sb://{host}/{}", self.name()),
+                    status.as_str(),
+                ),
             ))
         } else {
             None
@@ -147,7 +150,10 @@ impl ConsumerLink {
         } else if !status.allows_receive() {
             Some((
                 conditions::ENTITY_DISABLED,
-                conditions::entity_disabled_description(host, &path, status.as_str()),
+                conditions::entity_disabled_description(
+                    &format!("sb://{host}/{path}"),
+                    status.as_str(),
+                ),
             ))
         } else {
             None
@@ -501,6 +507,7 @@ impl<S: Store> Conn<S> {
                 }
                 Ok(()) = entity_changes.changed() => {
                     self.drop_links_of_changed_entities();
+                    self.retry_session_receivers();
                 }
                 _ = token_check.tick() => {
                     self.enforce_deadlines();
