@@ -120,8 +120,10 @@ pub async fn run(
         let admin: Arc<dyn busbar_http::Admin> = Arc::clone(&current) as _;
         let websocket = Arc::new(websocket_handoff::WebSocketHandoff(handoff.clone()));
         let management: Arc<dyn busbar_http::atom::Management> = Arc::clone(&current) as _;
-        let router = busbar_http::router_with_management(health.clone(), admin, management)
+        let router = busbar_http::router_with_admin(health.clone(), Arc::clone(&admin))
             .merge(busbar_http::amqp_websocket_router(websocket));
+        // Last: it must see every request, including those no route above matches.
+        let router = busbar_http::atom::with_management(router, admin, management);
         tokio::spawn(busbar_http::serve(listeners.http, router, async move {
             let _ = http_stopped.wait_for(|stopped| *stopped).await;
         }))

@@ -6,7 +6,8 @@ to its exceptions.
 Arguments: CONNECTION_STRING PREFIX. The one connection string serves both clients: plain
 AMQP for ServiceBusClient and HTTPS on the same port for the admin client, which trusts the
 CA file named by BUSBAR_ADMIN_CA. Without it, the admin client's requests are sent over plain
-HTTP by a test-side transport (the SDK itself only speaks HTTPS). Entities are named
+HTTP to BUSBAR_HTTP_ADDR (host:port) by a test-side transport (the SDK itself only speaks
+HTTPS). Entities are named
 PREFIX-<role>, so the scenario can run on a broker that has others. With ASYNC=1 in the
 environment, the core subset runs with azure.servicebus.aio.management instead."""
 
@@ -42,9 +43,13 @@ def admin_kwargs():
         return {"connection_verify": ca}
     from azure.core.pipeline.transport import RequestsTransport
 
+    # Until the broker serves HTTPS on its AMQP port: the HTTP listener, in plain HTTP.
+    http = os.environ["BUSBAR_HTTP_ADDR"]
+
     class PlainHttp(RequestsTransport):
         def send(self, request, **kwargs):
-            request.url = request.url.replace("https://", "http://", 1)
+            scheme_and_host, _, path = request.url.partition("://")[2].partition("/")
+            request.url = f"http://{http}/{path}"
             return super().send(request, **kwargs)
 
     return {"transport": PlainHttp()}
@@ -55,6 +60,9 @@ def admin(conn):
 
 
 def host_of(conn):
+    """The host:port the admin client addresses (forward targets come back as URLs on it)."""
+    if not os.environ.get("BUSBAR_ADMIN_CA") and os.environ.get("BUSBAR_HTTP_ADDR"):
+        return os.environ["BUSBAR_HTTP_ADDR"]
     endpoint = next(p for p in conn.split(";") if p.lower().startswith("endpoint="))
     return endpoint.split("://", 1)[1].rstrip("/")
 
