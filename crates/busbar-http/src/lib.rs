@@ -23,6 +23,7 @@ pub use amqp_websocket::{
     AMQP_WEBSOCKET_PATH, AMQP_WEBSOCKET_PROTOCOL, AmqpEndpoint, MAX_WEBSOCKET_MESSAGE,
     WebSocketBytes, amqp_websocket_router,
 };
+pub mod rest;
 
 use std::future::Future;
 use std::net::SocketAddr;

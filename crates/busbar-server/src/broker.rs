@@ -414,6 +414,22 @@ impl<S: Store> Broker<S> {
         Route::Deliver(current)
     }
 
+    /// Why `batch` can't go where `route` says, if it can't: a queue that requires sessions
+    /// takes only messages with a session id.
+    pub fn refuse_without_session(route: &Route, batch: &[NewMessage]) -> Option<String> {
+        match route {
+            Route::Deliver(entity)
+                if entity.requires_session && batch.iter().any(|m| m.session_id.is_none()) =>
+            {
+                Some(format!(
+                    "'{}' requires sessions: every message sent to it needs a session id.",
+                    entity.name
+                ))
+            }
+            _ => None,
+        }
+    }
+
     /// Stores `batch` where `route` says: the destination queue, the subscriptions of a
     /// topic, or the transfer dead-letter queue where forwarding failed. Wakes the waiters
     /// of the queues that got messages. Returns the sequence numbers given by the queue, or
@@ -660,6 +676,36 @@ impl<S: Store> Broker<S> {
     ) -> Result<(), Denied> {
         authorization::authorize(claims, path, action, self.now_unix_secs(), TOKEN_GRACE_SECS)
     }
+
+    /// Whether an HTTP request with this `Authorization` header value may do `action` on
+    /// `path`: a SAS token (after `Bearer `, as some clients send it) whose claims allow
+    /// it; no token at all is enough when the HTTP API is open (loopback, development key).
+    /// The error is said to the client.
+    pub fn authorize_http(
+        &self,
+        authorization: Option<&str>,
+        path: &str,
+        action: Action<'_>,
+    ) -> Result<(), String> {
+        // On the loopback development key a request may come without a token; one that
+        // comes with a token is judged, so a wrong key is still told it is wrong.
+        if self.settings.open_http && authorization.is_none() {
+            return Ok(());
+        }
+        let token = authorization.ok_or_else(|| {
+            "Send a SharedAccessSignature token in the Authorization header.".to_owned()
+        })?;
+        let token = token.trim();
+        let token = match token.get(..7) {
+            Some(scheme) if scheme.eq_ignore_ascii_case("Bearer ") => &token[7..],
+            _ => token,
+        };
+        let now = self.now_unix_secs();
+        let claims = sas::validate(token, &self.settings.policies, now, HTTP_TOKEN_GRACE_SECS)
+            .map_err(|error| error.to_string())?;
+        authorization::authorize(&[claims], path, action, now, HTTP_TOKEN_GRACE_SECS)
+            .map_err(|denied| denied.to_string())
+    }
 }
 
 /// Takes up to a batch of available messages of `kind` under the forwarder's lock, to be
@@ -848,23 +894,11 @@ impl<S: Store> busbar_http::Admin for Broker<S> {
         path: &str,
         access: busbar_http::Access,
     ) -> Result<(), String> {
-        // On the loopback development key a request may come without a token; one that
-        // comes with a token is judged, so a wrong key is still told it is wrong.
-        if self.settings.open_http && authorization.is_none() {
-            return Ok(());
-        }
-        let token = authorization.ok_or_else(|| {
-            "Send a SharedAccessSignature token in the Authorization header.".to_owned()
-        })?;
-        let now = self.now_unix_secs();
-        let claims = sas::validate(token, &self.settings.policies, now, HTTP_TOKEN_GRACE_SECS)
-            .map_err(|error| error.to_string())?;
         let action = match access {
             busbar_http::Access::Read => Action::AdminRead,
             busbar_http::Access::Write => Action::AdminWrite,
         };
-        authorization::authorize(&[claims], path, action, now, HTTP_TOKEN_GRACE_SECS)
-            .map_err(|denied| denied.to_string())
+        self.authorize_http(authorization, path, action)
     }
 
     fn queues(&self) -> Vec<busbar_http::QueueInfo> {

@@ -20,6 +20,7 @@ pub mod emulator_config;
 pub mod limits;
 pub mod management;
 pub mod relaxed_json;
+mod rest;
 pub mod session_receivers;
 mod websocket_handoff;
 
@@ -122,8 +123,12 @@ pub async fn run(
         let management: Arc<dyn busbar_http::atom::Management> = Arc::clone(&current) as _;
         let router = busbar_http::router_with_admin(health.clone(), Arc::clone(&admin))
             .merge(busbar_http::amqp_websocket_router(websocket));
-        // Last: it must see every request, including those no route above matches.
+        // Last: both must see every request, including those no route above matches. The
+        // REST runtime API recognises its paths exactly (`.../messages...`), so it goes
+        // first; the administration API takes whatever else carries `api-version`.
         let router = busbar_http::atom::with_management(router, admin, management);
+        let messaging = rest::HttpMessaging::new(Arc::clone(&current), http_stopped.clone());
+        let router = busbar_http::rest::with_messaging(router, Arc::new(messaging));
         tokio::spawn(busbar_http::serve(listeners.http, router, async move {
             let _ = http_stopped.wait_for(|stopped| *stopped).await;
         }))

@@ -50,6 +50,10 @@ pub struct Limits {
     /// disk) before the client is told to retry with `com.microsoft:server-busy`
     /// (`--held-write-timeout-secs`, 30 s: within the SDKs' 60 s operation timeout).
     pub held_write_timeout: Duration,
+    /// REST runtime API receives waiting at once for a message to arrive
+    /// (`--max-waiting-http-receives`, 1,024): each holds a request open for up to its
+    /// timeout. One beyond it is answered 503 at once.
+    pub max_waiting_http_receives: usize,
 }
 
 impl Default for Limits {
@@ -67,6 +71,7 @@ impl Default for Limits {
             max_unsettled_per_link: 10_000,
             write_timeout: Duration::from_secs(30),
             held_write_timeout: Duration::from_secs(30),
+            max_waiting_http_receives: 1_024,
         }
     }
 }
@@ -92,6 +97,8 @@ pub enum LimitExceeded {
     UnfinishedOnBroker { held: u64, limit: u64 },
     #[error("{0} responses are waiting for this client to take them; take those first.")]
     PendingResponses(usize),
+    #[error("The broker has reached its limit of {0} waiting HTTP receives; try again later.")]
+    WaitingHttpReceives(usize),
 }
 
 impl Limits {
@@ -180,6 +187,7 @@ impl Limits {
 #[derive(Debug, Default)]
 pub struct Usage {
     connections: AtomicUsize,
+    waiting_http_receives: AtomicUsize,
     /// The last receiver id handed out: ids are unique across connections for the broker's
     /// life, so no connection can act on another's locks.
     consumers: AtomicU64,
@@ -189,13 +197,21 @@ pub struct Usage {
 
 impl Usage {
     /// Counts a new connection if there is room; the permit gives it back when dropped.
-    pub fn open_connection(&self, limits: &Limits) -> Result<ConnectionPermit<'_>, LimitExceeded> {
-        let previous = self.connections.fetch_add(1, Ordering::AcqRel);
-        let permit = ConnectionPermit(&self.connections);
-        if previous >= limits.max_connections {
-            return Err(LimitExceeded::Connections(limits.max_connections));
-        }
-        Ok(permit)
+    pub fn open_connection(&self, limits: &Limits) -> Result<Permit<'_>, LimitExceeded> {
+        count_within(&self.connections, limits.max_connections)
+            .ok_or(LimitExceeded::Connections(limits.max_connections))
+    }
+
+    /// Counts a REST receive that waits for a message, if there is room; the permit gives
+    /// it back when dropped.
+    pub fn wait_http_receive(&self, limits: &Limits) -> Result<Permit<'_>, LimitExceeded> {
+        count_within(
+            &self.waiting_http_receives,
+            limits.max_waiting_http_receives,
+        )
+        .ok_or(LimitExceeded::WaitingHttpReceives(
+            limits.max_waiting_http_receives,
+        ))
     }
 
     /// A receiver id no other receiver has had (0 is the `$management` node's).
@@ -234,10 +250,17 @@ fn adjust(counter: &AtomicU64, before: u64, after: u64) {
     }
 }
 
-/// One counted connection, given back when dropped.
-pub struct ConnectionPermit<'u>(&'u AtomicUsize);
+/// Counts one more on `counter` if it stays within `limit`.
+fn count_within(counter: &AtomicUsize, limit: usize) -> Option<Permit<'_>> {
+    let previous = counter.fetch_add(1, Ordering::AcqRel);
+    let permit = Permit(counter);
+    (previous < limit).then_some(permit)
+}
 
-impl Drop for ConnectionPermit<'_> {
+/// One counted connection or waiting receive, given back when dropped.
+pub struct Permit<'u>(&'u AtomicUsize);
+
+impl Drop for Permit<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
@@ -246,6 +269,27 @@ impl Drop for ConnectionPermit<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waiting_http_receives_beyond_the_limit_are_refused_and_permits_come_back() {
+        let limits = Limits {
+            max_waiting_http_receives: 1,
+            ..Limits::default()
+        };
+        let usage = Usage::default();
+        let first = usage.wait_http_receive(&limits);
+        assert!(first.is_ok());
+        assert_eq!(
+            usage.wait_http_receive(&limits).err(),
+            Some(LimitExceeded::WaitingHttpReceives(1))
+        );
+        drop(first);
+        assert!(usage.wait_http_receive(&limits).is_ok());
+        assert!(
+            usage.open_connection(&limits).is_ok(),
+            "connections are counted apart"
+        );
+    }
 
     #[test]
     fn connections_beyond_the_limit_are_refused_and_permits_come_back() {

@@ -32,6 +32,10 @@ pub enum Action<'a> {
     ManagementLink,
     /// Run one `$management` operation (its `operation` property).
     Management(&'a str),
+    /// Send messages through the REST runtime API.
+    HttpSend,
+    /// Receive, settle and renew locks through the REST runtime API.
+    HttpReceive,
     /// Read the HTTP API: entity listings, counts, metrics.
     AdminRead,
     /// Change entities through the HTTP API.
@@ -61,6 +65,8 @@ pub fn required_right(action: Action<'_>) -> Right {
         Action::SendLink => Right::Send,
         Action::ReceiveLink => Right::Listen,
         Action::ManagementLink => Right::AnyToken,
+        Action::HttpSend => Right::Send,
+        Action::HttpReceive => Right::Listen,
         Action::AdminRead => Right::Listen,
         Action::AdminWrite => Right::Manage,
         Action::Management(operation) => MANAGEMENT_RIGHTS
@@ -197,6 +203,15 @@ mod tests {
         assert!(!allowed(LISTEN, Action::AdminWrite));
         assert!(allowed(MANAGE, Action::AdminWrite));
         assert!(allowed(MANAGE, Action::AdminRead));
+    }
+
+    #[test]
+    fn the_rest_runtime_api_sends_with_send_and_receives_with_listen() {
+        assert!(allowed(SEND, Action::HttpSend));
+        assert!(!allowed(SEND, Action::HttpReceive));
+        assert!(allowed(LISTEN, Action::HttpReceive));
+        assert!(!allowed(LISTEN, Action::HttpSend));
+        assert!(allowed(MANAGE, Action::HttpSend) && allowed(MANAGE, Action::HttpReceive));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod conditions;
 pub mod filtering;
 pub mod message;
 pub mod request;
+pub mod rest_message;
 pub mod rules;
 pub mod sas;
 pub mod settlement;

@@ -139,6 +139,20 @@ pub struct Stamp {
     pub expires_at_ms: Option<i64>,
 }
 
+impl Stamp {
+    /// The facts of `delivery`, with `locked_until_ms` for a peek-lock delivery.
+    pub fn of(delivery: &busbar_core::Delivery, locked_until_ms: Option<i64>) -> Stamp {
+        Stamp {
+            sequence_number: i64::try_from(delivery.seq).unwrap_or(i64::MAX),
+            enqueued_at_ms: delivery.meta.enqueued_at_ms,
+            delivery_count: delivery.meta.delivery_count,
+            locked_until_ms,
+            state: delivery.meta.state as i32,
+            expires_at_ms: delivery.meta.expires_at_ms,
+        }
+    }
+}
+
 /// Writes `stored` out for delivery with `stamp` applied: header (delivery-count; the
 /// stored durable/priority/ttl kept), Service Bus annotations, absolute-expiry-time.
 pub fn write_delivery(out: &mut BytesMut, stored: &Bytes, stamp: &Stamp) -> Result<(), CodecError> {

@@ -48,6 +48,9 @@ pub struct LimitArgs {
     /// to retry (server-busy) [default: 30].
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     held_write_timeout_secs: Option<u64>,
+    /// REST runtime API receives that may wait for a message at once [default: 1024].
+    #[arg(long, value_name = "N")]
+    max_waiting_http_receives: Option<usize>,
 }
 
 impl LimitArgs {
@@ -91,6 +94,10 @@ impl LimitArgs {
         set(
             self.max_uncommitted_bytes,
             &mut limits.max_uncommitted_bytes,
+        );
+        set(
+            self.max_waiting_http_receives,
+            &mut limits.max_waiting_http_receives,
         );
         if let Some(secs) = self.write_timeout_secs {
             limits.write_timeout = Duration::from_secs(secs);

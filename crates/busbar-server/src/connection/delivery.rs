@@ -264,6 +264,8 @@ impl<S: Store> Conn<S> {
         let Some(lock) = delivery.lock else {
             return Err(Undeliverable::Transient);
         };
+        let peek_lock = mode == ReceiveMode::PeekLock;
+        let stamp = Stamp::of(&delivery, peek_lock.then_some(lock.locked_until_ms));
         let body = match delivery.body {
             Some(body) => body,
             None => self
@@ -276,15 +278,6 @@ impl<S: Store> Conn<S> {
                         delivery.seq
                     ))
                 })?,
-        };
-        let peek_lock = mode == ReceiveMode::PeekLock;
-        let stamp = Stamp {
-            sequence_number: i64::try_from(delivery.seq).unwrap_or(i64::MAX),
-            enqueued_at_ms: delivery.meta.enqueued_at_ms,
-            delivery_count: delivery.meta.delivery_count,
-            locked_until_ms: peek_lock.then_some(lock.locked_until_ms),
-            state: delivery.meta.state as i32,
-            expires_at_ms: delivery.meta.expires_at_ms,
         };
         let mut payload = BytesMut::with_capacity(body.len() + 96);
         write_delivery(&mut payload, &body, &stamp).map_err(|error| {

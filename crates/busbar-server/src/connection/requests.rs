@@ -95,20 +95,8 @@ impl<S: Store> Conn<S> {
                 );
             }
         };
-        if let Route::Deliver(entity) = &route
-            && entity.requires_session
-            && batch.iter().any(|m| m.session_id.is_none())
-        {
-            return self.settle_now(
-                &message,
-                rejected(
-                    conditions::NOT_ALLOWED,
-                    format!(
-                        "'{}' requires sessions: every message sent to it needs a session id.",
-                        entity.name
-                    ),
-                ),
-            );
+        if let Some(why) = Broker::<S>::refuse_without_session(&route, &batch) {
+            return self.settle_now(&message, rejected(conditions::NOT_ALLOWED, why));
         }
         let now = self.broker.now_ms();
         let mut journal = self.broker.journal();
