@@ -12,9 +12,13 @@ PREFIX-<role>, so the scenario can run on a broker that has others. With ASYNC=1
 environment, the core subset runs with azure.servicebus.aio.management instead."""
 
 import asyncio
+import base64
 import datetime
+import hashlib
+import hmac
 import os
-import sys
+import time
+import urllib.parse
 
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -76,6 +80,20 @@ def namespace_and_auth(mgmt, conn, prefix):
     bad = ServiceBusAdministrationClient.from_connection_string(wrong, **admin_kwargs())
     expect_raises(ClientAuthenticationError, lambda: list(bad.list_queues()), "list_queues with a wrong key")
     expect_raises(ClientAuthenticationError, lambda: bad.get_queue(f"{prefix}-x"), "get_queue with a wrong key")
+    # A connection string holding a SAS token: the client sends it as `Bearer SharedAccessSignature ...`.
+    with_token = ServiceBusAdministrationClient.from_connection_string(sas_token_connection(conn), **admin_kwargs())
+    check(isinstance(list(with_token.list_queues()), list), "list_queues with a SAS-token connection string")
+
+
+def sas_token_connection(conn):
+    """`conn` with its key replaced by a token for the namespace signed with it."""
+    parts = dict(p.split("=", 1) for p in conn.split(";") if "=" in p)
+    resource = urllib.parse.quote_plus("https://" + host_of(conn))
+    expiry = str(int(time.time()) + 600)
+    digest = hmac.new(parts["SharedAccessKey"].encode(), f"{resource}\n{expiry}".encode(), hashlib.sha256).digest()
+    signature = urllib.parse.quote_plus(base64.b64encode(digest).decode())
+    token = f"SharedAccessSignature sr={resource}&sig={signature}&se={expiry}&skn={parts['SharedAccessKeyName']}"
+    return f"Endpoint={parts['Endpoint']};SharedAccessSignature={token}"
 
 
 def queues(mgmt, sb, conn, prefix):
