@@ -123,9 +123,9 @@ pub enum Failure {
     /// 401
     #[error("{0}")]
     Unauthorized(String),
-    /// 403: the entity is full, or the message too large.
+    /// 403: the entity is full or disabled, or the message too large.
     #[error("{0}")]
-    QuotaExceeded(String),
+    Forbidden(String),
     /// 404: no message holds that lock.
     #[error("{0}")]
     LockNotFound(String),
@@ -145,7 +145,7 @@ impl Failure {
         match self {
             Failure::BadRequest(_) => StatusCode::BAD_REQUEST,
             Failure::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Failure::QuotaExceeded(_) => StatusCode::FORBIDDEN,
+            Failure::Forbidden(_) => StatusCode::FORBIDDEN,
             Failure::LockNotFound(_) => StatusCode::NOT_FOUND,
             Failure::EntityNotFound(_) => StatusCode::GONE,
             Failure::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -368,7 +368,7 @@ async fn outgoing(max_body_bytes: usize, request: Request) -> Result<Outgoing, F
     };
     let declared = text(header::CONTENT_LENGTH.as_str()).and_then(|n| n.parse::<usize>().ok());
     let too_large = || {
-        Failure::QuotaExceeded(format!(
+        Failure::Forbidden(format!(
             "The message is larger than the {max_body_bytes} bytes a message may have."
         ))
     };

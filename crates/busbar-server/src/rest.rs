@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use busbar_core::namespace::split_subscription_path;
-use busbar_core::{ConsumerId, CoreError, Delivery, Disposition, REASON_UNREADABLE, SubQueueKind};
+use busbar_core::{
+    ConsumerId, CoreError, Delivery, Disposition, EntityStatus, REASON_UNREADABLE, SubQueueKind,
+};
 use busbar_http::rest::{
     Failure, Messaging, Outgoing, ReceiveMode, Received, Reply, Right, Settle,
 };
@@ -115,6 +117,14 @@ fn serving(broker: Option<Arc<ServedBroker>>) -> Result<Arc<ServedBroker>, Failu
     broker.ok_or_else(|| Failure::Busy(REOPENING.to_owned()))
 }
 
+/// 403 for an entity whose status refuses the operation.
+fn disabled(entity: &str, status: EntityStatus) -> Failure {
+    Failure::Forbidden(format!(
+        "The messaging entity '{entity}' is {}: it refuses this operation.",
+        status.as_str()
+    ))
+}
+
 fn gone(entity: &str) -> Failure {
     Failure::EntityNotFound(format!(
         "The messaging entity '{entity}' could not be found."
@@ -140,13 +150,21 @@ async fn send<S: Store>(
             "'{entity}' is a dead-letter queue: messages can't be sent to it."
         )));
     }
-    let route = match broker.topic(&path) {
-        Some(topic) => Route::Publish(topic),
+    let (route, status) = match broker.topic(&path) {
+        Some(topic) => {
+            let status = topic.status();
+            (Route::Publish(topic), status)
+        }
         None => match broker.entity(&path) {
-            Some(queue) if split_subscription_path(&queue.name).is_none() => broker.route(&queue),
+            Some(queue) if split_subscription_path(&queue.name).is_none() => {
+                (broker.route(&queue), queue.status())
+            }
             _ => return Err(gone(entity)),
         },
     };
+    if !status.allows_send() {
+        return Err(disabled(entity, status));
+    }
     let is_batch = message.content_type.as_deref().is_some_and(|t| {
         t.trim()
             .to_ascii_lowercase()
@@ -172,12 +190,45 @@ async fn send<S: Store>(
     if let Some(why) = Broker::<S>::refuse_without_session(&route, &batch) {
         return Err(Failure::BadRequest(why));
     }
+    // Sends not yet durable count with the AMQP connections' against the broker's limit:
+    // over it, a REST send is told to come back rather than pile up.
+    let limit = broker.settings.limits.max_uncommitted_bytes;
+    let held = broker.usage.uncommitted_bytes();
+    if held > limit {
+        return Err(Failure::Busy(format!(
+            "The broker holds {held} bytes of sends not yet durable, over its limit of {limit}; try again shortly."
+        )));
+    }
+    let _uncommitted = Uncommitted::count(broker, encoded.iter().map(|m| m.len() as u64).sum());
     let now = broker.now_ms();
     let mut journal = broker.journal();
     broker
         .store_routed(&route, batch, now, &mut journal)
         .map_err(|error| core_failure(&error))?;
     durable(broker, journal.into_commit()).await
+}
+
+/// Bytes of one REST send counted as not yet durable, until dropped (answered, or the
+/// client went away).
+struct Uncommitted<'b> {
+    usage: &'b crate::limits::Usage,
+    bytes: u64,
+}
+
+impl<'b> Uncommitted<'b> {
+    fn count<S: Store>(broker: &'b Broker<S>, bytes: u64) -> Self {
+        broker.usage.set_uncommitted(0, bytes);
+        Uncommitted {
+            usage: &broker.usage,
+            bytes,
+        }
+    }
+}
+
+impl Drop for Uncommitted<'_> {
+    fn drop(&mut self) {
+        self.usage.set_uncommitted(self.bytes, 0);
+    }
 }
 
 /// Waits until `commit` is durable, or answers 503 when the store holds the write longer
@@ -198,7 +249,7 @@ async fn durable<S: Store>(broker: &Broker<S>, commit: Option<S::Commit>) -> Res
 
 fn core_failure(error: &CoreError) -> Failure {
     match error {
-        CoreError::QuotaExceeded { .. } => Failure::QuotaExceeded(error.to_string()),
+        CoreError::QuotaExceeded { .. } => Failure::Forbidden(error.to_string()),
         CoreError::LockLost => Failure::LockNotFound(
             "The lock supplied is invalid: it expired, or the message was already removed."
                 .to_owned(),
@@ -224,6 +275,9 @@ fn receivable<S: Store>(
         SubQueue::DeadLetter => SubQueueKind::DeadLetter,
         SubQueue::TransferDeadLetter => SubQueueKind::TransferDeadLetter,
     };
+    if !queue.status().allows_receive() {
+        return Err(disabled(entity, queue.status()));
+    }
     if queue.requires_session && kind == SubQueueKind::Main {
         return Err(Failure::BadRequest(format!(
             "'{entity}' requires sessions, and the REST API has no session receivers."
@@ -244,6 +298,13 @@ async fn receive<S: Store>(
     let notify = Arc::new(Notify::new());
     let mut permit = None;
     loop {
+        // The entity may be deleted or disabled while the receive waits.
+        if queue.is_deleted() {
+            return Err(gone(entity));
+        }
+        if !queue.status().allows_receive() {
+            return Err(disabled(entity, queue.status()));
+        }
         // A receive-and-delete message leaves by a write once taken: not while the store
         // can't write.
         let can_take =
@@ -325,7 +386,8 @@ fn deliver<S: Store>(
             "a message was taken without a lock".to_owned(),
         ));
     };
-    queue.stats.add_delivered(1, broker.now_ms());
+    let now = broker.now_ms();
+    queue.stats.add_delivered(1, now);
     let peek_lock = mode == ReceiveMode::PeekLock;
     let stamp = Stamp::of(&delivery, peek_lock.then_some(lock.locked_until_ms));
     let read = match delivery.body {
@@ -338,7 +400,6 @@ fn deliver<S: Store>(
     .and_then(|body| {
         to_http(&body, &stamp, peek_lock.then_some(lock.token)).map_err(|e| e.to_string())
     });
-    let now = broker.now_ms();
     // Nothing acknowledges these changes, so nothing waits for their sync: a crash before
     // it delivers the message again (at least once), as over AMQP.
     let mut journal = broker.relaxed_journal();

@@ -13,7 +13,7 @@ Phases:
 - batch_and_delete: a batch of three, taken by receive-and-delete (200) in order; 204 after.
 - refusals: 401 without a token, with a bad signature, and with a token lacking the right;
   410 for an unknown entity; 404 for an unknown lock; 400 for bad BrokerProperties; 403
-  for a message over the size limit.
+  for a message over the size limit and for what an entity's status refuses.
 - cross_protocol: sent over REST and received by the SDK with its properties and custom
   properties; sent by the SDK (to a queue, and to a topic) and received over REST, and
   read from the dead-letter queue over REST.
@@ -189,6 +189,14 @@ def refusals(rest, queue, _args):
     expect_status(rest.send(queue, "x", {"TimeToLive": "soon"}), 400, "TimeToLive not a number")
     expect_status(rest.send(queue, b"x" * (300 * 1024)), 403, "a message over the size limit")
     expect_status(rest.receive_and_delete(queue, timeout=1), 204, "nothing refused was stored")
+
+    # An entity's status is enforced: 403 for what it refuses, the rest served.
+    send_off, receive_off = f"{queue}-send-disabled", f"{queue}-receive-disabled"
+    expect_status(rest.send(send_off, "x"), 403, "send to a SendDisabled queue")
+    expect_status(rest.receive_and_delete(send_off, timeout=1), 204, "receive from a SendDisabled queue")
+    expect_status(rest.send(receive_off, "x"), 201, "send to a ReceiveDisabled queue")
+    expect_status(rest.peek_lock(receive_off, timeout=1), 403, "peek-lock on a ReceiveDisabled queue")
+    expect_status(rest.receive_and_delete(receive_off, timeout=1), 403, "receive-and-delete on a ReceiveDisabled queue")
 
 
 def cross_protocol(rest, queue, args, conn):

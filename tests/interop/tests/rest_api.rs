@@ -20,7 +20,9 @@ const CONFIG: &str = r#"{
       "Name": "sbemulatorns",
       "Queues": [
         {"Name": "work", "Properties": {"LockDuration": "PT30S"}},
-        {"Name": "nested/work", "Properties": {}}
+        {"Name": "nested/work", "Properties": {}},
+        {"Name": "work-send-disabled", "Properties": {"Status": "SendDisabled"}},
+        {"Name": "work-receive-disabled", "Properties": {"Status": "ReceiveDisabled"}}
       ],
       "Topics": [{
         "Name": "events",
