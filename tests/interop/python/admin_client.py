@@ -41,19 +41,31 @@ from sbcommon import check, client, expect_eq, expect_raises, log, receive_exact
 INFINITE = datetime.timedelta(days=10675199)
 
 
-def admin_kwargs():
+def plain_url(url):
+    """`url` on the broker's HTTP listener, in plain HTTP."""
+    path = url.partition("://")[2].partition("/")[2]
+    return f"http://{os.environ['BUSBAR_HTTP_ADDR']}/{path}"
+
+
+def admin_kwargs(asynchronous=False):
     ca = os.environ.get("BUSBAR_ADMIN_CA")
     if ca:
         return {"connection_verify": ca}
-    from azure.core.pipeline.transport import RequestsTransport
-
     # Until the broker serves HTTPS on its AMQP port: the HTTP listener, in plain HTTP.
-    http = os.environ["BUSBAR_HTTP_ADDR"]
+    if asynchronous:
+        from azure.core.pipeline.transport import AioHttpTransport
+
+        class AsyncPlainHttp(AioHttpTransport):
+            async def send(self, request, **kwargs):
+                request.url = plain_url(request.url)
+                return await super().send(request, **kwargs)
+
+        return {"transport": AsyncPlainHttp()}
+    from azure.core.pipeline.transport import RequestsTransport
 
     class PlainHttp(RequestsTransport):
         def send(self, request, **kwargs):
-            scheme_and_host, _, path = request.url.partition("://")[2].partition("/")
-            request.url = f"http://{http}/{path}"
+            request.url = plain_url(request.url)
             return super().send(request, **kwargs)
 
     return {"transport": PlainHttp()}
@@ -360,7 +372,7 @@ def cascade(mgmt, prefix, t1, s1):
 async def async_subset(conn, prefix):
     from azure.servicebus.aio.management import ServiceBusAdministrationClient as AsyncAdmin
 
-    async with AsyncAdmin.from_connection_string(conn, connection_verify=os.environ["BUSBAR_ADMIN_CA"]) as mgmt:
+    async with AsyncAdmin.from_connection_string(conn, **admin_kwargs(asynchronous=True)) as mgmt:
         name = f"{prefix}-aq"
         await mgmt.create_queue(name, max_delivery_count=4)
         expect_eq((await mgmt.get_queue(name)).max_delivery_count, 4, "async get_queue")

@@ -8,20 +8,27 @@
 
 use busbar_interop::Broker;
 
-fn admin_env(broker: &Broker) -> [(&'static str, String); 1] {
-    [("BUSBAR_HTTP_ADDR", broker.http_addr().to_string())]
+fn run_python_with(broker: &Broker, script: &str, args: &[&str], extra: &[(&str, &str)]) -> String {
+    let http = broker.http_addr().to_string();
+    let mut env = vec![("BUSBAR_HTTP_ADDR", http.as_str())];
+    env.extend_from_slice(extra);
+    broker.run_python_with(script, &broker.conn_str(), args, &env)
 }
 
 fn run_python(broker: &Broker, script: &str, args: &[&str]) -> String {
-    let env = admin_env(broker);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    broker.run_python_with(script, &broker.conn_str(), args, &env)
+    run_python_with(broker, script, args, &[])
 }
 
 #[test]
 fn python_admin_client_follows_the_test_plan() {
     let broker = Broker::start(None, &[]);
     run_python(&broker, "admin_client.py", &["plan"]);
+}
+
+#[test]
+fn python_async_admin_client_core_operations() {
+    let broker = Broker::start(None, &[]);
+    run_python_with(&broker, "admin_client.py", &["async"], &[("ASYNC", "1")]);
 }
 
 #[test]
