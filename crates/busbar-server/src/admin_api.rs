@@ -255,7 +255,9 @@ fn filter_value(value: &TypedValue) -> FilterValue {
     }
 }
 
-fn rule_view(description: RuleDescription) -> RuleView {
+/// A rule as the API shows it. Rules keep no times of their own: `created_at_ms` is their
+/// subscription's.
+fn rule_view(description: RuleDescription, created_at_ms: i64) -> RuleView {
     let filter = match description.filter {
         FilterDescription::True => RuleFilter::True,
         FilterDescription::False => RuleFilter::False,
@@ -289,7 +291,7 @@ fn rule_view(description: RuleDescription) -> RuleView {
     RuleView {
         name: description.name,
         rule: Rule { filter, action },
-        created_at_ms: 0,
+        created_at_ms,
     }
 }
 
@@ -345,6 +347,14 @@ fn namespace_view() -> NamespaceView {
         name: "busbar".to_owned(),
         created_at_ms: 0,
         modified_at_ms: 0,
+    }
+}
+
+impl<S: Store> Broker<S> {
+    /// When the subscription's rules were made, as far as the broker knows: when it was.
+    fn rules_created_at(&self, topic: &str, subscription: &str) -> i64 {
+        self.get_subscription(topic, subscription)
+            .map_or(0, |s| s.times.created_at_ms)
     }
 }
 
@@ -459,12 +469,15 @@ impl<S: Store> Management for Broker<S> {
     }
 
     fn rule(&self, topic: &str, subscription: &str, name: &str) -> Option<RuleView> {
-        self.get_rule(topic, subscription, name).ok().map(rule_view)
+        let created = self.rules_created_at(topic, subscription);
+        let rule = self.get_rule(topic, subscription, name).ok()?;
+        Some(rule_view(rule, created))
     }
 
     fn rules(&self, topic: &str, subscription: &str) -> Result<Vec<RuleView>, ManagementError> {
+        let created = self.rules_created_at(topic, subscription);
         let rules = self.list_rules(topic, subscription).map_err(entity_error)?;
-        Ok(rules.into_iter().map(rule_view).collect())
+        Ok(rules.into_iter().map(|r| rule_view(r, created)).collect())
     }
 
     fn put_rule(
@@ -481,8 +494,9 @@ impl<S: Store> Management for Broker<S> {
             PutMode::Update => self.update_rule(topic, subscription, description),
         }
         .map_err(entity_error)?;
+        let created = self.rules_created_at(topic, subscription);
         self.get_rule(topic, subscription, name)
-            .map(rule_view)
+            .map(|r| rule_view(r, created))
             .map_err(entity_error)
     }
 
