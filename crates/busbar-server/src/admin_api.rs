@@ -1,168 +1,235 @@
 //! The broker behind the administration (Atom) API: its entities described in the API's
-//! terms, and the changes the API asks for applied to the broker.
+//! terms, and the changes the API asks for made through the broker's entity lifecycle.
 
 use std::time::Duration;
 
-use busbar_core::QueueConfig;
 use busbar_core::filter::{CorrelationFilter as CoreCorrelation, FilterValue, inline_parameters};
-use busbar_core::namespace::{FilterDescription, RuleDescription, split_subscription_path};
-use busbar_core::rules::Rule as CompiledRule;
+use busbar_core::namespace::{FilterDescription, RuleDescription};
+use busbar_core::topic::TopicConfig;
+use busbar_core::{EntityStatus as CoreStatus, QueueConfig};
 use busbar_http::atom::{
-    CorrelationFilter, Management, ManagementError, MessageCounts, NamespaceView, Pending, PutMode,
-    QueueSettings, QueueView, Rule, RuleAction, RuleFilter, RuleView, Runtime,
+    CorrelationFilter, EntityStatus, Management, ManagementError, MessageCounts, NamespaceView,
+    Pending, PutMode, QueueSettings, QueueView, Rule, RuleAction, RuleFilter, RuleView, Runtime,
     SubscriptionSettings, SubscriptionView, TopicSettings, TopicView, TypedValue,
 };
 use busbar_store::Store;
 
-use crate::broker::{Broker, Entity, RuleChangeError, TopicEntity};
+use crate::broker::{
+    Broker, EntityError, QueueDescription, RuntimeCounts, SubscriptionDescription, TopicDescription,
+};
 
-/// What runtime changes of queues, topics and subscriptions answer until the broker can
-/// make them.
-const NOT_YET: &str = "Creating, changing and deleting queues, topics and subscriptions at run time is not available yet; define them in Config.json.";
+const MIB: u64 = 1024 * 1024;
 
-fn not_yet<'a>() -> Pending<'a, ()> {
-    Box::pin(std::future::ready(Err(ManagementError::BadRequest(
-        NOT_YET.to_owned(),
-    ))))
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn span_ms(ms: i64) -> Duration {
+fn span(ms: i64) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
-fn counts(entity: &Entity) -> (MessageCounts, u64) {
-    let state = entity.lock();
-    let counts = state.queue.counts();
-    (
-        MessageCounts {
-            // Deferred messages are active ones set aside; the API has no count of its own
-            // for them, and its total must add up.
-            active: counts.active + counts.deferred,
-            dead_letter: counts.dead_letter,
-            scheduled: counts.scheduled,
-            transfer: 0,
-            transfer_dead_letter: counts.transfer_dead_letter,
-        },
-        state.queue.size_bytes(),
-    )
+fn megabytes(bytes: Option<u64>) -> u64 {
+    bytes.map_or(1024, |b| b / MIB)
 }
 
-fn runtime(counts: MessageCounts, size_in_bytes: u64, now_ms: i64) -> Runtime {
-    Runtime {
-        counts,
-        size_in_bytes,
-        created_at_ms: now_ms,
-        updated_at_ms: now_ms,
-        accessed_at_ms: None,
+fn status(status: CoreStatus) -> EntityStatus {
+    match status {
+        CoreStatus::Active => EntityStatus::Active,
+        CoreStatus::Disabled => EntityStatus::Disabled,
+        CoreStatus::SendDisabled => EntityStatus::SendDisabled,
+        CoreStatus::ReceiveDisabled => EntityStatus::ReceiveDisabled,
     }
 }
 
-fn megabytes(bytes: Option<u64>) -> u64 {
-    bytes.map_or(1024, |b| b / (1024 * 1024))
+fn core_status(status: EntityStatus) -> CoreStatus {
+    match status {
+        EntityStatus::Active => CoreStatus::Active,
+        EntityStatus::Disabled => CoreStatus::Disabled,
+        EntityStatus::SendDisabled => CoreStatus::SendDisabled,
+        EntityStatus::ReceiveDisabled => CoreStatus::ReceiveDisabled,
+    }
+}
+
+fn runtime(
+    counts: &RuntimeCounts,
+    times: busbar_core::namespace::EntityTimes,
+    accessed_at_ms: Option<i64>,
+) -> Runtime {
+    Runtime {
+        counts: MessageCounts {
+            // Deferred messages are active ones set aside: the API has no count of its own
+            // for them, and its counts add up to the total.
+            active: counts.active + counts.deferred,
+            dead_letter: counts.dead_letter,
+            scheduled: counts.scheduled,
+            transfer: counts.transfer,
+            transfer_dead_letter: counts.transfer_dead_letter,
+        },
+        size_in_bytes: counts.size_bytes,
+        created_at_ms: times.created_at_ms,
+        updated_at_ms: times.updated_at_ms,
+        accessed_at_ms,
+    }
 }
 
 fn queue_settings(config: &QueueConfig) -> QueueSettings {
     QueueSettings {
-        lock_duration: span_ms(config.lock_duration_ms),
+        lock_duration: span(config.lock_duration_ms),
         max_size_in_megabytes: megabytes(config.max_size_bytes),
         requires_duplicate_detection: config.requires_duplicate_detection,
         requires_session: config.requires_session,
-        default_message_time_to_live: config.default_ttl_ms.map(span_ms),
+        default_message_time_to_live: config.default_ttl_ms.map(span),
         dead_lettering_on_message_expiration: config.dead_lettering_on_expiration,
-        duplicate_detection_history_time_window: span_ms(config.duplicate_detection_window_ms),
+        duplicate_detection_history_time_window: span(config.duplicate_detection_window_ms),
         max_delivery_count: config.max_delivery_count,
+        enable_batched_operations: config.enable_batched_operations,
+        status: status(config.status),
+        auto_delete_on_idle: config.auto_delete_on_idle_ms.map(span),
+        enable_partitioning: config.enable_partitioning,
+        enable_express: config.enable_express,
         forward_to: config.forward_to.clone(),
         forward_dead_lettered_messages_to: config.forward_dead_lettered_to.clone(),
+        user_metadata: config.user_metadata.clone(),
+        max_message_size_in_kilobytes: config.max_message_size_kb,
+    }
+}
+
+/// `base` (the entity's present config, or the defaults) with what the API sets.
+fn queue_config(base: QueueConfig, s: QueueSettings) -> QueueConfig {
+    QueueConfig {
+        lock_duration_ms: millis(s.lock_duration),
+        max_size_bytes: Some(s.max_size_in_megabytes.saturating_mul(MIB)),
+        requires_duplicate_detection: s.requires_duplicate_detection,
+        requires_session: s.requires_session,
+        default_ttl_ms: s.default_message_time_to_live.map(millis),
+        dead_lettering_on_expiration: s.dead_lettering_on_message_expiration,
+        duplicate_detection_window_ms: millis(s.duplicate_detection_history_time_window),
+        max_delivery_count: s.max_delivery_count,
+        enable_batched_operations: s.enable_batched_operations,
+        status: core_status(s.status),
+        auto_delete_on_idle_ms: s.auto_delete_on_idle.map(millis),
+        enable_partitioning: s.enable_partitioning,
+        enable_express: s.enable_express,
+        forward_to: s.forward_to,
+        forward_dead_lettered_to: s.forward_dead_lettered_messages_to,
+        user_metadata: s.user_metadata,
+        max_message_size_kb: s.max_message_size_in_kilobytes,
+        ..base
+    }
+}
+
+fn topic_config(s: TopicSettings) -> TopicConfig {
+    TopicConfig {
+        default_ttl_ms: s.default_message_time_to_live.map(millis),
+        requires_duplicate_detection: s.requires_duplicate_detection,
+        duplicate_detection_window_ms: millis(s.duplicate_detection_history_time_window),
+        max_size_bytes: Some(s.max_size_in_megabytes.saturating_mul(MIB)),
+        status: core_status(s.status),
+        user_metadata: s.user_metadata,
+        auto_delete_on_idle_ms: s.auto_delete_on_idle.map(millis),
+        enable_batched_operations: s.enable_batched_operations,
+        enable_partitioning: s.enable_partitioning,
+        support_ordering: s.support_ordering,
+        enable_express: s.enable_express,
+        filtering_messages_before_publishing: s.filtering_messages_before_publishing,
+        max_message_size_kb: s.max_message_size_in_kilobytes,
+    }
+}
+
+/// A subscription's settings as a queue's (its queue has the same properties but size).
+fn subscription_queue_settings(s: &SubscriptionSettings) -> QueueSettings {
+    QueueSettings {
+        lock_duration: s.lock_duration,
+        requires_session: s.requires_session,
+        default_message_time_to_live: s.default_message_time_to_live,
+        dead_lettering_on_message_expiration: s.dead_lettering_on_message_expiration,
+        max_delivery_count: s.max_delivery_count,
+        enable_batched_operations: s.enable_batched_operations,
+        status: s.status,
+        forward_to: s.forward_to.clone(),
+        forward_dead_lettered_messages_to: s.forward_dead_lettered_messages_to.clone(),
+        auto_delete_on_idle: s.auto_delete_on_idle,
+        user_metadata: s.user_metadata.clone(),
         ..QueueSettings::default()
     }
 }
 
-impl<S: Store> Broker<S> {
-    fn queue_view(&self, entity: &Entity) -> QueueView {
-        let (counts, size) = counts(entity);
-        let config = entity.lock().queue.config().clone();
-        QueueView {
-            name: entity.name.clone(),
-            settings: queue_settings(&config),
-            runtime: runtime(counts, size, self.now_ms()),
+fn subscription_config(base: QueueConfig, s: SubscriptionSettings) -> QueueConfig {
+    let dead_letter_on_filter_error = s.dead_lettering_on_filter_evaluation_exceptions;
+    QueueConfig {
+        dead_lettering_on_filter_evaluation_exceptions: dead_letter_on_filter_error,
+        max_size_bytes: base.max_size_bytes,
+        ..queue_config(base, subscription_queue_settings(&s))
+    }
+}
+
+fn queue_view(d: QueueDescription) -> QueueView {
+    QueueView {
+        settings: queue_settings(&d.config),
+        runtime: runtime(&d.counts, d.times, d.accessed_at_ms),
+        name: d.name,
+    }
+}
+
+fn topic_view(d: TopicDescription) -> TopicView {
+    let c = &d.config;
+    TopicView {
+        settings: TopicSettings {
+            default_message_time_to_live: c.default_ttl_ms.map(span),
+            max_size_in_megabytes: megabytes(c.max_size_bytes),
+            requires_duplicate_detection: c.requires_duplicate_detection,
+            duplicate_detection_history_time_window: span(c.duplicate_detection_window_ms),
+            enable_batched_operations: c.enable_batched_operations,
+            filtering_messages_before_publishing: c.filtering_messages_before_publishing,
+            status: status(c.status),
+            support_ordering: c.support_ordering,
+            auto_delete_on_idle: c.auto_delete_on_idle_ms.map(span),
+            enable_partitioning: c.enable_partitioning,
+            enable_subscription_partitioning: false,
+            enable_express: c.enable_express,
+            user_metadata: c.user_metadata.clone(),
+            max_message_size_in_kilobytes: c.max_message_size_kb,
+        },
+        runtime: runtime(&d.counts, d.times, d.accessed_at_ms),
+        subscription_count: d.subscription_count as u64,
+        name: d.name,
+    }
+}
+
+fn subscription_view(d: SubscriptionDescription) -> SubscriptionView {
+    let q = queue_settings(&d.config);
+    SubscriptionView {
+        settings: SubscriptionSettings {
+            lock_duration: q.lock_duration,
+            requires_session: q.requires_session,
+            default_message_time_to_live: q.default_message_time_to_live,
+            dead_lettering_on_message_expiration: q.dead_lettering_on_message_expiration,
+            dead_lettering_on_filter_evaluation_exceptions: d
+                .config
+                .dead_lettering_on_filter_evaluation_exceptions,
+            max_delivery_count: q.max_delivery_count,
+            enable_batched_operations: q.enable_batched_operations,
+            status: q.status,
+            forward_to: q.forward_to,
+            forward_dead_lettered_messages_to: q.forward_dead_lettered_messages_to,
+            auto_delete_on_idle: q.auto_delete_on_idle,
+            user_metadata: q.user_metadata,
+            default_rule: None,
+        },
+        runtime: runtime(&d.counts, d.times, d.accessed_at_ms),
+        topic: d.topic,
+        name: d.name,
+    }
+}
+
+fn entity_error(error: EntityError) -> ManagementError {
+    match error {
+        EntityError::AlreadyExists(_) => ManagementError::Conflict(error.to_string()),
+        EntityError::NotFound(_) => ManagementError::NotFound(error.to_string()),
+        EntityError::Invalid(_) | EntityError::Immutable { .. } => {
+            ManagementError::BadRequest(error.to_string())
         }
-    }
-
-    fn topic_view(&self, topic: &TopicEntity) -> TopicView {
-        let state = topic.lock();
-        let config = state.topic.config();
-        let scheduled = state.scheduled.counts().scheduled;
-        TopicView {
-            name: topic.name.clone(),
-            settings: TopicSettings {
-                default_message_time_to_live: config.default_ttl_ms.map(span_ms),
-                max_size_in_megabytes: megabytes(config.max_size_bytes),
-                requires_duplicate_detection: config.requires_duplicate_detection,
-                duplicate_detection_history_time_window: span_ms(
-                    config.duplicate_detection_window_ms,
-                ),
-                ..TopicSettings::default()
-            },
-            runtime: runtime(
-                MessageCounts {
-                    scheduled,
-                    ..MessageCounts::default()
-                },
-                state.scheduled.size_bytes(),
-                self.now_ms(),
-            ),
-            subscription_count: state.subscriptions.len() as u64,
-        }
-    }
-
-    fn subscription_view(&self, topic: &str, entity: &Entity) -> SubscriptionView {
-        let (counts, size) = counts(entity);
-        let config = entity.lock().queue.config().clone();
-        let queue = queue_settings(&config);
-        let name = split_subscription_path(&entity.name).map_or(entity.name.as_str(), |(_, n)| n);
-        SubscriptionView {
-            topic: topic.to_owned(),
-            name: name.to_owned(),
-            settings: SubscriptionSettings {
-                lock_duration: queue.lock_duration,
-                requires_session: queue.requires_session,
-                default_message_time_to_live: queue.default_message_time_to_live,
-                dead_lettering_on_message_expiration: queue.dead_lettering_on_message_expiration,
-                dead_lettering_on_filter_evaluation_exceptions: config
-                    .dead_lettering_on_filter_evaluation_exceptions,
-                max_delivery_count: queue.max_delivery_count,
-                forward_to: queue.forward_to,
-                forward_dead_lettered_messages_to: queue.forward_dead_lettered_messages_to,
-                ..SubscriptionSettings::default()
-            },
-            runtime: runtime(counts, size, self.now_ms()),
-        }
-    }
-
-    /// The queue of the subscription `topic`/`name`.
-    fn subscription_entity(&self, topic: &str, name: &str) -> Option<std::sync::Arc<Entity>> {
-        let topic = self.topic(topic)?;
-        let state = topic.lock();
-        state
-            .subscriptions
-            .iter()
-            .find(|s| {
-                split_subscription_path(&s.entity.name)
-                    .is_some_and(|(_, n)| n.eq_ignore_ascii_case(name))
-            })
-            .map(|s| std::sync::Arc::clone(&s.entity))
-    }
-
-    fn subscription_entity_or_404(
-        &self,
-        topic: &str,
-        name: &str,
-    ) -> Result<std::sync::Arc<Entity>, ManagementError> {
-        self.subscription_entity(topic, name).ok_or_else(|| {
-            ManagementError::NotFound(format!(
-                "The messaging entity '{topic}/Subscriptions/{name}' could not be found."
-            ))
-        })
+        EntityError::Store(_) => ManagementError::Unavailable(error.to_string()),
     }
 }
 
@@ -188,41 +255,43 @@ fn filter_value(value: &TypedValue) -> FilterValue {
     }
 }
 
-fn rule_view(description: &RuleDescription) -> RuleView {
-    let filter = match &description.filter {
+/// A rule as the API shows it. Rules keep no times of their own: `created_at_ms` is their
+/// subscription's.
+fn rule_view(description: RuleDescription, created_at_ms: i64) -> RuleView {
+    let filter = match description.filter {
         FilterDescription::True => RuleFilter::True,
         FilterDescription::False => RuleFilter::False,
         FilterDescription::Sql(expression) => RuleFilter::Sql {
-            expression: expression.clone(),
+            expression,
             parameters: Vec::new(),
         },
         FilterDescription::Correlation(c) => RuleFilter::Correlation(CorrelationFilter {
-            correlation_id: c.correlation_id.clone(),
-            message_id: c.message_id.clone(),
-            to: c.to.clone(),
-            reply_to: c.reply_to.clone(),
-            label: c.subject.clone(),
-            session_id: c.session_id.clone(),
-            reply_to_session_id: c.reply_to_session_id.clone(),
-            content_type: c.content_type.clone(),
             properties: c
                 .properties
                 .iter()
                 .map(|(k, v)| (k.clone(), typed(v)))
                 .collect(),
+            correlation_id: c.correlation_id,
+            message_id: c.message_id,
+            to: c.to,
+            reply_to: c.reply_to,
+            label: c.subject,
+            session_id: c.session_id,
+            reply_to_session_id: c.reply_to_session_id,
+            content_type: c.content_type,
         }),
     };
-    let action = match &description.action {
+    let action = match description.action {
         Some(expression) => RuleAction::Sql {
-            expression: expression.clone(),
+            expression,
             parameters: Vec::new(),
         },
         None => RuleAction::Empty,
     };
     RuleView {
-        name: description.name.clone(),
+        name: description.name,
         rule: Rule { filter, action },
-        created_at_ms: 0,
+        created_at_ms,
     }
 }
 
@@ -244,6 +313,11 @@ fn rule_description(name: &str, rule: Rule) -> Result<RuleDescription, Managemen
             parameters,
         } => FilterDescription::Sql(inline(expression, &parameters)?),
         RuleFilter::Correlation(c) => FilterDescription::Correlation(CoreCorrelation {
+            properties: c
+                .properties
+                .iter()
+                .map(|(k, v)| (k.clone(), filter_value(v)))
+                .collect(),
             correlation_id: c.correlation_id,
             message_id: c.message_id,
             to: c.to,
@@ -252,11 +326,6 @@ fn rule_description(name: &str, rule: Rule) -> Result<RuleDescription, Managemen
             session_id: c.session_id,
             reply_to_session_id: c.reply_to_session_id,
             content_type: c.content_type,
-            properties: c
-                .properties
-                .iter()
-                .map(|(k, v)| (k.clone(), filter_value(v)))
-                .collect(),
         }),
     };
     let action = match rule.action {
@@ -281,127 +350,134 @@ fn namespace_view() -> NamespaceView {
     }
 }
 
-fn rule_error(error: RuleChangeError) -> ManagementError {
-    match error {
-        RuleChangeError::NotASubscription(detail) | RuleChangeError::NotFound(detail) => {
-            ManagementError::NotFound(detail)
-        }
-        RuleChangeError::AlreadyExists(detail) => ManagementError::Conflict(detail),
-        RuleChangeError::Invalid(detail) => ManagementError::BadRequest(detail),
-        RuleChangeError::Store(error) => ManagementError::Unavailable(error.to_string()),
+impl<S: Store> Broker<S> {
+    /// When the subscription's rules were made, as far as the broker knows: when it was.
+    fn rules_created_at(&self, topic: &str, subscription: &str) -> i64 {
+        self.get_subscription(topic, subscription)
+            .map_or(0, |s| s.times.created_at_ms)
     }
 }
 
-impl<S: Store> busbar_http::atom::Management for Broker<S> {
+impl<S: Store> Management for Broker<S> {
     fn namespace(&self) -> NamespaceView {
         namespace_view()
     }
 
     fn queue(&self, name: &str) -> Option<QueueView> {
-        self.entity(name)
-            .filter(|e| split_subscription_path(&e.name).is_none())
-            .map(|e| self.queue_view(&e))
+        self.get_queue(name).ok().map(queue_view)
     }
 
     fn queues(&self) -> Vec<QueueView> {
-        self.entities()
-            .iter()
-            .filter(|e| split_subscription_path(&e.name).is_none())
-            .map(|e| self.queue_view(e))
-            .collect()
+        self.list_queues().into_iter().map(queue_view).collect()
     }
 
     fn put_queue(
         &self,
-        _: &str,
-        _: QueueSettings,
-        _: PutMode,
+        name: &str,
+        settings: QueueSettings,
+        mode: PutMode,
     ) -> Result<QueueView, ManagementError> {
-        Err(ManagementError::BadRequest(NOT_YET.to_owned()))
+        match mode {
+            PutMode::Create => {
+                self.create_queue(name, queue_config(QueueConfig::default(), settings))
+            }
+            PutMode::Update => {
+                let base = self.get_queue(name).map_err(entity_error)?.config;
+                self.update_queue(name, queue_config(base, settings))
+            }
+        }
+        .map_err(entity_error)?;
+        self.get_queue(name).map(queue_view).map_err(entity_error)
     }
 
-    fn delete_queue<'a>(&'a self, _: &'a str) -> Pending<'a, ()> {
-        not_yet()
+    fn delete_queue<'a>(&'a self, name: &'a str) -> Pending<'a, ()> {
+        Box::pin(async move { Broker::delete_queue(self, name).await.map_err(entity_error) })
     }
 
     fn topic(&self, name: &str) -> Option<TopicView> {
-        Broker::topic(self, name).map(|t| self.topic_view(&t))
+        self.get_topic(name).ok().map(topic_view)
     }
 
     fn topics(&self) -> Vec<TopicView> {
-        let mut topics: Vec<TopicView> = Broker::topics(self)
-            .iter()
-            .map(|t| self.topic_view(t))
-            .collect();
-        topics.sort_by(|a, b| a.name.cmp(&b.name));
-        topics
+        self.list_topics().into_iter().map(topic_view).collect()
     }
 
     fn put_topic(
         &self,
-        _: &str,
-        _: TopicSettings,
-        _: PutMode,
+        name: &str,
+        settings: TopicSettings,
+        mode: PutMode,
     ) -> Result<TopicView, ManagementError> {
-        Err(ManagementError::BadRequest(NOT_YET.to_owned()))
+        let config = topic_config(settings);
+        match mode {
+            PutMode::Create => self.create_topic(name, config),
+            PutMode::Update => self.update_topic(name, config),
+        }
+        .map_err(entity_error)?;
+        self.get_topic(name).map(topic_view).map_err(entity_error)
     }
 
-    fn delete_topic<'a>(&'a self, _: &'a str) -> Pending<'a, ()> {
-        not_yet()
+    fn delete_topic<'a>(&'a self, name: &'a str) -> Pending<'a, ()> {
+        Box::pin(async move { Broker::delete_topic(self, name).await.map_err(entity_error) })
     }
 
     fn subscription(&self, topic: &str, name: &str) -> Option<SubscriptionView> {
-        let entity = self.subscription_entity(topic, name)?;
-        Some(self.subscription_view(topic, &entity))
+        self.get_subscription(topic, name)
+            .ok()
+            .map(subscription_view)
     }
 
     fn subscriptions(&self, topic: &str) -> Result<Vec<SubscriptionView>, ManagementError> {
-        let found = Broker::topic(self, topic).ok_or_else(|| {
-            ManagementError::NotFound(format!(
-                "The messaging entity '{topic}' could not be found."
-            ))
-        })?;
-        let entities: Vec<_> = found
-            .lock()
-            .subscriptions
-            .iter()
-            .map(|s| std::sync::Arc::clone(&s.entity))
-            .collect();
-        let mut views: Vec<SubscriptionView> = entities
-            .iter()
-            .map(|e| self.subscription_view(&found.name, e))
-            .collect();
-        views.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(views)
+        let list = self.list_subscriptions(topic).map_err(entity_error)?;
+        Ok(list.into_iter().map(subscription_view).collect())
     }
 
     fn put_subscription(
         &self,
-        _: &str,
-        _: &str,
-        _: SubscriptionSettings,
-        _: PutMode,
+        topic: &str,
+        name: &str,
+        mut settings: SubscriptionSettings,
+        mode: PutMode,
     ) -> Result<SubscriptionView, ManagementError> {
-        Err(ManagementError::BadRequest(NOT_YET.to_owned()))
+        match mode {
+            PutMode::Create => {
+                let first = settings.default_rule.take().unwrap_or_default();
+                let first = rule_description(busbar_http::atom::DEFAULT_RULE_NAME, first)?;
+                let config = subscription_config(QueueConfig::default(), settings);
+                self.create_subscription(topic, name, config, Some(first))
+            }
+            PutMode::Update => {
+                let base = self
+                    .get_subscription(topic, name)
+                    .map_err(entity_error)?
+                    .config;
+                self.update_subscription(topic, name, subscription_config(base, settings))
+            }
+        }
+        .map_err(entity_error)?;
+        self.get_subscription(topic, name)
+            .map(subscription_view)
+            .map_err(entity_error)
     }
 
-    fn delete_subscription<'a>(&'a self, _: &'a str, _: &'a str) -> Pending<'a, ()> {
-        not_yet()
+    fn delete_subscription<'a>(&'a self, topic: &'a str, name: &'a str) -> Pending<'a, ()> {
+        Box::pin(async move {
+            Broker::delete_subscription(self, topic, name)
+                .await
+                .map_err(entity_error)
+        })
     }
 
     fn rule(&self, topic: &str, subscription: &str, name: &str) -> Option<RuleView> {
-        let entity = self.subscription_entity(topic, subscription)?;
-        self.subscription_rules(&entity)
-            .ok()?
-            .iter()
-            .find(|r| r.name.eq_ignore_ascii_case(name))
-            .map(rule_view)
+        let created = self.rules_created_at(topic, subscription);
+        let rule = self.get_rule(topic, subscription, name).ok()?;
+        Some(rule_view(rule, created))
     }
 
     fn rules(&self, topic: &str, subscription: &str) -> Result<Vec<RuleView>, ManagementError> {
-        let entity = self.subscription_entity_or_404(topic, subscription)?;
-        let rules = self.subscription_rules(&entity).map_err(rule_error)?;
-        Ok(rules.iter().map(rule_view).collect())
+        let created = self.rules_created_at(topic, subscription);
+        let rules = self.list_rules(topic, subscription).map_err(entity_error)?;
+        Ok(rules.into_iter().map(|r| rule_view(r, created)).collect())
     }
 
     fn put_rule(
@@ -412,17 +488,16 @@ impl<S: Store> busbar_http::atom::Management for Broker<S> {
         rule: Rule,
         mode: PutMode,
     ) -> Result<RuleView, ManagementError> {
-        let entity = self.subscription_entity_or_404(topic, subscription)?;
         let description = rule_description(name, rule)?;
-        CompiledRule::compile(&description)
-            .map_err(|e| ManagementError::BadRequest(format!("invalid rule: {e}")))?;
-        if mode == PutMode::Update {
-            // Replacing a rule is removing it and adding its new form, both saved.
-            self.remove_rule(&entity, name).map_err(rule_error)?;
+        match mode {
+            PutMode::Create => self.create_rule(topic, subscription, description),
+            PutMode::Update => self.update_rule(topic, subscription, description),
         }
-        self.add_rule(&entity, description.clone())
-            .map_err(rule_error)?;
-        Ok(rule_view(&description))
+        .map_err(entity_error)?;
+        let created = self.rules_created_at(topic, subscription);
+        self.get_rule(topic, subscription, name)
+            .map(|r| rule_view(r, created))
+            .map_err(entity_error)
     }
 
     fn delete_rule(
@@ -431,8 +506,7 @@ impl<S: Store> busbar_http::atom::Management for Broker<S> {
         subscription: &str,
         name: &str,
     ) -> Result<(), ManagementError> {
-        let entity = self.subscription_entity_or_404(topic, subscription)?;
-        self.remove_rule(&entity, name).map_err(rule_error)
+        Broker::delete_rule(self, topic, subscription, name).map_err(entity_error)
     }
 }
 

@@ -135,9 +135,11 @@ pub async fn run(
         let admin: Arc<dyn busbar_http::Admin> = Arc::clone(&current) as _;
         let websocket = Arc::new(websocket_handoff::WebSocketHandoff(handoff.clone()));
         let management: Arc<dyn busbar_http::atom::Management> = Arc::clone(&current) as _;
-        // The Atom and REST layers go on last, so they also see paths no route matches.
         let router = busbar_http::router_with_admin(health.clone(), Arc::clone(&admin))
             .merge(busbar_http::amqp_websocket_router(websocket));
+        // Last: both must see every request, including those no route above matches. The
+        // REST runtime API recognises its paths exactly (`.../messages...`), so it goes
+        // first; the administration API takes whatever else carries `api-version`.
         let router = busbar_http::atom::with_management(router, admin, management);
         let messaging = rest::HttpMessaging::new(Arc::clone(&current), doors_stopped.clone());
         let router = busbar_http::rest::with_messaging(router, Arc::new(messaging));

@@ -6,14 +6,19 @@ to its exceptions.
 Arguments: CONNECTION_STRING PREFIX. The one connection string serves both clients: plain
 AMQP for ServiceBusClient and HTTPS on the same port for the admin client, which trusts the
 CA file named by BUSBAR_ADMIN_CA. Without it, the admin client's requests are sent over plain
-HTTP by a test-side transport (the SDK itself only speaks HTTPS). Entities are named
+HTTP to BUSBAR_HTTP_ADDR (host:port) by a test-side transport (the SDK itself only speaks
+HTTPS). Entities are named
 PREFIX-<role>, so the scenario can run on a broker that has others. With ASYNC=1 in the
 environment, the core subset runs with azure.servicebus.aio.management instead."""
 
 import asyncio
+import base64
 import datetime
+import hashlib
+import hmac
 import os
-import sys
+import time
+import urllib.parse
 
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -36,15 +41,31 @@ from sbcommon import check, client, expect_eq, expect_raises, log, receive_exact
 INFINITE = datetime.timedelta(days=10675199)
 
 
-def admin_kwargs():
+def plain_url(url):
+    """`url` on the broker's HTTP listener, in plain HTTP."""
+    path = url.partition("://")[2].partition("/")[2]
+    return f"http://{os.environ['BUSBAR_HTTP_ADDR']}/{path}"
+
+
+def admin_kwargs(asynchronous=False):
     ca = os.environ.get("BUSBAR_ADMIN_CA")
     if ca:
         return {"connection_verify": ca}
+    # Until the broker serves HTTPS on its AMQP port: the HTTP listener, in plain HTTP.
+    if asynchronous:
+        from azure.core.pipeline.transport import AioHttpTransport
+
+        class AsyncPlainHttp(AioHttpTransport):
+            async def send(self, request, **kwargs):
+                request.url = plain_url(request.url)
+                return await super().send(request, **kwargs)
+
+        return {"transport": AsyncPlainHttp()}
     from azure.core.pipeline.transport import RequestsTransport
 
     class PlainHttp(RequestsTransport):
         def send(self, request, **kwargs):
-            request.url = request.url.replace("https://", "http://", 1)
+            request.url = plain_url(request.url)
             return super().send(request, **kwargs)
 
     return {"transport": PlainHttp()}
@@ -55,6 +76,9 @@ def admin(conn):
 
 
 def host_of(conn):
+    """The host:port the admin client addresses (forward targets come back as URLs on it)."""
+    if not os.environ.get("BUSBAR_ADMIN_CA") and os.environ.get("BUSBAR_HTTP_ADDR"):
+        return os.environ["BUSBAR_HTTP_ADDR"]
     endpoint = next(p for p in conn.split(";") if p.lower().startswith("endpoint="))
     return endpoint.split("://", 1)[1].rstrip("/")
 
@@ -68,6 +92,20 @@ def namespace_and_auth(mgmt, conn, prefix):
     bad = ServiceBusAdministrationClient.from_connection_string(wrong, **admin_kwargs())
     expect_raises(ClientAuthenticationError, lambda: list(bad.list_queues()), "list_queues with a wrong key")
     expect_raises(ClientAuthenticationError, lambda: bad.get_queue(f"{prefix}-x"), "get_queue with a wrong key")
+    # A connection string holding a SAS token: the client sends it as `Bearer SharedAccessSignature ...`.
+    with_token = ServiceBusAdministrationClient.from_connection_string(sas_token_connection(conn), **admin_kwargs())
+    check(isinstance(list(with_token.list_queues()), list), "list_queues with a SAS-token connection string")
+
+
+def sas_token_connection(conn):
+    """`conn` with its key replaced by a token for the namespace signed with it."""
+    parts = dict(p.split("=", 1) for p in conn.split(";") if "=" in p)
+    resource = urllib.parse.quote_plus("https://" + host_of(conn))
+    expiry = str(int(time.time()) + 600)
+    digest = hmac.new(parts["SharedAccessKey"].encode(), f"{resource}\n{expiry}".encode(), hashlib.sha256).digest()
+    signature = urllib.parse.quote_plus(base64.b64encode(digest).decode())
+    token = f"SharedAccessSignature sr={resource}&sig={signature}&se={expiry}&skn={parts['SharedAccessKeyName']}"
+    return f"Endpoint={parts['Endpoint']};SharedAccessSignature={token}"
 
 
 def queues(mgmt, sb, conn, prefix):
@@ -334,7 +372,7 @@ def cascade(mgmt, prefix, t1, s1):
 async def async_subset(conn, prefix):
     from azure.servicebus.aio.management import ServiceBusAdministrationClient as AsyncAdmin
 
-    async with AsyncAdmin.from_connection_string(conn, connection_verify=os.environ["BUSBAR_ADMIN_CA"]) as mgmt:
+    async with AsyncAdmin.from_connection_string(conn, **admin_kwargs(asynchronous=True)) as mgmt:
         name = f"{prefix}-aq"
         await mgmt.create_queue(name, max_delivery_count=4)
         expect_eq((await mgmt.get_queue(name)).max_delivery_count, 4, "async get_queue")

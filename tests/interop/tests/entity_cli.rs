@@ -53,7 +53,7 @@ fn line<'o>(output: &'o str, name: &str) -> &'o str {
 }
 
 #[test]
-fn entities_are_listed_shown_and_rules_changed_from_the_command_line() {
+fn entities_are_made_shown_changed_listed_and_deleted_from_the_command_line() {
     let broker = Broker::start(Some(CONFIG), &[]);
     let cli = Cli {
         broker: &broker,
@@ -161,4 +161,67 @@ fn entities_are_listed_shown_and_rules_changed_from_the_command_line() {
         cli.fails(&["rule", "create", "events"])
             .contains("usage: busbar rule create TOPIC SUBSCRIPTION NAME")
     );
+
+    // Entities made, changed and deleted at run time.
+    let made = cli.ok(&[
+        "queue",
+        "create",
+        "jobs",
+        "--lock-duration",
+        "PT45S",
+        "--max-delivery-count",
+        "3",
+        "--requires-session",
+    ]);
+    assert_eq!(line(&made, "LockDuration:"), "LockDuration: PT45S");
+    assert_eq!(line(&made, "RequiresSession:"), "RequiresSession: true");
+    assert!(
+        cli.fails(&["queue", "create", "jobs"])
+            .contains("queue 'jobs' already exists")
+    );
+    let changed = cli.ok(&[
+        "queue",
+        "update",
+        "jobs",
+        "--max-delivery-count",
+        "8",
+        "--status",
+        "SendDisabled",
+    ]);
+    assert_eq!(line(&changed, "MaxDeliveryCount:"), "MaxDeliveryCount: 8");
+    assert_eq!(
+        line(&changed, "LockDuration:"),
+        "LockDuration: PT45S",
+        "kept"
+    );
+    assert_eq!(line(&changed, "Status:"), "Status: SendDisabled");
+    assert!(
+        cli.fails(&["queue", "update", "jobs", "--requires-session", "false"])
+            .contains("RequiresSession property of an existing Queue cannot be changed")
+    );
+    assert!(
+        cli.fails(&["queue", "create", "bad", "--lock-duration", "PT10M"])
+            .contains("5")
+    );
+    cli.ok(&["topic", "create", "audit", "--default-message-ttl", "P1D"]);
+    let sub = cli.ok(&[
+        "subscription",
+        "create",
+        "audit",
+        "errors",
+        "--forward-to",
+        "jobs",
+    ]);
+    assert!(line(&sub, "ForwardTo:").ends_with("/jobs"), "{sub}");
+    assert!(line(&cli.ok(&["subscription", "list", "audit"]), "errors").contains("Active"));
+    assert!(
+        cli.ok(&["queue", "delete", "jobs"])
+            .contains("deleted queue jobs")
+    );
+    assert!(
+        cli.fails(&["queue", "delete", "audit"])
+            .contains("no queue named 'audit'")
+    );
+    cli.ok(&["topic", "delete", "audit"]);
+    assert!(!cli.ok(&["topic", "list"]).contains("audit"));
 }

@@ -6,14 +6,12 @@ use super::FilterValue;
 
 /// `expression` with every `@name` outside string literals and delimited names replaced by
 /// the literal of its value in `parameters` (keys with or without the `@`, any case). A
-/// parameter the expression uses but `parameters` lacks is an error.
+/// parameter given no value is NULL: the service accepts such a rule (the Python SDK sends
+/// one when a rule is updated with a new filter as a keyword), and NULL matches nothing.
 pub fn inline_parameters(
     expression: &str,
     parameters: &[(String, FilterValue)],
 ) -> Result<String, String> {
-    if parameters.is_empty() {
-        return Ok(expression.to_owned());
-    }
     let mut out = String::with_capacity(expression.len());
     let mut chars = expression.chars().peekable();
     while let Some(c) = chars.next() {
@@ -38,11 +36,13 @@ pub fn inline_parameters(
                         break;
                     }
                 }
+                if name.is_empty() {
+                    return Err("'@' must be followed by a parameter name".to_owned());
+                }
                 let value = parameters
                     .iter()
                     .find(|(key, _)| key.trim_start_matches('@').eq_ignore_ascii_case(&name))
-                    .map(|(_, value)| value)
-                    .ok_or_else(|| format!("the parameter '@{name}' has no value"))?;
+                    .map_or(&FilterValue::Null, |(_, value)| value);
                 out.push_str(&literal(value));
             }
             other => out.push(other),
@@ -83,7 +83,11 @@ mod tests {
             ),
             Ok("color = 'it''s red' AND n > 2 AND [@c] = '@c' AND x = 3.0 AND b = TRUE".to_owned())
         );
-        assert!(inline_parameters("a = @missing", &parameters).is_err());
-        assert_eq!(inline_parameters("a = @p", &[]), Ok("a = @p".to_owned()));
+        assert_eq!(
+            inline_parameters("a = @missing", &parameters),
+            Ok("a = NULL".to_owned())
+        );
+        assert_eq!(inline_parameters("a = @p", &[]), Ok("a = NULL".to_owned()));
+        assert!(inline_parameters("a = @ ", &[]).is_err());
     }
 }

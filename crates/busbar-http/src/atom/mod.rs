@@ -32,7 +32,8 @@ pub use model::*;
 use crate::Admin;
 
 /// Adds the administration API in front of `router`: requests with `api-version` go to
-/// it, the rest to `router`'s own routes.
+/// it, the rest to `router`'s own routes. Call it on the finished router: routes merged in
+/// afterwards (and their fallback, which takes over unmatched paths) are not behind it.
 pub fn with_management(
     router: Router,
     admin: Arc<dyn Admin>,

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use quick_xml::escape::escape;
+use quick_xml::escape::{escape, partial_escape};
 
 use super::duration;
 use super::model::{
@@ -117,7 +117,7 @@ pub fn empty_feed(context: &Context, path: &str) -> String {
 pub fn error(status: u16, detail: &str) -> String {
     format!(
         "<Error><Code>{status}</Code><Detail>{}</Detail></Error>",
-        escape(detail)
+        partial_escape(detail)
     )
 }
 
@@ -136,7 +136,7 @@ impl Description {
     }
 
     fn text(&mut self, name: &str, value: &str) -> &mut Self {
-        let _ = write!(self.out, "<{name}>{}</{name}>", escape(value));
+        let _ = write!(self.out, "<{name}>{}</{name}>", partial_escape(value));
         self
     }
 
@@ -367,7 +367,7 @@ fn sql_element(
 ) -> String {
     let mut out = format!(
         r#"<{element} i:type="{kind}"><SqlExpression>{}</SqlExpression><CompatibilityLevel>20</CompatibilityLevel>"#,
-        escape(expression)
+        partial_escape(expression)
     );
     if !parameters.is_empty() {
         out.push_str(&key_values("Parameters", parameters));
@@ -392,7 +392,7 @@ fn correlation(c: &CorrelationFilter) -> String {
         ("ContentType", &c.content_type),
     ] {
         if let Some(value) = value {
-            let _ = write!(out, "<{name}>{}</{name}>", escape(value.as_str()));
+            let _ = write!(out, "<{name}>{}</{name}>", partial_escape(value.as_str()));
         }
     }
     if !c.properties.is_empty() {
