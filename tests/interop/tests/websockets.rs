@@ -1,9 +1,9 @@
 //! AMQP over WebSockets (`/$servicebus/websocket`, subprotocol `AMQPWSB10`): the official
-//! Python and JS SDKs send and receive through it; a raw WebSocket client (tungstenite, frames
-//! built with our AMQP codec) checks what SDKs don't exercise: frames split across
-//! messages, pings, refusals of a wrong subprotocol, a text message and an over-sized
-//! message, and that WebSocket connections count against `--max-connections`. After every
-//! refusal the broker goes on serving.
+//! Python and JS SDKs send and receive through it over `ws://` (over `wss://` on every
+//! entry: `tls.rs`); a raw WebSocket client (tungstenite, frames built with our AMQP codec)
+//! checks what SDKs don't exercise: frames split across messages, pings, refusals of a wrong
+//! subprotocol, a text message and an over-sized message, and that WebSocket connections
+//! count against `--max-connections`. After every refusal the broker goes on serving.
 
 use std::net::TcpStream;
 use std::time::Duration;
