@@ -61,3 +61,9 @@ fn admin_made_entities_survive_kill_9_and_their_status_is_enforced() {
         ],
     );
 }
+
+#[test]
+fn python_links_on_a_queue_the_admin_client_deletes_are_detached_with_not_found() {
+    let broker = Broker::start(None, &[]);
+    run_python(&broker, "deleted_entity_link.py", &["short-lived"]);
+}
