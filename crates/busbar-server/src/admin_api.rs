@@ -342,11 +342,15 @@ fn rule_description(name: &str, rule: Rule) -> Result<RuleDescription, Managemen
     })
 }
 
-fn namespace_view() -> NamespaceView {
+/// The namespace's name as the API reports it (the entry title the SDKs read it from).
+const NAMESPACE_NAME: &str = "busbar";
+
+/// The namespace first opened at `created_at_ms` (0 while no broker is serving).
+fn namespace_view(created_at_ms: i64) -> NamespaceView {
     NamespaceView {
-        name: "busbar".to_owned(),
-        created_at_ms: 0,
-        modified_at_ms: 0,
+        name: NAMESPACE_NAME.to_owned(),
+        created_at_ms,
+        modified_at_ms: created_at_ms,
     }
 }
 
@@ -360,7 +364,7 @@ impl<S: Store> Broker<S> {
 
 impl<S: Store> Management for Broker<S> {
     fn namespace(&self) -> NamespaceView {
-        namespace_view()
+        namespace_view(self.namespace_created_at_ms())
     }
 
     fn queue(&self, name: &str) -> Option<QueueView> {
@@ -526,7 +530,7 @@ impl busbar_http::atom::Management for crate::Current {
     fn namespace(&self) -> NamespaceView {
         match self.broker() {
             Some(b) => Management::namespace(&*b),
-            None => namespace_view(),
+            None => namespace_view(0),
         }
     }
     fn queue(&self, name: &str) -> Option<QueueView> {

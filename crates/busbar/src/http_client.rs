@@ -1,17 +1,22 @@
 //! The CLI's HTTP/1.1 client for a running broker's HTTP listener: one request per
-//! connection, signed with a SAS token for the namespace when a key is given.
+//! connection, over TLS when a CA to trust is given (the broker's listeners serve HTTPS and
+//! HTTP on one port), signed with a SAS token for the namespace when a key is given.
 
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use busbar_servicebus::sas;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A running broker's HTTP API, and the `Authorization` header value to send it.
 pub struct Api {
     pub http: SocketAddr,
     pub authorization: Option<String>,
+    /// Speak HTTPS, trusting these CAs.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Api {
@@ -33,7 +38,15 @@ impl Api {
         Api {
             http,
             authorization,
+            tls: None,
         }
+    }
+
+    /// Speaks HTTPS, trusting the CA certificates in the PEM file `ca` (for example the
+    /// broker's development CA, `busbar dev-cert`).
+    pub fn trusting(mut self, ca: &Path) -> anyhow::Result<Self> {
+        self.tls = Some(busbar_client::tls_config_trusting(ca)?);
+        Ok(self)
     }
 }
 
@@ -46,7 +59,7 @@ pub async fn send(
     body: &str,
 ) -> anyhow::Result<(u16, String)> {
     let http = api.http;
-    let mut stream = TcpStream::connect(http)
+    let stream = TcpStream::connect(http)
         .await
         .with_context(|| format!("cannot reach the broker's HTTP listener at {http}"))?;
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n");
@@ -57,9 +70,17 @@ pub async fn send(
         request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await?;
+    let response = match &api.tls {
+        None => exchange(stream, &request).await?,
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::IpAddress(http.ip().into());
+            let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
+                .connect(name, stream)
+                .await
+                .with_context(|| format!("TLS with the broker at {http}"))?;
+            exchange(tls, &request).await?
+        }
+    };
     let text = String::from_utf8_lossy(&response);
     let (head, body) = text
         .split_once("\r\n\r\n")
@@ -78,6 +99,24 @@ pub async fn send(
         body.to_owned()
     };
     Ok((status, body))
+}
+
+/// Writes `request` and reads the whole response (the server closes after it).
+async fn exchange(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    request: &str,
+) -> anyhow::Result<Vec<u8>> {
+    stream.write_all(request.as_bytes()).await?;
+    stream.flush().await?;
+    let mut response = Vec::new();
+    match stream.read_to_end(&mut response).await {
+        Ok(_) => Ok(response),
+        // A server that closes without TLS close_notify after a complete answer.
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {
+            Ok(response)
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 fn dechunk(body: &str) -> String {

@@ -95,46 +95,19 @@ struct RepairArgs {
 struct QueuesArgs {
     /// Only this queue.
     name: Option<String>,
-    /// The broker's HTTP listener.
-    #[arg(
-        long,
-        env = "BUSBAR_HTTP_LISTEN",
-        value_name = "ADDR",
-        default_value = "127.0.0.1:5300"
-    )]
-    http: SocketAddr,
     /// Print the API's JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// A key with Listen rights signs the request; none is needed on a loopback broker
-    /// running the development key.
     #[command(flatten)]
-    key: SasKeyArgs,
-}
-
-impl QueuesArgs {
-    fn api(&self) -> queues_cmd::Api {
-        self.key.api(self.http)
-    }
+    api: ApiArgs,
 }
 
 #[derive(Debug, Clone, Args)]
 struct EntityArgs {
     #[command(subcommand)]
     action: entity_cmd::Action,
-    /// The broker's HTTP listener.
-    #[arg(
-        long,
-        global = true,
-        env = "BUSBAR_HTTP_LISTEN",
-        value_name = "ADDR",
-        default_value = "127.0.0.1:5300"
-    )]
-    http: SocketAddr,
-    /// A key with Manage rights (Listen for show and list) signs the request; none is
-    /// needed on a loopback broker running the development key.
     #[command(flatten)]
-    key: SasKeyArgs,
+    api: ApiArgs,
 }
 
 /// A shared access key: the broker's root key for `serve`, the signer of requests for the
@@ -157,11 +130,37 @@ struct SasKeyArgs {
     sas_key: Option<String>,
 }
 
-impl SasKeyArgs {
-    /// The broker's HTTP API at `http`, with requests signed by this key if one is given.
-    fn api(&self, http: SocketAddr) -> http_client::Api {
-        let name = self.sas_key_name.as_deref().unwrap_or(DEFAULT_KEY_NAME);
-        http_client::Api::new(http, name, self.sas_key.as_deref())
+/// How a CLI command reaches the broker's HTTP API.
+#[derive(Debug, Clone, Args)]
+struct ApiArgs {
+    /// The broker's HTTP listener (or its AMQP port: both serve HTTP and HTTPS).
+    #[arg(
+        long,
+        global = true,
+        env = "BUSBAR_HTTP_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:5300"
+    )]
+    http: SocketAddr,
+    /// Speak HTTPS, trusting the CA certificates in this PEM file (`busbar dev-cert` prints
+    /// the development CA); without it, plain HTTP, which the broker serves on loopback only.
+    #[arg(long, global = true, env = "BUSBAR_TLS_CA", value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// A key with Listen rights (Manage for changes) signs the request; none is needed on a
+    /// loopback broker running the development key.
+    #[command(flatten)]
+    key: SasKeyArgs,
+}
+
+impl ApiArgs {
+    /// The broker's HTTP API, with requests signed by the key if one is given.
+    fn api(&self) -> anyhow::Result<http_client::Api> {
+        let name = self.key.sas_key_name.as_deref().unwrap_or(DEFAULT_KEY_NAME);
+        let api = http_client::Api::new(self.http, name, self.key.sas_key.as_deref());
+        match &self.tls_ca {
+            Some(ca) => api.trusting(ca),
+            None => Ok(api),
+        }
     }
 }
 
@@ -395,7 +394,11 @@ async fn run_broker(
 }
 
 async fn entity(kind: entity_cmd::Kind, args: &EntityArgs) -> ExitCode {
-    exit_code(entity_cmd::run(&args.key.api(args.http), kind, &args.action).await)
+    let run = async {
+        let api = args.api.api()?;
+        entity_cmd::run(&api, kind, &args.action).await
+    };
+    exit_code(run.await)
 }
 
 fn exit_code(result: anyhow::Result<()>) -> ExitCode {
@@ -414,11 +417,16 @@ async fn main() -> ExitCode {
     let args = match cli.command {
         Command::Serve(args) => *args,
         Command::Queues(args) => {
-            return exit_code(queues_cmd::run(&args.api(), args.name.as_deref(), args.json).await);
+            let run =
+                async { queues_cmd::run(&args.api.api()?, args.name.as_deref(), args.json).await };
+            return exit_code(run.await);
         }
         Command::Topics(args) => {
             return exit_code(
-                queues_cmd::run_topics(&args.api(), args.name.as_deref(), args.json).await,
+                async {
+                    queues_cmd::run_topics(&args.api.api()?, args.name.as_deref(), args.json).await
+                }
+                .await,
             );
         }
         Command::Queue(args) => return entity(entity_cmd::Kind::Queue, &args).await,
@@ -509,7 +517,10 @@ mod tests {
         {
             Command::Queues(args) => {
                 assert_eq!(args.name.as_deref(), Some("orders"));
-                assert_eq!(args.http, "127.0.0.1:5300".parse::<SocketAddr>().unwrap());
+                assert_eq!(
+                    args.api.http,
+                    "127.0.0.1:5300".parse::<SocketAddr>().unwrap()
+                );
                 assert!(!args.json);
             }
             other => panic!("parsed as another command: {other:?}"),

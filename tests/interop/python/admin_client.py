@@ -5,9 +5,7 @@ to its exceptions.
 
 Arguments: CONNECTION_STRING PREFIX. The one connection string serves both clients: plain
 AMQP for ServiceBusClient and HTTPS on the same port for the admin client, which trusts the
-CA file named by BUSBAR_ADMIN_CA. Without it, the admin client's requests are sent over plain
-HTTP to BUSBAR_HTTP_ADDR (host:port) by a test-side transport (the SDK itself only speaks
-HTTPS). Entities are named
+CA file named by BUSBAR_ADMIN_CA. Entities are named
 PREFIX-<role>, so the scenario can run on a broker that has others. With ASYNC=1 in the
 environment, the core subset runs with azure.servicebus.aio.management instead."""
 
@@ -41,34 +39,8 @@ from sbcommon import check, client, expect_eq, expect_raises, log, receive_exact
 INFINITE = datetime.timedelta(days=10675199)
 
 
-def plain_url(url):
-    """`url` on the broker's HTTP listener, in plain HTTP."""
-    path = url.partition("://")[2].partition("/")[2]
-    return f"http://{os.environ['BUSBAR_HTTP_ADDR']}/{path}"
-
-
-def admin_kwargs(asynchronous=False):
-    ca = os.environ.get("BUSBAR_ADMIN_CA")
-    if ca:
-        return {"connection_verify": ca}
-    # Until the broker serves HTTPS on its AMQP port: the HTTP listener, in plain HTTP.
-    if asynchronous:
-        from azure.core.pipeline.transport import AioHttpTransport
-
-        class AsyncPlainHttp(AioHttpTransport):
-            async def send(self, request, **kwargs):
-                request.url = plain_url(request.url)
-                return await super().send(request, **kwargs)
-
-        return {"transport": AsyncPlainHttp()}
-    from azure.core.pipeline.transport import RequestsTransport
-
-    class PlainHttp(RequestsTransport):
-        def send(self, request, **kwargs):
-            request.url = plain_url(request.url)
-            return super().send(request, **kwargs)
-
-    return {"transport": PlainHttp()}
+def admin_kwargs():
+    return {"connection_verify": os.environ["BUSBAR_ADMIN_CA"]}
 
 
 def admin(conn):
@@ -77,8 +49,6 @@ def admin(conn):
 
 def host_of(conn):
     """The host:port the admin client addresses (forward targets come back as URLs on it)."""
-    if not os.environ.get("BUSBAR_ADMIN_CA") and os.environ.get("BUSBAR_HTTP_ADDR"):
-        return os.environ["BUSBAR_HTTP_ADDR"]
     endpoint = next(p for p in conn.split(";") if p.lower().startswith("endpoint="))
     return endpoint.split("://", 1)[1].rstrip("/")
 
@@ -88,6 +58,10 @@ def namespace_and_auth(mgmt, conn, prefix):
     expect_eq(props.messaging_sku, "Standard", "messaging_sku")
     expect_eq(props.namespace_type, "Messaging", "namespace_type")
     check(props.name, "namespace name from the entry title")
+    check(
+        props.created_at_utc.year >= 2024,
+        f"namespace created when the broker first opened its data, not {props.created_at_utc}",
+    )
     wrong = conn.replace("SharedAccessKey=", "SharedAccessKey=wrong-")
     bad = ServiceBusAdministrationClient.from_connection_string(wrong, **admin_kwargs())
     expect_raises(ClientAuthenticationError, lambda: list(bad.list_queues()), "list_queues with a wrong key")
@@ -372,7 +346,7 @@ def cascade(mgmt, prefix, t1, s1):
 async def async_subset(conn, prefix):
     from azure.servicebus.aio.management import ServiceBusAdministrationClient as AsyncAdmin
 
-    async with AsyncAdmin.from_connection_string(conn, **admin_kwargs(asynchronous=True)) as mgmt:
+    async with AsyncAdmin.from_connection_string(conn, **admin_kwargs()) as mgmt:
         name = f"{prefix}-aq"
         await mgmt.create_queue(name, max_delivery_count=4)
         expect_eq((await mgmt.get_queue(name)).max_delivery_count, 4, "async get_queue")

@@ -2,15 +2,16 @@
 //! plan of the reference's servicebus-admin-api.md §7 with the Python client, entities it
 //! makes surviving kill -9, and the statuses it sets enforced on the data plane.
 //!
-//! Both clients take the broker's one connection string. The Python admin client only
-//! speaks HTTPS; until the broker serves it, the scripts reach the HTTP listener in plain
-//! HTTP through a test-side transport (BUSBAR_HTTP_ADDR).
+//! Both clients take the broker's one connection string (`UseDevelopmentEmulator=true`): the
+//! data-plane client speaks plain AMQP to the Endpoint's port, the admin clients HTTPS to the
+//! same port, trusting the broker's development CA.
 
 use busbar_interop::Broker;
 
 fn run_python_with(broker: &Broker, script: &str, args: &[&str], extra: &[(&str, &str)]) -> String {
-    let http = broker.http_addr().to_string();
-    let mut env = vec![("BUSBAR_HTTP_ADDR", http.as_str())];
+    let ca = broker.dev_ca();
+    let ca = ca.to_str().expect("UTF-8 path");
+    let mut env = vec![("BUSBAR_ADMIN_CA", ca)];
     env.extend_from_slice(extra);
     broker.run_python_with(script, &broker.conn_str(), args, &env)
 }
@@ -32,6 +33,19 @@ fn python_async_admin_client_core_operations() {
 }
 
 #[test]
+fn js_admin_client_smoke_test() {
+    let broker = Broker::start(None, &[]);
+    let ca = broker.dev_ca();
+    let ca = ca.to_str().expect("UTF-8 path");
+    broker.run_node_with(
+        "admin_smoke.mjs",
+        &broker.conn_str(),
+        &["js"],
+        &[("NODE_EXTRA_CA_CERTS", ca)],
+    );
+}
+
+#[test]
 fn admin_made_entities_survive_kill_9_and_their_status_is_enforced() {
     let mut broker = Broker::start(None, &[]);
     run_python(&broker, "admin_durability.py", &["kept", "create"]);
@@ -46,4 +60,10 @@ fn admin_made_entities_survive_kill_9_and_their_status_is_enforced() {
             "kept-receive-disabled",
         ],
     );
+}
+
+#[test]
+fn python_links_on_a_queue_the_admin_client_deletes_are_detached_with_not_found() {
+    let broker = Broker::start(None, &[]);
+    run_python(&broker, "deleted_entity_link.py", &["short-lived"]);
 }

@@ -225,3 +225,36 @@ fn entities_are_made_shown_changed_listed_and_deleted_from_the_command_line() {
     cli.ok(&["topic", "delete", "audit"]);
     assert!(!cli.ok(&["topic", "list"]).contains("audit"));
 }
+
+/// Over HTTPS with the development CA, on the HTTP listener and on the AMQP port alike (both
+/// serve HTTP and HTTPS); a CA that did not sign the broker's certificate is refused.
+#[test]
+fn the_commands_speak_https_with_the_development_ca() {
+    let broker = Broker::start(Some(CONFIG), &[]);
+    let ca = broker.dev_ca();
+    let ca = ca.to_str().expect("UTF-8 path");
+    for port in [broker.http_port(), broker.amqp_port()] {
+        let cli = Cli {
+            broker: &broker,
+            http: format!("127.0.0.1:{port}"),
+        };
+        let queues = cli.ok(&["queue", "list", "--tls-ca", ca]);
+        assert!(line(&queues, "orders ").contains("Active"), "{queues}");
+        cli.ok(&["queue", "create", &format!("tls-{port}"), "--tls-ca", ca]);
+    }
+    let other = tempfile::tempdir().expect("temp dir");
+    let stranger = Broker::start(Some(CONFIG), &[]);
+    let foreign_ca = other.path().join("foreign-ca.pem");
+    std::fs::copy(stranger.dev_ca(), &foreign_ca).expect("copy another broker's CA");
+    let cli = Cli {
+        broker: &broker,
+        http: broker.http_addr().to_string(),
+    };
+    let refused = cli.fails(&[
+        "queue",
+        "list",
+        "--tls-ca",
+        foreign_ca.to_str().expect("UTF-8 path"),
+    ]);
+    assert!(refused.contains("TLS"), "{refused}");
+}
