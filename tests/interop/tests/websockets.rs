@@ -208,6 +208,23 @@ fn python_sends_and_receives_over_a_websocket_on_the_http_listener() {
     broker.run_python("websocket_send_receive.py", &["orders", &endpoint]);
 }
 
+/// The async client speaks WebSockets through aiohttp, not websocket-client: the same
+/// route serves it, over `ws://` on the HTTP listener and `wss://` on the AMQP port.
+#[test]
+fn python_async_client_sends_and_receives_over_ws_and_wss() {
+    let broker = broker_with_queue(&["--max-message-size", "1048576"]);
+    let plain = format!("sb://{}", broker.http_addr());
+    broker.run_python("websocket_send_receive_aio.py", &["orders", &plain]);
+    let secure = format!("sb://{}", broker.amqp_addr());
+    let ca = broker.dev_ca().display().to_string();
+    broker.run_python_with(
+        "websocket_send_receive_aio.py",
+        &broker.tls_conn_str(),
+        &["orders", &secure, &ca],
+        &[],
+    );
+}
+
 /// The JS SDK dials only `wss://`; its script swaps in a WebSocket class that dials `ws://`,
 /// and the connection string names the HTTP listener's port, where the SDK takes it from.
 #[test]
