@@ -856,3 +856,12 @@ pub(crate) fn message_stream(
         Some((next_message(core).await, core))
     })
 }
+
+impl std::fmt::Debug for ServiceBusReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceBusReceiver")
+            .field("entity_path", &self.core.path)
+            .field("options", &self.core.options)
+            .finish_non_exhaustive()
+    }
+}

@@ -398,6 +398,14 @@ fn data_section_len(len: usize) -> u64 {
     (3 + prefix + len) as u64
 }
 
+impl std::fmt::Debug for ServiceBusSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceBusSender")
+            .field("entity_path", &self.entity)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -268,3 +268,12 @@ impl ServiceBusSessionReceiver {
         self.core.client()
     }
 }
+
+impl std::fmt::Debug for ServiceBusSessionReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceBusSessionReceiver")
+            .field("entity_path", &self.core.path())
+            .field("session_id", &self.session_id)
+            .finish_non_exhaustive()
+    }
+}
