@@ -22,6 +22,19 @@ pub fn tls_config_trusting(ca: &Path) -> Result<Arc<rustls::ClientConfig>> {
     if roots.is_empty() {
         return Err(fail("no CA certificate in the file".to_owned()));
     }
+    config_trusting(roots)
+}
+
+/// A TLS client configuration trusting the public web CAs (Mozilla's list), as Azure
+/// Service Bus's certificates need.
+pub fn tls_config_public_roots() -> Result<Arc<rustls::ClientConfig>> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    config_trusting(roots)
+}
+
+fn config_trusting(roots: rustls::RootCertStore) -> Result<Arc<rustls::ClientConfig>> {
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Tls(e.to_string()))?
