@@ -300,7 +300,7 @@ impl RetryOptions {
 }
 
 /// Up to a fifth added at random, so clients that failed together do not retry together.
-fn jittered(delay: Duration, mode: RetryMode) -> Duration {
+pub(crate) fn jittered(delay: Duration, mode: RetryMode) -> Duration {
     if mode == RetryMode::Fixed {
         return delay;
     }

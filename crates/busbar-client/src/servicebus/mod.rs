@@ -3,22 +3,34 @@
 //! layer of this crate. Works against Azure Service Bus (TLS, SAS keys or tokens) and
 //! Busbar or the emulator (`UseDevelopmentEmulator=true`).
 
+mod backoff;
 mod client;
 mod connection_string;
 mod error;
+mod lock_renewal;
 mod management;
 mod message;
+mod message_pump;
+mod processor;
 mod receiver;
 mod sender;
 mod session;
+mod session_processor;
 
 pub use client::{ServiceBusClient, ServiceBusClientOptions, ServiceBusTransport};
 pub use connection_string::{AMQP_PORT, AMQPS_PORT, ConnectionString};
 pub use error::{ErrorKind, RetryMode, RetryOptions, ServiceBusError, ServiceBusResult};
 pub use message::{ServiceBusMessage, ServiceBusMessageState, ServiceBusReceivedMessage};
+pub use processor::{
+    ErrorSource, ProcessErrorContext, ProcessMessageContext, ServiceBusProcessor,
+    ServiceBusProcessorOptions,
+};
 pub use receiver::{
     DeadLetterOptions, ServiceBusReceiveMode, ServiceBusReceiver, ServiceBusReceiverOptions,
     SubQueue,
 };
 pub use sender::{CreateMessageBatchOptions, ServiceBusMessageBatch, ServiceBusSender};
 pub use session::{ServiceBusSessionReceiver, ServiceBusSessionReceiverOptions};
+pub use session_processor::{
+    ProcessSessionMessageContext, ServiceBusSessionProcessor, ServiceBusSessionProcessorOptions,
+};

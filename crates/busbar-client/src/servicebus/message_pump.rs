@@ -1,0 +1,410 @@
+//! The engine both processors run on one receiver: keeps up to N handler calls in flight,
+//! renews each message's lock while its handler runs, settles what the handler left
+//! unsettled, and ends when asked to stop, when the receiver fails, or (for a session) when
+//! nothing more arrives.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use busbar_amqp::Value;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tracing::Instrument;
+
+use super::backoff::Backoff;
+use super::error::{ErrorKind, ServiceBusError};
+use super::lock_renewal::{LockRenewal, spawn_renewal};
+use super::message::ServiceBusReceivedMessage;
+use super::processor::{ErrorSource, ProcessErrorContext};
+use super::receiver::{DeadLetterOptions, ServiceBusReceiveMode, ServiceBusReceiver};
+use super::session::ServiceBusSessionReceiver;
+
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+/// What an application handler may fail with.
+pub(crate) type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+/// The application's handler, behind the processor's context type.
+pub(crate) type Dispatch =
+    Arc<dyn Fn(Arc<Settlement>) -> BoxFuture<Result<(), HandlerError>> + Send + Sync>;
+
+/// How long one receive call waits for messages: also how long `stop` may wait for the
+/// pump to notice it (a receive is not abandoned half-way, so no message it took off the
+/// link is dropped on the floor).
+const RECEIVE_WAIT: Duration = Duration::from_secs(1);
+
+/// The link a pump drains: a queue or subscription receiver, or one session's.
+pub(crate) enum PumpReceiver {
+    Entity(Box<ServiceBusReceiver>),
+    Session(Arc<ServiceBusSessionReceiver>),
+}
+
+impl PumpReceiver {
+    async fn receive(
+        &self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<ServiceBusReceivedMessage>, ServiceBusError> {
+        match self {
+            Self::Entity(r) => r.receive_messages(max, Some(wait)).await,
+            Self::Session(r) => r.receive_messages(max, Some(wait)).await,
+        }
+    }
+
+    pub(crate) async fn complete(
+        &self,
+        m: &ServiceBusReceivedMessage,
+    ) -> Result<(), ServiceBusError> {
+        match self {
+            Self::Entity(r) => r.complete_message(m).await,
+            Self::Session(r) => r.complete_message(m).await,
+        }
+    }
+
+    pub(crate) async fn abandon(
+        &self,
+        m: &ServiceBusReceivedMessage,
+        properties: Option<BTreeMap<String, Value>>,
+    ) -> Result<(), ServiceBusError> {
+        match self {
+            Self::Entity(r) => r.abandon_message(m, properties).await,
+            Self::Session(r) => r.abandon_message(m, properties).await,
+        }
+    }
+
+    pub(crate) async fn dead_letter(
+        &self,
+        m: &ServiceBusReceivedMessage,
+        options: DeadLetterOptions,
+    ) -> Result<(), ServiceBusError> {
+        match self {
+            Self::Entity(r) => r.dead_letter_message(m, options).await,
+            Self::Session(r) => r.dead_letter_message(m, options).await,
+        }
+    }
+
+    pub(crate) async fn defer(
+        &self,
+        m: &ServiceBusReceivedMessage,
+        properties: Option<BTreeMap<String, Value>>,
+    ) -> Result<(), ServiceBusError> {
+        match self {
+            Self::Entity(r) => r.defer_message(m, properties).await,
+            Self::Session(r) => r.defer_message(m, properties).await,
+        }
+    }
+
+    pub(crate) async fn renew_lock(
+        &self,
+        m: &ServiceBusReceivedMessage,
+    ) -> Result<SystemTime, ServiceBusError> {
+        match self {
+            Self::Entity(r) => r.renew_message_lock(m).await,
+            Self::Session(r) => r.renew_message_lock(m).await,
+        }
+    }
+
+    pub(crate) fn session(&self) -> Option<&Arc<ServiceBusSessionReceiver>> {
+        match self {
+            Self::Entity(_) => None,
+            Self::Session(r) => Some(r),
+        }
+    }
+
+    pub(crate) async fn close(&self) -> Result<(), ServiceBusError> {
+        match self {
+            Self::Entity(r) => r.close().await,
+            Self::Session(r) => r.close().await,
+        }
+    }
+}
+
+/// One received message and the link that settles it, shared by the handler's context and
+/// the pump (which settles what the handler did not).
+pub(crate) struct Settlement {
+    pub(crate) receiver: Arc<PumpReceiver>,
+    pub(crate) message: ServiceBusReceivedMessage,
+    settled: AtomicBool,
+}
+
+impl Settlement {
+    pub(crate) fn is_settled(&self) -> bool {
+        self.settled.load(Ordering::Acquire)
+    }
+
+    /// Runs one settlement and remembers that it took effect.
+    pub(crate) async fn settle(
+        &self,
+        outcome: impl Future<Output = Result<(), ServiceBusError>>,
+    ) -> Result<(), ServiceBusError> {
+        outcome.await?;
+        self.settled.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// Sends every error to the application's error handler, tagged with where it arose.
+#[derive(Clone)]
+pub(crate) struct ErrorReporter {
+    handler: Arc<dyn Fn(ProcessErrorContext) -> BoxFuture<()> + Send + Sync>,
+    entity_path: Arc<str>,
+}
+
+impl ErrorReporter {
+    pub(crate) fn new(
+        handler: Arc<dyn Fn(ProcessErrorContext) -> BoxFuture<()> + Send + Sync>,
+        entity_path: Arc<str>,
+    ) -> Self {
+        Self {
+            handler,
+            entity_path,
+        }
+    }
+
+    pub(crate) async fn report(
+        &self,
+        error: ServiceBusError,
+        source: ErrorSource,
+        session_id: Option<&str>,
+    ) {
+        tracing::debug!(entity = %self.entity_path, ?source, session_id, %error, "processor error");
+        let context = ProcessErrorContext {
+            error,
+            source,
+            entity_path: self.entity_path.to_string(),
+            session_id: session_id.map(str::to_owned),
+        };
+        (self.handler)(context).await;
+    }
+}
+
+/// How a pump treats its messages.
+#[derive(Clone)]
+pub(crate) struct PumpSettings {
+    pub(crate) receive_mode: ServiceBusReceiveMode,
+    pub(crate) auto_complete: bool,
+    pub(crate) max_auto_lock_renew_duration: Duration,
+    /// End the pump once nothing has arrived for this long (sessions).
+    pub(crate) idle_timeout: Option<Duration>,
+}
+
+/// Why a pump returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PumpEnd {
+    Stopped,
+    Idle,
+    /// Receiving failed (already reported): the caller gets a new receiver.
+    Failed,
+}
+
+/// Everything a pump needs besides its receiver.
+pub(crate) struct Pump<'a> {
+    pub(crate) settings: &'a PumpSettings,
+    pub(crate) dispatch: &'a Dispatch,
+    pub(crate) errors: &'a ErrorReporter,
+    /// Handler calls allowed in flight; a call holds a permit until its message is settled.
+    pub(crate) calls: &'a Arc<Semaphore>,
+    pub(crate) stop: &'a mut watch::Receiver<bool>,
+    pub(crate) backoff: &'a mut Backoff,
+}
+
+impl Pump<'_> {
+    pub(crate) async fn run(&mut self, receiver: &Arc<PumpReceiver>) -> PumpEnd {
+        let mut last_message = Instant::now();
+        loop {
+            if *self.stop.borrow() {
+                return PumpEnd::Stopped;
+            }
+            let first = tokio::select! {
+                permit = self.calls.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => return PumpEnd::Stopped,
+                },
+                _ = self.stop.changed() => return PumpEnd::Stopped,
+            };
+            let mut permits = vec![first];
+            while let Ok(permit) = self.calls.clone().try_acquire_owned() {
+                permits.push(permit);
+            }
+            let mut wait = RECEIVE_WAIT;
+            if let Some(idle) = self.settings.idle_timeout {
+                match idle.checked_sub(last_message.elapsed()) {
+                    Some(left) if !left.is_zero() => wait = wait.min(left),
+                    _ => return PumpEnd::Idle,
+                }
+            }
+            let messages = match receiver.receive(permits.len(), wait).await {
+                Ok(messages) => messages,
+                Err(error) => {
+                    let session = receiver.session().map(|s| s.session_id().to_owned());
+                    self.errors
+                        .report(error, ErrorSource::Receive, session.as_deref())
+                        .await;
+                    return PumpEnd::Failed;
+                }
+            };
+            self.backoff.reset();
+            if !messages.is_empty() {
+                last_message = Instant::now();
+            }
+            for (message, permit) in messages.into_iter().zip(permits) {
+                let call = HandlerCall {
+                    settlement: Arc::new(Settlement {
+                        receiver: receiver.clone(),
+                        message,
+                        settled: AtomicBool::new(false),
+                    }),
+                    settings: self.settings.clone(),
+                    dispatch: self.dispatch.clone(),
+                    errors: self.errors.clone(),
+                };
+                tokio::spawn(call.run(permit));
+            }
+        }
+    }
+}
+
+/// One message through the handler, then settled.
+struct HandlerCall {
+    settlement: Arc<Settlement>,
+    settings: PumpSettings,
+    dispatch: Dispatch,
+    errors: ErrorReporter,
+}
+
+impl HandlerCall {
+    async fn run(self, _permit: OwnedSemaphorePermit) {
+        let message = &self.settlement.message;
+        let peek_lock = self.settings.receive_mode == ServiceBusReceiveMode::PeekLock;
+        let session_id = message.session_id.clone();
+        let _renewal = peek_lock.then(|| self.renew_lock()).flatten();
+        let span = tracing::info_span!(
+            "servicebus.process_message",
+            entity = %self.errors.entity_path,
+            message_id = message.message_id.as_deref(),
+            sequence_number = message.sequence_number,
+            delivery_count = message.delivery_count,
+            session_id = session_id.as_deref(),
+        );
+        // A task of its own, so that a panicking handler is a failed call, not a lost permit
+        // with its message left locked.
+        let outcome = tokio::spawn((self.dispatch)(self.settlement.clone()).instrument(span)).await;
+        let failure = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(handler_failure(error)),
+            Err(join) => Some(ServiceBusError::new(
+                ErrorKind::Other,
+                format!("the message handler panicked: {join}"),
+            )),
+        };
+        if !peek_lock || self.settlement.is_settled() {
+            if let Some(error) = failure {
+                self.report(error, ErrorSource::ProcessMessageCallback, &session_id)
+                    .await;
+            }
+            return;
+        }
+        let receiver = &self.settlement.receiver;
+        match failure {
+            None if self.settings.auto_complete => {
+                if let Err(error) = self.settlement.settle(receiver.complete(message)).await {
+                    self.report(error, ErrorSource::Complete, &session_id).await;
+                }
+            }
+            None => {}
+            Some(error) => {
+                let lock_lost = matches!(
+                    error.kind,
+                    ErrorKind::MessageLockLost | ErrorKind::SessionLockLost
+                );
+                self.report(error, ErrorSource::ProcessMessageCallback, &session_id)
+                    .await;
+                // Nothing to give back once the lock is gone (as in .NET's processor).
+                if lock_lost {
+                    return;
+                }
+                // The message goes back at once instead of when its lock runs out; the
+                // broker dead-letters it once it has failed max-delivery-count times.
+                if let Err(error) = self
+                    .settlement
+                    .settle(receiver.abandon(message, None))
+                    .await
+                {
+                    self.report(error, ErrorSource::Abandon, &session_id).await;
+                }
+            }
+        }
+    }
+
+    fn renew_lock(&self) -> Option<LockRenewal> {
+        let max = self.settings.max_auto_lock_renew_duration;
+        let locked_until = self.settlement.message.locked_until?;
+        if max.is_zero() {
+            return None;
+        }
+        let settlement = self.settlement.clone();
+        let errors = self.errors.clone();
+        let session_id = settlement.message.session_id.clone();
+        Some(spawn_renewal(
+            locked_until,
+            max,
+            move || {
+                let settlement = settlement.clone();
+                async move { settlement.receiver.renew_lock(&settlement.message).await }
+            },
+            move |error: ServiceBusError| {
+                let errors = errors.clone();
+                let session_id = session_id.clone();
+                async move {
+                    errors
+                        .report(error, ErrorSource::RenewLock, session_id.as_deref())
+                        .await;
+                }
+            },
+        ))
+    }
+
+    async fn report(
+        &self,
+        error: ServiceBusError,
+        source: ErrorSource,
+        session_id: &Option<String>,
+    ) {
+        self.errors
+            .report(error, source, session_id.as_deref())
+            .await;
+    }
+}
+
+/// Waits until every handler call holding a permit of `calls` (of `total`) has finished.
+pub(crate) async fn wait_for_calls(calls: &Semaphore, total: u32) {
+    // Closing is the only way acquire fails, and nothing closes these semaphores.
+    let _all = calls.acquire_many(total).await;
+}
+
+/// Sleeps `delay`, or less if the processor is asked to stop; answers whether it stopped.
+pub(crate) async fn pause_unless_stopped(
+    stop: &mut watch::Receiver<bool>,
+    delay: Duration,
+) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => *stop.borrow(),
+        _ = stop.changed() => true,
+    }
+}
+
+/// A handler's error, in the error handler's terms: itself when it is a Service Bus error
+/// (a settlement the handler tried), else described under [`ErrorKind::Other`].
+fn handler_failure(error: HandlerError) -> ServiceBusError {
+    match error.downcast::<ServiceBusError>() {
+        Ok(error) => *error,
+        Err(error) => ServiceBusError::new(
+            ErrorKind::Other,
+            format!("the message handler failed: {error}"),
+        ),
+    }
+}
