@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use quick_xml::escape::{escape, partial_escape};
 
-use super::duration;
-use super::model::{
+use crate::duration;
+use crate::model::{
     CorrelationFilter, MessageCounts, NamespaceView, QueueView, RuleAction, RuleFilter, RuleView,
     Runtime, SubscriptionView, TopicView, TypedValue,
 };
-use super::timestamp::{NEVER, format_utc};
-use super::xml_tree::{ATOM_NS, CONNECT_NS, XSI_NS};
+use crate::timestamp::{NEVER, format_utc};
+use crate::xml_tree::{ATOM_NS, CONNECT_NS, XSI_NS};
 
 const XML_DECLARATION: &str = r#"<?xml version="1.0" encoding="utf-8"?>"#;
 const COUNTS_NS: &str = "http://schemas.microsoft.com/netservices/2011/06/servicebus";

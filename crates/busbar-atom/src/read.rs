@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
-use super::duration;
-use super::model::{
+use crate::duration;
+use crate::model::{
     CorrelationFilter, EntityStatus, QueueSettings, Rule, RuleAction, RuleFilter,
     SubscriptionSettings, TopicSettings, TypedValue,
 };
-use super::xml_tree::{self, ATOM_NS, Element};
+use crate::xml_tree::{self, ATOM_NS, Element};
 
 /// The description a PUT carries.
 #[derive(Debug, Clone, PartialEq)]
