@@ -17,6 +17,7 @@ mod driver;
 mod error;
 mod message;
 mod sas;
+pub mod servicebus;
 mod tls;
 #[cfg(unix)]
 mod websocket;

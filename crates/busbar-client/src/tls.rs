@@ -22,6 +22,10 @@ pub fn tls_config_trusting(ca: &Path) -> Result<Arc<rustls::ClientConfig>> {
     if roots.is_empty() {
         return Err(fail("no CA certificate in the file".to_owned()));
     }
+    config_trusting(roots)
+}
+
+fn config_trusting(roots: rustls::RootCertStore) -> Result<Arc<rustls::ClientConfig>> {
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Tls(e.to_string()))?
@@ -34,4 +38,11 @@ pub fn tls_config_trusting(ca: &Path) -> Result<Arc<rustls::ClientConfig>> {
 #[allow(deprecated)]
 fn provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::ring::default_provider()
+}
+
+/// TLS trusting the public CAs (webpki-roots), as Azure Service Bus needs.
+pub(crate) fn public_roots_config() -> Result<Arc<rustls::ClientConfig>> {
+    config_trusting(rustls::RootCertStore::from_iter(
+        webpki_roots::TLS_SERVER_ROOTS.iter().cloned(),
+    ))
 }
