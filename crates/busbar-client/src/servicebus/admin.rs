@@ -35,6 +35,7 @@ pub use properties::{
 
 use endpoint::{Credential, Endpoint};
 use properties::FromAnswer;
+pub(crate) use properties::time;
 
 /// The API version the client asks for (the one with `MaxMessageSizeInKilobytes`).
 const API_VERSION: &str = "2021-05";

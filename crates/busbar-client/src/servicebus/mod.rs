@@ -2,3 +2,7 @@
 //! this crate's AMQP layer (and, for administration, HTTP).
 
 pub mod admin;
+mod rule_manager;
+mod rule_wire;
+
+pub use rule_manager::ServiceBusRuleManager;

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use busbar_amqp::Descriptor;
 use busbar_amqp::Value;
 use busbar_amqp::codec::{encode_descriptor, encode_value};
-use busbar_amqp::message::{Properties, section};
+use busbar_amqp::message::{Properties, scan_sections, section};
 use busbar_client::{ConnectOptions, Connection, ReceiverOptions, SettleMode, sas_token};
 use busbar_interop::{Broker, DEFAULT_KEY, DEFAULT_KEY_NAME};
 use bytes::{Bytes, BytesMut};
@@ -100,9 +100,25 @@ pub async fn send(broker: &Broker, address: &str, messages: &[Outgoing]) {
     connection.close().await.expect("close");
 }
 
+/// A received message's body and subject.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Received {
+    pub body: String,
+    pub subject: Option<String>,
+}
+
 /// The bodies of the next `count` messages of `address` (sorted), taken with
 /// receive-and-delete. Callers check that nothing else is left through the entity's counts.
 pub async fn receive(broker: &Broker, address: &str, count: usize) -> Vec<String> {
+    receive_messages(broker, address, count)
+        .await
+        .into_iter()
+        .map(|m| m.body)
+        .collect()
+}
+
+/// [`receive`], with each message's subject.
+pub async fn receive_messages(broker: &Broker, address: &str, count: usize) -> Vec<Received> {
     const PATIENCE: Duration = Duration::from_secs(30);
     let connection = connect(broker).await;
     let mut receiver = connection
@@ -118,18 +134,26 @@ pub async fn receive(broker: &Broker, address: &str, count: usize) -> Vec<String
         )
         .await
         .expect("receiver");
-    let mut bodies = Vec::new();
-    while bodies.len() < count {
+    let mut received = Vec::new();
+    while received.len() < count {
         let delivery = tokio::time::timeout(PATIENCE, receiver.recv())
             .await
-            .unwrap_or_else(|_| panic!("{address}: only {bodies:?} of {count} arrived"))
+            .unwrap_or_else(|_| panic!("{address}: only {received:?} of {count} arrived"))
             .expect("receive");
         let body = delivery.body().expect("body");
-        bodies.push(String::from_utf8_lossy(&body).into_owned());
+        let subject = scan_sections(&delivery.payload)
+            .expect("sections")
+            .properties()
+            .expect("properties")
+            .and_then(|p| p.subject);
+        received.push(Received {
+            body: String::from_utf8_lossy(&body).into_owned(),
+            subject,
+        });
     }
     connection.close().await.expect("close");
-    bodies.sort();
-    bodies
+    received.sort();
+    received
 }
 
 /// A subject-only message.

@@ -101,7 +101,7 @@ pub struct Page<T> {
 }
 
 /// Unix milliseconds as a time.
-pub(super) fn time(unix_ms: i64) -> SystemTime {
+pub(crate) fn time(unix_ms: i64) -> SystemTime {
     match u64::try_from(unix_ms) {
         Ok(ms) => UNIX_EPOCH + Duration::from_millis(ms),
         Err(_) => UNIX_EPOCH - Duration::from_millis(unix_ms.unsigned_abs()),
