@@ -7,8 +7,8 @@
 //! returns a future for the peer's outcome, so many can be in flight, bounded by link credit
 //! and the peer's session window. Receivers top their credit up as the application consumes.
 //! Service Bus extras: [`Connection::put_token`] (the `$cbs` exchange) and [`sas_token`].
-//! The bytes go over TCP, TLS ([`ConnectOptions::tls`]), or a WebSocket
-//! ([`Transport::WebSocket`], on Unix).
+//! The bytes go over TCP or TLS ([`ConnectOptions::tls`]), directly or inside a WebSocket
+//! ([`Transport::WebSocket`]).
 //!
 //! This crate uses `busbar-amqp` only for encoding and decoding; it must not use that crate's
 //! broker-side engine, and it knows nothing of the broker's storage or configuration.
@@ -19,7 +19,6 @@ mod message;
 mod sas;
 pub mod servicebus;
 mod tls;
-#[cfg(unix)]
 mod websocket;
 
 use std::future::Future;
@@ -62,12 +61,13 @@ pub enum Sasl {
 /// How the AMQP bytes travel to the broker.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Transport {
-    /// A TCP connection to the address.
+    /// AMQP straight on the connection (TCP, or TLS with [`ConnectOptions::tls`]).
     #[default]
     Tcp,
-    /// A WebSocket (`ws://<address><path>`, subprotocol `AMQPWSB10`), for networks that
-    /// pass only HTTP; Service Bus and Busbar serve it at [`SERVICE_BUS_WEBSOCKET_PATH`]
-    /// (Busbar on its HTTP listener). Unix only.
+    /// AMQP inside a WebSocket (`ws://<address><path>`, or `wss://` with
+    /// [`ConnectOptions::tls`]; subprotocol `AMQPWSB10`), for networks that pass only
+    /// HTTP(S); Service Bus and Busbar serve it at [`SERVICE_BUS_WEBSOCKET_PATH`] (Busbar on
+    /// every listener).
     WebSocket { path: String },
 }
 
@@ -263,30 +263,21 @@ impl Connection {
                 Ok(Self::start(stream.into_split(), inbuf, neg))
             }
             (Transport::Tcp, Some(tls)) => {
-                let stream = tcp(addr).await?;
-                let hostname = hostname_of(addr, &opts);
-                let name = rustls::pki_types::ServerName::try_from(hostname.clone())
-                    .map_err(|e| Error::Tls(format!("{hostname}: {e}")))?;
-                let mut stream = tokio_rustls::TlsConnector::from(Arc::clone(tls))
-                    .connect(name, stream)
-                    .await
-                    .map_err(|e| Error::Tls(e.to_string()))?;
+                let mut stream = tls_connect(addr, &opts, tls).await?;
                 let (inbuf, neg) = Self::open_amqp(&mut stream, addr, &opts).await?;
                 Ok(Self::start(tokio::io::split(stream), inbuf, neg))
             }
-            (Transport::WebSocket { .. }, Some(_)) => Err(Error::Tls(
-                "AMQP over secure WebSockets (wss) is not supported".to_owned(),
-            )),
-            #[cfg(unix)]
             (Transport::WebSocket { path }, None) => {
-                let mut stream = websocket::connect(addr, path).await?;
+                let mut stream = websocket::upgrade(tcp(addr).await?, addr, path, false).await?;
                 let (inbuf, neg) = Self::open_amqp(&mut stream, addr, &opts).await?;
-                Ok(Self::start(stream.into_split(), inbuf, neg))
+                Ok(Self::start(tokio::io::split(stream), inbuf, neg))
             }
-            #[cfg(not(unix))]
-            (Transport::WebSocket { .. }, None) => Err(Error::WebSocket(
-                "AMQP over WebSockets is only available on Unix".to_owned(),
-            )),
+            (Transport::WebSocket { path }, Some(tls)) => {
+                let stream = tls_connect(addr, &opts, tls).await?;
+                let mut stream = websocket::upgrade(stream, addr, path, true).await?;
+                let (inbuf, neg) = Self::open_amqp(&mut stream, addr, &opts).await?;
+                Ok(Self::start(tokio::io::split(stream), inbuf, neg))
+            }
         }
     }
 
@@ -302,7 +293,7 @@ impl Connection {
         let mut decoder = FrameDecoder::default();
 
         if opts.sasl != Sasl::None {
-            stream.write_all(&ProtocolHeader::Sasl.bytes()).await?;
+            send(stream, &ProtocolHeader::Sasl.bytes()).await?;
             expect_header(stream, &mut inbuf, ProtocolHeader::Sasl).await?;
             let init = loop {
                 match read_frame(stream, &mut inbuf, &mut decoder).await?.body {
@@ -315,7 +306,7 @@ impl Connection {
             };
             let mut out = BytesMut::new();
             encode_frame(&Frame::sasl(init), &mut out);
-            stream.write_all(&out).await?;
+            send(stream, &out).await?;
             match read_frame(stream, &mut inbuf, &mut decoder).await?.body {
                 FrameBody::Sasl(SaslFrame::Outcome {
                     code: SaslCode::Ok, ..
@@ -344,7 +335,7 @@ impl Connection {
         let mut out = BytesMut::new();
         out.extend_from_slice(&ProtocolHeader::Amqp.bytes());
         encode_frame(&Frame::amqp(0, open), &mut out);
-        stream.write_all(&out).await?;
+        send(stream, &out).await?;
         expect_header(stream, &mut inbuf, ProtocolHeader::Amqp).await?;
         decoder.set_max_frame_size(opts.max_frame_size);
         let remote_open = loop {
@@ -823,11 +814,35 @@ async fn tcp(addr: &str) -> Result<TcpStream> {
     Ok(stream)
 }
 
+/// A TLS connection to `addr`, the certificate checked against `opts`' hostname.
+async fn tls_connect(
+    addr: &str,
+    opts: &ConnectOptions,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let stream = tcp(addr).await?;
+    let hostname = hostname_of(addr, opts);
+    let name = rustls::pki_types::ServerName::try_from(hostname.clone())
+        .map_err(|e| Error::Tls(format!("{hostname}: {e}")))?;
+    tokio_rustls::TlsConnector::from(Arc::clone(tls))
+        .connect(name, stream)
+        .await
+        .map_err(|e| Error::Tls(e.to_string()))
+}
+
 /// `open.hostname`, `sasl-init.hostname` and the name a TLS certificate must be valid for.
 fn hostname_of(addr: &str, opts: &ConnectOptions) -> String {
     opts.hostname
         .clone()
         .unwrap_or_else(|| host_of(addr).to_owned())
+}
+
+/// Writes `bytes` and flushes them: TLS may hold bytes back, and a WebSocket sends a
+/// message per flush.
+async fn send(stream: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await?;
+    Ok(())
 }
 
 async fn fill(stream: &mut (impl AsyncRead + Unpin), buf: &mut BytesMut) -> Result<()> {

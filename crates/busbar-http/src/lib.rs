@@ -7,7 +7,8 @@
 //! broker judges through [`Admin::authorize`] (reads need Listen, changes Manage).
 //!
 //! `/$servicebus/websocket` upgrades to AMQP over WebSockets and hands the connection to
-//! the broker ([`amqp_websocket`], the byte-stream adapter in `websocket_stream`).
+//! the broker ([`amqp_websocket`]; the socket seen as a byte stream by busbar-websocket,
+//! `websocket_stream`).
 //!
 //! The Service Bus administration API (Atom/XML, for `ServiceBusAdministrationClient`) is
 //! in [`atom`]; it answers every request that carries `api-version`.
@@ -23,6 +24,7 @@ pub use amqp_websocket::{
     AMQP_WEBSOCKET_PATH, AMQP_WEBSOCKET_PROTOCOL, AmqpEndpoint, MAX_WEBSOCKET_MESSAGE,
     WebSocketBytes, amqp_websocket_router,
 };
+pub use websocket_stream::AxumMessages;
 pub mod rest;
 
 use std::future::Future;

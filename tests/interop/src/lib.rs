@@ -369,6 +369,11 @@ impl Broker {
         self.conn_str_with_key(DEFAULT_KEY_NAME, DEFAULT_KEY)
     }
 
+    /// [`Broker::conn_str`] without the emulator flag: the SDKs then speak TLS.
+    pub fn tls_conn_str(&self) -> String {
+        self.conn_str().replace(";UseDevelopmentEmulator=true", "")
+    }
+
     pub fn conn_str_with_key(&self, key_name: &str, key: &str) -> String {
         format!(
             "Endpoint=sb://127.0.0.1:{};SharedAccessKeyName={key_name};SharedAccessKey={key};UseDevelopmentEmulator=true",
