@@ -11,16 +11,15 @@
 
 mod endpoint;
 mod error;
-mod http;
 mod properties;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::http::{self, Method, StatusCode};
 use busbar_atom::read::{self, AnsweredEntity};
 use busbar_atom::write::{self, Context};
-use hyper::{Method, StatusCode};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 pub use busbar_atom::{
@@ -312,21 +311,22 @@ impl ServiceBusAdministrationClient {
         body: Option<String>,
         update: bool,
     ) -> Result<String> {
-        let mut headers = vec![("authorization", self.authorization())];
+        let authorization = self.authorization();
+        let mut headers = vec![("authorization", authorization.as_str())];
         if body.is_some() {
             headers.push((
                 "content-type",
-                "application/atom+xml;type=entry;charset=utf-8".to_owned(),
+                "application/atom+xml;type=entry;charset=utf-8",
             ));
         }
         if update {
-            headers.push(("if-match", "*".to_owned()));
+            headers.push(("if-match", "*"));
         }
         let path_and_query = format!("{path}?{query}api-version={API_VERSION}");
         tracing::debug!(%method, path = %path_and_query, "administration request");
         let answer = self
             .http
-            .send(method, &path_and_query, headers, body)
+            .send(method, &path_and_query, &headers, body)
             .await?;
         if answer.status.is_success() {
             Ok(answer.body)

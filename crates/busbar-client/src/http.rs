@@ -1,5 +1,6 @@
-//! The administration client's HTTP/1.1: hyper's client over TCP or tokio-rustls, keeping
-//! the connections that finished a request for the next one.
+//! HTTP/1.1 to one origin: hyper's client over TCP or tokio-rustls, keeping the connections
+//! that finished a request for the next one. The administration client speaks it, and so
+//! does the `busbar` CLI to a broker's HTTP API.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -7,21 +8,35 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper::{Method, Request, StatusCode, header};
+use hyper::{Request, header};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::error::{ErrorKind, Result, ServiceBusError};
+pub use hyper::{Method, StatusCode};
+
+use crate::servicebus::admin::{ErrorKind, Result, ServiceBusError};
 
 /// What a connection is, plain or TLS.
 trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
 
 /// One origin (`host:port`, HTTPS or HTTP) and its idle connections.
-pub(super) struct HttpClient {
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use busbar_client::http::{HttpClient, Method};
+///
+/// # async fn example() -> busbar_client::servicebus::admin::Result<()> {
+/// let http = HttpClient::new("127.0.0.1".into(), 5672, "127.0.0.1:5672".into(), None, Duration::from_secs(10));
+/// let answer = http.send(Method::GET, "/health", &[], None).await?;
+/// println!("{} {}", answer.status, answer.body);
+/// # Ok(())
+/// # }
+/// ```
+pub struct HttpClient {
     host: String,
     port: u16,
     /// The `Host` header: the endpoint's `host[:port]` as written.
@@ -32,7 +47,8 @@ pub(super) struct HttpClient {
 }
 
 /// An answer: its status and its body as text.
-pub(super) struct Answer {
+#[derive(Debug, Clone)]
+pub struct Answer {
     pub status: StatusCode,
     pub body: String,
 }
@@ -46,7 +62,8 @@ fn communication(
 }
 
 impl HttpClient {
-    /// HTTPS with `tls`, plain HTTP without.
+    /// A client of `host:port`, sending `authority` as the `Host` header: HTTPS with
+    /// `tls`, plain HTTP without; each request may take `try_timeout`.
     pub fn new(
         host: String,
         port: u16,
@@ -64,12 +81,13 @@ impl HttpClient {
         }
     }
 
-    /// Sends one request and reads the whole answer, within the try timeout.
+    /// Sends one request and reads the whole answer, within the try timeout. `Accept`
+    /// defaults to the administration API's XML types.
     pub async fn send(
         &self,
         method: Method,
         path_and_query: &str,
-        headers: Vec<(&'static str, String)>,
+        headers: &[(&str, &str)],
         body: Option<String>,
     ) -> Result<Answer> {
         tokio::time::timeout(
@@ -92,17 +110,22 @@ impl HttpClient {
         &self,
         method: Method,
         path_and_query: &str,
-        headers: Vec<(&'static str, String)>,
+        headers: &[(&str, &str)],
         body: Option<String>,
     ) -> Result<Answer> {
         let request = || -> Result<Request<Full<Bytes>>> {
             let mut builder = Request::builder()
                 .method(method.clone())
                 .uri(path_and_query)
-                .header(header::HOST, &self.authority)
-                .header(header::ACCEPT, "application/xml, application/atom+xml");
-            for (name, value) in &headers {
-                builder = builder.header(*name, value);
+                .header(header::HOST, &self.authority);
+            if !headers
+                .iter()
+                .any(|(name, _)| name.eq_ignore_ascii_case("accept"))
+            {
+                builder = builder.header(header::ACCEPT, "application/xml, application/atom+xml");
+            }
+            for (name, value) in headers {
+                builder = builder.header(*name, *value);
             }
             builder
                 .body(Full::new(Bytes::from(body.clone().unwrap_or_default())))
