@@ -138,6 +138,49 @@ fn queues_are_created_read_updated_listed_and_deleted_with_the_services_errors()
             ErrorKind::InvalidArgument
         );
 
+        // Forwarding targets read back as the service writes them (`sb://` URLs) and go
+        // back unchanged in an update.
+        admin
+            .create_queue("sink", &QueueSettings::default())
+            .await
+            .expect("sink");
+        let source = admin
+            .create_queue(
+                "source",
+                &QueueSettings {
+                    forward_to: Some("sink".to_owned()),
+                    ..QueueSettings::default()
+                },
+            )
+            .await
+            .expect("forwarding queue");
+        let sink_url = format!("sb://127.0.0.1:{}/sink", broker.amqp_port());
+        assert_eq!(
+            source.settings.forward_to.as_deref(),
+            Some(sink_url.as_str())
+        );
+        let mut source = admin.get_queue("source").await.expect("get");
+        source.settings.max_delivery_count = 3;
+        let source = admin.update_queue(&source).await.expect("update");
+        assert_eq!(
+            source.settings.forward_to.as_deref(),
+            Some(sink_url.as_str())
+        );
+        assert_eq!(
+            kind(
+                admin
+                    .create_queue(
+                        "to-nowhere",
+                        &QueueSettings {
+                            forward_to: Some("missing".to_owned()),
+                            ..QueueSettings::default()
+                        },
+                    )
+                    .await
+            ),
+            ErrorKind::InvalidArgument
+        );
+
         admin.delete_queue("orders").await.expect("delete");
         assert!(!admin.queue_exists("orders").await.expect("exists"));
         assert_eq!(
