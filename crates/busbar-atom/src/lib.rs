@@ -9,6 +9,8 @@
 //! [`duration`] and [`timestamp`] for the API's value formats. The wire facts it follows are
 //! in the reference's servicebus-admin-api.md.
 
+#![warn(missing_docs)]
+
 pub mod duration;
 pub mod model;
 pub mod read;

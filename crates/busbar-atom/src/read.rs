@@ -15,8 +15,11 @@ use crate::{duration, timestamp};
 /// The description a PUT carries.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Description {
+    /// A queue's settings.
     Queue(QueueSettings),
+    /// A topic's settings.
     Topic(TopicSettings),
+    /// A subscription's settings.
     Subscription(SubscriptionSettings),
     /// A rule; its `Name` element, if any, is ignored for the name in the path.
     Rule(Rule),
@@ -367,8 +370,11 @@ fn typed_value(value: &Element) -> Result<TypedValue, String> {
 /// text in document order (nested ones such as `CountDetails`' counts included).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryFields {
+    /// The entry's title: the entity's name.
     pub title: String,
+    /// The description's element name (`QueueDescription`, ...).
     pub kind: String,
+    /// Every leaf element's local name and text, in document order.
     pub fields: Vec<(String, String)>,
     /// The description's own leaf elements, without read-only ones: what a PUT that
     /// changes nothing would send back.
@@ -441,6 +447,7 @@ fn flatten(element: &Element, out: &mut Vec<(String, String)>) {
 pub struct AnsweredEntity {
     /// The entry's title: the entity's name.
     pub title: String,
+    /// The entity's settings.
     pub description: Description,
     /// Counts, size and times; a rule has only its creation time, a description without
     /// them (a create answer) zeros.

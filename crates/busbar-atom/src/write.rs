@@ -29,6 +29,7 @@ pub struct Context {
     pub host: String,
     /// The namespace's name, the author of every entry.
     pub namespace: String,
+    /// The time of the answer (unix milliseconds).
     pub now_ms: i64,
 }
 
@@ -61,8 +62,11 @@ pub fn entry_document(context: &Context, entry: &Entry) -> String {
 pub struct Entry {
     /// The entry's URL path (its `id` and self link).
     pub path: String,
+    /// The entry's title: the entity's name.
     pub title: String,
+    /// When the entity was made (unix milliseconds).
     pub published_ms: i64,
+    /// When it last changed (unix milliseconds).
     pub updated_ms: i64,
     /// The description element, already written.
     pub content: String,
@@ -236,6 +240,7 @@ fn timestamps(d: &mut Description, runtime: &Runtime) {
         .time("AccessedAt", runtime.accessed_at_ms);
 }
 
+/// A queue's description as the service answers with it.
 pub fn queue_description(context: &Context, queue: &QueueView) -> String {
     queue_element(
         context,
@@ -294,6 +299,7 @@ fn queue_element(context: &Context, s: &QueueSettings, r: &Runtime, mut d: Descr
         .finish()
 }
 
+/// A topic's description as the service answers with it.
 pub fn topic_description(topic: &TopicView) -> String {
     topic_element(
         &topic.settings,
@@ -352,6 +358,7 @@ fn topic_element(
         .finish()
 }
 
+/// A subscription's description as the service answers with it.
 pub fn subscription_description(context: &Context, subscription: &SubscriptionView) -> String {
     subscription_element(
         context,
@@ -425,6 +432,7 @@ fn request_entry(description: &str) -> String {
     )
 }
 
+/// A rule's description as the service answers with it.
 pub fn rule_description(rule: &RuleView) -> String {
     let mut d = Description::new("RuleDescription");
     d.raw(&filter(&rule.rule.filter))
@@ -515,6 +523,7 @@ fn key_values(list: &str, values: &[(String, TypedValue)]) -> String {
     out
 }
 
+/// The namespace's description as the service answers with it.
 pub fn namespace_description(namespace: &NamespaceView) -> String {
     Description::new("NamespaceInfo")
         .value("CreatedTime", format_utc(namespace.created_at_ms))

@@ -1,3 +1,5 @@
+#![warn(missing_docs)]
+
 //! HTTP/1.1 to one origin: hyper's client over TCP or tokio-rustls, keeping the connections
 //! that finished a request for the next one. The administration client speaks it, and so
 //! does the `busbar` CLI to a broker's HTTP API.
@@ -49,7 +51,9 @@ pub struct HttpClient {
 /// An answer: its status and its body as text.
 #[derive(Debug, Clone)]
 pub struct Answer {
+    /// The answer's status.
     pub status: StatusCode,
+    /// The body, read as UTF-8 (lossily).
     pub body: String,
 }
 

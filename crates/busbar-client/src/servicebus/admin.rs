@@ -56,7 +56,9 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 /// HTTPS or plain HTTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HttpScheme {
+    /// HTTP over TLS.
     Https,
+    /// Plain HTTP (a local broker).
     Http,
 }
 

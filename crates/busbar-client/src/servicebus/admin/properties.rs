@@ -15,30 +15,40 @@ use super::error::{ErrorKind, Result, ServiceBusError};
 /// [`update_queue`](super::ServiceBusAdministrationClient::update_queue).
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueProperties {
+    /// The entity's name.
     pub name: String,
+    /// What the queue does; `QueueSettings::default()` is what the service gives a new one.
     pub settings: QueueSettings,
 }
 
 /// A topic: its name and settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicProperties {
+    /// The entity's name.
     pub name: String,
+    /// What the topic does.
     pub settings: TopicSettings,
 }
 
 /// A subscription: its topic, name and settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SubscriptionProperties {
+    /// The topic the subscription belongs to.
     pub topic_name: String,
+    /// The entity's name.
     pub name: String,
+    /// What the subscription does.
     pub settings: SubscriptionSettings,
 }
 
 /// A rule of a subscription: which messages it selects and what it changes in them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuleProperties {
+    /// The entity's name.
     pub name: String,
+    /// Which messages the rule selects.
     pub filter: RuleFilter,
+    /// What the rule changes in the messages it selects.
     pub action: RuleAction,
     /// When the rule was made; `None` where the service doesn't say.
     pub created_at: Option<SystemTime>,
@@ -47,13 +57,17 @@ pub struct RuleProperties {
 /// A queue's counts, size and times.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueRuntimeProperties {
+    /// The entity's name.
     pub name: String,
     /// Active, dead-lettered, scheduled and transfer counts.
     pub counts: MessageCounts,
     /// Every message the queue holds, all counts together.
     pub total_message_count: u64,
+    /// The bytes its messages take.
     pub size_in_bytes: u64,
+    /// When it was made.
     pub created_at: SystemTime,
+    /// When its settings last changed.
     pub updated_at: SystemTime,
     /// `None`: never sent to or received from.
     pub accessed_at: Option<SystemTime>,
@@ -62,39 +76,56 @@ pub struct QueueRuntimeProperties {
 /// A topic's counts, size and times.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicRuntimeProperties {
+    /// The entity's name.
     pub name: String,
     /// Messages scheduled on the topic.
     pub scheduled_message_count: u64,
+    /// How many subscriptions the topic has.
     pub subscription_count: u64,
+    /// The bytes its messages take.
     pub size_in_bytes: u64,
+    /// When it was made.
     pub created_at: SystemTime,
+    /// When its settings last changed.
     pub updated_at: SystemTime,
+    /// When a message was last sent or received; `None`: never.
     pub accessed_at: Option<SystemTime>,
 }
 
 /// A subscription's counts and times.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscriptionRuntimeProperties {
+    /// The topic the subscription belongs to.
     pub topic_name: String,
+    /// The entity's name.
     pub name: String,
+    /// Active, dead-lettered, scheduled and transfer counts.
     pub counts: MessageCounts,
+    /// Every message it holds, all counts together.
     pub total_message_count: u64,
+    /// When it was made.
     pub created_at: SystemTime,
+    /// When its settings last changed.
     pub updated_at: SystemTime,
+    /// When a message was last sent or received; `None`: never.
     pub accessed_at: Option<SystemTime>,
 }
 
 /// The namespace: its name and when it was made and last changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamespaceProperties {
+    /// The entity's name.
     pub name: String,
+    /// When it was made.
     pub created_at: SystemTime,
+    /// When the namespace last changed.
     pub modified_at: SystemTime,
 }
 
 /// A page of a list and where the next one starts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {
+    /// The page's entities, in name order.
     pub items: Vec<T>,
     /// How many entities to skip for the next page; `None` on the last page.
     pub next_skip: Option<u32>,
