@@ -423,6 +423,15 @@ impl ServiceBusAdministrationClient {
 
     /// Creates a queue with `settings` (`QueueSettings::default()` for the service's
     /// defaults). `MessagingEntityAlreadyExists` if the name is taken by a queue or topic.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// let queue = admin.create_queue("orders", &QueueSettings::default()).await?;
+    /// assert_eq!(queue.settings.max_delivery_count, 10);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn create_queue(
         &self,
         name: &str,
@@ -434,6 +443,15 @@ impl ServiceBusAdministrationClient {
     }
 
     /// A queue's settings; `MessagingEntityNotFound` if there is none of that name.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// let queue = admin.get_queue("orders").await?;
+    /// println!("lock: {:?}", queue.settings.lock_duration);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn get_queue(&self, name: &str) -> Result<QueueProperties> {
         self.get_entity(
             &format!("/{}", segment(name)),
@@ -444,6 +462,15 @@ impl ServiceBusAdministrationClient {
     }
 
     /// A queue's counts, size and times.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// let runtime = admin.get_queue_runtime_properties("orders").await?;
+    /// println!("{} active, {} dead-lettered", runtime.counts.active, runtime.counts.dead_letter);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn get_queue_runtime_properties(&self, name: &str) -> Result<QueueRuntimeProperties> {
         self.get_entity(
             &format!("/{}", segment(name)),
@@ -456,6 +483,16 @@ impl ServiceBusAdministrationClient {
     /// Replaces a queue's settings with `queue.settings` (what it leaves at a default goes
     /// back to the default). Some settings can't change (`requires_session`, ...):
     /// `InvalidArgument`.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// let mut queue = admin.get_queue("orders").await?;
+    /// queue.settings.max_delivery_count = 3;
+    /// admin.update_queue(&queue).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn update_queue(&self, queue: &QueueProperties) -> Result<QueueProperties> {
         let body = write::queue_request(&self.context, &queue.settings);
         self.put_entity(&format!("/{}", segment(&queue.name)), body, true, "")
@@ -463,26 +500,80 @@ impl ServiceBusAdministrationClient {
     }
 
     /// Deletes a queue and its messages.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// admin.delete_queue("orders").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn delete_queue(&self, name: &str) -> Result<()> {
         self.delete_entity(&format!("/{}", segment(name))).await
     }
 
     /// Whether a queue of that name exists.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// if !admin.queue_exists("orders").await? {
+    ///     admin.create_queue("orders", &QueueSettings::default()).await?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn queue_exists(&self, name: &str) -> Result<bool> {
         exists(self.get_queue(name).await)
     }
 
     /// Every queue, in name order, read page by page.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// for queue in admin.list_queues(ListOptions::default()).await? {
+    ///     println!("{}", queue.name);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn list_queues(&self, options: ListOptions) -> Result<Vec<QueueProperties>> {
         self.list("/$Resources/queues", options, "").await
     }
 
     /// One page of queues: `skip` of them skipped, at most `top`.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// let mut skip = Some(0);
+    /// while let Some(from) = skip {
+    ///     let page = admin.list_queues_page(from, 10).await?;
+    ///     println!("{} queues", page.items.len());
+    ///     skip = page.next_skip;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn list_queues_page(&self, skip: u32, top: u32) -> Result<Page<QueueProperties>> {
         self.page("/$Resources/queues", skip, top, "").await
     }
 
     /// Every queue's counts, size and times.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// let total: u64 = admin
+    ///     .list_queues_runtime_properties(ListOptions::default())
+    ///     .await?
+    ///     .iter()
+    ///     .map(|q| q.total_message_count)
+    ///     .sum();
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn list_queues_runtime_properties(
         &self,
         options: ListOptions,
@@ -493,6 +584,14 @@ impl ServiceBusAdministrationClient {
     // ----- topics -----
 
     /// Creates a topic.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// admin.create_topic("events", &TopicSettings::default()).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn create_topic(
         &self,
         name: &str,
@@ -504,6 +603,14 @@ impl ServiceBusAdministrationClient {
     }
 
     /// A topic's settings.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// let topic = admin.get_topic("events").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn get_topic(&self, name: &str) -> Result<TopicProperties> {
         self.get_entity(
             &format!("/{}", segment(name)),
@@ -514,6 +621,15 @@ impl ServiceBusAdministrationClient {
     }
 
     /// A topic's counts, size and times.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// let runtime = admin.get_topic_runtime_properties("events").await?;
+    /// println!("{} subscriptions", runtime.subscription_count);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn get_topic_runtime_properties(&self, name: &str) -> Result<TopicRuntimeProperties> {
         self.get_entity(
             &format!("/{}", segment(name)),
@@ -524,6 +640,16 @@ impl ServiceBusAdministrationClient {
     }
 
     /// Replaces a topic's settings.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// let mut topic = admin.get_topic("events").await?;
+    /// topic.settings.user_metadata = Some("owned by billing".into());
+    /// admin.update_topic(&topic).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn update_topic(&self, topic: &TopicProperties) -> Result<TopicProperties> {
         let body = write::topic_request(&topic.settings);
         self.put_entity(&format!("/{}", segment(&topic.name)), body, true, "")
@@ -531,21 +657,53 @@ impl ServiceBusAdministrationClient {
     }
 
     /// Deletes a topic with its subscriptions and their rules.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// admin.delete_topic("events").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
         self.delete_entity(&format!("/{}", segment(name))).await
     }
 
     /// Whether a topic of that name exists.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// let exists = admin.topic_exists("events").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn topic_exists(&self, name: &str) -> Result<bool> {
         exists(self.get_topic(name).await)
     }
 
     /// Every topic, in name order.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// let topics = admin.list_topics(ListOptions::default()).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn list_topics(&self, options: ListOptions) -> Result<Vec<TopicProperties>> {
         self.list("/$Resources/topics", options, "").await
     }
 
     /// Every topic's counts, size and times.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// let topics = admin.list_topics_runtime_properties(ListOptions::default()).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn list_topics_runtime_properties(
         &self,
         options: ListOptions,
@@ -557,6 +715,16 @@ impl ServiceBusAdministrationClient {
 
     /// Creates a subscription of `topic`; it starts with the rule `$Default` (every
     /// message). `MessagingEntityNotFound` if the topic is missing.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// admin
+    ///     .create_subscription("events", "audit", &SubscriptionSettings::default())
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn create_subscription(
         &self,
         topic: &str,
@@ -569,6 +737,14 @@ impl ServiceBusAdministrationClient {
     }
 
     /// A subscription's settings.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// let subscription = admin.get_subscription("events", "audit").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn get_subscription(
         &self,
         topic: &str,
@@ -583,6 +759,15 @@ impl ServiceBusAdministrationClient {
     }
 
     /// A subscription's counts and times.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// let runtime = admin.get_subscription_runtime_properties("events", "audit").await?;
+    /// println!("{} active", runtime.counts.active);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn get_subscription_runtime_properties(
         &self,
         topic: &str,
@@ -597,6 +782,16 @@ impl ServiceBusAdministrationClient {
     }
 
     /// Replaces a subscription's settings.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// let mut subscription = admin.get_subscription("events", "audit").await?;
+    /// subscription.settings.max_delivery_count = 5;
+    /// admin.update_subscription(&subscription).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn update_subscription(
         &self,
         subscription: &SubscriptionProperties,
@@ -612,16 +807,40 @@ impl ServiceBusAdministrationClient {
     }
 
     /// Deletes a subscription with its rules and messages.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// admin.delete_subscription("events", "audit").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn delete_subscription(&self, topic: &str, name: &str) -> Result<()> {
         self.delete_entity(&subscription_path(topic, name)).await
     }
 
     /// Whether the subscription exists.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// let exists = admin.subscription_exists("events", "audit").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn subscription_exists(&self, topic: &str, name: &str) -> Result<bool> {
         exists(self.get_subscription(topic, name).await)
     }
 
     /// Every subscription of `topic`, in name order.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// let subscriptions = admin.list_subscriptions("events", ListOptions::default()).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn list_subscriptions(
         &self,
         topic: &str,
@@ -636,6 +855,16 @@ impl ServiceBusAdministrationClient {
     }
 
     /// Every subscription's counts and times.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// let subscriptions = admin
+    ///     .list_subscriptions_runtime_properties("events", ListOptions::default())
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn list_subscriptions_runtime_properties(
         &self,
         topic: &str,
@@ -653,6 +882,25 @@ impl ServiceBusAdministrationClient {
 
     /// Adds a rule to a subscription: messages its filter selects reach the subscription,
     /// changed by its action.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// admin
+    ///     .create_rule(
+    ///         "events",
+    ///         "audit",
+    ///         "eu",
+    ///         RuleFilter::Correlation(CorrelationFilter {
+    ///             properties: vec![("region".into(), TypedValue::String("eu".into()))],
+    ///             ..Default::default()
+    ///         }),
+    ///         RuleAction::Empty,
+    ///     )
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn create_rule(
         &self,
         topic: &str,
@@ -667,6 +915,15 @@ impl ServiceBusAdministrationClient {
     }
 
     /// A rule of a subscription.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// let rule = admin.get_rule("events", "audit", "$Default").await?;
+    /// assert_eq!(rule.filter, RuleFilter::True);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn get_rule(
         &self,
         topic: &str,
@@ -682,6 +939,16 @@ impl ServiceBusAdministrationClient {
     }
 
     /// Replaces a rule's filter and action.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// let mut rule = admin.get_rule("events", "audit", "eu").await?;
+    /// rule.action = RuleAction::Sql { expression: "SET region_seen = 1".into(), parameters: vec![] };
+    /// admin.update_rule("events", "audit", &rule).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn update_rule(
         &self,
         topic: &str,
@@ -705,12 +972,30 @@ impl ServiceBusAdministrationClient {
     }
 
     /// Removes a rule.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// admin.delete_rule("events", "audit", "$Default").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn delete_rule(&self, topic: &str, subscription: &str, name: &str) -> Result<()> {
         self.delete_entity(&rule_path(topic, subscription, name))
             .await
     }
 
     /// Every rule of a subscription, in its order.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// for rule in admin.list_rules("events", "audit", ListOptions::default()).await? {
+    ///     println!("{}: {:?}", rule.name, rule.filter);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn list_rules(
         &self,
         topic: &str,
@@ -728,6 +1013,15 @@ impl ServiceBusAdministrationClient {
     // ----- namespace -----
 
     /// The namespace's name and times.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+    /// let namespace = admin.get_namespace_properties().await?;
+    /// println!("{} since {:?}", namespace.name, namespace.created_at);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn get_namespace_properties(&self) -> Result<NamespaceProperties> {
         let body = self
             .request(Method::GET, "/$namespaceinfo", "", None, false)

@@ -151,6 +151,21 @@ impl ServiceBusRuleManager {
     /// `MessagingEntityAlreadyExists` if the subscription has a rule of that name;
     /// `InvalidArgument` for a filter the broker can't read. SQL parameters are not carried
     /// over AMQP: write the values into the expression (or use the administration client).
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusRuleManager;
+    /// # async fn example(rules: &ServiceBusRuleManager) -> Result<()> {
+    /// rules
+    ///     .create_rule(
+    ///         "escalate",
+    ///         RuleFilter::Sql { expression: "priority > 5".into(), parameters: vec![] },
+    ///         RuleAction::Sql { expression: "SET sys.Label = 'urgent'".into(), parameters: vec![] },
+    ///     )
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn create_rule(
         &self,
         name: &str,
@@ -164,6 +179,15 @@ impl ServiceBusRuleManager {
     }
 
     /// Removes a rule; `MessagingEntityNotFound` if there is none of that name.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusRuleManager;
+    /// # async fn example(rules: &ServiceBusRuleManager) -> Result<()> {
+    /// rules.delete_rule("$Default").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn delete_rule(&self, name: &str) -> Result<()> {
         let body = Value::Map(vec![(
             Value::String("rule-name".to_owned()),
@@ -175,6 +199,15 @@ impl ServiceBusRuleManager {
     }
 
     /// Every rule of the subscription, in its order, read page by page.
+    ///
+    /// ```no_run
+    /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusRuleManager;
+    /// # async fn example(rules: &ServiceBusRuleManager) -> Result<()> {
+    /// let names: Vec<String> = rules.get_rules().await?.into_iter().map(|r| r.name).collect();
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn get_rules(&self) -> Result<Vec<RuleProperties>> {
         let mut rules = Vec::new();
         loop {

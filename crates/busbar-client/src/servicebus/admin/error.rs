@@ -29,6 +29,19 @@ pub enum ErrorKind {
 
 /// An error of a Service Bus operation: its [`ErrorKind`], the service's message, and the
 /// underlying error when there is one.
+///
+/// ```no_run
+/// # use busbar_client::servicebus::admin::*;
+/// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
+/// match admin.create_queue("orders", &QueueSettings::default()).await {
+///     Ok(_) => {}
+///     Err(e) if e.kind() == ErrorKind::MessagingEntityAlreadyExists => {}
+///     Err(e) if e.is_transient() => eprintln!("try again later: {e}"),
+///     Err(e) => return Err(e),
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct ServiceBusError {
     kind: ErrorKind,
