@@ -112,3 +112,38 @@ impl Value {
         Value::Symbol(Symbol::from(s))
     }
 }
+
+/// Conversions from Rust values to the AMQP type that carries them unchanged.
+macro_rules! value_from {
+    ($($rust:ty => $variant:ident),* $(,)?) => {
+        $(impl From<$rust> for Value {
+            fn from(v: $rust) -> Self {
+                Value::$variant(v)
+            }
+        })*
+    };
+}
+
+value_from! {
+    bool => Bool, u8 => Ubyte, u16 => Ushort, u32 => Uint, u64 => Ulong, i8 => Byte,
+    i16 => Short, i32 => Int, i64 => Long, f32 => Float, f64 => Double, char => Char,
+    Timestamp => Timestamp, String => String, Symbol => Symbol, Bytes => Binary,
+}
+
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::String(v.to_owned())
+    }
+}
+
+impl From<Vec<u8>> for Value {
+    fn from(v: Vec<u8>) -> Self {
+        Value::Binary(Bytes::from(v))
+    }
+}
+
+impl From<&[u8]> for Value {
+    fn from(v: &[u8]) -> Self {
+        Value::Binary(Bytes::copy_from_slice(v))
+    }
+}

@@ -15,6 +15,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::{mpsc, oneshot};
 
+use busbar_amqp::Value;
 use busbar_amqp::frame::{Frame, FrameBody, FrameDecoder, encode_frame, encode_transfer_split};
 use busbar_amqp::performative::{
     Attach, Begin, Close, DeliveryState, Detach, Disposition, End, Flow, Performative,
@@ -71,6 +72,19 @@ pub(crate) struct LinkSpec {
     pub rcv_settle_mode: ReceiverSettleMode,
     /// Receivers: credit granted right after the attach completes.
     pub initial_credit: u32,
+    /// The source's filter set (a map with symbol keys), e.g. a Service Bus session filter.
+    pub filter: Option<Value>,
+    /// The attach's properties (a map with symbol keys).
+    pub properties: Option<Value>,
+}
+
+/// What the peer's attach told us about a link.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Attached {
+    pub handle: u32,
+    pub max_message_size: Option<u64>,
+    pub properties: Option<Value>,
+    pub source_filter: Option<Value>,
 }
 
 pub(crate) enum Command {
@@ -85,7 +99,7 @@ pub(crate) enum Command {
         channel: u16,
         spec: LinkSpec,
         deliveries: Option<mpsc::UnboundedSender<Result<Delivery>>>,
-        reply: Reply<u32>,
+        reply: Reply<Attached>,
     },
     Detach {
         channel: u16,
@@ -97,6 +111,7 @@ pub(crate) enum Command {
         handle: u32,
         payload: Bytes,
         kind: TransferReply,
+        message_format: u32,
     },
     Disposition {
         channel: u16,
@@ -110,6 +125,13 @@ pub(crate) enum Command {
         channel: u16,
         handle: u32,
         add: u32,
+    },
+    /// Asks the peer to use up or give back a receiver's credit; answered once the
+    /// receiver's credit is 0 (every delivery sent before is then in its queue).
+    Drain {
+        channel: u16,
+        handle: u32,
+        reply: Reply<()>,
     },
     Close {
         reply: Reply<()>,
@@ -127,6 +149,7 @@ pub(crate) enum TransferReply {
 struct Pending {
     payload: Bytes,
     kind: TransferReply,
+    message_format: u32,
 }
 
 struct SenderLink {
@@ -151,6 +174,7 @@ struct ReceiverLink {
     initial_credit: u32,
     deliveries: mpsc::UnboundedSender<Result<Delivery>>,
     partial: Option<Partial>,
+    drained: Option<Reply<()>>,
 }
 
 enum LinkKind {
@@ -161,7 +185,7 @@ enum LinkKind {
 struct Link {
     name: String,
     remote_handle: Option<u32>,
-    attach_reply: Option<Reply<u32>>,
+    attach_reply: Option<Reply<Attached>>,
     /// The peer attached with a null terminus: a refusal whose reason follows in a detach.
     refused: bool,
     detach_sent: bool,
@@ -253,6 +277,9 @@ fn fail_link(link: &mut Link, err: &Error) {
             }
         }
         LinkKind::Receiver(r) => {
+            if let Some(d) = r.drained.take() {
+                let _ = d.send(Err(err.clone()));
+            }
             let _ = r.deliveries.send(Err(err.clone()));
         }
     }
@@ -590,21 +617,25 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
                 handle,
                 payload,
                 kind,
+                message_format,
             } => {
+                let pending = Pending {
+                    payload,
+                    kind,
+                    message_format,
+                };
                 let Some(link) = self
                     .sessions
                     .get_mut(&channel)
                     .and_then(|s| s.links.get_mut(&handle))
                 else {
-                    fail_pending(Pending { payload, kind }, &Error::LinkDetached(None));
+                    fail_pending(pending, &Error::LinkDetached(None));
                     return Ok(());
                 };
                 match &mut link.kind {
-                    LinkKind::Sender(s) if !link.detach_sent => {
-                        s.queue.push_back(Pending { payload, kind })
-                    }
+                    LinkKind::Sender(s) if !link.detach_sent => s.queue.push_back(pending),
                     _ => {
-                        fail_pending(Pending { payload, kind }, &Error::LinkDetached(None));
+                        fail_pending(pending, &Error::LinkDetached(None));
                         return Ok(());
                     }
                 }
@@ -674,12 +705,46 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
                     self.write(channel, flow);
                 }
             }
+            Command::Drain {
+                channel,
+                handle,
+                reply,
+            } => self.drain(channel, handle, reply),
             Command::Close { reply } => {
                 self.close_reply = Some(reply);
                 self.send_close();
             }
         }
         Ok(())
+    }
+
+    fn drain(&mut self, channel: u16, handle: u32, reply: Reply<()>) {
+        let Some(s) = self.sessions.get_mut(&channel) else {
+            let _ = reply.send(Err(Error::SessionEnded(None)));
+            return;
+        };
+        let base = s.session_flow();
+        let Some(link) = s.links.get_mut(&handle) else {
+            let _ = reply.send(Err(Error::LinkDetached(None)));
+            return;
+        };
+        let LinkKind::Receiver(r) = &mut link.kind else {
+            let _ = reply.send(Err(Error::InvalidArgument("drain on a sender link")));
+            return;
+        };
+        if r.credit == 0 || link.detach_sent || link.remote_handle.is_none() {
+            let _ = reply.send(Ok(()));
+            return;
+        }
+        r.drained = Some(reply);
+        let flow = Flow {
+            handle: Some(handle),
+            delivery_count: Some(r.delivery_count),
+            link_credit: Some(r.credit),
+            drain: true,
+            ..base
+        };
+        self.write(channel, flow);
     }
 
     fn begin(&mut self, reply: Reply<u16>) {
@@ -716,7 +781,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
         channel: u16,
         spec: LinkSpec,
         deliveries: Option<mpsc::UnboundedSender<Result<Delivery>>>,
-        reply: Reply<u32>,
+        reply: Reply<Attached>,
     ) {
         let Some(s) = self.sessions.get_mut(&channel) else {
             let _ = reply.send(Err(Error::SessionEnded(None)));
@@ -738,6 +803,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
                 initial_credit: spec.initial_credit,
                 deliveries: tx,
                 partial: None,
+                drained: None,
             }),
             (Role::Receiver, None) => {
                 let _ = reply.send(Err(Error::InvalidArgument("receiver without a queue")));
@@ -764,6 +830,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
             rcv_settle_mode: spec.rcv_settle_mode,
             source: Some(Source {
                 address: spec.source,
+                filter: spec.filter,
                 ..Source::default()
             }),
             target: Some(TargetKind::Target(Target {
@@ -776,7 +843,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
             max_message_size: None,
             offered_capabilities: None,
             desired_capabilities: None,
-            properties: None,
+            properties: spec.properties,
         };
         self.write(channel, attach);
     }
@@ -813,7 +880,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
                     handle,
                     delivery_id: Some(delivery_id),
                     delivery_tag: Some(Bytes::copy_from_slice(&tag.to_be_bytes())),
-                    message_format: Some(0),
+                    message_format: Some(p.message_format),
                     settled: Some(settled),
                     ..Transfer::default()
                 };
@@ -951,7 +1018,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
             return Ok(());
         }
         if let Some(r) = link.attach_reply.take() {
-            let _ = r.send(Ok(handle));
+            let _ = r.send(Ok(Attached {
+                handle,
+                max_message_size: a.max_message_size.filter(|&size| size > 0),
+                properties: a.properties,
+                source_filter: a.source.and_then(|source| source.filter),
+            }));
         }
         if let LinkKind::Receiver(r) = &mut link.kind {
             if let Some(dc) = a.initial_delivery_count {
@@ -1066,6 +1138,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
                         r.delivery_count = dc;
                         r.credit = limit.wrapping_sub(dc).min(r.credit);
                     }
+                    if r.credit == 0
+                        && let Some(drained) = r.drained.take()
+                    {
+                        let _ = drained.send(Ok(()));
+                    }
                     if f.echo {
                         reply = Some(Flow {
                             handle: Some(handle),
@@ -1157,6 +1234,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
             };
             // A dropped Receiver just means nobody reads any more; the detach follows.
             let _ = r.deliveries.send(Ok(delivery));
+            if r.credit == 0
+                && let Some(drained) = r.drained.take()
+            {
+                let _ = drained.send(Ok(()));
+            }
         }
         if refresh {
             self.write(local, session_flow);
@@ -1248,11 +1330,26 @@ fn fail_command(cmd: Command, err: &Error) {
                 let _ = r.send(Err(err.clone()));
             }
         }
-        Command::Transfer { payload, kind, .. } => fail_pending(Pending { payload, kind }, err),
+        Command::Transfer {
+            payload,
+            kind,
+            message_format,
+            ..
+        } => fail_pending(
+            Pending {
+                payload,
+                kind,
+                message_format,
+            },
+            err,
+        ),
         Command::Disposition { confirm, .. } => {
             if let Some(r) = confirm {
                 let _ = r.send(Err(err.clone()));
             }
+        }
+        Command::Drain { reply, .. } => {
+            let _ = reply.send(Err(err.clone()));
         }
         Command::Credit { .. } => {}
     }

@@ -19,7 +19,7 @@ use tokio_rustls::TlsConnector;
 
 pub use hyper::{Method, StatusCode};
 
-use crate::servicebus::admin::{ErrorKind, Result, ServiceBusError};
+use crate::servicebus::{ErrorKind, ServiceBusError, ServiceBusResult as Result};
 
 /// What a connection is, plain or TLS.
 trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -31,7 +31,7 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
 /// use std::time::Duration;
 /// use busbar_client::http::{HttpClient, Method};
 ///
-/// # async fn example() -> busbar_client::servicebus::admin::Result<()> {
+/// # async fn example() -> busbar_client::servicebus::ServiceBusResult<()> {
 /// let http = HttpClient::new("127.0.0.1".into(), 5672, "127.0.0.1:5672".into(), None, Duration::from_secs(10));
 /// let answer = http.send(Method::GET, "/health", &[], None).await?;
 /// println!("{} {}", answer.status, answer.body);
@@ -57,12 +57,8 @@ pub struct Answer {
     pub body: String,
 }
 
-fn communication(
-    what: &str,
-    error: impl std::error::Error + Send + Sync + 'static,
-) -> ServiceBusError {
+fn communication(what: &str, error: impl std::fmt::Display) -> ServiceBusError {
     ServiceBusError::new(ErrorKind::ServiceCommunication, format!("{what}: {error}"))
-        .with_source(error)
 }
 
 impl HttpClient {

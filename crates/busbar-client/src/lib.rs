@@ -33,19 +33,23 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
-use busbar_amqp::Symbol;
 use busbar_amqp::frame::{Frame, FrameBody, FrameDecoder, ProtocolHeader, encode_frame};
 use busbar_amqp::performative::{
     DeliveryState, ErrorCondition, Open, Performative, ReceiverSettleMode, Role, SaslCode,
     SaslFrame, SenderSettleMode,
 };
+use busbar_amqp::{Symbol, Value};
 
-use driver::{Command, Driver, LinkSpec, Negotiated, Shared, TransferReply};
+use driver::{Attached, Command, Driver, LinkSpec, Negotiated, Shared, TransferReply};
 
 pub use error::{Error, RemoteError, Result};
 pub use message::{MessageOptions, encode_message, encode_message_with, message_body};
 pub use sas::{sas_token, sas_token_for};
-pub use tls::tls_config_trusting;
+pub use servicebus::*;
+pub use tls::{tls_config_public_roots, tls_config_trusting};
+
+/// AMQP values, for application properties and the low-level layer.
+pub use busbar_amqp::{Symbol as AmqpSymbol, Timestamp as AmqpTimestamp, Value as AmqpValue};
 
 /// SASL mechanism used before the AMQP layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,6 +187,18 @@ pub enum SettleMode {
     PeekLockConfirmed,
     /// snd-settle-mode settled: deliveries arrive settled and are gone from the broker.
     ReceiveAndDelete,
+}
+
+/// Link-level choices beyond the address: the link's name, the receiver's target
+/// address, a source filter set and attach properties (maps with symbol keys).
+#[derive(Debug, Clone, Default)]
+pub struct LinkOptions {
+    /// A random name when `None`.
+    pub name: Option<String>,
+    /// Receivers: the target address (the link name when `None`).
+    pub target: Option<String>,
+    pub filter: Option<Value>,
+    pub properties: Option<Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -390,6 +406,11 @@ impl Connection {
         }
     }
 
+    /// Whether the connection is over (closed, failed or dropped by the peer).
+    pub fn is_closed(&self) -> bool {
+        self.inner.handle.tx.is_closed()
+    }
+
     /// The peer's max-frame-size (transfers larger than this are split).
     pub fn remote_max_frame_size(&self) -> u32 {
         self.inner.remote_max_frame_size
@@ -421,6 +442,8 @@ impl Connection {
                     snd_settle_mode: SenderSettleMode::Mixed,
                     rcv_settle_mode: ReceiverSettleMode::First,
                     initial_credit: 10,
+                    filter: None,
+                    properties: None,
                 })
                 .await?;
             *guard = Some(CbsLink {
@@ -483,7 +506,14 @@ pub struct Session {
 impl Session {
     /// Attaches a sender link to `address` (unsettled sends, receiver settles first).
     pub async fn sender(&self, address: &str) -> Result<Sender> {
-        let name = format!("sender-{}", uuid::Uuid::new_v4());
+        self.sender_with(address, LinkOptions::default()).await
+    }
+
+    /// [`Session::sender`] with a chosen link name and attach properties.
+    pub async fn sender_with(&self, address: &str, link: LinkOptions) -> Result<Sender> {
+        let name = link
+            .name
+            .unwrap_or_else(|| format!("sender-{}", uuid::Uuid::new_v4()));
         let spec = LinkSpec {
             source: Some(name.clone()),
             name,
@@ -492,8 +522,10 @@ impl Session {
             snd_settle_mode: SenderSettleMode::Unsettled,
             rcv_settle_mode: ReceiverSettleMode::First,
             initial_credit: 0,
+            filter: link.filter,
+            properties: link.properties,
         };
-        let handle = self
+        let attached = self
             .handle
             .request(|reply| Command::Attach {
                 channel: self.channel,
@@ -503,13 +535,27 @@ impl Session {
             })
             .await?;
         Ok(Sender {
-            link: LinkHandle::new(self, handle),
+            link: LinkHandle::new(self, &attached),
+            attached,
         })
     }
 
     /// Attaches a receiver link from `address`.
     pub async fn receiver(&self, address: &str, opts: ReceiverOptions) -> Result<Receiver> {
-        let name = format!("receiver-{}", uuid::Uuid::new_v4());
+        self.receiver_with(address, opts, LinkOptions::default())
+            .await
+    }
+
+    /// [`Session::receiver`] with a chosen link name, a source filter and attach properties.
+    pub async fn receiver_with(
+        &self,
+        address: &str,
+        opts: ReceiverOptions,
+        link: LinkOptions,
+    ) -> Result<Receiver> {
+        let name = link
+            .name
+            .unwrap_or_else(|| format!("receiver-{}", uuid::Uuid::new_v4()));
         let (snd_settle_mode, rcv_settle_mode) = match opts.settle_mode {
             SettleMode::PeekLock => (SenderSettleMode::Unsettled, ReceiverSettleMode::First),
             SettleMode::PeekLockConfirmed => {
@@ -518,13 +564,15 @@ impl Session {
             SettleMode::ReceiveAndDelete => (SenderSettleMode::Settled, ReceiverSettleMode::First),
         };
         self.attach_receiver(LinkSpec {
-            target: Some(name.clone()),
+            target: Some(link.target.unwrap_or_else(|| name.clone())),
             name,
             role: Role::Receiver,
             source: Some(address.to_owned()),
             snd_settle_mode,
             rcv_settle_mode,
             initial_credit: opts.credit,
+            filter: link.filter,
+            properties: link.properties,
         })
         .await
     }
@@ -532,7 +580,7 @@ impl Session {
     async fn attach_receiver(&self, spec: LinkSpec) -> Result<Receiver> {
         let (dtx, drx) = mpsc::unbounded_channel();
         let credit = spec.initial_credit;
-        let handle = self
+        let attached = self
             .handle
             .request(|reply| Command::Attach {
                 channel: self.channel,
@@ -542,7 +590,8 @@ impl Session {
             })
             .await?;
         Ok(Receiver {
-            link: LinkHandle::new(self, handle),
+            link: LinkHandle::new(self, &attached),
+            attached,
             deliveries: drx,
             refill_at: (credit / 2).max(1),
             auto_credit: credit > 0,
@@ -568,11 +617,11 @@ struct LinkHandle {
 }
 
 impl LinkHandle {
-    fn new(session: &Session, link: u32) -> Self {
+    fn new(session: &Session, attached: &Attached) -> Self {
         LinkHandle {
             handle: session.handle.clone(),
             channel: session.channel,
-            link,
+            link: attached.handle,
             detached: false,
         }
     }
@@ -605,15 +654,32 @@ impl Drop for LinkHandle {
 /// A sender link.
 pub struct Sender {
     link: LinkHandle,
+    attached: Attached,
 }
 
 impl Sender {
+    /// The largest message the peer accepts on this link, when it announced a limit.
+    pub fn max_message_size(&self) -> Option<u64> {
+        self.attached.max_message_size
+    }
+
+    /// Whether the link (or its connection) is gone: sends can only fail.
+    pub fn is_closed(&self) -> bool {
+        self.link.handle.tx.is_closed()
+    }
+
     /// Queues `message` (an encoded AMQP message, see [`encode_message`]) as an unsettled
     /// transfer right away and returns a future for the peer's outcome. Transfers leave in
     /// call order as credit and the session window allow.
     pub fn send(&self, message: Bytes) -> SendFuture<Outcome> {
+        self.send_with_format(message, 0)
+    }
+
+    /// [`Sender::send`] with a message-format other than 0, e.g. a Service Bus batch
+    /// envelope's `0x80013700` (`busbar_amqp::message::BATCH_MESSAGE_FORMAT`).
+    pub fn send_with_format(&self, message: Bytes, message_format: u32) -> SendFuture<Outcome> {
         let (reply, rx) = oneshot::channel();
-        self.transfer(message, TransferReply::Outcome(reply));
+        self.transfer(message, TransferReply::Outcome(reply), message_format);
         SendFuture {
             rx,
             shared: self.link.handle.shared.clone(),
@@ -624,14 +690,14 @@ impl Sender {
     /// handed to the socket buffer (i.e. credit allowed it).
     pub fn send_settled(&self, message: Bytes) -> SendFuture<()> {
         let (reply, rx) = oneshot::channel();
-        self.transfer(message, TransferReply::Written(reply));
+        self.transfer(message, TransferReply::Written(reply), 0);
         SendFuture {
             rx,
             shared: self.link.handle.shared.clone(),
         }
     }
 
-    fn transfer(&self, payload: Bytes, kind: TransferReply) {
+    fn transfer(&self, payload: Bytes, kind: TransferReply, message_format: u32) {
         // On failure the command, and with it the reply, is dropped; the future then
         // reports the connection's terminal error.
         let _ = self.link.handle.send(Command::Transfer {
@@ -639,6 +705,7 @@ impl Sender {
             handle: self.link.link,
             payload,
             kind,
+            message_format,
         });
     }
 
@@ -666,9 +733,47 @@ impl<T> Future for SendFuture<T> {
     }
 }
 
+/// Settles deliveries of one receiver (see [`Receiver::settler`]).
+#[derive(Clone)]
+pub struct Settler {
+    handle: Handle,
+    channel: u16,
+}
+
+impl Settler {
+    /// Settles the delivery `delivery_id` with `state` and resolves with the outcome the
+    /// peer settles it with; `already_settled` deliveries (pre-settled ones) fail at once.
+    pub fn settle_confirmed(
+        &self,
+        delivery_id: u32,
+        already_settled: bool,
+        state: DeliveryState,
+    ) -> SendFuture<Outcome> {
+        let (reply, rx) = oneshot::channel();
+        let future = SendFuture {
+            rx,
+            shared: self.handle.shared.clone(),
+        };
+        if already_settled {
+            let _ = reply.send(Err(Error::AlreadySettled));
+            return future;
+        }
+        // On failure the command, and with it the reply, is dropped; the future then
+        // reports the connection's terminal error.
+        let _ = self.handle.send(Command::Disposition {
+            channel: self.channel,
+            delivery_id,
+            state,
+            confirm: Some(reply),
+        });
+        future
+    }
+}
+
 /// A receiver link.
 pub struct Receiver {
     link: LinkHandle,
+    attached: Attached,
     deliveries: mpsc::UnboundedReceiver<Result<Delivery>>,
     refill_at: u32,
     auto_credit: bool,
@@ -676,6 +781,63 @@ pub struct Receiver {
 }
 
 impl Receiver {
+    /// Whether the connection is gone: receives and settlements can only fail.
+    pub fn is_closed(&self) -> bool {
+        self.link.handle.tx.is_closed()
+    }
+
+    /// The properties of the peer's attach (a map with symbol keys), if it sent any.
+    pub fn remote_properties(&self) -> Option<&Value> {
+        self.attached.properties.as_ref()
+    }
+
+    /// The filter set of the source the peer attached with (a map with symbol keys).
+    pub fn remote_source_filter(&self) -> Option<&Value> {
+        self.attached.source_filter.as_ref()
+    }
+
+    /// The next delivery already received, without waiting.
+    pub fn try_recv(&mut self) -> Option<Result<Delivery>> {
+        match self.deliveries.try_recv() {
+            Ok(d) => Some(d),
+            Err(mpsc::error::TryRecvError::Empty) => None,
+            Err(mpsc::error::TryRecvError::Disconnected) => {
+                Some(Err(self.link.handle.shared.terminal()))
+            }
+        }
+    }
+
+    /// Asks the peer to send what it can for the outstanding credit at once and give the
+    /// rest back; resolves when the credit is 0, every delivery sent before then being
+    /// ready for [`Receiver::try_recv`].
+    pub async fn drain(&self) -> Result<()> {
+        let (channel, handle) = (self.link.channel, self.link.link);
+        self.link
+            .handle
+            .request(|reply| Command::Drain {
+                channel,
+                handle,
+                reply,
+            })
+            .await
+    }
+
+    /// Settles `d` with `state` and resolves with the outcome the peer settles it with
+    /// (see [`Receiver::accept_confirmed`]).
+    pub fn settle_confirmed(&self, d: &Delivery, state: DeliveryState) -> SendFuture<Outcome> {
+        self.settler()
+            .settle_confirmed(d.delivery_id, d.settled, state)
+    }
+
+    /// A handle that settles this receiver's deliveries while another task waits in
+    /// [`Receiver::recv`]. It does not keep the link attached.
+    pub fn settler(&self) -> Settler {
+        Settler {
+            handle: self.link.handle.clone(),
+            channel: self.link.channel,
+        }
+    }
+
     /// The next delivery. Credit is topped back up once half of it has been consumed.
     pub async fn recv(&mut self) -> Result<Delivery> {
         let d = match self.deliveries.recv().await {
@@ -741,24 +903,7 @@ impl Receiver {
     /// An error means the connection went away first: whether the completion took effect
     /// is unknown. Meant for [`SettleMode::PeekLockConfirmed`] links.
     pub fn accept_confirmed(&self, d: &Delivery) -> SendFuture<Outcome> {
-        let (reply, rx) = oneshot::channel();
-        let future = SendFuture {
-            rx,
-            shared: self.link.handle.shared.clone(),
-        };
-        if d.settled {
-            let _ = reply.send(Err(Error::AlreadySettled));
-            return future;
-        }
-        // On failure the command, and with it the reply, is dropped; the future then
-        // reports the connection's terminal error.
-        let _ = self.link.handle.send(Command::Disposition {
-            channel: self.link.channel,
-            delivery_id: d.delivery_id,
-            state: DeliveryState::Accepted,
-            confirm: Some(reply),
-        });
-        future
+        self.settle_confirmed(d, DeliveryState::Accepted)
     }
 
     fn settle(&self, d: &Delivery, state: DeliveryState) -> Result<()> {

@@ -25,6 +25,15 @@ pub fn tls_config_trusting(ca: &Path) -> Result<Arc<rustls::ClientConfig>> {
     config_trusting(roots)
 }
 
+/// A TLS client configuration trusting the public web CAs (Mozilla's list), as Azure
+/// Service Bus's certificates need.
+pub fn tls_config_public_roots() -> Result<Arc<rustls::ClientConfig>> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    config_trusting(roots)
+}
+
 fn config_trusting(roots: rustls::RootCertStore) -> Result<Arc<rustls::ClientConfig>> {
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider()))
         .with_safe_default_protocol_versions()
@@ -38,11 +47,4 @@ fn config_trusting(roots: rustls::RootCertStore) -> Result<Arc<rustls::ClientCon
 #[allow(deprecated)]
 fn provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::ring::default_provider()
-}
-
-/// TLS trusting the public CAs (webpki-roots), as Azure Service Bus needs.
-pub(crate) fn public_roots_config() -> Result<Arc<rustls::ClientConfig>> {
-    config_trusting(rustls::RootCertStore::from_iter(
-        webpki_roots::TLS_SERVER_ROOTS.iter().cloned(),
-    ))
 }

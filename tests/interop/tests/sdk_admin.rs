@@ -8,6 +8,7 @@ mod sdk_messages;
 use std::time::{Duration, UNIX_EPOCH};
 
 use busbar_client::servicebus::admin::*;
+use busbar_client::servicebus::{ErrorKind, ServiceBusResult as Result};
 use busbar_interop::Broker;
 use sdk_messages::{Outgoing, labelled, receive, send};
 
@@ -30,7 +31,7 @@ fn client(broker: &Broker) -> ServiceBusAdministrationClient {
 fn kind<T: std::fmt::Debug>(result: Result<T>) -> ErrorKind {
     match result {
         Ok(value) => panic!("expected an error, got {value:?}"),
-        Err(error) => error.kind(),
+        Err(error) => error.kind,
     }
 }
 
@@ -122,8 +123,8 @@ fn queues_are_created_read_updated_listed_and_deleted_with_the_services_errors()
             .create_queue("long-lock", &too_long_a_lock)
             .await
             .expect_err("a 10 minute lock");
-        assert_eq!(refused.kind(), ErrorKind::InvalidArgument);
-        assert!(refused.message().contains("lock"), "{refused}");
+        assert_eq!(refused.kind, ErrorKind::InvalidArgument);
+        assert!(refused.message.contains("lock"), "{refused}");
         queue.settings.requires_session = true;
         assert_eq!(
             kind(admin.update_queue(&queue).await),
@@ -653,7 +654,7 @@ fn https_with_the_development_ca_the_namespace_and_refused_credentials() {
         )
         .expect("client");
         let refused = untrusting.get_queue("secure").await.expect_err("untrusted");
-        assert_eq!(refused.kind(), ErrorKind::ServiceCommunication, "{refused}");
+        assert_eq!(refused.kind, ErrorKind::ServiceCommunication, "{refused}");
 
         let wrong_key = ServiceBusAdministrationClient::from_connection_string(
             &broker.conn_str_with_key("RootManageSharedAccessKey", "not-the-key"),

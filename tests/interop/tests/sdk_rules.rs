@@ -5,10 +5,11 @@
 mod sdk_messages;
 
 use busbar_amqp::Value;
-use busbar_client::servicebus::ServiceBusRuleManager;
 use busbar_client::servicebus::admin::*;
+use busbar_client::servicebus::{ErrorKind, ServiceBusResult as Result};
+use busbar_client::{ServiceBusClient, ServiceBusClientOptions};
 use busbar_interop::Broker;
-use sdk_messages::{Outgoing, Received, connect, receive_messages, send};
+use sdk_messages::{Outgoing, Received, receive_messages, send};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -40,6 +41,11 @@ async fn topic_with(
     admin
 }
 
+fn client(broker: &Broker) -> ServiceBusClient {
+    ServiceBusClient::from_connection_string(&broker.conn_str(), ServiceBusClientOptions::default())
+        .expect("client")
+}
+
 fn sql(expression: &str) -> RuleFilter {
     RuleFilter::Sql {
         expression: expression.to_owned(),
@@ -57,7 +63,7 @@ fn set(expression: &str) -> RuleAction {
 fn kind<T: std::fmt::Debug>(result: Result<T>) -> ErrorKind {
     match result {
         Ok(value) => panic!("expected an error, got {value:?}"),
-        Err(error) => error.kind(),
+        Err(error) => error.kind,
     }
 }
 
@@ -66,7 +72,7 @@ fn rules_are_added_listed_and_removed_with_the_brokers_refusals() {
     let broker = Broker::start(None, &[]);
     runtime().block_on(async {
         let admin = topic_with(&broker, "orders", &["audit"]).await;
-        let rules = ServiceBusRuleManager::new(connect(&broker).await, "orders", "audit");
+        let rules = client(&broker).create_rule_manager("orders", "audit");
         assert_eq!(
             (rules.topic_name(), rules.subscription_name()),
             ("orders", "audit")
@@ -168,7 +174,7 @@ fn rules_are_added_listed_and_removed_with_the_brokers_refusals() {
             .collect();
         assert_eq!(names, ["order-1"]);
 
-        let missing = ServiceBusRuleManager::new(connect(&broker).await, "orders", "nothing");
+        let missing = client(&broker).create_rule_manager("orders", "nothing");
         assert_eq!(
             kind(missing.get_rules().await),
             ErrorKind::MessagingEntityNotFound
@@ -181,8 +187,8 @@ fn a_subscription_receives_what_its_rules_select_changed_by_their_actions() {
     let broker = Broker::start(None, &[]);
     runtime().block_on(async {
         let admin = topic_with(&broker, "shop", &["urgent", "eu-orders"]).await;
-        let connection = connect(&broker).await;
-        let urgent = ServiceBusRuleManager::new(connection.clone(), "shop", "urgent");
+        let client = client(&broker);
+        let urgent = client.create_rule_manager("shop", "urgent");
         urgent
             .delete_rule("$Default")
             .await
@@ -195,7 +201,7 @@ fn a_subscription_receives_what_its_rules_select_changed_by_their_actions() {
             )
             .await
             .expect("sql rule");
-        let eu = ServiceBusRuleManager::new(connection, "shop", "eu-orders");
+        let eu = client.create_rule_manager("shop", "eu-orders");
         eu.delete_rule("$Default").await.expect("delete $Default");
         eu.create_rule(
             "eu",

@@ -9,8 +9,8 @@
 //! give a CA to trust or ask for HTTPS. Requests carry a SAS token for the namespace
 //! (`https://<host>[:port]`), as the other SDKs sign them.
 
-mod endpoint;
-mod error;
+#![warn(missing_docs)]
+
 mod properties;
 
 use std::path::PathBuf;
@@ -26,13 +26,12 @@ pub use busbar_atom::{
     CorrelationFilter, EntityStatus, MessageCounts, QueueSettings, Rule, RuleAction, RuleFilter,
     SubscriptionSettings, TopicSettings, TypedValue,
 };
-pub use error::{ErrorKind, Result, ServiceBusError};
 pub use properties::{
     NamespaceProperties, Page, QueueProperties, QueueRuntimeProperties, RuleProperties,
     SubscriptionProperties, SubscriptionRuntimeProperties, TopicProperties, TopicRuntimeProperties,
 };
 
-use endpoint::{Credential, Endpoint};
+use super::{ConnectionString, ErrorKind, ServiceBusError, ServiceBusResult as Result};
 use properties::FromAnswer;
 pub(crate) use properties::time;
 
@@ -107,6 +106,14 @@ impl Default for ListOptions {
     }
 }
 
+/// How requests are signed.
+enum Credential {
+    /// A key: the client signs a token for each hour.
+    Key { name: String, key: String },
+    /// A ready token (`SharedAccessSignature sr=…`), sent as it is.
+    Token(String),
+}
+
 /// A client of the administration API of one namespace.
 ///
 /// ```no_run
@@ -114,7 +121,7 @@ impl Default for ListOptions {
 ///     AdministrationClientOptions, QueueSettings, ServiceBusAdministrationClient,
 /// };
 ///
-/// # async fn example() -> Result<(), busbar_client::servicebus::admin::ServiceBusError> {
+/// # async fn example() -> Result<(), busbar_client::ServiceBusError> {
 /// let admin = ServiceBusAdministrationClient::from_connection_string(
 ///     "Endpoint=sb://localhost:5672;SharedAccessKeyName=RootManageSharedAccessKey;\
 ///      SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true",
@@ -217,6 +224,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # fn example() -> Result<()> {
     /// // Busbar over HTTPS, trusting its development CA (`busbar dev-cert`).
     /// let admin = ServiceBusAdministrationClient::from_connection_string(
@@ -234,18 +242,38 @@ impl ServiceBusAdministrationClient {
         connection_string: &str,
         options: AdministrationClientOptions,
     ) -> Result<Self> {
-        let endpoint = Endpoint::parse(connection_string)?;
+        let endpoint = ConnectionString::parse(connection_string)?;
+        let credential = match (
+            &endpoint.shared_access_signature,
+            &endpoint.shared_access_key_name,
+            &endpoint.shared_access_key,
+        ) {
+            (Some(token), _, _) => Credential::Token(token.clone()),
+            (None, Some(name), Some(key)) => Credential::Key {
+                name: name.clone(),
+                key: key.clone(),
+            },
+            _ => {
+                return Err(ServiceBusError::new(
+                    ErrorKind::InvalidArgument,
+                    "the connection string holds no key or signature",
+                ));
+            }
+        };
         let trusted = match (&options.tls_config, &options.tls_ca) {
             (Some(config), _) => Some(Arc::clone(config)),
-            (None, Some(ca)) => Some(crate::tls_config_trusting(ca).map_err(|e| {
-                ServiceBusError::new(ErrorKind::InvalidArgument, e.to_string()).with_source(e)
-            })?),
+            (None, Some(ca)) => {
+                Some(crate::tls_config_trusting(ca).map_err(|e| ServiceBusError {
+                    source: Some(e.clone()),
+                    ..ServiceBusError::new(ErrorKind::InvalidArgument, e.to_string())
+                })?)
+            }
             (None, None) => None,
         };
         let scheme =
             options
                 .scheme
-                .unwrap_or(if endpoint.development_emulator && trusted.is_none() {
+                .unwrap_or(if endpoint.use_development_emulator && trusted.is_none() {
                     HttpScheme::Http
                 } else {
                     HttpScheme::Https
@@ -254,31 +282,30 @@ impl ServiceBusAdministrationClient {
             HttpScheme::Http => None,
             HttpScheme::Https => Some(match trusted {
                 Some(config) => config,
-                None => crate::tls::public_roots_config().map_err(|e| {
-                    ServiceBusError::new(ErrorKind::Other, e.to_string()).with_source(e)
-                })?,
+                None => crate::tls::tls_config_public_roots()?,
             }),
         };
-        let port = endpoint.port.unwrap_or(match scheme {
-            _ if endpoint.development_emulator => DEVELOPMENT_PORT,
+        let port = endpoint.endpoint_port.unwrap_or(match scheme {
+            _ if endpoint.use_development_emulator => DEVELOPMENT_PORT,
             HttpScheme::Https => 443,
             HttpScheme::Http => 80,
         });
+        let authority = endpoint.fully_qualified_namespace();
         Ok(ServiceBusAdministrationClient {
             http: http::HttpClient::new(
                 endpoint.host.clone(),
                 port,
-                endpoint.authority.clone(),
+                authority.clone(),
                 tls,
                 options.try_timeout,
             ),
-            audience: format!("https://{}", endpoint.authority),
+            audience: format!("https://{authority}"),
             context: Context {
-                host: endpoint.authority,
+                host: authority,
                 namespace: String::new(),
                 now_ms: 0,
             },
-            credential: endpoint.credential,
+            credential,
             token: Mutex::new(None),
         })
     }
@@ -426,6 +453,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// let queue = admin.create_queue("orders", &QueueSettings::default()).await?;
     /// assert_eq!(queue.settings.max_delivery_count, 10);
@@ -446,6 +474,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// let queue = admin.get_queue("orders").await?;
     /// println!("lock: {:?}", queue.settings.lock_duration);
@@ -465,6 +494,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// let runtime = admin.get_queue_runtime_properties("orders").await?;
     /// println!("{} active, {} dead-lettered", runtime.counts.active, runtime.counts.dead_letter);
@@ -486,6 +516,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// let mut queue = admin.get_queue("orders").await?;
     /// queue.settings.max_delivery_count = 3;
@@ -503,6 +534,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// admin.delete_queue("orders").await?;
     /// # Ok(())
@@ -516,6 +548,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// if !admin.queue_exists("orders").await? {
     ///     admin.create_queue("orders", &QueueSettings::default()).await?;
@@ -531,6 +564,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// for queue in admin.list_queues(ListOptions::default()).await? {
     ///     println!("{}", queue.name);
@@ -546,6 +580,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// let mut skip = Some(0);
     /// while let Some(from) = skip {
@@ -564,6 +599,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// let total: u64 = admin
     ///     .list_queues_runtime_properties(ListOptions::default())
@@ -587,6 +623,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// admin.create_topic("events", &TopicSettings::default()).await?;
     /// # Ok(())
@@ -606,6 +643,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// let topic = admin.get_topic("events").await?;
     /// # Ok(())
@@ -624,6 +662,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// let runtime = admin.get_topic_runtime_properties("events").await?;
     /// println!("{} subscriptions", runtime.subscription_count);
@@ -643,6 +682,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// let mut topic = admin.get_topic("events").await?;
     /// topic.settings.user_metadata = Some("owned by billing".into());
@@ -660,6 +700,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// admin.delete_topic("events").await?;
     /// # Ok(())
@@ -673,6 +714,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// let exists = admin.topic_exists("events").await?;
     /// # Ok(())
@@ -686,6 +728,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// let topics = admin.list_topics(ListOptions::default()).await?;
     /// # Ok(())
@@ -699,6 +742,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// let topics = admin.list_topics_runtime_properties(ListOptions::default()).await?;
     /// # Ok(())
@@ -718,6 +762,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// admin
     ///     .create_subscription("events", "audit", &SubscriptionSettings::default())
@@ -740,6 +785,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// let subscription = admin.get_subscription("events", "audit").await?;
     /// # Ok(())
@@ -762,6 +808,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// let runtime = admin.get_subscription_runtime_properties("events", "audit").await?;
     /// println!("{} active", runtime.counts.active);
@@ -785,6 +832,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// let mut subscription = admin.get_subscription("events", "audit").await?;
     /// subscription.settings.max_delivery_count = 5;
@@ -810,6 +858,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// admin.delete_subscription("events", "audit").await?;
     /// # Ok(())
@@ -823,6 +872,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// let exists = admin.subscription_exists("events", "audit").await?;
     /// # Ok(())
@@ -836,6 +886,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// let subscriptions = admin.list_subscriptions("events", ListOptions::default()).await?;
     /// # Ok(())
@@ -858,6 +909,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// let subscriptions = admin
     ///     .list_subscriptions_runtime_properties("events", ListOptions::default())
@@ -885,6 +937,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// admin
     ///     .create_rule(
@@ -918,6 +971,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// let rule = admin.get_rule("events", "audit", "$Default").await?;
     /// assert_eq!(rule.filter, RuleFilter::True);
@@ -942,6 +996,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// let mut rule = admin.get_rule("events", "audit", "eu").await?;
     /// rule.action = RuleAction::Sql { expression: "SET region_seen = 1".into(), parameters: vec![] };
@@ -975,6 +1030,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// admin.delete_rule("events", "audit", "$Default").await?;
     /// # Ok(())
@@ -989,6 +1045,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// for rule in admin.list_rules("events", "audit", ListOptions::default()).await? {
     ///     println!("{}: {:?}", rule.name, rule.filter);
@@ -1016,6 +1073,7 @@ impl ServiceBusAdministrationClient {
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;
+    /// # use busbar_client::servicebus::ServiceBusResult as Result;
     /// # async fn example(admin: &ServiceBusAdministrationClient) -> Result<()> {
     /// let namespace = admin.get_namespace_properties().await?;
     /// println!("{} since {:?}", namespace.name, namespace.created_at);
@@ -1035,7 +1093,7 @@ impl ServiceBusAdministrationClient {
 fn exists<T>(got: Result<T>) -> Result<bool> {
     match got {
         Ok(_) => Ok(true),
-        Err(e) if e.kind() == ErrorKind::MessagingEntityNotFound => Ok(false),
+        Err(e) if e.kind == ErrorKind::MessagingEntityNotFound => Ok(false),
         Err(e) => Err(e),
     }
 }

@@ -6,10 +6,8 @@
 use busbar_amqp::{Descriptor, Timestamp, Value};
 use busbar_atom::timestamp::{format_utc, parse_utc};
 
-use super::admin::{
-    CorrelationFilter, ErrorKind, Result, RuleAction, RuleFilter, RuleProperties, ServiceBusError,
-    TypedValue,
-};
+use super::admin::{CorrelationFilter, RuleAction, RuleFilter, RuleProperties, TypedValue};
+use super::{ErrorKind, ServiceBusError, ServiceBusResult as Result};
 
 /// Descriptor codes of the rule types.
 mod descriptor {
@@ -241,7 +239,7 @@ pub(super) fn rules_from_answer(body: &Value) -> Result<Vec<RuleProperties>> {
                 action: action(fields.get(1).unwrap_or(&Value::Null))?,
                 name: field_text(fields, 2).ok_or_else(|| unreadable("a rule without a name"))?,
                 created_at: match fields.get(3) {
-                    Some(Value::Timestamp(Timestamp(ms))) => Some(super::admin::time(*ms)),
+                    Some(Value::Timestamp(t)) => Some(super::admin::time(t.0)),
                     _ => None,
                 },
             })
@@ -337,7 +335,7 @@ mod tests {
         };
         let refused = add_rule_request("r", &with_parameters, &RuleAction::Empty)
             .map(|_| ())
-            .map_err(|e| e.kind());
+            .map_err(|e| e.kind);
         assert_eq!(refused, Err(ErrorKind::InvalidArgument));
         let duration = RuleFilter::Correlation(CorrelationFilter {
             properties: vec![("d".to_owned(), TypedValue::Duration("PT1M".to_owned()))],

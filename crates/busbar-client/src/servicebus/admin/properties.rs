@@ -9,7 +9,7 @@ use busbar_atom::{
     SubscriptionSettings, TopicSettings,
 };
 
-use super::error::{ErrorKind, Result, ServiceBusError};
+use crate::servicebus::{ErrorKind, ServiceBusError, ServiceBusResult as Result};
 
 /// A queue: its name and settings. Change the settings and pass it to
 /// [`update_queue`](super::ServiceBusAdministrationClient::update_queue).

@@ -1,0 +1,490 @@
+//! Messages as the application sees them, and their AMQP encoding in Service Bus's
+//! dialect: session id in `group-id`, partition key and scheduled time as message
+//! annotations, broker state (sequence number, lock) read back from annotations and the
+//! delivery tag.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use uuid::Uuid;
+
+use busbar_amqp::codec::{encode_descriptor, encode_value};
+use busbar_amqp::message::{Header, Properties, scan_sections, section};
+use busbar_amqp::{Descriptor, Symbol, Timestamp, Value};
+
+use super::error::{ServiceBusError, ServiceBusResult};
+
+pub(crate) const PARTITION_KEY: &str = "x-opt-partition-key";
+pub(crate) const SCHEDULED_ENQUEUE_TIME: &str = "x-opt-scheduled-enqueue-time";
+const SEQUENCE_NUMBER: &str = "x-opt-sequence-number";
+const ENQUEUED_TIME: &str = "x-opt-enqueued-time";
+const LOCKED_UNTIL: &str = "x-opt-locked-until";
+const MESSAGE_STATE: &str = "x-opt-message-state";
+const DEAD_LETTER_SOURCE: &str = "x-opt-deadletter-source";
+const ENQUEUE_SEQUENCE_NUMBER: &str = "x-opt-enqueue-sequence-number";
+pub(crate) const DEAD_LETTER_REASON: &str = "DeadLetterReason";
+pub(crate) const DEAD_LETTER_DESCRIPTION: &str = "DeadLetterErrorDescription";
+
+/// A message to send.
+///
+/// ```
+/// use std::time::Duration;
+/// use busbar_client::ServiceBusMessage;
+///
+/// let message = ServiceBusMessage::new("hello")
+///     .with_message_id("order-1")
+///     .with_subject("orders")
+///     .with_time_to_live(Duration::from_secs(60))
+///     .with_application_property("priority", 5)
+///     .with_application_property("express", true);
+/// assert_eq!(message.body.as_ref(), b"hello");
+/// ```
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServiceBusMessage {
+    pub body: Bytes,
+    /// A random id is given to a message sent without one.
+    pub message_id: Option<String>,
+    /// Makes the message part of a session (AMQP `group-id`).
+    pub session_id: Option<String>,
+    pub correlation_id: Option<String>,
+    /// The label (AMQP `subject`).
+    pub subject: Option<String>,
+    pub to: Option<String>,
+    pub reply_to: Option<String>,
+    pub reply_to_session_id: Option<String>,
+    pub content_type: Option<String>,
+    pub time_to_live: Option<Duration>,
+    /// Held by the service until then (sent with [`ServiceBusSender::send_message`], or set
+    /// by [`ServiceBusSender::schedule_messages`]).
+    ///
+    /// [`ServiceBusSender::send_message`]: crate::ServiceBusSender::send_message
+    /// [`ServiceBusSender::schedule_messages`]: crate::ServiceBusSender::schedule_messages
+    pub scheduled_enqueue_time: Option<SystemTime>,
+    pub partition_key: Option<String>,
+    /// Custom properties, of any AMQP type (`Value::from` converts Rust primitives).
+    pub application_properties: BTreeMap<String, Value>,
+}
+
+impl ServiceBusMessage {
+    /// A message with `body` and nothing else set.
+    pub fn new(body: impl Into<Bytes>) -> Self {
+        ServiceBusMessage {
+            body: body.into(),
+            ..ServiceBusMessage::default()
+        }
+    }
+
+    pub fn with_message_id(mut self, id: impl Into<String>) -> Self {
+        self.message_id = Some(id.into());
+        self
+    }
+
+    pub fn with_session_id(mut self, id: impl Into<String>) -> Self {
+        self.session_id = Some(id.into());
+        self
+    }
+
+    pub fn with_correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.correlation_id = Some(id.into());
+        self
+    }
+
+    pub fn with_subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    pub fn with_to(mut self, to: impl Into<String>) -> Self {
+        self.to = Some(to.into());
+        self
+    }
+
+    pub fn with_reply_to(mut self, reply_to: impl Into<String>) -> Self {
+        self.reply_to = Some(reply_to.into());
+        self
+    }
+
+    pub fn with_reply_to_session_id(mut self, id: impl Into<String>) -> Self {
+        self.reply_to_session_id = Some(id.into());
+        self
+    }
+
+    pub fn with_content_type(mut self, content_type: impl Into<String>) -> Self {
+        self.content_type = Some(content_type.into());
+        self
+    }
+
+    pub fn with_time_to_live(mut self, ttl: Duration) -> Self {
+        self.time_to_live = Some(ttl);
+        self
+    }
+
+    pub fn with_scheduled_enqueue_time(mut self, at: SystemTime) -> Self {
+        self.scheduled_enqueue_time = Some(at);
+        self
+    }
+
+    pub fn with_partition_key(mut self, key: impl Into<String>) -> Self {
+        self.partition_key = Some(key.into());
+        self
+    }
+
+    pub fn with_application_property(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<Value>,
+    ) -> Self {
+        self.application_properties.insert(key.into(), value.into());
+        self
+    }
+
+    /// The encoded AMQP message (header, annotations, properties, application properties,
+    /// one `data` section), with `message_id` or else `fallback_id` as its message-id.
+    pub(crate) fn encode(&self, fallback_id: &str) -> Bytes {
+        let mut out = BytesMut::with_capacity(self.body.len() + 256);
+        if let Some(ttl) = self.time_to_live {
+            Header {
+                ttl: Some(u32::try_from(ttl.as_millis()).unwrap_or(u32::MAX)),
+                ..Header::default()
+            }
+            .encode(&mut out);
+        }
+        let mut annotations = Vec::new();
+        if let Some(key) = &self.partition_key {
+            annotations.push((Value::sym(PARTITION_KEY), Value::String(key.clone())));
+        }
+        if let Some(at) = self.scheduled_enqueue_time {
+            annotations.push((Value::sym(SCHEDULED_ENQUEUE_TIME), timestamp(at)));
+        }
+        if !annotations.is_empty() {
+            put_section(
+                section::MESSAGE_ANNOTATIONS,
+                &Value::Map(annotations),
+                &mut out,
+            );
+        }
+        let now = SystemTime::now();
+        Properties {
+            message_id: Some(Value::String(
+                self.message_id
+                    .clone()
+                    .unwrap_or_else(|| fallback_id.to_owned()),
+            )),
+            to: self.to.clone(),
+            subject: self.subject.clone(),
+            reply_to: self.reply_to.clone(),
+            correlation_id: self.correlation_id.clone().map(Value::String),
+            content_type: self.content_type.as_deref().map(Symbol::from),
+            creation_time: self.time_to_live.map(|_| to_timestamp(now)),
+            absolute_expiry_time: self
+                .time_to_live
+                .and_then(|ttl| now.checked_add(ttl))
+                .map(to_timestamp),
+            group_id: self.session_id.clone(),
+            reply_to_group_id: self.reply_to_session_id.clone(),
+            ..Properties::default()
+        }
+        .encode(&mut out);
+        if !self.application_properties.is_empty() {
+            let map = self
+                .application_properties
+                .iter()
+                .map(|(k, v)| (Value::String(k.clone()), v.clone()))
+                .collect();
+            put_section(section::APPLICATION_PROPERTIES, &Value::Map(map), &mut out);
+        }
+        put_section(section::DATA, &Value::Binary(self.body.clone()), &mut out);
+        out.freeze()
+    }
+
+    /// The message id the encoding will carry.
+    pub(crate) fn id_or_new(&self) -> String {
+        self.message_id
+            .clone()
+            .unwrap_or_else(|| Uuid::new_v4().simple().to_string())
+    }
+}
+
+pub(crate) fn put_section(code: u64, value: &Value, out: &mut BytesMut) {
+    encode_descriptor(&Descriptor::Code(code), out);
+    encode_value(value, out);
+}
+
+/// Where a received message is in its life on the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServiceBusMessageState {
+    #[default]
+    Active,
+    /// Set aside by [`defer_message`](crate::ServiceBusReceiver::defer_message); only
+    /// [`receive_deferred_messages`](crate::ServiceBusReceiver::receive_deferred_messages)
+    /// gets it.
+    Deferred,
+    /// Waiting for its scheduled enqueue time (seen by peeks).
+    Scheduled,
+}
+
+/// How a received message can be settled: on the link it came on, or through
+/// `$management` with its lock token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settlement {
+    /// Peeked, or received in receive-and-delete mode: nothing to settle.
+    None,
+    /// Delivered on the link with this id, under this delivery-id.
+    Link { link_id: u64, delivery_id: u32 },
+    /// Received by sequence number: settled through `$management` only.
+    Management,
+}
+
+/// A message received (or peeked) from a queue or subscription.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceBusReceivedMessage {
+    /// The `data` sections joined, or an `amqp-value` binary or string.
+    pub body: Bytes,
+    pub message_id: Option<String>,
+    pub session_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub subject: Option<String>,
+    pub to: Option<String>,
+    pub reply_to: Option<String>,
+    pub reply_to_session_id: Option<String>,
+    pub content_type: Option<String>,
+    pub time_to_live: Option<Duration>,
+    pub scheduled_enqueue_time: Option<SystemTime>,
+    pub partition_key: Option<String>,
+    pub application_properties: BTreeMap<String, Value>,
+    /// Assigned by the service, increasing per entity from 1.
+    pub sequence_number: i64,
+    pub enqueued_time: Option<SystemTime>,
+    /// When the service stopped (or will stop) keeping it: enqueued time + TTL.
+    pub expires_at: Option<SystemTime>,
+    /// Previous deliveries that ended without completion.
+    pub delivery_count: u32,
+    /// Peek-lock: when the lock ends unless renewed.
+    pub locked_until: Option<SystemTime>,
+    /// Peek-lock: identifies the lock (the delivery tag, in .NET byte order).
+    pub lock_token: Option<Uuid>,
+    pub state: ServiceBusMessageState,
+    pub dead_letter_reason: Option<String>,
+    pub dead_letter_error_description: Option<String>,
+    /// The entity it was dead-lettered from, when it was then auto-forwarded.
+    pub dead_letter_source: Option<String>,
+    /// The sequence number it had in the entity it was forwarded from.
+    pub enqueued_sequence_number: Option<i64>,
+    /// The whole AMQP message as the service delivered it.
+    pub raw_amqp_message: Bytes,
+    pub(crate) settlement: Settlement,
+}
+
+impl ServiceBusReceivedMessage {
+    /// Decodes a delivered message.
+    pub(crate) fn decode(
+        raw: Bytes,
+        lock_token: Option<Uuid>,
+        settlement: Settlement,
+    ) -> ServiceBusResult<Self> {
+        let bad = |e: busbar_amqp::CodecError| {
+            ServiceBusError::new(
+                super::error::ErrorKind::ServiceCommunication,
+                format!("the service delivered a message that does not decode: {e}"),
+            )
+        };
+        let scanned = scan_sections(&raw).map_err(bad)?;
+        let header = scanned.header().map_err(bad)?.unwrap_or_default();
+        let properties = scanned.properties().map_err(bad)?.unwrap_or_default();
+        let annotations = scanned.message_annotations().map_err(bad)?;
+        let annotation = |key: &str| annotations.as_ref().and_then(|a| a.map_get(key));
+        let app = scanned.application_properties().map_err(bad)?;
+        let mut application_properties = BTreeMap::new();
+        if let Some(Value::Map(pairs)) = app {
+            for (k, v) in pairs {
+                if let Some(k) = k.as_str() {
+                    application_properties.insert(k.to_owned(), v);
+                }
+            }
+        }
+        let app_text = |key: &str| {
+            application_properties
+                .get(key)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let enqueued_time = annotation(ENQUEUED_TIME).and_then(system_time);
+        let time_to_live = header.ttl.map(|ms| Duration::from_millis(ms.into()));
+        let expires_at = properties
+            .absolute_expiry_time
+            .map(|t| from_millis(t.0))
+            .or_else(|| {
+                enqueued_time
+                    .zip(time_to_live)
+                    .and_then(|(e, ttl)| e.checked_add(ttl))
+            });
+        Ok(ServiceBusReceivedMessage {
+            body: crate::message::message_body(&raw).map_err(ServiceBusError::from)?,
+            message_id: properties.message_id.as_ref().map(id_text),
+            session_id: properties.group_id,
+            correlation_id: properties.correlation_id.as_ref().map(id_text),
+            subject: properties.subject,
+            to: properties.to,
+            reply_to: properties.reply_to,
+            reply_to_session_id: properties.reply_to_group_id,
+            content_type: properties.content_type.map(|s| s.as_str().to_owned()),
+            time_to_live,
+            scheduled_enqueue_time: annotation(SCHEDULED_ENQUEUE_TIME).and_then(system_time),
+            partition_key: annotation(PARTITION_KEY)
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            sequence_number: annotation(SEQUENCE_NUMBER)
+                .and_then(Value::as_i64)
+                .unwrap_or(0),
+            enqueued_time,
+            expires_at,
+            delivery_count: header.delivery_count,
+            locked_until: annotation(LOCKED_UNTIL).and_then(system_time),
+            lock_token,
+            state: match annotation(MESSAGE_STATE).and_then(Value::as_i64) {
+                Some(1) => ServiceBusMessageState::Deferred,
+                Some(2) => ServiceBusMessageState::Scheduled,
+                _ => ServiceBusMessageState::Active,
+            },
+            dead_letter_reason: app_text(DEAD_LETTER_REASON),
+            dead_letter_error_description: app_text(DEAD_LETTER_DESCRIPTION),
+            dead_letter_source: annotation(DEAD_LETTER_SOURCE)
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            enqueued_sequence_number: annotation(ENQUEUE_SEQUENCE_NUMBER).and_then(Value::as_i64),
+            application_properties,
+            raw_amqp_message: raw,
+            settlement,
+        })
+    }
+}
+
+impl From<&ServiceBusReceivedMessage> for ServiceBusMessage {
+    /// A message to send again with the received one's body and properties.
+    fn from(m: &ServiceBusReceivedMessage) -> Self {
+        ServiceBusMessage {
+            body: m.body.clone(),
+            message_id: m.message_id.clone(),
+            session_id: m.session_id.clone(),
+            correlation_id: m.correlation_id.clone(),
+            subject: m.subject.clone(),
+            to: m.to.clone(),
+            reply_to: m.reply_to.clone(),
+            reply_to_session_id: m.reply_to_session_id.clone(),
+            content_type: m.content_type.clone(),
+            time_to_live: m.time_to_live,
+            scheduled_enqueue_time: None,
+            partition_key: m.partition_key.clone(),
+            application_properties: m.application_properties.clone(),
+        }
+    }
+}
+
+/// A message id or correlation id as text, whichever AMQP type carried it.
+fn id_text(v: &Value) -> String {
+    match v {
+        Value::Uuid(bytes) => Uuid::from_bytes(*bytes).to_string(),
+        Value::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::Ulong(n) => n.to_string(),
+        other => other.as_str().unwrap_or_default().to_owned(),
+    }
+}
+
+/// The lock token a delivery tag carries (a GUID in .NET byte order).
+pub(crate) fn lock_token_of(tag: &[u8]) -> Option<Uuid> {
+    <[u8; 16]>::try_from(tag).ok().map(Uuid::from_bytes_le)
+}
+
+pub(crate) fn to_timestamp(t: SystemTime) -> Timestamp {
+    let ms = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+    };
+    Timestamp(ms)
+}
+
+pub(crate) fn timestamp(t: SystemTime) -> Value {
+    Value::Timestamp(to_timestamp(t))
+}
+
+pub(crate) fn from_millis(ms: i64) -> SystemTime {
+    if ms >= 0 {
+        UNIX_EPOCH + Duration::from_millis(ms.unsigned_abs())
+    } else {
+        UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs())
+    }
+}
+
+pub(crate) fn system_time(v: &Value) -> Option<SystemTime> {
+    v.as_i64().map(from_millis)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_property_survives_encoding() {
+        let at = UNIX_EPOCH + Duration::from_millis(1_900_000_000_123);
+        let sent = ServiceBusMessage::new("body")
+            .with_message_id("m1")
+            .with_session_id("s1")
+            .with_correlation_id("c1")
+            .with_subject("sub")
+            .with_to("to")
+            .with_reply_to("rt")
+            .with_reply_to_session_id("rts")
+            .with_content_type("text/plain")
+            .with_time_to_live(Duration::from_secs(90))
+            .with_scheduled_enqueue_time(at)
+            .with_partition_key("pk")
+            .with_application_property("i", 7i32)
+            .with_application_property("l", -7i64)
+            .with_application_property("u", 7u64)
+            .with_application_property("d", 1.5f64)
+            .with_application_property("b", true)
+            .with_application_property("s", "text")
+            .with_application_property("bin", vec![1u8, 2])
+            .with_application_property("t", Timestamp(5))
+            .with_application_property("uuid", Value::Uuid([9; 16]));
+        let got =
+            ServiceBusReceivedMessage::decode(sent.encode("x"), None, Settlement::None).unwrap();
+        let back = ServiceBusMessage::from(&got);
+        assert_eq!(
+            ServiceBusMessage {
+                scheduled_enqueue_time: Some(at),
+                ..back
+            },
+            sent
+        );
+        assert_eq!(got.scheduled_enqueue_time, Some(at));
+    }
+
+    #[test]
+    fn message_without_id_gets_the_fallback() {
+        let got = ServiceBusReceivedMessage::decode(
+            ServiceBusMessage::new("b").encode("fallback"),
+            None,
+            Settlement::None,
+        )
+        .unwrap();
+        assert_eq!(got.message_id.as_deref(), Some("fallback"));
+        assert_eq!(got.sequence_number, 0);
+        assert_eq!(got.state, ServiceBusMessageState::Active);
+    }
+
+    #[test]
+    fn lock_token_is_the_tag_in_dotnet_order() {
+        let tag = [
+            0xb1, 0xad, 0x96, 0xc1, 0x1a, 0x84, 0xb5, 0x4f, 0x94, 0x5c, 0x6a, 0x37, 0x9b, 0xdb,
+            0x73, 0xdb,
+        ];
+        assert_eq!(
+            lock_token_of(&tag).unwrap().to_string(),
+            "c196adb1-841a-4fb5-945c-6a379bdb73db"
+        );
+        assert_eq!(lock_token_of(b"short"), None);
+    }
+}
