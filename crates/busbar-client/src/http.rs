@@ -61,6 +61,22 @@ fn communication(what: &str, error: impl std::fmt::Display) -> ServiceBusError {
     ServiceBusError::new(ErrorKind::ServiceCommunication, format!("{what}: {error}"))
 }
 
+/// A refused certificate (or any TLS protocol error) won't change by trying again; a
+/// connection lost during the handshake may.
+fn handshake_error(error: std::io::Error) -> ServiceBusError {
+    let refused = error
+        .get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+    if refused {
+        ServiceBusError::new(
+            ErrorKind::Other,
+            format!("the TLS handshake failed: {error}"),
+        )
+    } else {
+        communication("the TLS handshake failed", error)
+    }
+}
+
 impl HttpClient {
     /// A client of `host:port`, sending `authority` as the `Host` header: HTTPS with
     /// `tls`, plain HTTP without; each request may take `try_timeout`.
@@ -193,11 +209,7 @@ impl HttpClient {
                         format!("'{}' is not a TLS server name: {e}", self.host),
                     )
                 })?;
-                Box::new(
-                    tls.connect(name, tcp)
-                        .await
-                        .map_err(|e| communication("the TLS handshake failed", e))?,
-                )
+                Box::new(tls.connect(name, tcp).await.map_err(handshake_error)?)
             }
             None => Box::new(tcp),
         };

@@ -8,7 +8,7 @@ mod sdk_messages;
 use std::time::{Duration, UNIX_EPOCH};
 
 use busbar_client::servicebus::admin::*;
-use busbar_client::servicebus::{ErrorKind, ServiceBusResult as Result};
+use busbar_client::servicebus::{ErrorKind, RetryMode, RetryOptions, ServiceBusResult as Result};
 use busbar_interop::Broker;
 use sdk_messages::{Outgoing, labelled, receive, send};
 
@@ -653,8 +653,11 @@ fn https_with_the_development_ca_the_namespace_and_refused_credentials() {
             },
         )
         .expect("client");
+        // A refused certificate is not worth retrying.
         let refused = untrusting.get_queue("secure").await.expect_err("untrusted");
-        assert_eq!(refused.kind, ErrorKind::ServiceCommunication, "{refused}");
+        assert_eq!(refused.kind, ErrorKind::Other, "{refused}");
+        assert!(!refused.is_transient());
+        assert!(refused.message.contains("certificate"), "{refused}");
 
         let wrong_key = ServiceBusAdministrationClient::from_connection_string(
             &broker.conn_str_with_key("RootManageSharedAccessKey", "not-the-key"),
@@ -673,4 +676,51 @@ fn https_with_the_development_ca_the_namespace_and_refused_credentials() {
             ErrorKind::InvalidArgument
         );
     });
+}
+
+#[test]
+fn requests_are_retried_while_the_broker_restarts() {
+    let mut broker = Broker::start(None, &[]);
+    let conn = broker.conn_str();
+    runtime().block_on(async {
+        client(&broker)
+            .create_queue("kept", &QueueSettings::default())
+            .await
+            .expect("create");
+    });
+    broker.kill9();
+    let without_retries = ServiceBusAdministrationClient::from_connection_string(
+        &conn,
+        AdministrationClientOptions {
+            retry: RetryOptions {
+                max_retries: 0,
+                ..RetryOptions::default()
+            },
+            ..AdministrationClientOptions::default()
+        },
+    )
+    .expect("client");
+    let down = runtime().block_on(without_retries.get_queue("kept"));
+    assert_eq!(kind(down), ErrorKind::ServiceCommunication);
+
+    // Retrying with room for the restart below; the broker keeps its port and data.
+    let retrying = std::thread::spawn(move || {
+        let admin = ServiceBusAdministrationClient::from_connection_string(
+            &conn,
+            AdministrationClientOptions {
+                retry: RetryOptions {
+                    mode: RetryMode::Fixed,
+                    max_retries: 600,
+                    delay: Duration::from_millis(100),
+                    ..RetryOptions::default()
+                },
+                ..AdministrationClientOptions::default()
+            },
+        )
+        .expect("client");
+        runtime().block_on(admin.get_queue("kept"))
+    });
+    broker.restart();
+    let queue = retrying.join().expect("thread").expect("got after retries");
+    assert_eq!(queue.name, "kept");
 }

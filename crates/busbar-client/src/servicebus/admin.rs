@@ -31,7 +31,9 @@ pub use properties::{
     SubscriptionProperties, SubscriptionRuntimeProperties, TopicProperties, TopicRuntimeProperties,
 };
 
-use super::{ConnectionString, ErrorKind, ServiceBusError, ServiceBusResult as Result};
+use super::{
+    ConnectionString, ErrorKind, RetryOptions, ServiceBusError, ServiceBusResult as Result,
+};
 use properties::FromAnswer;
 pub(crate) use properties::time;
 
@@ -62,8 +64,9 @@ pub enum HttpScheme {
 }
 
 /// How the administration client reaches the service. `Default`: HTTPS trusting the public
-/// CAs, plain HTTP with `UseDevelopmentEmulator=true`, 60 s for each request.
-#[derive(Debug, Clone)]
+/// CAs, plain HTTP with `UseDevelopmentEmulator=true`, the SDK's default retries (60 s for
+/// each attempt).
+#[derive(Debug, Clone, Default)]
 pub struct AdministrationClientOptions {
     /// `None`: HTTPS, or plain HTTP in development-emulator mode without a CA.
     pub scheme: Option<HttpScheme>,
@@ -73,19 +76,10 @@ pub struct AdministrationClientOptions {
     pub tls_ca: Option<PathBuf>,
     /// A whole TLS configuration, taking the place of `tls_ca`.
     pub tls_config: Option<Arc<rustls::ClientConfig>>,
-    /// How long one request may take.
-    pub try_timeout: Duration,
-}
-
-impl Default for AdministrationClientOptions {
-    fn default() -> Self {
-        AdministrationClientOptions {
-            scheme: None,
-            tls_ca: None,
-            tls_config: None,
-            try_timeout: Duration::from_secs(60),
-        }
-    }
+    /// How often and after what pauses a request that failed for a transient reason (no
+    /// connection, no answer in time, a busy service) is sent again, and how long one
+    /// attempt may take.
+    pub retry: RetryOptions,
 }
 
 /// Where a list starts and how many entities a page holds.
@@ -143,6 +137,7 @@ pub struct ServiceBusAdministrationClient {
     /// Forwarding targets are written as `sb://` URLs on this host.
     context: Context,
     token: Mutex<Option<(String, SystemTime)>>,
+    retry: RetryOptions,
 }
 
 impl std::fmt::Debug for ServiceBusAdministrationClient {
@@ -297,7 +292,7 @@ impl ServiceBusAdministrationClient {
                 port,
                 authority.clone(),
                 tls,
-                options.try_timeout,
+                options.retry.try_timeout,
             ),
             audience: format!("https://{authority}"),
             context: Context {
@@ -307,6 +302,7 @@ impl ServiceBusAdministrationClient {
             },
             credential,
             token: Mutex::new(None),
+            retry: options.retry,
         })
     }
 
@@ -332,6 +328,8 @@ impl ServiceBusAdministrationClient {
         }
     }
 
+    /// Sends a request, again while it fails for a transient reason (by the retry
+    /// options), and returns the body of its successful answer.
     async fn request(
         &self,
         method: Method,
@@ -340,6 +338,23 @@ impl ServiceBusAdministrationClient {
         body: Option<String>,
         update: bool,
     ) -> Result<String> {
+        let path_and_query = format!("{path}?{query}api-version={API_VERSION}");
+        let operation = format!("{method} {path}");
+        self.retry
+            .run(&operation, || {
+                self.attempt(method.clone(), &path_and_query, body.clone(), update)
+            })
+            .await
+    }
+
+    async fn attempt(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<String>,
+        update: bool,
+    ) -> Result<String> {
+        // Signed for each attempt: a retry may come after the token's renewal time.
         let authorization = self.authorization();
         let mut headers = vec![("authorization", authorization.as_str())];
         if body.is_some() {
@@ -351,11 +366,10 @@ impl ServiceBusAdministrationClient {
         if update {
             headers.push(("if-match", "*"));
         }
-        let path_and_query = format!("{path}?{query}api-version={API_VERSION}");
         tracing::debug!(%method, path = %path_and_query, "administration request");
         let answer = self
             .http
-            .send(method, &path_and_query, &headers, body)
+            .send(method, path_and_query, &headers, body)
             .await?;
         if answer.status.is_success() {
             Ok(answer.body)
