@@ -368,8 +368,8 @@ pub fn subscription_description(context: &Context, subscription: &SubscriptionVi
     )
 }
 
-/// The entry a client PUTs to create or update a subscription (its `default_rule` is not
-/// written: a created subscription starts with `$Default`).
+/// The entry a client PUTs to create or update a subscription; a `default_rule` is the
+/// first rule a created subscription gets instead of "every message".
 pub fn subscription_request(context: &Context, settings: &SubscriptionSettings) -> String {
     request_entry(&subscription_element(
         context,
@@ -395,8 +395,13 @@ fn subscription_element(
         .value(
             "DeadLetteringOnFilterEvaluationExceptions",
             s.dead_lettering_on_filter_evaluation_exceptions,
-        )
-        .report("MessageCount", r.counts.total())
+        );
+    if !d.reports
+        && let Some(rule) = &s.default_rule
+    {
+        d.raw(&default_rule(rule));
+    }
+    d.report("MessageCount", r.counts.total())
         .value("MaxDeliveryCount", s.max_delivery_count)
         .value("EnableBatchedOperations", s.enable_batched_operations)
         .value("Status", s.status.as_str())
@@ -412,6 +417,16 @@ fn subscription_element(
         .report("EntityAvailabilityStatus", "Available")
         .optional("UserMetadata", s.user_metadata.as_deref())
         .finish()
+}
+
+/// A subscription's first rule, `$Default`, as a request gives it.
+fn default_rule(rule: &Rule) -> String {
+    format!(
+        "<DefaultRuleDescription>{}{}<Name>{}</Name></DefaultRuleDescription>",
+        filter(&rule.filter),
+        action(&rule.action),
+        crate::DEFAULT_RULE_NAME
+    )
 }
 
 /// The entry a client PUTs to create or update a rule.

@@ -28,6 +28,13 @@ fn client(broker: &Broker) -> ServiceBusAdministrationClient {
     .expect("client")
 }
 
+fn sql(expression: &str) -> RuleFilter {
+    RuleFilter::Sql {
+        expression: expression.to_owned(),
+        parameters: vec![],
+    }
+}
+
 fn kind<T: std::fmt::Debug>(result: Result<T>) -> ErrorKind {
     match result {
         Ok(value) => panic!("expected an error, got {value:?}"),
@@ -460,6 +467,35 @@ fn topics_subscriptions_and_rules_with_their_errors() {
         assert_eq!(
             kind(admin.get_subscription("events", "nothing").await),
             ErrorKind::MessagingEntityNotFound
+        );
+
+        // A subscription can start with its own first rule instead of "every message".
+        let first_rule = Rule {
+            filter: sql("region = 'eu'"),
+            action: RuleAction::Sql {
+                expression: "SET seen = 1".to_owned(),
+                parameters: vec![],
+            },
+        };
+        admin
+            .create_subscription(
+                "events",
+                "eu-only",
+                &SubscriptionSettings {
+                    default_rule: Some(first_rule.clone()),
+                    ..SubscriptionSettings::default()
+                },
+            )
+            .await
+            .expect("subscription with a first rule");
+        let rules = admin
+            .list_rules("events", "eu-only", ListOptions::default())
+            .await
+            .expect("rules");
+        assert_eq!(rules.len(), 1);
+        assert_eq!(
+            (&rules[0].name[..], &rules[0].filter, &rules[0].action),
+            ("$Default", &first_rule.filter, &first_rule.action)
         );
 
         // A fresh subscription has $Default; rules come and go.
