@@ -15,6 +15,7 @@
 
 mod driver;
 mod error;
+pub mod http;
 mod message;
 mod sas;
 pub mod servicebus;
