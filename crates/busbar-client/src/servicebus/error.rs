@@ -104,7 +104,9 @@ impl fmt::Display for ErrorKind {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{kind}: {message}")]
 pub struct ServiceBusError {
+    /// What went wrong.
     pub kind: ErrorKind,
+    /// The details.
     pub message: String,
     /// The AMQP error condition the service sent, when it sent one.
     pub condition: Option<String>,
@@ -192,6 +194,7 @@ impl From<Error> for ServiceBusError {
     }
 }
 
+/// The result of a Service Bus operation.
 pub type ServiceBusResult<T> = std::result::Result<T, ServiceBusError>;
 
 /// How the delay grows between attempts.
@@ -216,6 +219,7 @@ pub enum RetryMode {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryOptions {
+    /// Exponential or fixed delays.
     pub mode: RetryMode,
     /// Attempts after the first; 0 disables retries.
     pub max_retries: u32,

@@ -31,6 +31,7 @@ const TICKS_AT_UNIX_EPOCH: i64 = 621_355_968_000_000_000;
 /// Options of a session receiver.
 #[derive(Debug, Clone, Default)]
 pub struct ServiceBusSessionReceiverOptions {
+    /// Peek-lock (the default) or receive-and-delete.
     pub receive_mode: ServiceBusReceiveMode,
     /// See [`ServiceBusReceiverOptions::prefetch_count`].
     pub prefetch_count: u32,
@@ -66,7 +67,24 @@ impl ServiceBusClient {
     }
 
     /// A receiver locked to the next session of `queue` that has messages and no
-    /// receiver.
+    /// receiver; fails with [`ErrorKind::ServiceTimeout`] when none comes within
+    /// [`ServiceBusSessionReceiverOptions::max_wait`].
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use busbar_client::{ErrorKind, ServiceBusClient, ServiceBusSessionReceiverOptions};
+    /// # async fn run(client: ServiceBusClient) -> Result<(), busbar_client::ServiceBusError> {
+    /// let options = ServiceBusSessionReceiverOptions {
+    ///     max_wait: Some(Duration::from_secs(5)),
+    ///     ..Default::default()
+    /// };
+    /// match client.accept_next_session("carts", options).await {
+    ///     Ok(receiver) => println!("locked session {}", receiver.session_id()),
+    ///     Err(e) if e.kind == ErrorKind::ServiceTimeout => println!("no session waiting"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn accept_next_session(
         &self,
         queue: &str,
