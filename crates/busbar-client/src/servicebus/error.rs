@@ -262,16 +262,18 @@ impl RetryOptions {
         F: FnMut() -> Fut,
         Fut: Future<Output = ServiceBusResult<T>>,
     {
-        self.run_with(operation, Some(self.try_timeout), attempt)
+        self.run_with(operation, Some(self.try_timeout), None, attempt)
             .await
     }
 
     /// [`RetryOptions::run`] with another limit per attempt (`None`: none, for operations
-    /// whose wait the service bounds itself).
+    /// whose wait the service bounds itself), and no retry that would start after
+    /// `deadline`.
     pub(crate) async fn run_with<T, F, Fut>(
         &self,
         operation: &str,
         try_timeout: Option<Duration>,
+        deadline: Option<tokio::time::Instant>,
         mut attempt: F,
     ) -> ServiceBusResult<T>
     where
@@ -292,8 +294,11 @@ impl RetryOptions {
             };
             match result {
                 Err(error) if error.is_transient() && retry < self.max_retries => {
+                    let delay = jittered(self.delay_for(retry + 1), self.mode);
+                    if deadline.is_some_and(|d| tokio::time::Instant::now() + delay >= d) {
+                        return Err(error);
+                    }
                     retry += 1;
-                    let delay = jittered(self.delay_for(retry), self.mode);
                     tracing::debug!(%error, retry, ?delay, operation, "retrying");
                     tokio::time::sleep(delay).await;
                 }
