@@ -1,6 +1,28 @@
 //! A lean async AMQP 1.0 client on tokio, for Busbar, Azure Service Bus and other AMQP 1.0
-//! brokers.
+//! brokers, and on it a Service Bus SDK ([`ServiceBusClient`] and what it makes, in the
+//! [`servicebus`] module, re-exported here).
 //!
+//! ```no_run
+//! use std::time::Duration;
+//! use busbar_client::{
+//!     ServiceBusClient, ServiceBusClientOptions, ServiceBusMessage, ServiceBusReceiverOptions,
+//! };
+//!
+//! # async fn run() -> Result<(), busbar_client::ServiceBusError> {
+//! let client = ServiceBusClient::from_connection_string(
+//!     "Endpoint=sb://localhost:5672;SharedAccessKeyName=RootManageSharedAccessKey;\
+//!      SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true",
+//!     ServiceBusClientOptions::default(),
+//! )?;
+//! client.create_sender("orders").send_message(ServiceBusMessage::new("hello")).await?;
+//! let receiver = client.create_receiver("orders", ServiceBusReceiverOptions::default());
+//! for message in receiver.receive_messages(10, Some(Duration::from_secs(5))).await? {
+//!     receiver.complete_message(&message).await?;
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! The low-level layer underneath:
 //! [`Connection::connect`] does the SASL and `open` handshake and then spawns one task that
 //! owns the socket; every handle ([`Session`], [`Sender`], [`Receiver`]) talks to that task
 //! through a channel. Sends are pipelined: [`Sender::send`] queues the transfer at once and
@@ -12,6 +34,8 @@
 //!
 //! This crate uses `busbar-amqp` only for encoding and decoding; it must not use that crate's
 //! broker-side engine, and it knows nothing of the broker's storage or configuration.
+
+#![warn(missing_docs)]
 
 mod driver;
 mod error;
@@ -56,9 +80,13 @@ pub use busbar_amqp::{Symbol as AmqpSymbol, Timestamp as AmqpTimestamp, Value as
 pub enum Sasl {
     /// No SASL layer at all: straight to the AMQP header.
     None,
+    /// SASL ANONYMOUS (Service Bus and Busbar then expect a `$cbs` token).
     Anonymous,
+    /// SASL PLAIN with a user name (a policy name for Busbar) and password (its key).
     Plain {
+        /// The authentication identity.
         user: String,
+        /// The password.
         pass: String,
     },
 }
@@ -73,7 +101,10 @@ pub enum Transport {
     /// [`ConnectOptions::tls`]; subprotocol `AMQPWSB10`), for networks that pass only
     /// HTTP(S); Service Bus and Busbar serve it at [`SERVICE_BUS_WEBSOCKET_PATH`] (Busbar on
     /// every listener).
-    WebSocket { path: String },
+    WebSocket {
+        /// The HTTP path of the upgrade request.
+        path: String,
+    },
 }
 
 /// Where Service Bus and Busbar serve AMQP over WebSockets.
@@ -83,6 +114,7 @@ pub const SERVICE_BUS_WEBSOCKET_PATH: &str = "/$servicebus/websocket";
 /// 1 MiB frames, no idle timeout and a 30 s handshake limit.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
+    /// The SASL mechanism to use.
     pub sasl: Sasl,
     /// `open.hostname` and `sasl-init.hostname`; the host part of the address when `None`.
     pub hostname: Option<String>,
@@ -97,6 +129,7 @@ pub struct ConnectOptions {
     /// Speak TLS with this configuration (see [`tls_config_trusting`]); the server's
     /// certificate must be valid for `hostname` (or the address's host).
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// TCP or WebSocket.
     pub transport: Transport,
 }
 
@@ -118,11 +151,17 @@ impl Default for ConnectOptions {
 /// The outcome the peer gave an unsettled send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
+    /// The peer took the message.
     Accepted,
+    /// The peer refused the message, with its reason.
     Rejected(Option<RemoteError>),
+    /// The peer gave the message up without processing it.
     Released,
+    /// The peer gave the message back, possibly changed.
     Modified {
+        /// Count the attempt as failed.
         delivery_failed: bool,
+        /// Do not deliver it to this link again.
         undeliverable_here: bool,
     },
     /// A state this client does not interpret (e.g. transactional).
@@ -149,6 +188,7 @@ impl Outcome {
         }
     }
 
+    /// Whether the peer accepted.
     pub fn is_accepted(&self) -> bool {
         *self == Outcome::Accepted
     }
@@ -159,11 +199,13 @@ impl Outcome {
 pub struct Delivery {
     /// The encoded message (all sections), reassembled from every transfer frame.
     pub payload: Bytes,
+    /// The tag the sender gave the delivery (Service Bus: the lock token).
     pub delivery_tag: Bytes,
     /// Session-scoped id used to settle it.
     pub delivery_id: u32,
     /// Sent pre-settled (receive-and-delete); settling it again is an error.
     pub settled: bool,
+    /// The message-format of the first transfer (0 for a plain AMQP message).
     pub message_format: u32,
 }
 
@@ -197,12 +239,16 @@ pub struct LinkOptions {
     pub name: Option<String>,
     /// Receivers: the target address (the link name when `None`).
     pub target: Option<String>,
+    /// The source's filter set (a map with symbol keys), e.g. a session filter.
     pub filter: Option<Value>,
+    /// The attach's properties (a map with symbol keys).
     pub properties: Option<Value>,
 }
 
 #[derive(Debug, Clone)]
+/// How a receiver link settles and how much credit it keeps outstanding.
 pub struct ReceiverOptions {
+    /// Peek-lock (optionally confirmed) or receive-and-delete.
     pub settle_mode: SettleMode,
     /// Link credit kept outstanding; topped up once half of it has been consumed. 0 means
     /// no automatic credit (use [`Receiver::add_credit`]).
@@ -256,6 +302,24 @@ struct ConnInner {
 
 /// An open AMQP connection. Cheap to clone; the connection closes when `close` is called
 /// or every handle (connection, sessions, links) is dropped.
+///
+/// ```no_run
+/// use busbar_client::{ConnectOptions, Connection, ReceiverOptions, encode_message, sas_token};
+///
+/// # async fn run() -> busbar_client::Result<()> {
+/// let connection = Connection::connect("localhost:5672", ConnectOptions::default()).await?;
+/// let expiry = 4_000_000_000; // seconds since 1970
+/// let token = sas_token("sb://localhost/q", "RootManageSharedAccessKey", "SAS_KEY_VALUE", expiry);
+/// connection.put_token("sb://localhost/q", &token).await?;
+/// let session = connection.session().await?;
+/// let sender = session.sender("q").await?;
+/// assert!(sender.send(encode_message(b"hello")).await?.is_accepted());
+/// let mut receiver = session.receiver("q", ReceiverOptions::default()).await?;
+/// let delivery = receiver.recv().await?;
+/// receiver.accept(&delivery)?;
+/// connection.close().await?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Connection {
     inner: Arc<ConnInner>,
@@ -863,6 +927,7 @@ impl Receiver {
         })
     }
 
+    /// Accepts `d` (Service Bus: completes it).
     pub fn accept(&self, d: &Delivery) -> Result<()> {
         self.settle(d, DeliveryState::Accepted)
     }
@@ -872,6 +937,7 @@ impl Receiver {
         self.settle(d, DeliveryState::Released)
     }
 
+    /// Rejects `d` with an error condition (Service Bus: dead-letters it).
     pub fn reject(&self, d: &Delivery, condition: &str, description: &str) -> Result<()> {
         self.settle(
             d,
@@ -881,6 +947,7 @@ impl Receiver {
         )
     }
 
+    /// Settles `d` as modified (Service Bus: abandons it; with `undeliverable_here`, defers it).
     pub fn modify(
         &self,
         d: &Delivery,
