@@ -6,8 +6,8 @@
 //!
 //! A second processor on the `email-created` subscription of `order-events` mails "order
 //! created" and schedules a "your order is still open" reminder on the `emails` queue (a
-//! scheduled message), whose sequence number it keeps to cancel it when the order is closed
-//! or deleted.
+//! scheduled message), whose sequence number it keeps; a third, on `email-closed` (closed
+//! and deleted orders), cancels it.
 //!
 //! Internal API: `GET /mailbox` (the caller in `x-shop-user`) → the caller's mails, newest
 //! first.
@@ -40,6 +40,9 @@ use crate::common::error::{ApiError, ApiResult};
 use crate::common::guard::{InternalSecret, USER_HEADER};
 use crate::common::http::{serve, shutdown_signal};
 use crate::common::time::parse_duration;
+
+/// The subscription of `order-events` that sees closed and deleted orders.
+pub const EMAIL_CLOSED_SUBSCRIPTION: &str = "email-closed";
 
 /// How long the processors may take to stop at shutdown.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -81,6 +84,7 @@ pub async fn run(args: EmailArgs) -> anyhow::Result<()> {
         &[
             Entity::Queue(EMAILS_QUEUE),
             Entity::Subscription(ORDER_EVENTS_TOPIC, EMAIL_CREATED_SUBSCRIPTION),
+            Entity::Subscription(ORDER_EVENTS_TOPIC, EMAIL_CLOSED_SUBSCRIPTION),
         ],
     )
     .await?;
@@ -107,18 +111,18 @@ pub async fn run(args: EmailArgs) -> anyhow::Result<()> {
             report,
         )
         .await?;
-    let events = processor(
-        &client,
-        ORDER_EVENTS_TOPIC,
-        Some(EMAIL_CREATED_SUBSCRIPTION),
-    );
-    let handler_mailer = mailer.clone();
-    events
-        .start(
-            move |context| order_events::handle(handler_mailer.clone(), context),
-            report,
-        )
-        .await?;
+    let mut order_events = Vec::new();
+    for subscription in [EMAIL_CREATED_SUBSCRIPTION, EMAIL_CLOSED_SUBSCRIPTION] {
+        let events = processor(&client, ORDER_EVENTS_TOPIC, Some(subscription));
+        let handler_mailer = mailer.clone();
+        events
+            .start(
+                move |context| order_events::handle(handler_mailer.clone(), context),
+                report,
+            )
+            .await?;
+        order_events.push(events);
+    }
 
     let api = Router::new()
         .route("/mailbox", get(mailbox))
@@ -133,7 +137,9 @@ pub async fn run(args: EmailArgs) -> anyhow::Result<()> {
     // Bounded: with the broker already gone, the processors' receivers cannot close cleanly.
     let stopped = tokio::time::timeout(STOP_GRACE, async {
         requests.stop().await;
-        events.stop().await;
+        for events in &order_events {
+            events.stop().await;
+        }
         client.close().await;
     })
     .await;
