@@ -64,10 +64,13 @@ fn render(page: &Page) -> String {
             format!("<a href=\"{}\"{current}>{}</a>", other.path, other.title)
         })
         .collect();
-    let account = if page.in_navigation {
-        "<span class=\"who\" id=\"who\"></span> <a href=\"#\" id=\"logout\">Log out</a>"
+    // Signed out (the sign-in page), there is nowhere else to go yet.
+    let (navigation, account) = if page.in_navigation {
+        let account =
+            "<span class=\"who\" id=\"who\"></span> <a href=\"#\" id=\"logout\">Log out</a>";
+        (navigation, account)
     } else {
-        ""
+        (String::new(), "")
     };
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\

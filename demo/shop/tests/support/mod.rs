@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses a part
 
+pub mod browser;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,6 +23,21 @@ pub fn free_port() -> u16 {
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())
         .unwrap_or_else(|error| panic!("no free port: {error}"))
+}
+
+/// The first of `count` consecutive free loopback ports, below the ephemeral range (where
+/// the system hands out ports to outgoing connections, so a block there is soon taken).
+pub fn free_port_block(count: u16) -> u16 {
+    for _ in 0..1000 {
+        let base = 20_000 + (uuid::Uuid::new_v4().as_u128() % 12_000) as u16;
+        let held: Vec<_> = (base..base + count)
+            .map_while(|port| TcpListener::bind(("127.0.0.1", port)).ok())
+            .collect();
+        if held.len() == usize::from(count) {
+            return base;
+        }
+    }
+    panic!("no block of {count} free ports");
 }
 
 fn connection_string(port: u16) -> String {
@@ -75,6 +92,63 @@ impl Shop {
             shop.start_service(service, env).await;
         }
         shop
+    }
+
+    /// `shop up` itself (the broker and all five services under one supervisor), with
+    /// `env`; ready once it prints the gateway's address.
+    pub async fn up(env: &[(&str, &str)]) -> Shop {
+        let data = tempfile::tempdir().unwrap_or_else(|e| panic!("temporary directory: {e}"));
+        let names = ["gateway", "broker", "auth", "email", "orders", "analytics"];
+        let base = free_port_block(names.len() as u16);
+        // `up`'s layout: the gateway on --port, the broker and services on the next ports.
+        let ports = names
+            .iter()
+            .zip(base..)
+            .map(|(name, port)| (*name, port))
+            .collect();
+        let log = std::fs::File::create(data.path().join("up.log"))
+            .unwrap_or_else(|e| panic!("log file: {e}"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_shop"))
+            .arg("up")
+            .arg("--data-dir")
+            .arg(data.path().join("shop"))
+            .arg("--port")
+            .arg(base.to_string())
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting shop up: {e}"));
+        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let (lines, printed) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = lines.send(line);
+            }
+        });
+        let shop = Shop {
+            connection_string: connection_string(base + 1),
+            data,
+            ports,
+            running: vec![Running {
+                name: "up".into(),
+                child,
+            }],
+            http: reqwest::Client::new(),
+        };
+        let expected = format!("gateway: http://127.0.0.1:{base}");
+        match printed.recv_timeout(DEADLINE) {
+            Ok(line) if line == expected => shop,
+            other => panic!(
+                "shop up printed {other:?}, not {expected:?}:\n{}",
+                shop.log("up")
+            ),
+        }
     }
 
     pub fn port(&self, name: &str) -> u16 {
