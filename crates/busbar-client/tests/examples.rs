@@ -36,6 +36,14 @@ fn expected_output(example: &str) -> Option<(&'static [&'static str], &'static [
             ],
             &[],
         ),
+        "admin" => (
+            &[
+                "created admin-example (lock 30s)",
+                "queue admin-example: 0 messages (0 active, 0 dead-lettered)",
+                "rule priority: Sql { expression: \"priority > 5\", parameters: [] }",
+            ],
+            &["rule $Default"],
+        ),
         _ => return None,
     })
 }
