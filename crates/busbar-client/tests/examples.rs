@@ -36,6 +36,23 @@ fn expected_output(example: &str) -> Option<(&'static [&'static str], &'static [
             ],
             &[],
         ),
+        "processor" => (
+            &[
+                "order update order-1 (delivery 0): paid",
+                "order update order-3 (delivery 0): shipped",
+                "stopped",
+            ],
+            &["order-2 (delivery"],
+        ),
+        "session_processor" => (
+            &[
+                "cart-1: +250 = 250",
+                "cart-1: +399 = 649",
+                "cart-2: +120 = 120",
+                "stopped",
+            ],
+            &[],
+        ),
         "admin" => (
             &[
                 "created admin-example (lock 30s)",
