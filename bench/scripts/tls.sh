@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Plain AMQP against AMQP over TLS on one release broker, in the same run: per repetition,
-# `send` then `receive` (1 KiB durable) plain, then the same over TLS (the development CA
-# trusted with --tls-ca), so both see the same machine. Prints every JSON line and, at the
-# end, the medians and TLS's cost.
+# Plain AMQP against AMQP over TLS, and over WebSockets (ws:// and wss://), on one release
+# broker, in the same run: per repetition, `send` then `receive` (1 KiB durable) plain, then
+# the same over TLS (the development CA trusted with --tls-ca), over ws:// and over wss://,
+# so all see the same machine. Prints every JSON line and, at the end, the medians and the
+# cost of each against plain.
 #
 #   bench/scripts/tls.sh [REPS (3)] [COUNT (200000)]
 set -euo pipefail
@@ -29,12 +30,14 @@ bench() {
 }
 for rep in $(seq 1 "$REPS"); do
     echo "repetition $rep of $REPS" >&2
-    for mode in plain tls; do
-        if [ "$mode" = plain ]; then
-            set -- busbar-plain "127.0.0.1:$PLAIN_PORT"
-        else
-            set -- busbar-tls "127.0.0.1:$TLS_PORT" --tls-ca "$DIR/ca.pem"
-        fi
+    for mode in plain tls ws wss; do
+        case $mode in
+            plain) set -- busbar-plain "127.0.0.1:$PLAIN_PORT" ;;
+            tls) set -- busbar-tls "127.0.0.1:$TLS_PORT" --tls-ca "$DIR/ca.pem" ;;
+            ws) set -- busbar-ws "127.0.0.1:$PLAIN_PORT" --websocket-path '/$servicebus/websocket' ;;
+            wss) set -- busbar-wss "127.0.0.1:$TLS_PORT" --tls-ca "$DIR/ca.pem" \
+                --websocket-path '/$servicebus/websocket' ;;
+        esac
         bench "$@" send --count "$COUNT" --window 1000
         bench "$@" receive --count "$COUNT" --credit 1000
     done
@@ -46,10 +49,15 @@ runs = [json.loads(line) for line in open(sys.argv[1])]
 def median(broker, scenario, field="msgs_per_sec"):
     return statistics.median(r[field] for r in runs if r["broker"] == broker and r["scenario"] == scenario)
 print(f"\n{sys.argv[1]}")
-print("| 1 KiB durable | plain (msgs/s) | TLS (msgs/s) | TLS cost | broker CPU µs/msg plain / TLS |")
-print("|---|---|---|---|---|")
+modes = ("plain", "tls", "ws", "wss")
+print("| 1 KiB durable | " + " | ".join(f"{m} (msgs/s)" for m in modes)
+      + " | cost against plain: " + " / ".join(modes[1:])
+      + " | broker CPU µs/msg " + " / ".join(modes) + " |")
+print("|---" * (len(modes) + 3) + "|")
 for scenario in ("send", "receive"):
-    plain, tls = median("busbar-plain", scenario), median("busbar-tls", scenario)
-    cpu = [median(b, scenario, "broker_cpu_us_per_msg") for b in ("busbar-plain", "busbar-tls")]
-    print(f"| {scenario} | {plain:,.0f} | {tls:,.0f} | {1 - tls / plain:.0%} | {cpu[0]:.1f} / {cpu[1]:.1f} |")
+    rates = [median(f"busbar-{m}", scenario) for m in modes]
+    cpu = [median(f"busbar-{m}", scenario, "broker_cpu_us_per_msg") for m in modes]
+    costs = " / ".join(f"{1 - rate / rates[0]:.0%}" for rate in rates[1:])
+    print(f"| {scenario} | " + " | ".join(f"{rate:,.0f}" for rate in rates)
+          + f" | {costs} | " + " / ".join(f"{c:.1f}" for c in cpu) + " |")
 PY

@@ -340,6 +340,8 @@ pub fn split_batch(envelope: &Bytes) -> Result<Vec<Bytes>, CodecError> {
 pub struct RewriteOptions<'a> {
     /// The header to send; `None` keeps the stored header section as it was.
     pub header: Option<&'a Header>,
+    /// Delivery annotations for this hop (the stored ones are never sent on).
+    pub delivery_annotations: &'a [(Symbol, Value)],
     /// Message annotations to add, replacing stored entries with the same key.
     pub annotations: &'a [(Symbol, Value)],
     /// Application properties to add, replacing stored entries with the same key (e.g.
@@ -358,7 +360,7 @@ pub struct RewriteOptions<'a> {
 
 /// Writes the message for delivery: header, merged message annotations, properties
 /// (patched only if asked), application properties (merged only if asked), then body and
-/// footer byte for byte. Delivery annotations are dropped: they belong to one hop.
+/// footer byte for byte. Stored delivery annotations are dropped: they belong to one hop.
 /// On error `out` is left as it was.
 pub fn write_delivery(
     out: &mut BytesMut,
@@ -394,6 +396,13 @@ fn write_delivery_inner(
         Some(h) => h.encode(out),
         None => put_opt(out, raw(&s.header)),
     }
+    write_merged_map(
+        out,
+        section::DELIVERY_ANNOTATIONS,
+        None,
+        options.delivery_annotations,
+        &[],
+    )?;
     write_merged_map(
         out,
         section::MESSAGE_ANNOTATIONS,

@@ -132,6 +132,40 @@ fn sections_in_any_order_and_delivery_annotations_dropped() {
 }
 
 #[test]
+fn this_hops_delivery_annotations_replace_the_stored_ones_after_the_header() {
+    let stored = scan_sections(&python_ordering()).unwrap();
+    let token = Value::Uuid([7; 16]);
+    let out = rewrite(
+        &stored,
+        &RewriteOptions {
+            header: Some(&Header::default()),
+            delivery_annotations: &[(Symbol::from("x-opt-lock-token"), token.clone())],
+            annotations: &[(Symbol::from("x-opt-sequence-number"), Value::Long(1))],
+            ..RewriteOptions::default()
+        },
+    )
+    .unwrap();
+    let m = scan_sections(&out).unwrap();
+    let delivery = m.delivery_annotations().unwrap().unwrap();
+    let Value::Map(pairs) = &delivery else {
+        panic!("not a map: {delivery:?}")
+    };
+    assert_eq!(
+        pairs.len(),
+        1,
+        "the sender's delivery annotations are not kept"
+    );
+    assert_eq!(delivery.map_get("x-opt-lock-token"), Some(&token));
+    // The order the AMQP spec gives: header, delivery-annotations, message-annotations.
+    let (header, delivery, message) = (
+        m.sections.header.clone().unwrap(),
+        m.sections.delivery_annotations.clone().unwrap(),
+        m.sections.message_annotations.clone().unwrap(),
+    );
+    assert!(header.end <= delivery.start && delivery.end <= message.start);
+}
+
+#[test]
 fn existing_message_id_kept_and_expiry_patched_in_place() {
     let stored = scan_sections(&js_message()).unwrap();
     let before = stored.properties().unwrap().unwrap();

@@ -2,8 +2,8 @@
 //! incoming frames into replies, deliveries and outcomes.
 //!
 //! One task per connection does both directions on the two halves of its stream (TCP, TLS
-//! over TCP, or the socket pair bridged to a WebSocket), reading and writing in the same `select!`, so a full send buffer never
-//! stops it from reading. Frames produced while handling a batch of commands or a batch of
+//! over TCP, or a WebSocket over either), reading and writing in the same `select!`, so a
+//! full send buffer never stops it from reading. Frames produced while handling a batch of commands or a batch of
 //! input are appended to one buffer and written with one call.
 
 use std::collections::{HashMap, VecDeque};

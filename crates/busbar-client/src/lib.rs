@@ -1,25 +1,49 @@
 //! A lean async AMQP 1.0 client on tokio, for Busbar, Azure Service Bus and other AMQP 1.0
-//! brokers.
+//! brokers, and on it a Service Bus SDK ([`ServiceBusClient`] and what it makes, in the
+//! [`servicebus`] module, re-exported here).
 //!
+//! ```no_run
+//! use std::time::Duration;
+//! use busbar_client::{
+//!     ServiceBusClient, ServiceBusClientOptions, ServiceBusMessage, ServiceBusReceiverOptions,
+//! };
+//!
+//! # async fn run() -> Result<(), busbar_client::ServiceBusError> {
+//! let client = ServiceBusClient::from_connection_string(
+//!     "Endpoint=sb://localhost:5672;SharedAccessKeyName=RootManageSharedAccessKey;\
+//!      SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true",
+//!     ServiceBusClientOptions::default(),
+//! )?;
+//! client.create_sender("orders").send_message(ServiceBusMessage::new("hello")).await?;
+//! let receiver = client.create_receiver("orders", ServiceBusReceiverOptions::default());
+//! for message in receiver.receive_messages(10, Some(Duration::from_secs(5))).await? {
+//!     receiver.complete_message(&message).await?;
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! The low-level layer underneath:
 //! [`Connection::connect`] does the SASL and `open` handshake and then spawns one task that
 //! owns the socket; every handle ([`Session`], [`Sender`], [`Receiver`]) talks to that task
 //! through a channel. Sends are pipelined: [`Sender::send`] queues the transfer at once and
 //! returns a future for the peer's outcome, so many can be in flight, bounded by link credit
 //! and the peer's session window. Receivers top their credit up as the application consumes.
 //! Service Bus extras: [`Connection::put_token`] (the `$cbs` exchange) and [`sas_token`].
-//! The bytes go over TCP, TLS ([`ConnectOptions::tls`]), or a WebSocket
-//! ([`Transport::WebSocket`], on Unix).
+//! The bytes go over TCP or TLS ([`ConnectOptions::tls`]), directly or inside a WebSocket
+//! ([`Transport::WebSocket`]).
 //!
 //! This crate uses `busbar-amqp` only for encoding and decoding; it must not use that crate's
 //! broker-side engine, and it knows nothing of the broker's storage or configuration.
 
+#![warn(missing_docs)]
+
 mod driver;
 mod error;
+pub mod http;
 mod message;
 mod sas;
 pub mod servicebus;
 mod tls;
-#[cfg(unix)]
 mod websocket;
 
 use std::future::Future;
@@ -56,9 +80,13 @@ pub use busbar_amqp::{Symbol as AmqpSymbol, Timestamp as AmqpTimestamp, Value as
 pub enum Sasl {
     /// No SASL layer at all: straight to the AMQP header.
     None,
+    /// SASL ANONYMOUS (Service Bus and Busbar then expect a `$cbs` token).
     Anonymous,
+    /// SASL PLAIN with a user name (a policy name for Busbar) and password (its key).
     Plain {
+        /// The authentication identity.
         user: String,
+        /// The password.
         pass: String,
     },
 }
@@ -66,13 +94,17 @@ pub enum Sasl {
 /// How the AMQP bytes travel to the broker.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Transport {
-    /// A TCP connection to the address.
+    /// AMQP straight on the connection (TCP, or TLS with [`ConnectOptions::tls`]).
     #[default]
     Tcp,
-    /// A WebSocket (`ws://<address><path>`, subprotocol `AMQPWSB10`), for networks that
-    /// pass only HTTP; Service Bus and Busbar serve it at [`SERVICE_BUS_WEBSOCKET_PATH`]
-    /// (Busbar on its HTTP listener). Unix only.
-    WebSocket { path: String },
+    /// AMQP inside a WebSocket (`ws://<address><path>`, or `wss://` with
+    /// [`ConnectOptions::tls`]; subprotocol `AMQPWSB10`), for networks that pass only
+    /// HTTP(S); Service Bus and Busbar serve it at [`SERVICE_BUS_WEBSOCKET_PATH`] (Busbar on
+    /// every listener).
+    WebSocket {
+        /// The HTTP path of the upgrade request.
+        path: String,
+    },
 }
 
 /// Where Service Bus and Busbar serve AMQP over WebSockets.
@@ -82,6 +114,7 @@ pub const SERVICE_BUS_WEBSOCKET_PATH: &str = "/$servicebus/websocket";
 /// 1 MiB frames, no idle timeout and a 30 s handshake limit.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
+    /// The SASL mechanism to use.
     pub sasl: Sasl,
     /// `open.hostname` and `sasl-init.hostname`; the host part of the address when `None`.
     pub hostname: Option<String>,
@@ -96,6 +129,7 @@ pub struct ConnectOptions {
     /// Speak TLS with this configuration (see [`tls_config_trusting`]); the server's
     /// certificate must be valid for `hostname` (or the address's host).
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// TCP or WebSocket.
     pub transport: Transport,
 }
 
@@ -117,11 +151,17 @@ impl Default for ConnectOptions {
 /// The outcome the peer gave an unsettled send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
+    /// The peer took the message.
     Accepted,
+    /// The peer refused the message, with its reason.
     Rejected(Option<RemoteError>),
+    /// The peer gave the message up without processing it.
     Released,
+    /// The peer gave the message back, possibly changed.
     Modified {
+        /// Count the attempt as failed.
         delivery_failed: bool,
+        /// Do not deliver it to this link again.
         undeliverable_here: bool,
     },
     /// A state this client does not interpret (e.g. transactional).
@@ -148,6 +188,7 @@ impl Outcome {
         }
     }
 
+    /// Whether the peer accepted.
     pub fn is_accepted(&self) -> bool {
         *self == Outcome::Accepted
     }
@@ -158,11 +199,13 @@ impl Outcome {
 pub struct Delivery {
     /// The encoded message (all sections), reassembled from every transfer frame.
     pub payload: Bytes,
+    /// The tag the sender gave the delivery (Service Bus: the lock token).
     pub delivery_tag: Bytes,
     /// Session-scoped id used to settle it.
     pub delivery_id: u32,
     /// Sent pre-settled (receive-and-delete); settling it again is an error.
     pub settled: bool,
+    /// The message-format of the first transfer (0 for a plain AMQP message).
     pub message_format: u32,
 }
 
@@ -196,12 +239,16 @@ pub struct LinkOptions {
     pub name: Option<String>,
     /// Receivers: the target address (the link name when `None`).
     pub target: Option<String>,
+    /// The source's filter set (a map with symbol keys), e.g. a session filter.
     pub filter: Option<Value>,
+    /// The attach's properties (a map with symbol keys).
     pub properties: Option<Value>,
 }
 
 #[derive(Debug, Clone)]
+/// How a receiver link settles and how much credit it keeps outstanding.
 pub struct ReceiverOptions {
+    /// Peek-lock (optionally confirmed) or receive-and-delete.
     pub settle_mode: SettleMode,
     /// Link credit kept outstanding; topped up once half of it has been consumed. 0 means
     /// no automatic credit (use [`Receiver::add_credit`]).
@@ -255,6 +302,24 @@ struct ConnInner {
 
 /// An open AMQP connection. Cheap to clone; the connection closes when `close` is called
 /// or every handle (connection, sessions, links) is dropped.
+///
+/// ```no_run
+/// use busbar_client::{ConnectOptions, Connection, ReceiverOptions, encode_message, sas_token};
+///
+/// # async fn run() -> busbar_client::Result<()> {
+/// let connection = Connection::connect("localhost:5672", ConnectOptions::default()).await?;
+/// let expiry = 4_000_000_000; // seconds since 1970
+/// let token = sas_token("sb://localhost/q", "RootManageSharedAccessKey", "SAS_KEY_VALUE", expiry);
+/// connection.put_token("sb://localhost/q", &token).await?;
+/// let session = connection.session().await?;
+/// let sender = session.sender("q").await?;
+/// assert!(sender.send(encode_message(b"hello")).await?.is_accepted());
+/// let mut receiver = session.receiver("q", ReceiverOptions::default()).await?;
+/// let delivery = receiver.recv().await?;
+/// receiver.accept(&delivery)?;
+/// connection.close().await?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Connection {
     inner: Arc<ConnInner>,
@@ -279,30 +344,21 @@ impl Connection {
                 Ok(Self::start(stream.into_split(), inbuf, neg))
             }
             (Transport::Tcp, Some(tls)) => {
-                let stream = tcp(addr).await?;
-                let hostname = hostname_of(addr, &opts);
-                let name = rustls::pki_types::ServerName::try_from(hostname.clone())
-                    .map_err(|e| Error::Tls(format!("{hostname}: {e}")))?;
-                let mut stream = tokio_rustls::TlsConnector::from(Arc::clone(tls))
-                    .connect(name, stream)
-                    .await
-                    .map_err(|e| Error::Tls(e.to_string()))?;
+                let mut stream = tls_connect(addr, &opts, tls).await?;
                 let (inbuf, neg) = Self::open_amqp(&mut stream, addr, &opts).await?;
                 Ok(Self::start(tokio::io::split(stream), inbuf, neg))
             }
-            (Transport::WebSocket { .. }, Some(_)) => Err(Error::Tls(
-                "AMQP over secure WebSockets (wss) is not supported".to_owned(),
-            )),
-            #[cfg(unix)]
             (Transport::WebSocket { path }, None) => {
-                let mut stream = websocket::connect(addr, path).await?;
+                let mut stream = websocket::upgrade(tcp(addr).await?, addr, path, false).await?;
                 let (inbuf, neg) = Self::open_amqp(&mut stream, addr, &opts).await?;
-                Ok(Self::start(stream.into_split(), inbuf, neg))
+                Ok(Self::start(tokio::io::split(stream), inbuf, neg))
             }
-            #[cfg(not(unix))]
-            (Transport::WebSocket { .. }, None) => Err(Error::WebSocket(
-                "AMQP over WebSockets is only available on Unix".to_owned(),
-            )),
+            (Transport::WebSocket { path }, Some(tls)) => {
+                let stream = tls_connect(addr, &opts, tls).await?;
+                let mut stream = websocket::upgrade(stream, addr, path, true).await?;
+                let (inbuf, neg) = Self::open_amqp(&mut stream, addr, &opts).await?;
+                Ok(Self::start(tokio::io::split(stream), inbuf, neg))
+            }
         }
     }
 
@@ -318,7 +374,7 @@ impl Connection {
         let mut decoder = FrameDecoder::default();
 
         if opts.sasl != Sasl::None {
-            stream.write_all(&ProtocolHeader::Sasl.bytes()).await?;
+            send(stream, &ProtocolHeader::Sasl.bytes()).await?;
             expect_header(stream, &mut inbuf, ProtocolHeader::Sasl).await?;
             let init = loop {
                 match read_frame(stream, &mut inbuf, &mut decoder).await?.body {
@@ -331,7 +387,7 @@ impl Connection {
             };
             let mut out = BytesMut::new();
             encode_frame(&Frame::sasl(init), &mut out);
-            stream.write_all(&out).await?;
+            send(stream, &out).await?;
             match read_frame(stream, &mut inbuf, &mut decoder).await?.body {
                 FrameBody::Sasl(SaslFrame::Outcome {
                     code: SaslCode::Ok, ..
@@ -360,7 +416,7 @@ impl Connection {
         let mut out = BytesMut::new();
         out.extend_from_slice(&ProtocolHeader::Amqp.bytes());
         encode_frame(&Frame::amqp(0, open), &mut out);
-        stream.write_all(&out).await?;
+        send(stream, &out).await?;
         expect_header(stream, &mut inbuf, ProtocolHeader::Amqp).await?;
         decoder.set_max_frame_size(opts.max_frame_size);
         let remote_open = loop {
@@ -871,6 +927,7 @@ impl Receiver {
         })
     }
 
+    /// Accepts `d` (Service Bus: completes it).
     pub fn accept(&self, d: &Delivery) -> Result<()> {
         self.settle(d, DeliveryState::Accepted)
     }
@@ -880,6 +937,7 @@ impl Receiver {
         self.settle(d, DeliveryState::Released)
     }
 
+    /// Rejects `d` with an error condition (Service Bus: dead-letters it).
     pub fn reject(&self, d: &Delivery, condition: &str, description: &str) -> Result<()> {
         self.settle(
             d,
@@ -889,6 +947,7 @@ impl Receiver {
         )
     }
 
+    /// Settles `d` as modified (Service Bus: abandons it; with `undeliverable_here`, defers it).
     pub fn modify(
         &self,
         d: &Delivery,
@@ -968,11 +1027,35 @@ async fn tcp(addr: &str) -> Result<TcpStream> {
     Ok(stream)
 }
 
+/// A TLS connection to `addr`, the certificate checked against `opts`' hostname.
+async fn tls_connect(
+    addr: &str,
+    opts: &ConnectOptions,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let stream = tcp(addr).await?;
+    let hostname = hostname_of(addr, opts);
+    let name = rustls::pki_types::ServerName::try_from(hostname.clone())
+        .map_err(|e| Error::Tls(format!("{hostname}: {e}")))?;
+    tokio_rustls::TlsConnector::from(Arc::clone(tls))
+        .connect(name, stream)
+        .await
+        .map_err(|e| Error::Tls(e.to_string()))
+}
+
 /// `open.hostname`, `sasl-init.hostname` and the name a TLS certificate must be valid for.
 fn hostname_of(addr: &str, opts: &ConnectOptions) -> String {
     opts.hostname
         .clone()
         .unwrap_or_else(|| host_of(addr).to_owned())
+}
+
+/// Writes `bytes` and flushes them: TLS may hold bytes back, and a WebSocket sends a
+/// message per flush.
+async fn send(stream: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await?;
+    Ok(())
 }
 
 async fn fill(stream: &mut (impl AsyncRead + Unpin), buf: &mut BytesMut) -> Result<()> {

@@ -7,7 +7,10 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use busbar_client::{ErrorKind, ServiceBusMessage, ServiceBusSessionReceiverOptions};
+use busbar_client::{
+    ErrorKind, RetryMode, RetryOptions, ServiceBusClientOptions, ServiceBusMessage,
+    ServiceBusSessionReceiverOptions,
+};
 use bytes::Bytes;
 use common::Broker;
 
@@ -107,6 +110,35 @@ async fn the_next_session_is_one_with_messages_and_none_left_is_a_timeout() {
     let error = client
         .accept_next_session("sessions", options)
         .await
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::ServiceTimeout, "{error}");
+}
+
+/// The service's "no session within max_wait" is the answer, not a failure to retry: with
+/// an hour between retries, a client that retried it would not return for an hour. (It did:
+/// four attempts with back-off, about 10 s for a max_wait of 1 s.) Also fails if the SDK
+/// did not send `com.microsoft:timeout`, as the broker would then wait its default minute.
+#[tokio::test]
+async fn no_next_session_within_max_wait_is_answered_without_retrying() {
+    const HANG: Duration = Duration::from_secs(30);
+    let broker = Broker::start().await;
+    let client = broker.client_with(ServiceBusClientOptions {
+        retry: RetryOptions {
+            mode: RetryMode::Fixed,
+            max_retries: 3,
+            delay: Duration::from_secs(3600),
+            max_delay: Duration::from_secs(3600),
+            ..RetryOptions::default()
+        },
+        ..ServiceBusClientOptions::default()
+    });
+    let options = ServiceBusSessionReceiverOptions {
+        max_wait: Some(Duration::from_secs(1)),
+        ..ServiceBusSessionReceiverOptions::default()
+    };
+    let error = tokio::time::timeout(HANG, client.accept_next_session("sessions", options))
+        .await
+        .expect("accept_next_session went on past its max_wait")
         .unwrap_err();
     assert_eq!(error.kind, ErrorKind::ServiceTimeout, "{error}");
 }

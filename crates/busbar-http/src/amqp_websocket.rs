@@ -21,7 +21,7 @@ pub use crate::websocket_stream::WebSocketBytes;
 /// Where Service Bus serves AMQP over WebSockets.
 pub const AMQP_WEBSOCKET_PATH: &str = "/$servicebus/websocket";
 /// The WebSocket subprotocol of AMQP 1.0 (OASIS AMQP WebSocket Binding).
-pub const AMQP_WEBSOCKET_PROTOCOL: &str = "AMQPWSB10";
+pub const AMQP_WEBSOCKET_PROTOCOL: &str = busbar_websocket::AMQP_SUBPROTOCOL;
 /// The largest WebSocket message (and frame) accepted: an AMQP frame of the broker's
 /// 1 MiB limit with room for the WebSocket's framing, so one message can't make the
 /// broker buffer without bound.

@@ -7,7 +7,8 @@
 //! broker judges through [`Admin::authorize`] (reads need Listen, changes Manage).
 //!
 //! `/$servicebus/websocket` upgrades to AMQP over WebSockets and hands the connection to
-//! the broker ([`amqp_websocket`], the byte-stream adapter in `websocket_stream`).
+//! the broker ([`amqp_websocket`]; the socket seen as a byte stream by busbar-websocket,
+//! `websocket_stream`).
 //!
 //! The Service Bus administration API (Atom/XML, for `ServiceBusAdministrationClient`) is
 //! in [`atom`]; it answers every request that carries `api-version`.
@@ -23,6 +24,7 @@ pub use amqp_websocket::{
     AMQP_WEBSOCKET_PATH, AMQP_WEBSOCKET_PROTOCOL, AmqpEndpoint, MAX_WEBSOCKET_MESSAGE,
     WebSocketBytes, amqp_websocket_router,
 };
+pub use websocket_stream::AxumMessages;
 pub mod rest;
 
 use std::future::Future;
@@ -416,6 +418,10 @@ async fn health(State(state): State<HealthState>) -> impl IntoResponse {
     }
 }
 
+/// How long a client has to send a request's headers, the first one or the next on a kept
+/// connection: past it the connection is closed, so an idle one does not stay forever.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Serves HTTP/1.1 on one connection from `peer`, whatever carries it (TCP, TLS), until the
 /// client is done or `stop` completes; then the request in flight finishes and the
 /// connection closes. Upgrades (WebSockets) are enabled, so an upgraded connection lives on
@@ -431,6 +437,8 @@ pub async fn serve_connection<S>(
     let router = router.layer(axum::Extension(axum::extract::ConnectInfo(peer)));
     let service = hyper_util::service::TowerToHyperService::new(router);
     let connection = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
         .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(connection);

@@ -139,3 +139,29 @@ async fn stop_closes_a_kept_alive_connection_after_its_request() {
         .expect("every connection finished")
         .unwrap();
 }
+
+/// A client that starts a request and never finishes its headers is disconnected once the
+/// header timeout passes (the clock is paused and jumps ahead while everything waits).
+#[tokio::test(start_paused = true)]
+async fn a_request_whose_headers_never_end_is_disconnected() {
+    let (mut client, server) = tokio::io::duplex(4096);
+    let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let served = tokio::spawn(serve_connection(
+        server,
+        peer,
+        router(HealthState::new()),
+        std::future::pending(),
+    ));
+    client
+        .write_all(b"GET /health HTTP/1.1\r\nHost: te")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = client.read_to_end(&mut rest).await;
+    served.await.unwrap();
+    let started = String::from_utf8_lossy(&rest);
+    assert!(
+        rest.is_empty() || started.starts_with("HTTP/1.1 408"),
+        "{started}"
+    );
+}

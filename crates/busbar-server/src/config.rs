@@ -13,7 +13,10 @@
 //!     "MaxMessageSize": 1048576,
 //!     "Durability": "Sync",
 //!     "AmqpListen": "0.0.0.0:5672",
+//!     "AmqpsListen": "0.0.0.0:5671",
 //!     "HttpListen": "0.0.0.0:5300",
+//!     "TlsCert": "/etc/busbar/cert.pem",
+//!     "TlsKey": "/etc/busbar/key.pem",
 //!     "DataDir": "/var/lib/busbar"
 //!   }
 //! }

@@ -20,7 +20,8 @@
 //!   SessionId, To, Properties{...}}, Action{SqlExpression}}`.
 //! * `UserConfig.Logging.Type`: kept, not acted on.
 //! * `Busbar`: `Policies[]{Name, Key, Rights[Manage|Send|Listen]}`, `MaxMessageSize`,
-//!   `Durability` (Sync|Buffered), `AmqpListen`, `HttpListen`, `DataDir`.
+//!   `Durability` (Sync|Buffered), `AmqpListen`, `AmqpsListen`, `HttpListen`, `TlsCert` and
+//!   `TlsKey` (together), `AllowPlaintext`, `DataDir`.
 //!
 //! Durations are ISO 8601 (`PT1M`, `P14D`, `PT0.5S`). Unlike the emulator there is no cap on
 //! the number of entities, on TTL or on MaxDeliveryCount; the Service Bus ranges that matter
@@ -68,7 +69,11 @@ pub struct NativeSection {
     pub max_message_size: Option<u64>,
     pub durability: Option<Durability>,
     pub amqp_listen: Option<SocketAddr>,
+    pub amqps_listen: Option<SocketAddr>,
     pub http_listen: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub allow_plaintext: Option<bool>,
     pub data_dir: Option<PathBuf>,
 }
 
@@ -105,8 +110,16 @@ pub fn load_str(text: &str) -> Result<BrokerConfig, ConfigError> {
     if let Some(address) = file.native.amqp_listen {
         config.amqp_listen = address;
     }
+    if let Some(address) = file.native.amqps_listen {
+        config.amqps_listen = address;
+    }
     if let Some(address) = file.native.http_listen {
         config.http_listen = address;
+    }
+    config.tls_cert = file.native.tls_cert;
+    config.tls_key = file.native.tls_key;
+    if let Some(allowed) = file.native.allow_plaintext {
+        config.allow_plaintext = allowed;
     }
     if let Some(dir) = file.native.data_dir {
         config.data_dir = dir;
@@ -960,12 +973,16 @@ impl Reader {
 
     fn native(&mut self, native: &Map<String, Value>) -> NativeSection {
         const PATH: &str = "Busbar";
-        const KNOWN: [&str; 6] = [
+        const KNOWN: [&str; 10] = [
             "Policies",
             "MaxMessageSize",
             "Durability",
             "AmqpListen",
+            "AmqpsListen",
             "HttpListen",
+            "TlsCert",
+            "TlsKey",
+            "AllowPlaintext",
             "DataDir",
         ];
         for key in native.keys() {
@@ -994,7 +1011,26 @@ impl Reader {
             }
         }
         section.amqp_listen = self.socket_address(native, PATH, "AmqpListen");
+        section.amqps_listen = self.socket_address(native, PATH, "AmqpsListen");
         section.http_listen = self.socket_address(native, PATH, "HttpListen");
+        section.tls_cert = self
+            .optional_name(native, PATH, "TlsCert")
+            .map(PathBuf::from);
+        section.tls_key = self
+            .optional_name(native, PATH, "TlsKey")
+            .map(PathBuf::from);
+        if section.tls_cert.is_some() != section.tls_key.is_some() {
+            let missing = if section.tls_cert.is_some() {
+                "TlsKey"
+            } else {
+                "TlsCert"
+            };
+            self.problem(
+                &join(PATH, missing),
+                "missing: TlsCert and TlsKey go together (the certificate chain and its key)",
+            );
+        }
+        section.allow_plaintext = self.bool(native, PATH, "AllowPlaintext");
         section.data_dir = self
             .optional_name(native, PATH, "DataDir")
             .map(PathBuf::from);

@@ -144,16 +144,17 @@ pub async fn run(
         let messaging = rest::HttpMessaging::new(Arc::clone(&current), doors_stopped.clone());
         let router = busbar_http::rest::with_messaging(router, Arc::new(messaging));
         let front = FrontDoor::new(router, &tls, handoff, doors_stopped);
-        let plaintext = |listener: &TcpListener| match listener.local_addr() {
-            Ok(address) => Plaintext::on(address, config.allow_plaintext),
-            Err(_) => Plaintext::on(config.amqp_listen, config.allow_plaintext),
-        };
-        let amqp_plaintext = plaintext(&listeners.amqp);
-        let http_plaintext = plaintext(&listeners.http);
-        let amqps_plaintext = match listeners.amqps.local_addr() {
-            Ok(address) => Plaintext::tls_only(address),
-            Err(_) => Plaintext::tls_only(config.amqps_listen),
-        };
+        let bound =
+            |listener: &TcpListener, configured| listener.local_addr().unwrap_or(configured);
+        let amqp_plaintext = Plaintext::on(
+            bound(&listeners.amqp, config.amqp_listen),
+            config.allow_plaintext,
+        );
+        let http_plaintext = Plaintext::on(
+            bound(&listeners.http, config.http_listen),
+            config.allow_plaintext,
+        );
+        let amqps_plaintext = Plaintext::tls_only(bound(&listeners.amqps, config.amqps_listen));
         [
             tokio::spawn(Arc::clone(&front).serve(listeners.amqp, "AMQP", amqp_plaintext)),
             tokio::spawn(Arc::clone(&front).serve(listeners.amqps, "AMQPS", amqps_plaintext)),

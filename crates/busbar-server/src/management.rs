@@ -245,6 +245,7 @@ fn encoded<S: Store>(
         enqueued_at_ms: meta.enqueued_at_ms,
         delivery_count: meta.delivery_count,
         locked_until_ms,
+        lock_token: None,
         state: meta.state as i32,
         expires_at_ms: meta.expires_at_ms,
     };

@@ -567,6 +567,10 @@ fn busbar_section_sets_policies_and_broker_settings() {
         "Durability": "Buffered",
         "AmqpListen": "0.0.0.0:5672",
         "HttpListen": "[::]:5300",
+        "AmqpsListen": "0.0.0.0:5671",
+        "TlsCert": "/etc/busbar/cert.pem",
+        "TlsKey": "/etc/busbar/key.pem",
+        "AllowPlaintext": true,
         "DataDir": "/var/lib/busbar"
       }
     }"#;
@@ -575,6 +579,10 @@ fn busbar_section_sets_policies_and_broker_settings() {
     assert_eq!(config.durability, Durability::Buffered);
     assert_eq!(config.amqp_listen.to_string(), "0.0.0.0:5672");
     assert_eq!(config.http_listen.to_string(), "[::]:5300");
+    assert_eq!(config.amqps_listen.to_string(), "0.0.0.0:5671");
+    assert_eq!(config.tls_cert, Some(PathBuf::from("/etc/busbar/cert.pem")));
+    assert_eq!(config.tls_key, Some(PathBuf::from("/etc/busbar/key.pem")));
+    assert!(config.allow_plaintext);
     assert_eq!(config.data_dir, PathBuf::from("/var/lib/busbar"));
     assert_eq!(config.policies.len(), 2);
     assert_eq!(config.policies[0].rights, Rights::ALL);
@@ -607,6 +615,11 @@ fn busbar_section_problems() {
         &section(r#""AmqpListen": "localhost""#),
         "Busbar.AmqpListen",
         "not an IP address and port",
+    );
+    assert_single_problem(
+        &section(r#""TlsCert": "/etc/busbar/cert.pem""#),
+        "Busbar.TlsKey",
+        "TlsCert and TlsKey go together",
     );
     assert_single_problem(
         &section(r#""MaxMessageSize": 0"#),

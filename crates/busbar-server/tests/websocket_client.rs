@@ -1,39 +1,33 @@
 //! AMQP over WebSockets end to end: the broker from `run`, the Rust client's WebSocket
-//! transport to the HTTP listener's `/$servicebus/websocket`.
+//! transport to `/$servicebus/websocket`, over `ws://` on the HTTP listener and over
+//! `wss://` on every listener (trusting the development CA).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
 use busbar_client::{
-    ConnectOptions, Connection, Error, SERVICE_BUS_WEBSOCKET_PATH, Sasl, Transport, encode_message,
+    ConnectOptions, Error, SERVICE_BUS_WEBSOCKET_PATH, Transport, encode_message,
+    tls_config_trusting,
 };
-use common::{Started, assert_queue_held_exactly, one_queue_config, put_development_token};
+use common::{Started, assert_queue_held_exactly, connect_with, one_queue_config, receive_texts};
 
 mod common;
 
-async fn connect_over_websocket(broker: &Started) -> Connection {
-    let connection = Connection::connect(
-        &broker.http.to_string(),
-        ConnectOptions {
-            sasl: Sasl::Anonymous,
-            transport: Transport::WebSocket {
-                path: SERVICE_BUS_WEBSOCKET_PATH.to_owned(),
-            },
-            ..ConnectOptions::default()
+fn websocket_options() -> ConnectOptions {
+    ConnectOptions {
+        transport: Transport::WebSocket {
+            path: SERVICE_BUS_WEBSOCKET_PATH.to_owned(),
         },
-    )
-    .await
-    .unwrap();
-    put_development_token(&connection, &broker.amqp, "q").await;
-    connection
+        ..ConnectOptions::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rust_client_sends_and_receives_over_a_websocket_until_the_broker_stops() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Started::new(one_queue_config(dir.path().join("data"))).await;
-    let connection = connect_over_websocket(&broker).await;
+    let connection = connect_with(&broker.http.to_string(), "q", websocket_options()).await;
     let session = connection.session().await.unwrap();
     let sender = session.sender("q").await.unwrap();
     // Many small messages pipelined, and one larger than a WebSocket message of either side.
@@ -61,4 +55,37 @@ async fn the_rust_client_sends_and_receives_over_a_websocket_until_the_broker_st
         Err(Error::ConnectionClosed(Some(e))) => assert_eq!(e.condition, "amqp:connection:forced"),
         other => panic!("expected the broker's close, got {:?}", other.map(|_| ())),
     }
+}
+
+#[tokio::test]
+async fn the_rust_client_sends_and_receives_over_wss_on_every_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let broker = Started::new(one_queue_config(data.clone())).await;
+    let secure = ConnectOptions {
+        tls: Some(tls_config_trusting(&data.join("tls/dev-ca.pem")).unwrap()),
+        hostname: Some("localhost".to_owned()),
+        ..websocket_options()
+    };
+    let http = broker.http.to_string();
+    for (listener, address) in [
+        ("amqp", &broker.amqp),
+        ("amqps", &broker.amqps),
+        ("http", &http),
+    ] {
+        let connection = connect_with(address, "q", secure.clone()).await;
+        let session = connection.session().await.unwrap();
+        let sender = session.sender("q").await.unwrap();
+        let text = format!("over wss on the {listener} listener");
+        assert!(
+            sender
+                .send(encode_message(text.as_bytes()))
+                .await
+                .unwrap()
+                .is_accepted()
+        );
+        assert_eq!(receive_texts(&session, 1).await, vec![text]);
+        connection.close().await.unwrap();
+    }
+    broker.stop().await.unwrap();
 }

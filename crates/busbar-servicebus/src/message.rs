@@ -22,6 +22,10 @@ pub mod annotation {
     pub const SCHEDULED_ENQUEUE_TIME: &str = "x-opt-scheduled-enqueue-time";
     pub const PARTITION_KEY: &str = "x-opt-partition-key";
     pub const VIA_PARTITION_KEY: &str = "x-opt-via-partition-key";
+    /// A delivery annotation: the lock token as an AMQP uuid, beside the delivery tag that
+    /// holds it in .NET byte order. Service Bus sends both; the azservicebus crate reads
+    /// only this one (it would read the tag in the wrong byte order).
+    pub const LOCK_TOKEN: &str = "x-opt-lock-token";
 }
 
 /// Application property names of a dead-lettered message.
@@ -133,6 +137,9 @@ pub struct Stamp {
     pub delivery_count: u32,
     /// Peek-lock deliveries only.
     pub locked_until_ms: Option<i64>,
+    /// Peek-lock deliveries on a link only (management and REST responses carry the token
+    /// in their own fields).
+    pub lock_token: Option<Uuid>,
     /// 0 active, 1 deferred, 2 scheduled.
     pub state: i32,
     /// Absolute expiry, when the message has a TTL.
@@ -147,6 +154,7 @@ impl Stamp {
             enqueued_at_ms: delivery.meta.enqueued_at_ms,
             delivery_count: delivery.meta.delivery_count,
             locked_until_ms,
+            lock_token: None,
             state: delivery.meta.state as i32,
             expires_at_ms: delivery.meta.expires_at_ms,
         }
@@ -191,8 +199,15 @@ fn write_scanned_delivery(
         }
         None => 3,
     };
+    let lock_token = stamp.lock_token.map(|token| {
+        [(
+            Symbol::from_static(annotation::LOCK_TOKEN),
+            Value::Uuid(token.into_bytes()),
+        )]
+    });
     let options = RewriteOptions {
         header: Some(&header),
+        delivery_annotations: lock_token.as_ref().map_or(&[], |entry| entry.as_slice()),
         annotations: &annotations[..count],
         absolute_expiry_time: stamp.expires_at_ms.map(Timestamp),
         ..RewriteOptions::default()
@@ -347,11 +362,23 @@ mod tests {
             enqueued_at_ms: 1_000,
             delivery_count: 2,
             locked_until_ms: Some(61_000),
+            lock_token: Some(Uuid::from_u128(0xc196adb1_841a_4fb5_945c_6a379bdb73db)),
             state: 0,
             expires_at_ms: Some(10_000),
         };
         write_delivery(&mut out, &stored, &stamp).unwrap();
         let delivered = scan_sections(&out.freeze()).unwrap();
+        assert_eq!(
+            delivered
+                .delivery_annotations()
+                .unwrap()
+                .unwrap()
+                .map_get(annotation::LOCK_TOKEN),
+            Some(&Value::Uuid(
+                Uuid::from_u128(0xc196adb1_841a_4fb5_945c_6a379bdb73db).into_bytes()
+            )),
+            "the lock token in RFC 4122 order, as management requests carry it"
+        );
         let header = delivered.header().unwrap().unwrap();
         assert_eq!(header.delivery_count, 2);
         assert!(header.durable);

@@ -532,6 +532,7 @@ mod tests {
             enqueued_at_ms: 1_000_000,
             delivery_count: 2,
             locked_until_ms: Some(1_060_000),
+            lock_token: None,
             state: 0,
             expires_at_ms: Some(1_030_000),
         };
@@ -601,6 +602,7 @@ mod tests {
             enqueued_at_ms: 0,
             delivery_count: 0,
             locked_until_ms: None,
+            lock_token: None,
             state: 0,
             expires_at_ms: None,
         };

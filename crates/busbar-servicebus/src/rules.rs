@@ -54,6 +54,8 @@ pub fn rule_from_request(body: &Value) -> Result<RuleDescription, String> {
     };
     let action = match description.map_get("sql-rule-action") {
         None | Some(Value::Null) => None,
+        // What the azservicebus crate sends for a rule without an action.
+        Some(Value::Map(entries)) if entries.is_empty() => None,
         Some(action) => Some(expression(action, "sql-rule-action")?),
     };
     Ok(RuleDescription {
@@ -230,6 +232,36 @@ mod tests {
             vec![("x".to_owned(), FilterValue::Long(1))]
         );
         assert_eq!(rule.action, None);
+    }
+
+    #[test]
+    fn an_empty_action_map_is_no_action() {
+        // The azservicebus crate sends `sql-rule-action: {}` for a rule without an action.
+        let request = |action: Value| {
+            map(vec![
+                ("rule-name", Value::String("r".into())),
+                (
+                    "rule-description",
+                    map(vec![
+                        (
+                            "sql-filter",
+                            map(vec![("expression", Value::String("a = 1".into()))]),
+                        ),
+                        ("sql-rule-action", action),
+                    ]),
+                ),
+            ])
+        };
+        assert_eq!(
+            rule_from_request(&request(map(vec![]))).unwrap().action,
+            None
+        );
+        let not_text = request(map(vec![("expression", Value::Int(1))]));
+        assert!(
+            rule_from_request(&not_text)
+                .unwrap_err()
+                .contains("'sql-rule-action' must be a map with a string 'expression'")
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! `ServiceBusAdministrationClient` uses.
 
 use anyhow::{bail, ensure};
-use busbar_http::atom::read::{self, EntryFields};
+use busbar_atom::read::{self, EntryFields};
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::http_client::{Api, send};

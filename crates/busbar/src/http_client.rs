@@ -1,15 +1,19 @@
-//! The CLI's HTTP/1.1 client for a running broker's HTTP listener: one request per
-//! connection, over TLS when a CA to trust is given (the broker's listeners serve HTTPS and
+//! The CLI's requests to a running broker's HTTP listener, on busbar-client's HTTP/1.1
+//! client: over TLS when a CA to trust is given (the broker's listeners serve HTTPS and
 //! HTTP on one port), signed with a SAS token for the namespace when a key is given.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use anyhow::Context as _;
+use busbar_client::http::{HttpClient, Method};
 use busbar_servicebus::sas;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+/// How long the broker may take to answer one request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A running broker's HTTP API, and the `Authorization` header value to send it.
 pub struct Api {
@@ -50,7 +54,7 @@ impl Api {
     }
 }
 
-/// Sends one request and returns the status and the (de-chunked) body.
+/// Sends one request and returns the status and the body.
 pub async fn send(
     api: &Api,
     method: &str,
@@ -59,91 +63,21 @@ pub async fn send(
     body: &str,
 ) -> anyhow::Result<(u16, String)> {
     let http = api.http;
-    let stream = TcpStream::connect(http)
-        .await
-        .with_context(|| format!("cannot reach the broker's HTTP listener at {http}"))?;
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n");
+    let client = HttpClient::new(
+        http.ip().to_string(),
+        http.port(),
+        http.to_string(),
+        api.tls.clone(),
+        REQUEST_TIMEOUT,
+    );
+    let mut all_headers = headers.to_vec();
     if let Some(token) = &api.authorization {
-        request.push_str(&format!("Authorization: {token}\r\n"));
+        all_headers.push(("Authorization", token));
     }
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    let response = match &api.tls {
-        None => exchange(stream, &request).await?,
-        Some(config) => {
-            let name = rustls::pki_types::ServerName::IpAddress(http.ip().into());
-            let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
-                .connect(name, stream)
-                .await
-                .with_context(|| format!("TLS with the broker at {http}"))?;
-            exchange(tls, &request).await?
-        }
-    };
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .context("malformed HTTP response")?;
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("malformed HTTP status line")?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    Ok((status, body))
-}
-
-/// Writes `request` and reads the whole response (the server closes after it).
-async fn exchange(
-    mut stream: impl AsyncRead + AsyncWrite + Unpin,
-    request: &str,
-) -> anyhow::Result<Vec<u8>> {
-    stream.write_all(request.as_bytes()).await?;
-    stream.flush().await?;
-    let mut response = Vec::new();
-    match stream.read_to_end(&mut response).await {
-        Ok(_) => Ok(response),
-        // A server that closes without TLS close_notify after a complete answer.
-        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {
-            Ok(response)
-        }
-        Err(error) => Err(error.into()),
-    }
-}
-
-fn dechunk(body: &str) -> String {
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if size == 0 || after.len() < size {
-            break;
-        }
-        out.push_str(&after[..size]);
-        rest = after[size..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dechunks_a_chunked_body() {
-        assert_eq!(
-            dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
-            "hello world"
-        );
-    }
+    let method = Method::from_bytes(method.as_bytes()).context("an HTTP method")?;
+    let answer = client
+        .send(method, path, &all_headers, Some(body.to_owned()))
+        .await
+        .with_context(|| format!("the broker's HTTP listener at {http}"))?;
+    Ok((answer.status.as_u16(), answer.body))
 }

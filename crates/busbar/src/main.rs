@@ -169,7 +169,8 @@ struct ServeArgs {
     /// Configuration file: Microsoft's Service Bus emulator Config.json, read as it is
     /// (UserConfig.Namespaces[0] queues, topics, subscriptions and rules), optionally with a
     /// "Busbar" section: {"Policies": [{"Name", "Key", "Rights": ["Manage", "Send", "Listen"]}],
-    /// "MaxMessageSize", "Durability", "AmqpListen", "HttpListen", "DataDir"}.
+    /// "MaxMessageSize", "Durability", "AmqpListen", "AmqpsListen", "HttpListen", "TlsCert",
+    /// "TlsKey", "AllowPlaintext", "DataDir"}.
     #[arg(long, env = "BUSBAR_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 

@@ -109,7 +109,7 @@ class Raw:
             token,
             extra={"type": "servicebus.windows.net:sastoken", "name": f"{self.base}/{scope}"},
         )
-        expect_eq(status, 200, f"put-token for {key_name} ({description})")
+        expect_eq(status, 202, f"put-token for {key_name} ({description})")
 
     def node(self, name):
         if name not in self.nodes:
@@ -283,7 +283,7 @@ def downgrade_checks(manage_conn, listen_conn, queue):
                 sas_token(audience, key_name, key),
                 extra={"type": "servicebus.windows.net:sastoken", "name": audience},
             )
-            expect_eq(status, 200, f"put-token of the Listen-only key ({description})")
+            expect_eq(status, 202, f"put-token of the Listen-only key ({description})")
             sender.send(Message(body="must not be accepted"))
         except LinkDetached as error:
             # Proton reports the sender's detach wherever it is waiting when it comes.

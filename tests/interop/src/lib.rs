@@ -84,6 +84,7 @@ pub struct QueueSpec {
     pub default_message_time_to_live: String,
     /// `Status`: Active, Disabled, SendDisabled or ReceiveDisabled.
     pub status: String,
+    pub requires_session: bool,
 }
 
 impl QueueSpec {
@@ -95,7 +96,13 @@ impl QueueSpec {
             max_delivery_count: 10,
             default_message_time_to_live: "PT1H".to_owned(),
             status: "Active".to_owned(),
+            requires_session: false,
         }
+    }
+
+    pub fn requires_session(mut self) -> Self {
+        self.requires_session = true;
+        self
     }
 
     pub fn status(mut self, status: &str) -> Self {
@@ -120,12 +127,13 @@ pub fn emulator_config(queues: &[QueueSpec]) -> String {
     let mut queue_json = Vec::with_capacity(queues.len());
     for queue in queues {
         queue_json.push(format!(
-            r#"{{"Name":"{name}","Properties":{{"DeadLetteringOnMessageExpiration":false,"DefaultMessageTimeToLive":"{ttl}","DuplicateDetectionHistoryTimeWindow":"PT20S","ForwardDeadLetteredMessagesTo":"","ForwardTo":"","LockDuration":"{lock}","MaxDeliveryCount":{mdc},"RequiresDuplicateDetection":false,"RequiresSession":false,"Status":"{status}"}}}}"#,
+            r#"{{"Name":"{name}","Properties":{{"DeadLetteringOnMessageExpiration":false,"DefaultMessageTimeToLive":"{ttl}","DuplicateDetectionHistoryTimeWindow":"PT20S","ForwardDeadLetteredMessagesTo":"","ForwardTo":"","LockDuration":"{lock}","MaxDeliveryCount":{mdc},"RequiresDuplicateDetection":false,"RequiresSession":{sessions},"Status":"{status}"}}}}"#,
             name = queue.name,
             ttl = queue.default_message_time_to_live,
             lock = queue.lock_duration,
             mdc = queue.max_delivery_count,
             status = queue.status,
+            sessions = queue.requires_session,
         ));
     }
     format!(
@@ -367,6 +375,11 @@ impl Broker {
     /// The connection string the SDKs use, with the default development key.
     pub fn conn_str(&self) -> String {
         self.conn_str_with_key(DEFAULT_KEY_NAME, DEFAULT_KEY)
+    }
+
+    /// [`Broker::conn_str`] without the emulator flag: the SDKs then speak TLS.
+    pub fn tls_conn_str(&self) -> String {
+        self.conn_str().replace(";UseDevelopmentEmulator=true", "")
     }
 
     pub fn conn_str_with_key(&self, key_name: &str, key: &str) -> String {

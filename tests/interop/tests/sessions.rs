@@ -1,27 +1,20 @@
 //! Sessions on a queue with RequiresSession, driven by the Python and JS SDKs.
 
-use busbar_interop::Broker;
+use busbar_interop::{Broker, QueueSpec, emulator_config};
 
-const CONFIG: &str = r#"{
-  "UserConfig": {
-    "Namespaces": [{
-      "Name": "sbemulatorns",
-      "Queues": [{"Name": "sq", "Properties": {"RequiresSession": true}}],
-      "Topics": []
-    }],
-    "Logging": {"Type": "File"}
-  }
-}"#;
+fn config() -> String {
+    emulator_config(&[QueueSpec::new("sq").requires_session()])
+}
 
 #[test]
 fn python_session_receivers_locks_and_state() {
-    let broker = Broker::start(Some(CONFIG), &[]);
+    let broker = Broker::start(Some(&config()), &[]);
     broker.run_python("sessions.py", &["sq", "receive"]);
 }
 
 #[test]
 fn session_state_survives_kill_9() {
-    let mut broker = Broker::start(Some(CONFIG), &[]);
+    let mut broker = Broker::start(Some(&config()), &[]);
     broker.run_python("sessions.py", &["sq", "state-send"]);
     broker.kill9();
     broker.restart();
@@ -30,6 +23,6 @@ fn session_state_survives_kill_9() {
 
 #[test]
 fn js_session_receivers_locks_and_state() {
-    let broker = Broker::start(Some(CONFIG), &[]);
+    let broker = Broker::start(Some(&config()), &[]);
     broker.run_node("sessions.mjs", &["sq"]);
 }

@@ -12,13 +12,6 @@ fn broker(queue: &str, extra_args: &[&str]) -> Broker {
     Broker::start(Some(&emulator_config(&[QueueSpec::new(queue)])), extra_args)
 }
 
-/// The broker's connection string without the emulator flag: the SDKs then speak TLS.
-fn tls_conn_str(broker: &Broker) -> String {
-    broker
-        .conn_str()
-        .replace(";UseDevelopmentEmulator=true", "")
-}
-
 #[test]
 fn python_sends_and_receives_over_tls_on_the_amqps_and_the_amqp_port() {
     let broker = broker("secure", &[]);
@@ -26,7 +19,7 @@ fn python_sends_and_receives_over_tls_on_the_amqps_and_the_amqp_port() {
     for port in [broker.amqps_port(), broker.amqp_port()] {
         broker.run_python_with(
             "tls_send_receive.py",
-            &tls_conn_str(&broker),
+            &broker.tls_conn_str(),
             &["secure", &ca, &port.to_string()],
             &[],
         );
@@ -43,7 +36,8 @@ fn js_sends_and_receives_over_tls_trusting_the_dev_ca() {
         ("via-amqp", broker.amqp_port()),
     ] {
         // Without the emulator flag the JS SDK dials the Endpoint's port with TLS.
-        let conn = tls_conn_str(&broker)
+        let conn = broker
+            .tls_conn_str()
             .replace(&format!(":{};", broker.amqp_port()), &format!(":{port};"));
         broker.run_node_with(
             "send_receive_roundtrip.mjs",
@@ -161,7 +155,7 @@ fn a_reloaded_certificate_reaches_new_connections_while_open_ones_keep_working()
     let port = broker.amqps_port().to_string();
     broker.run_python_with(
         "tls_reload.py",
-        &tls_conn_str(&broker),
+        &broker.tls_conn_str(),
         &[
             "reloaded",
             &port,
@@ -206,7 +200,7 @@ fn js_admin_and_data_clients_share_one_connection_string() {
     let ca = broker.dev_ca().display().to_string();
     broker.run_node_with(
         "tls_one_connection_string.mjs",
-        &tls_conn_str(&broker),
+        &broker.tls_conn_str(),
         &["shared"],
         &[("NODE_EXTRA_CA_CERTS", &ca)],
     );
@@ -219,7 +213,7 @@ fn websockets_over_tls_on_every_entry() {
     // Room for the scenario's 400 KB message.
     let broker = broker("orders", &["--max-message-size", "1048576"]);
     let ca = broker.dev_ca().display().to_string();
-    let conn = tls_conn_str(&broker);
+    let conn = broker.tls_conn_str();
     for port in [broker.amqp_port(), broker.amqps_port(), broker.http_port()] {
         let endpoint = format!("sb://127.0.0.1:{port}");
         broker.run_python_with(
@@ -229,11 +223,17 @@ fn websockets_over_tls_on_every_entry() {
             &[],
         );
     }
-    // The JS SDK dials wss:// on the Endpoint's port.
-    broker.run_node_with(
-        "websocket_send_receive.mjs",
-        &conn,
-        &["orders"],
-        &[("NODE_EXTRA_CA_CERTS", &ca)],
+    // The JS SDK dials wss:// on the Endpoint's port: the AMQP port, or the HTTP port's HTTPS.
+    let http_conn = conn.replace(
+        &format!(":{};", broker.amqp_port()),
+        &format!(":{};", broker.http_port()),
     );
+    for conn in [&conn, &http_conn] {
+        broker.run_node_with(
+            "websocket_send_receive.mjs",
+            conn,
+            &["orders"],
+            &[("NODE_EXTRA_CA_CERTS", &ca)],
+        );
+    }
 }

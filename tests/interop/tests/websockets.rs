@@ -1,9 +1,9 @@
 //! AMQP over WebSockets (`/$servicebus/websocket`, subprotocol `AMQPWSB10`): the official
-//! Python and JS SDKs send and receive through it; a raw WebSocket client (tungstenite, frames
-//! built with our AMQP codec) checks what SDKs don't exercise: frames split across
-//! messages, pings, refusals of a wrong subprotocol, a text message and an over-sized
-//! message, and that WebSocket connections count against `--max-connections`. After every
-//! refusal the broker goes on serving.
+//! Python and JS SDKs send and receive through it over `ws://` (over `wss://` on every
+//! entry: `tls.rs`); a raw WebSocket client (tungstenite, frames built with our AMQP codec)
+//! checks what SDKs don't exercise: frames split across messages, pings, refusals of a wrong
+//! subprotocol, a text message and an over-sized message, and that WebSocket connections
+//! count against `--max-connections`. After every refusal the broker goes on serving.
 
 use std::net::TcpStream;
 use std::time::Duration;
@@ -206,6 +206,23 @@ fn python_sends_and_receives_over_a_websocket_on_the_http_listener() {
     let broker = broker_with_queue(&["--max-message-size", "1048576"]);
     let endpoint = format!("sb://{}", broker.http_addr());
     broker.run_python("websocket_send_receive.py", &["orders", &endpoint]);
+}
+
+/// The async client speaks WebSockets through aiohttp, not websocket-client: the same
+/// route serves it, over `ws://` on the HTTP listener and `wss://` on the AMQP port.
+#[test]
+fn python_async_client_sends_and_receives_over_ws_and_wss() {
+    let broker = broker_with_queue(&["--max-message-size", "1048576"]);
+    let plain = format!("sb://{}", broker.http_addr());
+    broker.run_python("websocket_send_receive_aio.py", &["orders", &plain]);
+    let secure = format!("sb://{}", broker.amqp_addr());
+    let ca = broker.dev_ca().display().to_string();
+    broker.run_python_with(
+        "websocket_send_receive_aio.py",
+        &broker.tls_conn_str(),
+        &["orders", &secure, &ca],
+        &[],
+    );
 }
 
 /// The JS SDK dials only `wss://`; its script swaps in a WebSocket class that dials `ws://`,

@@ -31,6 +31,7 @@ pub enum ServiceBusTransport {
 /// Options of a [`ServiceBusClient`].
 #[derive(Debug, Clone)]
 pub struct ServiceBusClientOptions {
+    /// How the AMQP bytes travel.
     pub transport: ServiceBusTransport,
     /// Trust exactly the CA certificates in this PEM file (a self-hosted broker's) instead
     /// of the public roots.

@@ -30,10 +30,13 @@ pub struct ConnectionString {
     pub host: String,
     /// The endpoint's port, when it names one.
     pub endpoint_port: Option<u16>,
+    /// The name of the shared access policy the key belongs to.
     pub shared_access_key_name: Option<String>,
+    /// The policy's key, which signs the tokens.
     pub shared_access_key: Option<String>,
     /// A ready-made token (`SharedAccessSignature sr=...`), used instead of a key.
     pub shared_access_signature: Option<String>,
+    /// The queue or topic the connection string is scoped to, if any.
     pub entity_path: Option<String>,
     /// `UseDevelopmentEmulator=true`: plain AMQP (no TLS) on the endpoint's port.
     pub use_development_emulator: bool,

@@ -104,7 +104,9 @@ impl fmt::Display for ErrorKind {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{kind}: {message}")]
 pub struct ServiceBusError {
+    /// What went wrong.
     pub kind: ErrorKind,
+    /// The details.
     pub message: String,
     /// The AMQP error condition the service sent, when it sent one.
     pub condition: Option<String>,
@@ -192,6 +194,7 @@ impl From<Error> for ServiceBusError {
     }
 }
 
+/// The result of a Service Bus operation.
 pub type ServiceBusResult<T> = std::result::Result<T, ServiceBusError>;
 
 /// How the delay grows between attempts.
@@ -216,6 +219,7 @@ pub enum RetryMode {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryOptions {
+    /// Exponential or fixed delays.
     pub mode: RetryMode,
     /// Attempts after the first; 0 disables retries.
     pub max_retries: u32,
@@ -258,16 +262,18 @@ impl RetryOptions {
         F: FnMut() -> Fut,
         Fut: Future<Output = ServiceBusResult<T>>,
     {
-        self.run_with(operation, Some(self.try_timeout), attempt)
+        self.run_with(operation, Some(self.try_timeout), None, attempt)
             .await
     }
 
     /// [`RetryOptions::run`] with another limit per attempt (`None`: none, for operations
-    /// whose wait the service bounds itself).
+    /// whose wait the service bounds itself), and no retry that would start after
+    /// `deadline`.
     pub(crate) async fn run_with<T, F, Fut>(
         &self,
         operation: &str,
         try_timeout: Option<Duration>,
+        deadline: Option<tokio::time::Instant>,
         mut attempt: F,
     ) -> ServiceBusResult<T>
     where
@@ -288,8 +294,11 @@ impl RetryOptions {
             };
             match result {
                 Err(error) if error.is_transient() && retry < self.max_retries => {
+                    let delay = jittered(self.delay_for(retry + 1), self.mode);
+                    if deadline.is_some_and(|d| tokio::time::Instant::now() + delay >= d) {
+                        return Err(error);
+                    }
                     retry += 1;
-                    let delay = jittered(self.delay_for(retry), self.mode);
                     tracing::debug!(%error, retry, ?delay, operation, "retrying");
                     tokio::time::sleep(delay).await;
                 }

@@ -42,18 +42,25 @@ pub(crate) const DEAD_LETTER_DESCRIPTION: &str = "DeadLetterErrorDescription";
 /// ```
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ServiceBusMessage {
+    /// The payload, sent as one `data` section.
     pub body: Bytes,
     /// A random id is given to a message sent without one.
     pub message_id: Option<String>,
     /// Makes the message part of a session (AMQP `group-id`).
     pub session_id: Option<String>,
+    /// Links a reply to its request.
     pub correlation_id: Option<String>,
     /// The label (AMQP `subject`).
     pub subject: Option<String>,
+    /// The address it is meant for (kept for the application; the service ignores it).
     pub to: Option<String>,
+    /// Where replies go.
     pub reply_to: Option<String>,
+    /// The session replies go to.
     pub reply_to_session_id: Option<String>,
+    /// The body's MIME type.
     pub content_type: Option<String>,
+    /// How long the service keeps it (capped by the entity's default time to live).
     pub time_to_live: Option<Duration>,
     /// Held by the service until then (sent with [`ServiceBusSender::send_message`], or set
     /// by [`ServiceBusSender::schedule_messages`]).
@@ -61,6 +68,7 @@ pub struct ServiceBusMessage {
     /// [`ServiceBusSender::send_message`]: crate::ServiceBusSender::send_message
     /// [`ServiceBusSender::schedule_messages`]: crate::ServiceBusSender::schedule_messages
     pub scheduled_enqueue_time: Option<SystemTime>,
+    /// Chooses the partition of a partitioned entity (must equal the session id when both are set).
     pub partition_key: Option<String>,
     /// Custom properties, of any AMQP type (`Value::from` converts Rust primitives).
     pub application_properties: BTreeMap<String, Value>,
@@ -75,61 +83,73 @@ impl ServiceBusMessage {
         }
     }
 
+    /// Sets [`Self::message_id`].
     pub fn with_message_id(mut self, id: impl Into<String>) -> Self {
         self.message_id = Some(id.into());
         self
     }
 
+    /// Sets [`Self::session_id`].
     pub fn with_session_id(mut self, id: impl Into<String>) -> Self {
         self.session_id = Some(id.into());
         self
     }
 
+    /// Sets [`Self::correlation_id`].
     pub fn with_correlation_id(mut self, id: impl Into<String>) -> Self {
         self.correlation_id = Some(id.into());
         self
     }
 
+    /// Sets [`Self::subject`].
     pub fn with_subject(mut self, subject: impl Into<String>) -> Self {
         self.subject = Some(subject.into());
         self
     }
 
+    /// Sets [`Self::to`].
     pub fn with_to(mut self, to: impl Into<String>) -> Self {
         self.to = Some(to.into());
         self
     }
 
+    /// Sets [`Self::reply_to`].
     pub fn with_reply_to(mut self, reply_to: impl Into<String>) -> Self {
         self.reply_to = Some(reply_to.into());
         self
     }
 
+    /// Sets [`Self::reply_to_session_id`].
     pub fn with_reply_to_session_id(mut self, id: impl Into<String>) -> Self {
         self.reply_to_session_id = Some(id.into());
         self
     }
 
+    /// Sets [`Self::content_type`].
     pub fn with_content_type(mut self, content_type: impl Into<String>) -> Self {
         self.content_type = Some(content_type.into());
         self
     }
 
+    /// Sets [`Self::time_to_live`].
     pub fn with_time_to_live(mut self, ttl: Duration) -> Self {
         self.time_to_live = Some(ttl);
         self
     }
 
+    /// Sets [`Self::scheduled_enqueue_time`].
     pub fn with_scheduled_enqueue_time(mut self, at: SystemTime) -> Self {
         self.scheduled_enqueue_time = Some(at);
         self
     }
 
+    /// Sets [`Self::partition_key`].
     pub fn with_partition_key(mut self, key: impl Into<String>) -> Self {
         self.partition_key = Some(key.into());
         self
     }
 
+    /// Adds (or replaces) an application property; `value` is any AMQP value or a Rust primitive.
     pub fn with_application_property(
         mut self,
         key: impl Into<String>,
@@ -215,6 +235,7 @@ pub(crate) fn put_section(code: u64, value: &Value, out: &mut BytesMut) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ServiceBusMessageState {
     #[default]
+    /// Available to receivers.
     Active,
     /// Set aside by [`defer_message`](crate::ServiceBusReceiver::defer_message); only
     /// [`receive_deferred_messages`](crate::ServiceBusReceiver::receive_deferred_messages)
@@ -241,20 +262,33 @@ pub(crate) enum Settlement {
 pub struct ServiceBusReceivedMessage {
     /// The `data` sections joined, or an `amqp-value` binary or string.
     pub body: Bytes,
+    /// The sender's id for it.
     pub message_id: Option<String>,
+    /// The session it belongs to.
     pub session_id: Option<String>,
+    /// Links a reply to its request.
     pub correlation_id: Option<String>,
+    /// The label (AMQP `subject`).
     pub subject: Option<String>,
+    /// The address it is meant for.
     pub to: Option<String>,
+    /// Where replies go.
     pub reply_to: Option<String>,
+    /// The session replies go to.
     pub reply_to_session_id: Option<String>,
+    /// The body's MIME type.
     pub content_type: Option<String>,
+    /// The time to live it was sent with.
     pub time_to_live: Option<Duration>,
+    /// When it was (or will be) enqueued, for scheduled messages.
     pub scheduled_enqueue_time: Option<SystemTime>,
+    /// The partition key it was sent with.
     pub partition_key: Option<String>,
+    /// Custom properties, as the AMQP types they were sent as.
     pub application_properties: BTreeMap<String, Value>,
     /// Assigned by the service, increasing per entity from 1.
     pub sequence_number: i64,
+    /// When the service accepted it.
     pub enqueued_time: Option<SystemTime>,
     /// When the service stopped (or will stop) keeping it: enqueued time + TTL.
     pub expires_at: Option<SystemTime>,
@@ -264,8 +298,11 @@ pub struct ServiceBusReceivedMessage {
     pub locked_until: Option<SystemTime>,
     /// Peek-lock: identifies the lock (the delivery tag, in .NET byte order).
     pub lock_token: Option<Uuid>,
+    /// Active, deferred or scheduled.
     pub state: ServiceBusMessageState,
+    /// Why it was dead-lettered (`DeadLetterReason`).
     pub dead_letter_reason: Option<String>,
+    /// How it came to be dead-lettered (`DeadLetterErrorDescription`).
     pub dead_letter_error_description: Option<String>,
     /// The entity it was dead-lettered from, when it was then auto-forwarded.
     pub dead_letter_source: Option<String>,

@@ -97,7 +97,9 @@ pub enum ErrorSource {
 /// What the error handler is given.
 #[derive(Debug)]
 pub struct ProcessErrorContext {
+    /// What went wrong.
     pub error: ServiceBusError,
+    /// Which step of the processor it happened in.
     pub source: ErrorSource,
     /// The queue, or `topic/Subscriptions/name`, the processor consumes.
     pub entity_path: String,
@@ -115,6 +117,7 @@ pub struct ProcessMessageContext {
 }
 
 impl ProcessMessageContext {
+    /// The message being handled.
     pub fn message(&self) -> &ServiceBusReceivedMessage {
         &self.settlement.message
     }
@@ -124,11 +127,13 @@ impl ProcessMessageContext {
         &self.entity_path
     }
 
+    /// Completes the message now (with auto-complete off, or before the handler returns).
     pub async fn complete_message(&self) -> Result<(), ServiceBusError> {
         let s = &self.settlement;
         s.settle(s.receiver.complete(&s.message)).await
     }
 
+    /// Gives the message back for another delivery, changing these properties.
     pub async fn abandon_message(
         &self,
         properties_to_modify: Option<BTreeMap<String, Value>>,
@@ -138,6 +143,7 @@ impl ProcessMessageContext {
             .await
     }
 
+    /// Moves the message to the dead-letter queue with a reason and description.
     pub async fn dead_letter_message(
         &self,
         options: DeadLetterOptions,
@@ -146,6 +152,7 @@ impl ProcessMessageContext {
         s.settle(s.receiver.dead_letter(&s.message, options)).await
     }
 
+    /// Defers the message: it stays, to be received later by its sequence number.
     pub async fn defer_message(
         &self,
         properties_to_modify: Option<BTreeMap<String, Value>>,
@@ -354,10 +361,12 @@ impl ServiceBusProcessor {
         &self.target.entity_path
     }
 
+    /// The options the processor was made with.
     pub fn options(&self) -> &ServiceBusProcessorOptions {
         &self.options
     }
 
+    /// Whether the processor is receiving (started and not yet stopped).
     pub fn is_running(&self) -> bool {
         self.target.state.is_running()
     }

@@ -41,6 +41,7 @@ pub enum ServiceBusReceiveMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SubQueue {
     #[default]
+    /// The entity itself.
     None,
     /// `<entity>/$DeadLetterQueue`.
     DeadLetter,
@@ -61,7 +62,9 @@ impl SubQueue {
 /// Options of a [`ServiceBusReceiver`].
 #[derive(Debug, Clone, Default)]
 pub struct ServiceBusReceiverOptions {
+    /// Peek-lock (the default) or receive-and-delete.
     pub receive_mode: ServiceBusReceiveMode,
+    /// The entity itself, or its dead-letter or transfer dead-letter subqueue.
     pub sub_queue: SubQueue,
     /// Messages requested ahead of [`ServiceBusReceiver::receive_messages`] calls (their
     /// locks run while they wait); 0 asks for exactly what each call wants.
@@ -736,6 +739,29 @@ macro_rules! receiver_operations {
         }
 
         /// Moves the message to the dead-letter subqueue with a reason and description.
+        ///
+        /// ```no_run
+        /// # use std::time::Duration;
+        /// # use busbar_client::{DeadLetterOptions, ServiceBusClient, ServiceBusReceiverOptions, SubQueue};
+        /// # async fn run(client: ServiceBusClient) -> Result<(), busbar_client::ServiceBusError> {
+        /// let receiver = client.create_receiver("orders", ServiceBusReceiverOptions::default());
+        /// for message in receiver.receive_messages(1, Some(Duration::from_secs(5))).await? {
+        ///     let options = DeadLetterOptions {
+        ///         reason: Some("unparseable".into()),
+        ///         description: Some("the body is not JSON".into()),
+        ///         ..DeadLetterOptions::default()
+        ///     };
+        ///     receiver.dead_letter_message(&message, options).await?;
+        /// }
+        /// let dead_letters = client.create_receiver(
+        ///     "orders",
+        ///     ServiceBusReceiverOptions { sub_queue: SubQueue::DeadLetter, ..Default::default() },
+        /// );
+        /// for message in dead_letters.peek_messages(10, None).await? {
+        ///     println!("{:?}: {:?}", message.dead_letter_reason, message.body);
+        /// }
+        /// # Ok(()) }
+        /// ```
         pub async fn dead_letter_message(
             &self,
             message: &ServiceBusReceivedMessage,

@@ -135,6 +135,19 @@ impl ServiceBusSender {
 
     /// Schedules `messages` to be enqueued at `at`; their sequence numbers, for
     /// [`ServiceBusSender::cancel_scheduled_messages`].
+    ///
+    /// ```no_run
+    /// # use std::time::{Duration, SystemTime};
+    /// # use busbar_client::{ServiceBusClient, ServiceBusMessage};
+    /// # async fn run(client: ServiceBusClient) -> Result<(), busbar_client::ServiceBusError> {
+    /// let sender = client.create_sender("reminders");
+    /// let at = SystemTime::now() + Duration::from_secs(3600);
+    /// let sequence_numbers = sender
+    ///     .schedule_messages(vec![ServiceBusMessage::new("in an hour")], at)
+    ///     .await?;
+    /// sender.cancel_scheduled_messages(&sequence_numbers).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn schedule_messages(
         &self,
         messages: Vec<ServiceBusMessage>,
@@ -349,6 +362,7 @@ impl ServiceBusMessageBatch {
         self.messages.len()
     }
 
+    /// Whether nothing has been added.
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
     }
@@ -358,6 +372,7 @@ impl ServiceBusMessageBatch {
         self.envelope_head.len() as u64 + self.size
     }
 
+    /// The most the batch may hold, in encoded bytes.
     pub fn max_size_in_bytes(&self) -> u64 {
         self.max_size_in_bytes
     }

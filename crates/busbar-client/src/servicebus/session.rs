@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::Stream;
+use tokio::time::Instant;
 
 use busbar_amqp::Value;
 
@@ -25,17 +26,21 @@ pub(crate) const SESSION_FILTER: &str = "com.microsoft:session-filter";
 const LOCKED_UNTIL_UTC: &str = "com.microsoft:locked-until-utc";
 /// The attach property bounding the wait for a next available session (ms).
 const TIMEOUT: &str = "com.microsoft:timeout";
+/// The service's own wait for a next available session.
+const DEFAULT_NEXT_SESSION_WAIT: Duration = Duration::from_secs(60);
 /// .NET ticks (100 ns since year 1) at the Unix epoch.
 const TICKS_AT_UNIX_EPOCH: i64 = 621_355_968_000_000_000;
 
 /// Options of a session receiver.
 #[derive(Debug, Clone, Default)]
 pub struct ServiceBusSessionReceiverOptions {
+    /// Peek-lock (the default) or receive-and-delete.
     pub receive_mode: ServiceBusReceiveMode,
     /// See [`ServiceBusReceiverOptions::prefetch_count`].
     pub prefetch_count: u32,
     /// Next available session: how long the service may wait for one before answering
-    /// with [`ErrorKind::ServiceTimeout`] (its own default, about a minute, when `None`).
+    /// with [`ErrorKind::ServiceTimeout`], which is not retried (a minute, the service's
+    /// default, when `None`). Retries after a failed connection fit within it.
     pub max_wait: Option<Duration>,
 }
 
@@ -66,7 +71,24 @@ impl ServiceBusClient {
     }
 
     /// A receiver locked to the next session of `queue` that has messages and no
-    /// receiver.
+    /// receiver; fails with [`ErrorKind::ServiceTimeout`] when none comes within
+    /// [`ServiceBusSessionReceiverOptions::max_wait`].
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use busbar_client::{ErrorKind, ServiceBusClient, ServiceBusSessionReceiverOptions};
+    /// # async fn run(client: ServiceBusClient) -> Result<(), busbar_client::ServiceBusError> {
+    /// let options = ServiceBusSessionReceiverOptions {
+    ///     max_wait: Some(Duration::from_secs(5)),
+    ///     ..Default::default()
+    /// };
+    /// match client.accept_next_session("carts", options).await {
+    ///     Ok(receiver) => println!("locked session {}", receiver.session_id()),
+    ///     Err(e) if e.kind == ErrorKind::ServiceTimeout => println!("no session waiting"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn accept_next_session(
         &self,
         queue: &str,
@@ -122,27 +144,41 @@ impl ServiceBusSessionReceiver {
             Value::sym(SESSION_FILTER),
             session_id.map_or(Value::Null, Value::from),
         )]);
-        let properties = options.max_wait.map(|wait| {
-            Value::Map(vec![(
-                Value::sym(TIMEOUT),
-                Value::Uint(u32::try_from(wait.as_millis()).unwrap_or(u32::MAX)),
-            )])
-        });
         let span =
             tracing::info_span!("servicebus.accept_session", entity = %path, session = session_id);
         let _entered = span.enter();
-        // The service bounds the wait for a next session itself.
-        let try_timeout = session_id.map(|_| client.retry().try_timeout);
+        // A named session is granted or refused at once. For the next available one the
+        // service waits up to the timeout we send and then answers "none", which is final;
+        // a retry after a dropped connection asks only for what is left of the wait.
+        let (try_timeout, deadline) = match session_id {
+            Some(_) => (Some(client.retry().try_timeout), None),
+            None => (
+                None,
+                Some(Instant::now() + options.max_wait.unwrap_or(DEFAULT_NEXT_SESSION_WAIT)),
+            ),
+        };
         let link = client
             .retry()
-            .run_with("accept_session", try_timeout, || {
-                ReceiverCore::attach(
-                    client,
-                    &path,
-                    &receiver_options,
-                    Some(filter.clone()),
-                    properties.clone(),
-                )
+            .run_with("accept_session", try_timeout, deadline, || {
+                let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                let (path, receiver_options, filter) = (&path, &receiver_options, filter.clone());
+                async move {
+                    let properties = match left.map(|l| u32::try_from(l.as_millis())) {
+                        None => None,
+                        Some(Ok(0)) => {
+                            return Err(ServiceBusError::new(
+                                ErrorKind::ServiceTimeout,
+                                "no session became available within max_wait",
+                            ));
+                        }
+                        Some(ms) => Some(Value::Map(vec![(
+                            Value::sym(TIMEOUT),
+                            Value::Uint(ms.unwrap_or(u32::MAX)),
+                        )])),
+                    };
+                    ReceiverCore::attach(client, path, receiver_options, Some(filter), properties)
+                        .await
+                }
             })
             .await?;
         let accepted = ReceiverCore::remote_source_filter(&link)

@@ -52,6 +52,7 @@ pub struct ServiceBusSessionProcessorOptions {
     pub max_auto_lock_renew_duration: Duration,
     /// Messages each session's link fetches ahead of the handler. Default 0.
     pub prefetch_count: u32,
+    /// Peek-lock (settled by the processor or the handler) or receive-and-delete.
     pub receive_mode: ServiceBusReceiveMode,
 }
 
@@ -86,14 +87,17 @@ impl Deref for ProcessSessionMessageContext {
 }
 
 impl ProcessSessionMessageContext {
+    /// The session the message belongs to.
     pub fn session_id(&self) -> &str {
         self.session.session_id()
     }
 
+    /// The session's state, if any was set.
     pub async fn get_session_state(&self) -> Result<Option<bytes::Bytes>, ServiceBusError> {
         self.session.get_session_state().await
     }
 
+    /// Replaces the session's state (`None` clears it).
     pub async fn set_session_state(
         &self,
         state: Option<bytes::Bytes>,
@@ -149,14 +153,17 @@ pub struct ServiceBusSessionProcessor {
 }
 
 impl ServiceBusSessionProcessor {
+    /// The queue or subscription the processor receives from.
     pub fn entity_path(&self) -> &str {
         &self.target.entity_path
     }
 
+    /// The options the processor was made with.
     pub fn options(&self) -> &ServiceBusSessionProcessorOptions {
         &self.options
     }
 
+    /// Whether the processor is receiving (started and not yet stopped).
     pub fn is_running(&self) -> bool {
         self.target.state.is_running()
     }
@@ -221,6 +228,7 @@ impl ServiceBusSessionProcessor {
         self.target.state.stop().await;
     }
 
+    /// Stops the processor and closes what it holds.
     pub async fn close(self) {
         self.stop().await;
     }

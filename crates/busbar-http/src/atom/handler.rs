@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
-use super::model::{Management, ManagementError, PutMode};
+use super::management::{Management, ManagementError, PutMode};
 use super::path::{self, Target};
 use super::read::{self, Description};
 use super::validate;

@@ -7,27 +7,27 @@
 //! `api-version` in its query (every SDK request does, no other route takes it) is an
 //! administration request, so a queue named `health` or `api` is still reachable here.
 //!
-//! Layout: [`path`] names the resource, [`read`] parses descriptions (over [`xml_tree`]),
-//! [`validate`] applies the service's checks, [`handler`] does the request through the
-//! [`Management`] trait the broker implements, [`write`] writes the Atom answers.
+//! Layout: [`path`] names the resource, [`validate`] applies the service's checks,
+//! [`handler`] does the request through the [`Management`] trait the broker implements.
+//! The documents themselves (the description model, reading bodies, writing entries and
+//! feeds) are busbar-atom's, shared with the SDK's administration client; they are
+//! re-exported here under their old names.
 
-pub mod duration;
 mod handler;
-pub mod model;
+mod management;
 pub mod path;
-pub mod read;
-pub mod timestamp;
 mod validate;
-pub mod write;
-mod xml_tree;
+
+pub use busbar_atom::{duration, model, read, timestamp, write};
 
 use std::sync::Arc;
 
 use axum::Router;
 
+pub use busbar_atom::model::*;
 pub use handler::is_atom_request;
 use handler::{AtomState, handle};
-pub use model::*;
+pub use management::*;
 
 use crate::Admin;
 

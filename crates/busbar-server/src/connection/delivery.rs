@@ -265,7 +265,10 @@ impl<S: Store> Conn<S> {
             return Err(Undeliverable::Transient);
         };
         let peek_lock = mode == ReceiveMode::PeekLock;
-        let stamp = Stamp::of(&delivery, peek_lock.then_some(lock.locked_until_ms));
+        let stamp = Stamp {
+            lock_token: peek_lock.then_some(lock.token),
+            ..Stamp::of(&delivery, peek_lock.then_some(lock.locked_until_ms))
+        };
         let body = match delivery.body {
             Some(body) => body,
             None => self

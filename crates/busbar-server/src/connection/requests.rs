@@ -171,7 +171,9 @@ impl<S: Store> Conn<S> {
                     self.drop_unauthorized_links(
                         "A new token for this link's entity no longer allows it.",
                     );
-                    (200, "OK".to_owned())
+                    // What Service Bus answers; fe2o3-amqp-cbs (the azservicebus crate)
+                    // refuses any other success code.
+                    (202, "Accepted".to_owned())
                 }
                 Err(error) => {
                     tracing::debug!(%error, "put-token refused");

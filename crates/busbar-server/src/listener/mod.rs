@@ -296,14 +296,12 @@ impl FrontDoor {
             Plaintext::Refused(reason) if !recognised.encrypted => Some(reason.clone()),
             _ => None,
         };
-        let address = peer;
-        let peer = peer.to_string();
         match (recognised.speaks, refusal) {
             (Speaks::Amqp, None) => {
                 let handoff = Handoff {
                     stream: recognised.stream,
                     read_ahead: recognised.read_ahead,
-                    peer,
+                    peer: peer.to_string(),
                 };
                 // Waits while the broker reopens its store, holding the permit: new
                 // connections then wait in the backlog rather than here.
@@ -319,7 +317,7 @@ impl FrontDoor {
                     recognised.read_ahead,
                     condition,
                     reason,
-                    &peer,
+                    &peer.to_string(),
                 )
                 .await;
             }
@@ -334,7 +332,7 @@ impl FrontDoor {
                 };
                 let mut stop = self.stop.clone();
                 let stream = Prefixed::new(recognised.read_ahead, recognised.stream);
-                busbar_http::serve_connection(stream, address, router, async move {
+                busbar_http::serve_connection(stream, peer, router, async move {
                     stopped(&mut stop).await;
                 })
                 .await;

@@ -1,5 +1,5 @@
-//! A small namespace-resolved element tree of a request body, so descriptions can be read
-//! whatever order and prefixes a client uses (Python, JS and update bodies all differ).
+//! A small namespace-resolved element tree of a document, so descriptions can be read
+//! whatever order and prefixes the writer used (Python, JS and update bodies all differ).
 
 use quick_xml::NsReader;
 use quick_xml::escape::resolve_predefined_entity;
@@ -38,6 +38,14 @@ impl Element {
             .map(|(_, _, value)| value.rsplit(':').next().unwrap_or(value.as_str()))
     }
 
+    /// The value of the unqualified attribute `name`.
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(ns, local, _)| ns.is_empty() && local == name)
+            .map(|(_, _, value)| value.as_str())
+    }
+
     /// Whether the element holds nothing (`<Parameters/>`, `<AuthorizationRules></AuthorizationRules>`).
     pub fn is_empty(&self) -> bool {
         self.children.is_empty() && self.text.trim().is_empty()
@@ -49,18 +57,18 @@ pub fn parse(body: &str) -> Result<Element, String> {
     let mut reader = NsReader::from_str(body);
     let mut stack: Vec<Element> = Vec::new();
     let mut root = None;
-    let bad = |e: &dyn std::fmt::Display| format!("The request body is not well-formed XML: {e}");
+    let bad = |e: &dyn std::fmt::Display| format!("The document is not well-formed XML: {e}");
     loop {
         let (resolved, event) = reader.read_resolved_event().map_err(|e| bad(&e))?;
         let namespace = namespace_of(&resolved);
         match event {
             Event::Start(start) | Event::Empty(start) if root.is_some() => {
                 let _ = start;
-                return Err("The request body has more than one root element.".to_owned());
+                return Err("The document has more than one root element.".to_owned());
             }
             Event::Start(start) => {
                 if stack.len() >= MAX_DEPTH {
-                    return Err("The request body nests too deeply.".to_owned());
+                    return Err("The document nests too deeply.".to_owned());
                 }
                 stack.push(element(&reader, namespace, &start)?);
             }
@@ -112,7 +120,7 @@ pub fn parse(body: &str) -> Result<Element, String> {
     if !stack.is_empty() {
         return Err(bad(&"the document ends inside an element"));
     }
-    root.ok_or_else(|| "The request body is empty.".to_owned())
+    root.ok_or_else(|| "The document is empty.".to_owned())
 }
 
 fn namespace_of(resolved: &ResolveResult<'_>) -> String {

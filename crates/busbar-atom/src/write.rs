@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use quick_xml::escape::{escape, partial_escape};
 
-use super::duration;
-use super::model::{
-    CorrelationFilter, MessageCounts, NamespaceView, QueueView, RuleAction, RuleFilter, RuleView,
-    Runtime, SubscriptionView, TopicView, TypedValue,
+use crate::duration;
+use crate::model::{
+    CorrelationFilter, MessageCounts, NamespaceView, QueueSettings, QueueView, Rule, RuleAction,
+    RuleFilter, RuleView, Runtime, SubscriptionSettings, SubscriptionView, TopicSettings,
+    TopicView, TypedValue,
 };
-use super::timestamp::{NEVER, format_utc};
-use super::xml_tree::{ATOM_NS, CONNECT_NS, XSI_NS};
+use crate::timestamp::{NEVER, format_utc};
+use crate::xml_tree::{ATOM_NS, CONNECT_NS, XSI_NS};
 
 const XML_DECLARATION: &str = r#"<?xml version="1.0" encoding="utf-8"?>"#;
 const COUNTS_NS: &str = "http://schemas.microsoft.com/netservices/2011/06/servicebus";
@@ -28,6 +29,7 @@ pub struct Context {
     pub host: String,
     /// The namespace's name, the author of every entry.
     pub namespace: String,
+    /// The time of the answer (unix milliseconds).
     pub now_ms: i64,
 }
 
@@ -37,8 +39,14 @@ impl Context {
         format!("https://{}{}", self.host, path_and_query)
     }
 
+    /// A forwarding target as the `sb://` URL of the entity on this host; a target that
+    /// already is a URL (a client sending back what it read) stays as it is.
     fn forward_url(&self, name: &str) -> String {
-        format!("sb://{}/{}", self.host, name)
+        if name.contains("://") {
+            name.to_owned()
+        } else {
+            format!("sb://{}/{}", self.host, name)
+        }
     }
 }
 
@@ -54,8 +62,11 @@ pub fn entry_document(context: &Context, entry: &Entry) -> String {
 pub struct Entry {
     /// The entry's URL path (its `id` and self link).
     pub path: String,
+    /// The entry's title: the entity's name.
     pub title: String,
+    /// When the entity was made (unix milliseconds).
     pub published_ms: i64,
+    /// When it last changed (unix milliseconds).
     pub updated_ms: i64,
     /// The description element, already written.
     pub content: String,
@@ -121,10 +132,12 @@ pub fn error(status: u16, detail: &str) -> String {
     )
 }
 
-/// Builds a description element: children in the order they are added.
+/// Builds a description element: children in the order they are added. A request's
+/// description (what a client PUTs) leaves out what only the service reports.
 struct Description {
     out: String,
     root: &'static str,
+    reports: bool,
 }
 
 impl Description {
@@ -132,7 +145,31 @@ impl Description {
         Description {
             out: format!(r#"<{root} xmlns="{CONNECT_NS}" xmlns:i="{XSI_NS}">"#),
             root,
+            reports: true,
         }
+    }
+
+    /// A description without the service's reports, for a request.
+    fn request(root: &'static str) -> Self {
+        Description {
+            reports: false,
+            ..Description::new(root)
+        }
+    }
+
+    /// An element only the service reports.
+    fn report(&mut self, name: &str, value: impl std::fmt::Display) -> &mut Self {
+        if self.reports {
+            self.value(name, value);
+        }
+        self
+    }
+
+    fn report_raw(&mut self, xml: &str) -> &mut Self {
+        if self.reports {
+            self.raw(xml);
+        }
+        self
     }
 
     fn text(&mut self, name: &str, value: &str) -> &mut Self {
@@ -151,8 +188,8 @@ impl Description {
 
     fn time(&mut self, name: &str, unix_ms: Option<i64>) -> &mut Self {
         match unix_ms {
-            Some(ms) => self.value(name, format_utc(ms)),
-            None => self.value(name, NEVER),
+            Some(ms) => self.report(name, format_utc(ms)),
+            None => self.report(name, NEVER),
         }
     }
 
@@ -203,10 +240,27 @@ fn timestamps(d: &mut Description, runtime: &Runtime) {
         .time("AccessedAt", runtime.accessed_at_ms);
 }
 
+/// A queue's description as the service answers with it.
 pub fn queue_description(context: &Context, queue: &QueueView) -> String {
-    let s = &queue.settings;
-    let r = &queue.runtime;
-    let mut d = Description::new("QueueDescription");
+    queue_element(
+        context,
+        &queue.settings,
+        &queue.runtime,
+        Description::new("QueueDescription"),
+    )
+}
+
+/// The entry a client PUTs to create or update a queue.
+pub fn queue_request(context: &Context, settings: &QueueSettings) -> String {
+    request_entry(&queue_element(
+        context,
+        settings,
+        &Runtime::default(),
+        Description::request("QueueDescription"),
+    ))
+}
+
+fn queue_element(context: &Context, s: &QueueSettings, r: &Runtime, mut d: Description) -> String {
     d.span("LockDuration", Some(s.lock_duration))
         .value("MaxSizeInMegabytes", s.max_size_in_megabytes)
         .value("RequiresDuplicateDetection", s.requires_duplicate_detection)
@@ -222,25 +276,19 @@ pub fn queue_description(context: &Context, queue: &QueueView) -> String {
         )
         .value("MaxDeliveryCount", s.max_delivery_count)
         .value("EnableBatchedOperations", s.enable_batched_operations)
-        .value("SizeInBytes", r.size_in_bytes)
-        .value("MessageCount", r.counts.total())
-        .value("IsAnonymousAccessible", false)
-        .raw("<AuthorizationRules/>")
+        .report("SizeInBytes", r.size_in_bytes)
+        .report("MessageCount", r.counts.total())
+        .report("IsAnonymousAccessible", false)
+        .report_raw("<AuthorizationRules/>")
         .value("Status", s.status.as_str());
     timestamps(&mut d, r);
-    d.value("SupportOrdering", !s.enable_partitioning)
-        .raw(&count_details(&r.counts))
+    d.report("SupportOrdering", !s.enable_partitioning)
+        .report_raw(&count_details(&r.counts))
         .span("AutoDeleteOnIdle", s.auto_delete_on_idle)
         .value("EnablePartitioning", s.enable_partitioning)
-        .value("EntityAvailabilityStatus", "Available")
+        .report("EntityAvailabilityStatus", "Available")
         .value("EnableExpress", s.enable_express)
-        .optional(
-            "ForwardTo",
-            s.forward_to
-                .as_deref()
-                .map(|n| context.forward_url(n))
-                .as_deref(),
-        )
+        .forward("ForwardTo", context, s.forward_to.as_deref())
         .forward(
             "ForwardDeadLetteredMessagesTo",
             context,
@@ -251,10 +299,32 @@ pub fn queue_description(context: &Context, queue: &QueueView) -> String {
         .finish()
 }
 
+/// A topic's description as the service answers with it.
 pub fn topic_description(topic: &TopicView) -> String {
-    let s = &topic.settings;
-    let r = &topic.runtime;
-    let mut d = Description::new("TopicDescription");
+    topic_element(
+        &topic.settings,
+        &topic.runtime,
+        topic.subscription_count,
+        Description::new("TopicDescription"),
+    )
+}
+
+/// The entry a client PUTs to create or update a topic.
+pub fn topic_request(settings: &TopicSettings) -> String {
+    request_entry(&topic_element(
+        settings,
+        &Runtime::default(),
+        0,
+        Description::request("TopicDescription"),
+    ))
+}
+
+fn topic_element(
+    s: &TopicSettings,
+    r: &Runtime,
+    subscription_count: u64,
+    mut d: Description,
+) -> String {
     d.span("DefaultMessageTimeToLive", s.default_message_time_to_live)
         .value("MaxSizeInMegabytes", s.max_size_in_megabytes)
         .value("RequiresDuplicateDetection", s.requires_duplicate_detection)
@@ -263,21 +333,21 @@ pub fn topic_description(topic: &TopicView) -> String {
             Some(s.duplicate_detection_history_time_window),
         )
         .value("EnableBatchedOperations", s.enable_batched_operations)
-        .value("SizeInBytes", r.size_in_bytes)
+        .report("SizeInBytes", r.size_in_bytes)
         .value(
             "FilteringMessagesBeforePublishing",
             s.filtering_messages_before_publishing,
         )
-        .value("IsAnonymousAccessible", false)
-        .raw("<AuthorizationRules/>")
+        .report("IsAnonymousAccessible", false)
+        .report_raw("<AuthorizationRules/>")
         .value("Status", s.status.as_str());
     timestamps(&mut d, r);
     d.value("SupportOrdering", s.support_ordering)
-        .raw(&count_details(&r.counts))
-        .value("SubscriptionCount", topic.subscription_count)
+        .report_raw(&count_details(&r.counts))
+        .report("SubscriptionCount", subscription_count)
         .span("AutoDeleteOnIdle", s.auto_delete_on_idle)
         .value("EnablePartitioning", s.enable_partitioning)
-        .value("EntityAvailabilityStatus", "Available")
+        .report("EntityAvailabilityStatus", "Available")
         .value(
             "EnableSubscriptionPartitioning",
             s.enable_subscription_partitioning,
@@ -288,10 +358,33 @@ pub fn topic_description(topic: &TopicView) -> String {
         .finish()
 }
 
+/// A subscription's description as the service answers with it.
 pub fn subscription_description(context: &Context, subscription: &SubscriptionView) -> String {
-    let s = &subscription.settings;
-    let r = &subscription.runtime;
-    let mut d = Description::new("SubscriptionDescription");
+    subscription_element(
+        context,
+        &subscription.settings,
+        &subscription.runtime,
+        Description::new("SubscriptionDescription"),
+    )
+}
+
+/// The entry a client PUTs to create or update a subscription; a `default_rule` is the
+/// first rule a created subscription gets instead of "every message".
+pub fn subscription_request(context: &Context, settings: &SubscriptionSettings) -> String {
+    request_entry(&subscription_element(
+        context,
+        settings,
+        &Runtime::default(),
+        Description::request("SubscriptionDescription"),
+    ))
+}
+
+fn subscription_element(
+    context: &Context,
+    s: &SubscriptionSettings,
+    r: &Runtime,
+    mut d: Description,
+) -> String {
     d.span("LockDuration", Some(s.lock_duration))
         .value("RequiresSession", s.requires_session)
         .span("DefaultMessageTimeToLive", s.default_message_time_to_live)
@@ -302,31 +395,59 @@ pub fn subscription_description(context: &Context, subscription: &SubscriptionVi
         .value(
             "DeadLetteringOnFilterEvaluationExceptions",
             s.dead_lettering_on_filter_evaluation_exceptions,
-        )
-        .value("MessageCount", r.counts.total())
+        );
+    if !d.reports
+        && let Some(rule) = &s.default_rule
+    {
+        d.raw(&default_rule(rule));
+    }
+    d.report("MessageCount", r.counts.total())
         .value("MaxDeliveryCount", s.max_delivery_count)
         .value("EnableBatchedOperations", s.enable_batched_operations)
         .value("Status", s.status.as_str())
-        .optional(
-            "ForwardTo",
-            s.forward_to
-                .as_deref()
-                .map(|n| context.forward_url(n))
-                .as_deref(),
-        );
+        .forward("ForwardTo", context, s.forward_to.as_deref());
     timestamps(&mut d, r);
-    d.raw(&count_details(&r.counts))
+    d.report_raw(&count_details(&r.counts))
         .forward(
             "ForwardDeadLetteredMessagesTo",
             context,
             s.forward_dead_lettered_messages_to.as_deref(),
         )
         .span("AutoDeleteOnIdle", s.auto_delete_on_idle)
-        .value("EntityAvailabilityStatus", "Available")
+        .report("EntityAvailabilityStatus", "Available")
         .optional("UserMetadata", s.user_metadata.as_deref())
         .finish()
 }
 
+/// A subscription's first rule, `$Default`, as a request gives it.
+fn default_rule(rule: &Rule) -> String {
+    format!(
+        "<DefaultRuleDescription>{}{}<Name>{}</Name></DefaultRuleDescription>",
+        filter(&rule.filter),
+        action(&rule.action),
+        crate::DEFAULT_RULE_NAME
+    )
+}
+
+/// The entry a client PUTs to create or update a rule.
+pub fn rule_request(name: &str, rule: &Rule) -> String {
+    request_entry(
+        &Description::request("RuleDescription")
+            .raw(&filter(&rule.filter))
+            .raw(&action(&rule.action))
+            .text("Name", name)
+            .finish(),
+    )
+}
+
+/// A request's Atom entry around a description.
+fn request_entry(description: &str) -> String {
+    format!(
+        r#"{XML_DECLARATION}<entry xmlns="{ATOM_NS}"><content type="application/xml">{description}</content></entry>"#
+    )
+}
+
+/// A rule's description as the service answers with it.
 pub fn rule_description(rule: &RuleView) -> String {
     let mut d = Description::new("RuleDescription");
     d.raw(&filter(&rule.rule.filter))
@@ -417,6 +538,7 @@ fn key_values(list: &str, values: &[(String, TypedValue)]) -> String {
     out
 }
 
+/// The namespace's description as the service answers with it.
 pub fn namespace_description(namespace: &NamespaceView) -> String {
     Description::new("NamespaceInfo")
         .value("CreatedTime", format_utc(namespace.created_at_ms))

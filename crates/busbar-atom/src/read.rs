@@ -5,18 +5,21 @@
 
 use std::time::Duration;
 
-use super::duration;
-use super::model::{
-    CorrelationFilter, EntityStatus, QueueSettings, Rule, RuleAction, RuleFilter,
-    SubscriptionSettings, TopicSettings, TypedValue,
+use crate::model::{
+    CorrelationFilter, EntityStatus, MessageCounts, NamespaceView, QueueSettings, Rule, RuleAction,
+    RuleFilter, Runtime, SubscriptionSettings, TopicSettings, TypedValue,
 };
-use super::xml_tree::{self, ATOM_NS, Element};
+use crate::xml_tree::{self, ATOM_NS, Element};
+use crate::{duration, timestamp};
 
 /// The description a PUT carries.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Description {
+    /// A queue's settings.
     Queue(QueueSettings),
+    /// A topic's settings.
     Topic(TopicSettings),
+    /// A subscription's settings.
     Subscription(SubscriptionSettings),
     /// A rule; its `Name` element, if any, is ignored for the name in the path.
     Rule(Rule),
@@ -43,15 +46,22 @@ pub fn description(body: &str) -> Result<Description, String> {
             entry.name
         ));
     }
-    let content = entry
+    described(content(&entry)?)
+}
+
+/// The description an entry's `<content>` holds.
+fn content(entry: &Element) -> Result<&Element, String> {
+    entry
         .children
         .iter()
         .find(|c| c.name == "content" && c.namespace == ATOM_NS)
-        .ok_or("The Atom entry has no <content>.")?;
-    let described = content
+        .ok_or("The Atom entry has no <content>.")?
         .children
         .first()
-        .ok_or("The Atom entry's <content> holds no description.")?;
+        .ok_or_else(|| "The Atom entry's <content> holds no description.".to_owned())
+}
+
+fn described(described: &Element) -> Result<Description, String> {
     match described.name.as_str() {
         "QueueDescription" => queue(described).map(Description::Queue),
         "TopicDescription" => topic(described).map(Description::Topic),
@@ -360,8 +370,11 @@ fn typed_value(value: &Element) -> Result<TypedValue, String> {
 /// text in document order (nested ones such as `CountDetails`' counts included).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryFields {
+    /// The entry's title: the entity's name.
     pub title: String,
+    /// The description's element name (`QueueDescription`, ...).
     pub kind: String,
+    /// Every leaf element's local name and text, in document order.
     pub fields: Vec<(String, String)>,
     /// The description's own leaf elements, without read-only ones: what a PUT that
     /// changes nothing would send back.
@@ -426,4 +439,133 @@ fn flatten(element: &Element, out: &mut Vec<(String, String)>) {
             flatten(child, out);
         }
     }
+}
+
+/// An entity as an answer describes it: what a client reads back from a GET, a PUT or a
+/// list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnsweredEntity {
+    /// The entry's title: the entity's name.
+    pub title: String,
+    /// The entity's settings.
+    pub description: Description,
+    /// Counts, size and times; a rule has only its creation time, a description without
+    /// them (a create answer) zeros.
+    pub runtime: Runtime,
+    /// A topic's `SubscriptionCount`.
+    pub subscription_count: u64,
+}
+
+/// A GET, PUT or list answer read into the model.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Answer {
+    /// None for the empty feed the API answers a GET of something missing with.
+    pub entities: Vec<AnsweredEntity>,
+    /// The `href` of the feed's `rel="next"` link: the following page, when there is one.
+    pub next: Option<String>,
+}
+
+/// Reads an entry document or a feed of entities.
+pub fn answer(body: &str) -> Result<Answer, String> {
+    let root = xml_tree::parse(body)?;
+    let (entries, next) = match root.name.as_str() {
+        "entry" => (vec![&root], None),
+        "feed" => (
+            root.children.iter().filter(|c| c.name == "entry").collect(),
+            root.children
+                .iter()
+                .find(|c| c.name == "link" && c.attribute("rel") == Some("next"))
+                .and_then(|link| link.attribute("href"))
+                .map(str::to_owned),
+        ),
+        other => return Err(format!("<{other}> is neither an Atom entry nor a feed.")),
+    };
+    let entities = entries
+        .into_iter()
+        .map(|entry| {
+            let content = content(entry)?;
+            Ok(AnsweredEntity {
+                title: entry
+                    .child("title")
+                    .map(|t| t.text.clone())
+                    .unwrap_or_default(),
+                description: described(content)?,
+                runtime: runtime(content)?,
+                subscription_count: content
+                    .child("SubscriptionCount")
+                    .map(number)
+                    .transpose()?
+                    .unwrap_or(0),
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(Answer { entities, next })
+}
+
+/// The read-only elements of a description.
+fn runtime(described: &Element) -> Result<Runtime, String> {
+    let time = |name: &str| -> Result<Option<i64>, String> {
+        match described.child(name) {
+            Some(e) => timestamp::parse_utc(text(e)).map_err(|e| format!("<{name}>: {e}.")),
+            None => Ok(None),
+        }
+    };
+    let mut counts = MessageCounts::default();
+    if let Some(details) = described.child("CountDetails") {
+        for e in &details.children {
+            let count = number(e)?;
+            match e.name.as_str() {
+                "ActiveMessageCount" => counts.active = count,
+                "DeadLetterMessageCount" => counts.dead_letter = count,
+                "ScheduledMessageCount" => counts.scheduled = count,
+                "TransferMessageCount" => counts.transfer = count,
+                "TransferDeadLetterMessageCount" => counts.transfer_dead_letter = count,
+                _ => {}
+            }
+        }
+    }
+    Ok(Runtime {
+        counts,
+        size_in_bytes: described
+            .child("SizeInBytes")
+            .map(number)
+            .transpose()?
+            .unwrap_or(0),
+        created_at_ms: time("CreatedAt")?.unwrap_or(0),
+        updated_at_ms: time("UpdatedAt")?.unwrap_or(0),
+        accessed_at_ms: time("AccessedAt")?,
+    })
+}
+
+/// Reads the answer of `GET /$namespaceinfo`.
+pub fn namespace(body: &str) -> Result<NamespaceView, String> {
+    let entry = xml_tree::parse(body)?;
+    let info = content(&entry)?;
+    if info.name != "NamespaceInfo" {
+        return Err(format!("<{}> is not a namespace description.", info.name));
+    }
+    let time = |name: &str| -> Result<i64, String> {
+        info.child(name)
+            .map(|e| timestamp::parse_utc(text(e)))
+            .transpose()
+            .map(|t| t.flatten().unwrap_or(0))
+            .map_err(|e| format!("<{name}>: {e}."))
+    };
+    Ok(NamespaceView {
+        name: info
+            .child("Name")
+            .map(|e| e.text.clone())
+            .or_else(|| entry.child("title").map(|t| t.text.clone()))
+            .unwrap_or_default(),
+        created_at_ms: time("CreatedTime")?,
+        modified_at_ms: time("ModifiedTime")?,
+    })
+}
+
+/// The `<Detail>` of an error answer (`<Error><Code>…</Code><Detail>…</Detail></Error>`).
+pub fn error_detail(body: &str) -> Option<String> {
+    let root = xml_tree::parse(body).ok()?;
+    (root.name == "Error")
+        .then(|| root.child("Detail").map(|d| d.text.clone()))
+        .flatten()
 }
