@@ -44,6 +44,23 @@ fn expected_output(example: &str) -> Option<(&'static [&'static str], &'static [
             ],
             &["rule $Default"],
         ),
+        "processor" => (
+            &[
+                "recalculated order-1: created, 3 items",
+                "recalculated order-2: created, 1 item",
+                "recalculated order-1: shipped",
+                "dead-lettered order-3 after 10 deliveries: MaxDeliveryCountExceeded",
+            ],
+            &["Complete", "Abandon"],
+        ),
+        "session_processor" => (
+            &[
+                "cart-1: +250 = 250",
+                "cart-1: +100 = 350",
+                "cart-2: +75 = 75",
+            ],
+            &["AcceptSession", "CloseSession"],
+        ),
         _ => return None,
     })
 }
