@@ -12,8 +12,9 @@ use std::time::Duration;
 use busbar_client::servicebus::{
     ErrorSource, ProcessErrorContext, ProcessMessageContext, ProcessSessionMessageContext,
     RetryOptions, ServiceBusClient, ServiceBusClientOptions, ServiceBusMessage,
-    ServiceBusProcessor, ServiceBusProcessorOptions, ServiceBusReceivedMessage,
-    ServiceBusReceiverOptions, ServiceBusSessionProcessorOptions, SubQueue,
+    ServiceBusProcessor, ServiceBusProcessorOptions, ServiceBusReceiveMode,
+    ServiceBusReceivedMessage, ServiceBusReceiverOptions, ServiceBusSessionProcessorOptions,
+    SubQueue,
 };
 use busbar_interop::{Broker, QueueSpec, emulator_config};
 use tokio::sync::{Notify, Semaphore};
@@ -186,6 +187,37 @@ async fn ten_thousand_messages_at_concurrency_32_are_each_handled_and_completed_
     );
     let left = left_in(&client, "orders", SubQueue::None).await;
     assert!(left.is_empty(), "{} messages left in the queue", left.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_receive_and_delete_mode_messages_are_handled_once_and_nothing_is_settled() {
+    const COUNT: usize = 500;
+    let broker = broker_with(&[QueueSpec::new("orders")]);
+    let client = client(&broker);
+    send_numbered(&client, "orders", (0..COUNT).map(message_id)).await;
+
+    let ledger = Arc::new(Ledger::default());
+    let options = ServiceBusProcessorOptions {
+        max_concurrent_calls: 8,
+        receive_mode: ServiceBusReceiveMode::ReceiveAndDelete,
+        ..Default::default()
+    };
+    let processor = client.create_processor("orders", None, options);
+    start_recording(&processor, &ledger, |_, _| async { Ok(()) }).await;
+    ledger
+        .wait_until("every message handled", |l| l.distinct_handled() == COUNT)
+        .await;
+    processor.stop().await;
+
+    let handled = lock(&ledger.handled).clone();
+    let twice: Vec<_> = handled.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "handled more than once: {twice:?}");
+    // A settlement or lock renewal of a message that has no lock would be reported here.
+    assert_eq!(ledger.errors(), vec![]);
+    assert_eq!(
+        left_in(&client, "orders", SubQueue::None).await,
+        Vec::<String>::new()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
