@@ -36,23 +36,6 @@ fn expected_output(example: &str) -> Option<(&'static [&'static str], &'static [
             ],
             &[],
         ),
-        "processor" => (
-            &[
-                "order update order-1 (delivery 0): paid",
-                "order update order-3 (delivery 0): shipped",
-                "stopped",
-            ],
-            &["order-2 (delivery"],
-        ),
-        "session_processor" => (
-            &[
-                "cart-1: +250 = 250",
-                "cart-1: +399 = 649",
-                "cart-2: +120 = 120",
-                "stopped",
-            ],
-            &[],
-        ),
         "admin" => (
             &[
                 "created admin-example (lock 30s)",
@@ -60,6 +43,23 @@ fn expected_output(example: &str) -> Option<(&'static [&'static str], &'static [
                 "rule priority: Sql { expression: \"priority > 5\", parameters: [] }",
             ],
             &["rule $Default"],
+        ),
+        "processor" => (
+            &[
+                "recalculated order-1: created, 3 items",
+                "recalculated order-2: created, 1 item",
+                "recalculated order-1: shipped",
+                "dead-lettered order-3 after 10 deliveries: MaxDeliveryCountExceeded",
+            ],
+            &["Complete", "Abandon"],
+        ),
+        "session_processor" => (
+            &[
+                "cart-1: +250 = 250",
+                "cart-1: +100 = 350",
+                "cart-2: +75 = 75",
+            ],
+            &["AcceptSession", "CloseSession"],
         ),
         _ => return None,
     })
