@@ -63,7 +63,7 @@ pub enum Applied {
 
 /// Applies `change` in one transaction.
 pub async fn apply(db: &Db, change: &OrderChanged) -> Result<Applied, sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let first_time = sqlx::query(
         "INSERT INTO applied_changes (change_id, order_id, version, applied_at)
          VALUES ($1, $2, $3, $4) ON CONFLICT (change_id) DO NOTHING",
@@ -224,7 +224,7 @@ pub async fn recalculate(db: &Db) -> Result<Figures, sqlx::Error> {
         figures.average_open_seconds = open_ms_sum as f64 / figures.open_orders as f64 / 1000.0;
     }
     let body = serde_json::to_string(&figures).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query(
         "INSERT INTO figures (id, calculated_at, body) VALUES (1, $1, $2)
          ON CONFLICT (id) DO UPDATE SET calculated_at = excluded.calculated_at, body = excluded.body",

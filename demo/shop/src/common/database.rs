@@ -73,6 +73,17 @@ impl Db {
         Ok(Db { pool, backend })
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`): a transaction that first reads and then writes while another
+    /// connection committed would otherwise fail with "database is locked" instead of
+    /// waiting its turn.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// Runs `CREATE TABLE IF NOT EXISTS ...` statements; `{serial}` becomes the backend's
     /// auto-numbered primary key.
     pub async fn schema(&self, statements: &[&str]) -> Result<(), DbError> {

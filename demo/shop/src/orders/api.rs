@@ -1,8 +1,10 @@
 //! The orders service's internal HTTP API (reached through the gateway, which names the
-//! signed-in user in `x-shop-user`): `GET/POST /orders`, `GET/PUT/DELETE /orders/{id}`.
+//! signed-in user in `x-shop-user`): `GET/POST /orders`, `GET/PUT/DELETE /orders/{id}`,
+//! and `GET /outbox` (changes not yet acknowledged by the broker, failed publishing rounds).
 //! Prices and totals are in cents.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -12,6 +14,7 @@ use serde::Deserialize;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use super::publisher::PublisherStats;
 use super::store::{self, Order, OrderUpdate, StoreError};
 use crate::common::contracts::{OrderItem, OrderStatus};
 use crate::common::database::Db;
@@ -23,12 +26,14 @@ pub struct OrdersState {
     pub db: Db,
     /// Woken after each commit, so the publisher sends at once.
     pub outbox_changed: Arc<Notify>,
+    pub publisher_stats: Arc<PublisherStats>,
 }
 
 pub fn router(state: OrdersState) -> Router {
     Router::new()
         .route("/orders", get(list).post(create))
         .route("/orders/{id}", get(view).put(update).delete(delete))
+        .route("/outbox", get(outbox))
         .with_state(state)
 }
 
@@ -189,4 +194,16 @@ async fn delete(
     store::delete(&state.db, &user, order_id(&id)?).await?;
     state.outbox_changed.notify_one();
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn outbox(State(state): State<OrdersState>) -> ApiResult<Json<serde_json::Value>> {
+    let pending = store::pending_count(&state.db).await?;
+    let failed_attempts = state
+        .publisher_stats
+        .failed_attempts
+        .load(Ordering::Relaxed);
+    Ok(Json(serde_json::json!({
+        "pending": pending,
+        "failed_attempts": failed_attempts,
+    })))
 }

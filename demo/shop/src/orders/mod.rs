@@ -32,14 +32,20 @@ pub async fn run(args: ServiceArgs) -> anyhow::Result<()> {
     .await?;
     let client = bus::connect(&args.broker)?;
     let outbox_changed = Arc::new(Notify::new());
+    let publisher_stats = Arc::new(publisher::PublisherStats::default());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let publisher = tokio::spawn(publisher::run(
         db.clone(),
         client.clone(),
         Arc::clone(&outbox_changed),
+        Arc::clone(&publisher_stats),
         stopped,
     ));
-    let state = api::OrdersState { db, outbox_changed };
+    let state = api::OrdersState {
+        db,
+        outbox_changed,
+        publisher_stats,
+    };
     let served = serve(
         args.listen,
         InternalSecret::new(&args.internal_secret),

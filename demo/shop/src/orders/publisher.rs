@@ -6,6 +6,7 @@
 //! duplicate detection drops.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use busbar_client::{ServiceBusClient, ServiceBusMessage, ServiceBusSender};
@@ -22,11 +23,19 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 
+/// What the publisher went through, for `GET /outbox`.
+#[derive(Debug, Default)]
+pub struct PublisherStats {
+    /// Rounds that failed (the broker down or refusing) and were retried.
+    pub failed_attempts: AtomicU64,
+}
+
 /// Publishes until `stopped` turns true.
 pub async fn run(
     db: Db,
     client: ServiceBusClient,
     outbox_changed: Arc<Notify>,
+    stats: Arc<PublisherStats>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let queue = client.create_sender(ORDER_CHANGES_QUEUE);
@@ -47,6 +56,7 @@ pub async fn run(
                 tracing::debug!(sent, "outbox published");
             }
             Err(error) => {
+                stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%error, retry_in = ?retry, "outbox not published; retrying");
                 tokio::select! {
                     () = tokio::time::sleep(retry) => {}

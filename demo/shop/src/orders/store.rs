@@ -167,7 +167,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query(&format!(
         "INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
     ))
@@ -225,7 +225,7 @@ pub async fn update(
     id: Uuid,
     update: OrderUpdate,
 ) -> Result<Order, StoreError> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let mut order = get_in(&mut *tx, owner, id).await?;
     if let Some(expected) = update.expected_version
         && expected != order.version
@@ -281,7 +281,7 @@ pub async fn update(
 
 /// Deletes the order `id` of `owner`, with its `deleted` change (one version up).
 pub async fn delete(db: &Db, owner: &str, id: Uuid) -> Result<(), StoreError> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let mut order = get_in(&mut *tx, owner, id).await?;
     let deleted = sqlx::query("DELETE FROM orders WHERE id = $1 AND version = $2")
         .bind(order.id.to_string())
@@ -337,6 +337,16 @@ pub async fn pending(db: &Db, limit: i64) -> Result<Vec<Pending>, StoreError> {
         .collect()
 }
 
+/// How many outbox rows wait for an acknowledgement.
+pub async fn pending_count(db: &Db) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE queue_sent = 0 OR topic_sent = 0")
+            .fetch_one(&db.pool)
+            .await?
+            .try_get("n")?,
+    )
+}
+
 /// Which destination acknowledged.
 #[derive(Debug, Clone, Copy)]
 pub enum Destination {
@@ -354,7 +364,7 @@ pub async fn mark_sent(
         Destination::Queue => "UPDATE outbox SET queue_sent = 1 WHERE position = $1",
         Destination::Topic => "UPDATE outbox SET topic_sent = 1 WHERE position = $1",
     };
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     for position in positions {
         sqlx::query(statement)
             .bind(*position)

@@ -235,6 +235,11 @@ impl Shop {
             .unwrap_or_else(|e| panic!("{url}: {e}"));
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
+        if status >= 500 {
+            for process in [&self.orders, &self.analytics].into_iter().flatten() {
+                eprintln!("--- {}:\n{}", process.name, process.log_tail());
+            }
+        }
         (
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
@@ -323,8 +328,24 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
+    wait_for(what, || {
+        let holds = condition();
+        async move { holds.await.then_some(()) }
+    })
+    .await
+}
+
+/// Polls `probe` until it gives something; panics with `what` after [`DEADLINE`].
+pub async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
     let started = Instant::now();
-    while !condition().await {
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
         assert!(started.elapsed() < DEADLINE, "never happened: {what}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
