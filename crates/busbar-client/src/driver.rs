@@ -302,6 +302,8 @@ pub(crate) struct Negotiated {
     pub remote_idle_timeout: Option<Duration>,
     pub local_idle_timeout: Option<Duration>,
     pub local_max_frame_size: u32,
+    /// The highest channel number either side allows.
+    pub channel_max: u16,
 }
 
 /// A disposition being built up from consecutive settlements of the same kind.
@@ -331,6 +333,7 @@ pub(crate) struct Driver<R, W> {
     sessions: HashMap<u16, Session>,
     remote_channels: HashMap<u16, u16>,
     next_channel: u16,
+    channel_max: u16,
     close_sent: bool,
     close_reply: Option<Reply<()>>,
     disposition: Option<PendingDisposition>,
@@ -368,6 +371,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
             sessions: HashMap::new(),
             remote_channels: HashMap::new(),
             next_channel: 0,
+            channel_max: neg.channel_max,
             close_sent: false,
             close_reply: None,
             disposition: None,
@@ -748,18 +752,24 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
     }
 
     fn begin(&mut self, reply: Reply<u16>) {
-        // Local channels are reused once their session is gone.
-        let mut channel = self.next_channel;
+        // Local channels are reused once their session is gone, cycling through
+        // 0..=channel_max (the peer refuses any channel above its channel-max).
+        let after = |channel: u16, max: u16| if channel >= max { 0 } else { channel + 1 };
+        let mut channel = if self.next_channel > self.channel_max {
+            0
+        } else {
+            self.next_channel
+        };
         let mut tries = 0u32;
         while self.sessions.contains_key(&channel) {
-            channel = channel.wrapping_add(1);
+            channel = after(channel, self.channel_max);
             tries += 1;
-            if tries > u32::from(u16::MAX) {
+            if tries > u32::from(self.channel_max) {
                 let _ = reply.send(Err(Error::InvalidArgument("no free channel")));
                 return;
             }
         }
-        self.next_channel = channel.wrapping_add(1);
+        self.next_channel = after(channel, self.channel_max);
         let mut s = Session::new();
         s.begin_reply = Some(reply);
         let begin = Begin {

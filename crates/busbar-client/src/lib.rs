@@ -447,6 +447,8 @@ impl Connection {
                 .map(|ms| Duration::from_millis(ms.into())),
             local_idle_timeout: opts.idle_timeout.filter(|d| !d.is_zero()),
             local_max_frame_size: opts.max_frame_size,
+            // Ours is u16::MAX: the peer's binds (a channel above it is a framing error).
+            channel_max: remote_open.channel_max.unwrap_or(u16::MAX),
         };
         Ok((inbuf, neg))
     }
@@ -669,6 +671,21 @@ impl Session {
         self.handle
             .request(|reply| Command::End { channel, reply })
             .await
+    }
+}
+
+/// A session that ends when dropped: the Service Bus layer opens one per link, and a
+/// long-lived client that makes many senders and receivers would otherwise keep every
+/// session it ever began until the peer's session limit refuses the next.
+pub(crate) struct OwnedSession(pub(crate) Session);
+
+impl Drop for OwnedSession {
+    fn drop(&mut self) {
+        let (reply, _) = oneshot::channel();
+        let _ = self.0.handle.send(Command::End {
+            channel: self.0.channel,
+            reply,
+        });
     }
 }
 

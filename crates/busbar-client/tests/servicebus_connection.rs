@@ -53,6 +53,21 @@ async fn every_sender_and_receiver_of_a_client_shares_one_connection() {
 }
 
 #[tokio::test]
+async fn a_long_lived_client_reuses_channels_within_the_brokers_channel_max() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(dir.path().to_owned());
+    config.limits.max_sessions_per_connection = 4;
+    let broker = Broker::start_with(config, dir).await;
+    let client = broker.client();
+    // Many more receivers over the connection's life than it may have sessions at once.
+    for _ in 0..20 {
+        let receiver = client.create_receiver("q", ServiceBusReceiverOptions::default());
+        receiver.peek_messages(1, None).await.unwrap();
+        receiver.close().await.unwrap();
+    }
+}
+
+#[tokio::test]
 async fn senders_and_receivers_reconnect_after_the_broker_restarts() {
     let mut broker = Broker::start().await;
     let client = broker.client();

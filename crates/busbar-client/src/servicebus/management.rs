@@ -10,7 +10,7 @@ use busbar_amqp::message::{Properties, scan_sections, section};
 use busbar_amqp::{Value, codec::decode_value};
 
 use crate::{
-    Connection, LinkOptions, Outcome, Receiver, ReceiverOptions, Sender, Session, SettleMode,
+    Connection, LinkOptions, Outcome, OwnedSession, Receiver, ReceiverOptions, Sender, SettleMode,
 };
 
 use super::error::{ErrorKind, ServiceBusError, ServiceBusResult};
@@ -18,12 +18,13 @@ use super::message::put_section;
 
 /// An open request/response pair on one `$management` node.
 pub(crate) struct ManagementLink {
-    _session: Session,
     sender: Sender,
     receiver: Receiver,
     reply_to: String,
     /// The connection generation it was opened on.
     pub generation: u64,
+    /// Last: ends after the links above detached.
+    _session: OwnedSession,
 }
 
 /// A successful (2xx) answer.
@@ -66,11 +67,11 @@ impl ManagementLink {
             .await?;
         let sender = session.sender(&node).await?;
         Ok(ManagementLink {
-            _session: session,
             sender,
             receiver,
             reply_to,
             generation,
+            _session: OwnedSession(session),
         })
     }
 

@@ -15,9 +15,7 @@ use tracing::Instrument as _;
 use busbar_amqp::performative::{DeliveryState, ErrorCondition};
 use busbar_amqp::{Symbol, Value};
 
-use crate::{
-    Delivery, LinkOptions, Outcome, Receiver, ReceiverOptions, Session, SettleMode, Settler,
-};
+use crate::{Delivery, LinkOptions, Outcome, Receiver, ReceiverOptions, SettleMode, Settler};
 
 use super::client::ServiceBusClient;
 use super::error::{ErrorKind, ServiceBusError, ServiceBusResult};
@@ -86,12 +84,13 @@ pub struct DeadLetterOptions {
 static NEXT_LINK_ID: AtomicU64 = AtomicU64::new(1);
 
 pub(crate) struct ReceiverLink {
-    _session: Session,
     receiver: Receiver,
     generation: u64,
     id: u64,
     /// Credit given and not yet used by a delivery.
     outstanding: u32,
+    /// Last: ends after the link above detached.
+    _session: crate::OwnedSession,
 }
 
 /// What receivers and session receivers share: the link, its settlement handle, the
@@ -176,11 +175,11 @@ impl ReceiverCore {
             receiver.add_credit(options.prefetch_count)?;
         }
         Ok(ReceiverLink {
-            _session: session,
             receiver,
             generation,
             id: NEXT_LINK_ID.fetch_add(1, Ordering::Relaxed),
             outstanding: options.prefetch_count,
+            _session: crate::OwnedSession(session),
         })
     }
 

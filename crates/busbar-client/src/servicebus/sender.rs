@@ -10,7 +10,7 @@ use tracing::Instrument as _;
 use busbar_amqp::Value;
 use busbar_amqp::message::{BATCH_MESSAGE_FORMAT, Properties, section};
 
-use crate::{Outcome, Sender, Session};
+use crate::{Outcome, Sender};
 
 use super::client::ServiceBusClient;
 use super::error::{ErrorKind, ServiceBusError, ServiceBusResult};
@@ -46,9 +46,10 @@ pub struct ServiceBusSender {
 }
 
 struct SenderLink {
-    _session: Session,
     sender: Sender,
     generation: u64,
+    /// Last: ends after the link above detached.
+    _session: crate::OwnedSession,
 }
 
 /// Options of [`ServiceBusSender::create_message_batch`].
@@ -279,9 +280,9 @@ impl ServiceBusSender {
                 )
                 .await?;
             *guard = Some(SenderLink {
-                _session: session,
                 sender,
                 generation,
+                _session: crate::OwnedSession(session),
             });
         }
         guard

@@ -1,0 +1,61 @@
+//! Serving a service's HTTP API: `GET /ready` open to the supervisor, everything else
+//! behind the internal-request guard, until Ctrl-C or SIGTERM.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::routing::get;
+
+use super::guard::{InternalSecret, require_internal};
+
+/// Binds `listen` and serves `api` (guarded) plus `/ready` until `shutdown`.
+pub async fn serve(
+    listen: SocketAddr,
+    secret: InternalSecret,
+    api: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = api
+        .layer(axum::middleware::from_fn_with_state(
+            secret,
+            require_internal,
+        ))
+        .route("/ready", get(|| async { "ready" }));
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    tracing::info!(%listen, "serving");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

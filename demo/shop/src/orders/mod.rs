@@ -1,0 +1,62 @@
+//! The orders service: the main store of orders (create, update, delete, list, view;
+//! prices, totals, status). Every change is committed together with an outbox row
+//! ([`store`]), and the [`publisher`] sends the outbox to the `order-changes` queue and the
+//! `order-events` topic — step 1 of the article's flow, without losing a change while the
+//! broker is down.
+
+pub mod api;
+pub mod publisher;
+pub mod store;
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::common::bus::{self, Entity};
+use crate::common::config::ServiceArgs;
+use crate::common::contracts::{ORDER_CHANGES_QUEUE, ORDER_EVENTS_TOPIC};
+use crate::common::database::Db;
+use crate::common::guard::InternalSecret;
+use crate::common::http::{serve, shutdown_signal};
+
+pub async fn run(args: ServiceArgs) -> anyhow::Result<()> {
+    let db = Db::open(&args.data_dir, "orders", args.database_url.as_deref()).await?;
+    store::create_schema(&db).await?;
+    bus::check_entities(
+        &args.broker,
+        &[
+            Entity::Queue(ORDER_CHANGES_QUEUE),
+            Entity::Topic(ORDER_EVENTS_TOPIC),
+        ],
+    )
+    .await?;
+    let client = bus::connect(&args.broker)?;
+    let outbox_changed = Arc::new(Notify::new());
+    let publisher_stats = Arc::new(publisher::PublisherStats::default());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let publisher = tokio::spawn(publisher::run(
+        db.clone(),
+        client.clone(),
+        Arc::clone(&outbox_changed),
+        Arc::clone(&publisher_stats),
+        stopped,
+    ));
+    let state = api::OrdersState {
+        db,
+        outbox_changed,
+        publisher_stats,
+    };
+    let served = serve(
+        args.listen,
+        InternalSecret::new(&args.internal_secret),
+        api::router(state),
+        shutdown_signal(),
+    )
+    .await;
+    let _ = stop.send(true);
+    if let Err(error) = publisher.await {
+        tracing::error!(%error, "the outbox publisher failed");
+    }
+    client.close().await;
+    served
+}
