@@ -2,16 +2,18 @@
 //! broker: an account's life through the public API and its mailbox, and the internal
 //! services refusing whoever skips the gateway.
 
+mod harness;
 mod support;
 
+use harness::{SECRET, wait_for};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{SECRET, Shop};
+use support::Stack;
 
 const SERVICES: &[&str] = &["auth", "email", "gateway"];
 
 /// The caller's mails, newest first.
-async fn mailbox(shop: &Shop, token: &str) -> Vec<Value> {
+async fn mailbox(shop: &Stack, token: &str) -> Vec<Value> {
     let (status, mails) = shop
         .call(Method::GET, "/api/mailbox", Some(token), None)
         .await;
@@ -20,8 +22,8 @@ async fn mailbox(shop: &Shop, token: &str) -> Vec<Value> {
 }
 
 /// Waits for a mail whose subject contains `subject`.
-async fn mail_with_subject(shop: &Shop, token: &str, subject: &str) -> Value {
-    shop.eventually(&format!("a mail '{subject}'"), || async {
+async fn mail_with_subject(shop: &Stack, token: &str, subject: &str) -> Value {
+    wait_for(&format!("a mail '{subject}'"), || async {
         mailbox(shop, token).await.into_iter().find(|mail| {
             mail["subject"]
                 .as_str()
@@ -31,12 +33,12 @@ async fn mail_with_subject(shop: &Shop, token: &str, subject: &str) -> Value {
     .await
 }
 
-async fn register(shop: &Shop, credentials: Value) -> (StatusCode, Value) {
+async fn register(shop: &Stack, credentials: Value) -> (StatusCode, Value) {
     shop.call(Method::POST, "/api/auth/register", None, Some(credentials))
         .await
 }
 
-async fn login(shop: &Shop, email: &str, password: &str) -> (StatusCode, Value) {
+async fn login(shop: &Stack, email: &str, password: &str) -> (StatusCode, Value) {
     shop.call(
         Method::POST,
         "/api/auth/login",
@@ -55,7 +57,7 @@ fn token_of(session: &Value) -> String {
 
 #[tokio::test]
 async fn register_welcome_login_logout_and_recovery_through_the_mailbox() {
-    let shop = Shop::start(SERVICES, &[]).await;
+    let shop = Stack::start(SERVICES, &[]).await;
     let credentials = json!({ "email": "ann@example.com", "password": "first password" });
 
     let (status, body) = shop
@@ -164,7 +166,7 @@ async fn register_welcome_login_logout_and_recovery_through_the_mailbox() {
 
 #[tokio::test]
 async fn a_request_that_skips_the_gateway_is_refused() {
-    let shop = Shop::start(SERVICES, &[]).await;
+    let shop = Stack::start(SERVICES, &[]).await;
     let credentials = json!({ "email": "bo@example.com", "password": "bo's password" });
     let (status, body) = register(&shop, credentials.clone()).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");

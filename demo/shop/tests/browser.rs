@@ -4,13 +4,14 @@
 //! (the docs' are made so: `SHOP_SCREENSHOTS=docs/shop cargo nextest run -p shop --test
 //! browser`), else into the test's temporary directory.
 
+mod harness;
 mod support;
 
 use std::path::PathBuf;
 
 use busbar_client::{ServiceBusClient, ServiceBusClientOptions, ServiceBusMessage};
 use shop::common::contracts::{EMAILS_QUEUE, EmailKind, EmailRequest};
-use support::Shop;
+use support::Stack;
 use support::browser::Browser;
 
 /// Fills the named fields of a form and clicks its submit button.
@@ -27,10 +28,10 @@ fn submit(form: &str, fields: &[(&str, &str)]) -> String {
 
 #[tokio::test]
 async fn sign_in_create_an_order_and_see_it_on_the_dashboard() {
-    let shop = Shop::up(&[]).await;
+    let shop = Stack::up().await;
     let shots = std::env::var_os("SHOP_SCREENSHOTS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| shop.data.path().join("screenshots"));
+        .unwrap_or_else(|| shop.dir.path().join("screenshots"));
     std::fs::create_dir_all(&shots).unwrap_or_else(|e| panic!("{e}"));
     let gateway = shop.gateway();
     let mut browser = Browser::start().await;

@@ -3,6 +3,7 @@
 //! the order mails — "order created", and the scheduled "still open" reminder that is sent
 //! when due and cancelled when the order closes.
 
+mod harness;
 mod support;
 
 use std::time::Duration;
@@ -11,18 +12,19 @@ use busbar_client::{
     ServiceBusClient, ServiceBusClientOptions, ServiceBusMessage, ServiceBusMessageState,
     ServiceBusReceiverOptions, SubQueue,
 };
+use harness::{free_port, wait_for};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use shop::common::contracts::{
     ChangeKind, EMAILS_QUEUE, EmailKind, EmailRequest, ORDER_EVENTS_TOPIC, OrderChanged,
     OrderSnapshot, OrderStatus,
 };
-use support::{Shop, free_port};
+use support::Stack;
 use uuid::Uuid;
 
 const SERVICES: &[&str] = &["auth", "email", "gateway"];
 
-fn client(shop: &Shop) -> ServiceBusClient {
+fn client(shop: &Stack) -> ServiceBusClient {
     ServiceBusClient::from_connection_string(
         &shop.connection_string,
         ServiceBusClientOptions::default(),
@@ -31,7 +33,7 @@ fn client(shop: &Shop) -> ServiceBusClient {
 }
 
 /// Registers and logs in; the session token.
-async fn signed_in(shop: &Shop, email: &str) -> String {
+async fn signed_in(shop: &Stack, email: &str) -> String {
     let credentials = json!({ "email": email, "password": "a long password" });
     let (status, body) = shop
         .call(
@@ -49,7 +51,7 @@ async fn signed_in(shop: &Shop, email: &str) -> String {
     session["token"].as_str().unwrap_or_default().to_owned()
 }
 
-async fn mailbox(shop: &Shop, token: &str) -> Vec<Value> {
+async fn mailbox(shop: &Stack, token: &str) -> Vec<Value> {
     let (status, mails) = shop
         .call(Method::GET, "/api/mailbox", Some(token), None)
         .await;
@@ -57,8 +59,8 @@ async fn mailbox(shop: &Shop, token: &str) -> Vec<Value> {
     mails.as_array().cloned().unwrap_or_default()
 }
 
-async fn mail_with_subject(shop: &Shop, token: &str, subject: &str) -> Value {
-    shop.eventually(&format!("a mail '{subject}'"), || async {
+async fn mail_with_subject(shop: &Stack, token: &str, subject: &str) -> Value {
+    wait_for(&format!("a mail '{subject}'"), || async {
         mailbox(shop, token).await.into_iter().find(|mail| {
             mail["subject"]
                 .as_str()
@@ -69,7 +71,7 @@ async fn mail_with_subject(shop: &Shop, token: &str, subject: &str) -> Value {
 }
 
 /// The next dead-lettered message of `emails`: its reason and request.
-async fn dead_lettered_email(shop: &Shop) -> (String, EmailRequest) {
+async fn dead_lettered_email(shop: &Stack) -> (String, EmailRequest) {
     let client = client(shop);
     let receiver = client.create_receiver(
         EMAILS_QUEUE,
@@ -78,14 +80,13 @@ async fn dead_lettered_email(shop: &Shop) -> (String, EmailRequest) {
             ..ServiceBusReceiverOptions::default()
         },
     );
-    let message = shop
-        .eventually("a dead-lettered mail", || async {
-            let received = receiver
-                .receive_messages(1, Some(Duration::from_secs(1)))
-                .await;
-            received.ok().and_then(|mut messages| messages.pop())
-        })
-        .await;
+    let message = wait_for("a dead-lettered mail", || async {
+        let received = receiver
+            .receive_messages(1, Some(Duration::from_secs(1)))
+            .await;
+        received.ok().and_then(|mut messages| messages.pop())
+    })
+    .await;
     let request = serde_json::from_slice(&message.body).unwrap_or_else(|e| panic!("{e}"));
     (
         message.dead_letter_reason.clone().unwrap_or_default(),
@@ -97,7 +98,7 @@ async fn dead_lettered_email(shop: &Shop) -> (String, EmailRequest) {
 async fn with_the_smtp_server_down_a_mail_is_retried_then_dead_lettered() {
     // Nothing listens on this port: every delivery attempt fails to connect.
     let closed = format!("127.0.0.1:{}", free_port());
-    let shop = Shop::start(SERVICES, &[("SHOP_SMTP", closed.as_str())]).await;
+    let shop = Stack::start(SERVICES, &[("email", &["--smtp", closed.as_str()])]).await;
     let token = signed_in(&shop, "cy@example.com").await;
 
     let (reason, request) = dead_lettered_email(&shop).await;
@@ -123,7 +124,7 @@ async fn with_the_smtp_server_down_a_mail_is_retried_then_dead_lettered() {
 
 #[tokio::test]
 async fn a_bad_address_is_dead_lettered_at_once_with_the_reason() {
-    let shop = Shop::start(SERVICES, &[]).await;
+    let shop = Stack::start(SERVICES, &[]).await;
     let request = EmailRequest {
         to: "nobody at nowhere".into(),
         subject: "undeliverable".into(),
@@ -172,7 +173,7 @@ fn order_event(
 }
 
 /// Publishes an order event as the orders service does.
-async fn publish(shop: &Shop, change: &OrderChanged) {
+async fn publish(shop: &Stack, change: &OrderChanged) {
     let message = ServiceBusMessage::new(serde_json::to_vec(change).unwrap_or_default())
         .with_message_id(change.change_id.to_string())
         .with_subject(change.event_subject());
@@ -185,7 +186,7 @@ async fn publish(shop: &Shop, change: &OrderChanged) {
 
 #[tokio::test]
 async fn an_open_order_gets_its_reminder_when_due() {
-    let shop = Shop::start(SERVICES, &[("SHOP_ORDER_REMINDER_AFTER", "2s")]).await;
+    let shop = Stack::start(SERVICES, &[("email", &["--order-reminder-after", "2s"])]).await;
     let token = signed_in(&shop, "di@example.com").await;
     let order_id = Uuid::new_v4();
     publish(
@@ -211,7 +212,7 @@ async fn an_open_order_gets_its_reminder_when_due() {
 
 #[tokio::test]
 async fn closing_an_order_cancels_its_scheduled_reminder() {
-    let shop = Shop::start(SERVICES, &[("SHOP_ORDER_REMINDER_AFTER", "1h")]).await;
+    let shop = Stack::start(SERVICES, &[("email", &["--order-reminder-after", "1h"])]).await;
     let token = signed_in(&shop, "di@example.com").await;
     let order_id = Uuid::new_v4();
     publish(
@@ -231,7 +232,7 @@ async fn closing_an_order_cancels_its_scheduled_reminder() {
                 && message.message_id.as_deref() == Some(reminder_id.as_str())
         })
     };
-    shop.eventually("the reminder scheduled", || async {
+    wait_for("the reminder scheduled", || async {
         scheduled_reminder().await.then_some(())
     })
     .await;
@@ -241,7 +242,7 @@ async fn closing_an_order_cancels_its_scheduled_reminder() {
         &order_event(order_id, 2, ChangeKind::Updated, OrderStatus::Closed),
     )
     .await;
-    shop.eventually("the reminder cancelled", || async {
+    wait_for("the reminder cancelled", || async {
         (!scheduled_reminder().await).then_some(())
     })
     .await;

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{DEADLINE, free_port};
+use crate::harness::{DEADLINE, free_port};
 
 pub struct Browser {
     chromium: Child,
