@@ -5,33 +5,12 @@
 mod harness;
 mod support;
 
-use harness::{SECRET, wait_for};
+use harness::SECRET;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::Stack;
 
 const SERVICES: &[&str] = &["auth", "email", "gateway"];
-
-/// The caller's mails, newest first.
-async fn mailbox(shop: &Stack, token: &str) -> Vec<Value> {
-    let (status, mails) = shop
-        .call(Method::GET, "/api/mailbox", Some(token), None)
-        .await;
-    assert_eq!(status, StatusCode::OK, "{mails}");
-    mails.as_array().cloned().unwrap_or_default()
-}
-
-/// Waits for a mail whose subject contains `subject`.
-async fn mail_with_subject(shop: &Stack, token: &str, subject: &str) -> Value {
-    wait_for(&format!("a mail '{subject}'"), || async {
-        mailbox(shop, token).await.into_iter().find(|mail| {
-            mail["subject"]
-                .as_str()
-                .is_some_and(|s| s.contains(subject))
-        })
-    })
-    .await
-}
 
 async fn register(shop: &Stack, credentials: Value) -> (StatusCode, Value) {
     shop.call(Method::POST, "/api/auth/register", None, Some(credentials))
@@ -95,7 +74,7 @@ async fn register_welcome_login_logout_and_recovery_through_the_mailbox() {
     assert_eq!(status, StatusCode::OK, "{session}");
     let token = token_of(&session);
 
-    let welcome = mail_with_subject(&shop, &token, "Welcome").await;
+    let welcome = shop.mail_with_subject(&token, "Welcome").await;
     assert_eq!(welcome["to"], "ann@example.com");
     assert!(
         welcome["sent_at"].as_i64().is_some_and(|at| at > 0),
@@ -127,14 +106,14 @@ async fn register_welcome_login_logout_and_recovery_through_the_mailbox() {
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let (_, session) = login(&shop, "ann@example.com", "first password").await;
     let token = token_of(&session);
-    let reset_mail = mail_with_subject(&shop, &token, "Reset your password").await;
+    let reset_mail = shop.mail_with_subject(&token, "Reset your password").await;
     let reset_token = reset_mail["body"]
         .as_str()
         .and_then(|body| body.split("Reset token: ").nth(1))
         .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("no reset token in {reset_mail}"))
         .to_owned();
-    let newest = mailbox(&shop, &token).await;
+    let newest = shop.mailbox(&token).await;
     assert_eq!(newest[0]["subject"], reset_mail["subject"], "newest first");
 
     let reset = json!({ "token": reset_token, "password": "second password" });

@@ -6,12 +6,7 @@
 mod harness;
 mod support;
 
-use std::time::Duration;
-
-use busbar_client::{
-    ServiceBusClient, ServiceBusClientOptions, ServiceBusMessage, ServiceBusMessageState,
-    ServiceBusReceiverOptions, SubQueue,
-};
+use busbar_client::{ServiceBusMessage, ServiceBusMessageState, ServiceBusReceiverOptions};
 use harness::{free_port, wait_for};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -23,14 +18,6 @@ use support::Stack;
 use uuid::Uuid;
 
 const SERVICES: &[&str] = &["auth", "email", "gateway"];
-
-fn client(shop: &Stack) -> ServiceBusClient {
-    ServiceBusClient::from_connection_string(
-        &shop.connection_string,
-        ServiceBusClientOptions::default(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
-}
 
 /// Registers and logs in; the session token.
 async fn signed_in(shop: &Stack, email: &str) -> String {
@@ -51,49 +38,6 @@ async fn signed_in(shop: &Stack, email: &str) -> String {
     session["token"].as_str().unwrap_or_default().to_owned()
 }
 
-async fn mailbox(shop: &Stack, token: &str) -> Vec<Value> {
-    let (status, mails) = shop
-        .call(Method::GET, "/api/mailbox", Some(token), None)
-        .await;
-    assert_eq!(status, StatusCode::OK, "{mails}");
-    mails.as_array().cloned().unwrap_or_default()
-}
-
-async fn mail_with_subject(shop: &Stack, token: &str, subject: &str) -> Value {
-    wait_for(&format!("a mail '{subject}'"), || async {
-        mailbox(shop, token).await.into_iter().find(|mail| {
-            mail["subject"]
-                .as_str()
-                .is_some_and(|s| s.contains(subject))
-        })
-    })
-    .await
-}
-
-/// The next dead-lettered message of `emails`: its reason and request.
-async fn dead_lettered_email(shop: &Stack) -> (String, EmailRequest) {
-    let client = client(shop);
-    let receiver = client.create_receiver(
-        EMAILS_QUEUE,
-        ServiceBusReceiverOptions {
-            sub_queue: SubQueue::DeadLetter,
-            ..ServiceBusReceiverOptions::default()
-        },
-    );
-    let message = wait_for("a dead-lettered mail", || async {
-        let received = receiver
-            .receive_messages(1, Some(Duration::from_secs(1)))
-            .await;
-        received.ok().and_then(|mut messages| messages.pop())
-    })
-    .await;
-    let request = serde_json::from_slice(&message.body).unwrap_or_else(|e| panic!("{e}"));
-    (
-        message.dead_letter_reason.clone().unwrap_or_default(),
-        request,
-    )
-}
-
 #[tokio::test]
 async fn with_the_smtp_server_down_a_mail_is_retried_then_dead_lettered() {
     // Nothing listens on this port: every delivery attempt fails to connect.
@@ -101,7 +45,10 @@ async fn with_the_smtp_server_down_a_mail_is_retried_then_dead_lettered() {
     let shop = Stack::start(SERVICES, &[("email", &["--smtp", closed.as_str()])]).await;
     let token = signed_in(&shop, "cy@example.com").await;
 
-    let (reason, request) = dead_lettered_email(&shop).await;
+    let dead = shop.dead_lettered_email().await;
+    let reason = dead.dead_letter_reason.clone().unwrap_or_default();
+    let request: EmailRequest =
+        serde_json::from_slice(&dead.body).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         reason, "MaxDeliveryCountExceeded",
         "abandoned until the broker gave up"
@@ -109,7 +56,7 @@ async fn with_the_smtp_server_down_a_mail_is_retried_then_dead_lettered() {
     assert_eq!(request.kind, EmailKind::Welcome);
     assert_eq!(request.to, "cy@example.com");
     assert!(
-        mailbox(&shop, &token).await.is_empty(),
+        shop.mailbox(&token).await.is_empty(),
         "nothing was delivered"
     );
     let attempts = shop
@@ -133,13 +80,15 @@ async fn a_bad_address_is_dead_lettered_at_once_with_the_reason() {
         order_id: None,
     };
     let body = serde_json::to_vec(&request).unwrap_or_default();
-    client(&shop)
+    shop.client()
         .create_sender(EMAILS_QUEUE)
         .send_message(ServiceBusMessage::new(body))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 
-    let (reason, dead) = dead_lettered_email(&shop).await;
+    let dead = shop.dead_lettered_email().await;
+    let reason = dead.dead_letter_reason.clone().unwrap_or_default();
+    let dead: EmailRequest = serde_json::from_slice(&dead.body).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(reason, "PermanentDeliveryFailure");
     assert_eq!(dead, request);
     assert!(
@@ -177,7 +126,7 @@ async fn publish(shop: &Stack, change: &OrderChanged) {
     let message = ServiceBusMessage::new(serde_json::to_vec(change).unwrap_or_default())
         .with_message_id(change.change_id.to_string())
         .with_subject(change.event_subject());
-    client(shop)
+    shop.client()
         .create_sender(ORDER_EVENTS_TOPIC)
         .send_message(message)
         .await
@@ -195,14 +144,14 @@ async fn an_open_order_gets_its_reminder_when_due() {
     )
     .await;
 
-    let created = mail_with_subject(&shop, &token, "Order created").await;
+    let created = shop.mail_with_subject(&token, "Order created").await;
     assert!(
         created["body"]
             .as_str()
             .is_some_and(|b| b.contains("12.50")),
         "{created}"
     );
-    let reminder = mail_with_subject(&shop, &token, "still open").await;
+    let reminder = shop.mail_with_subject(&token, "still open").await;
     assert!(
         reminder["body"]
             .as_str()
@@ -220,9 +169,9 @@ async fn closing_an_order_cancels_its_scheduled_reminder() {
         &order_event(order_id, 1, ChangeKind::Created, OrderStatus::Open),
     )
     .await;
-    mail_with_subject(&shop, &token, "Order created").await;
+    shop.mail_with_subject(&token, "Order created").await;
 
-    let client = client(&shop);
+    let client = shop.client();
     let peeker = client.create_receiver(EMAILS_QUEUE, ServiceBusReceiverOptions::default());
     let reminder_id = format!("order-reminder-{order_id}");
     let scheduled_reminder = || async {
@@ -246,7 +195,8 @@ async fn closing_an_order_cancels_its_scheduled_reminder() {
         (!scheduled_reminder().await).then_some(())
     })
     .await;
-    let subjects: Vec<Value> = mailbox(&shop, &token)
+    let subjects: Vec<Value> = shop
+        .mailbox(&token)
         .await
         .into_iter()
         .map(|m| m["subject"].clone())

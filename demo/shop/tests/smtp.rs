@@ -6,15 +6,10 @@ mod harness;
 mod support;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use busbar_client::{
-    ServiceBusClient, ServiceBusClientOptions, ServiceBusReceiverOptions, SubQueue,
-};
 use harness::wait_for;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use shop::common::contracts::EMAILS_QUEUE;
 use support::Stack;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::TcpListener;
@@ -115,25 +110,7 @@ async fn mails_go_out_over_smtp_and_a_refused_recipient_is_dead_lettered() {
     );
     assert!(welcome.contains("<shop@localhost>"), "{welcome}");
 
-    let client = ServiceBusClient::from_connection_string(
-        &shop.connection_string,
-        ServiceBusClientOptions::default(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let dead_letters = client.create_receiver(
-        EMAILS_QUEUE,
-        ServiceBusReceiverOptions {
-            sub_queue: SubQueue::DeadLetter,
-            ..ServiceBusReceiverOptions::default()
-        },
-    );
-    let refused = wait_for("the refused mail dead-lettered", || async {
-        let received = dead_letters
-            .receive_messages(1, Some(Duration::from_secs(1)))
-            .await;
-        received.ok().and_then(|mut messages| messages.pop())
-    })
-    .await;
+    let refused = shop.dead_lettered_email().await;
     assert_eq!(
         refused.dead_letter_reason.as_deref(),
         Some("PermanentDeliveryFailure")

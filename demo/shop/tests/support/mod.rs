@@ -8,10 +8,17 @@ pub mod browser;
 
 use std::net::TcpListener;
 
+use std::time::Duration;
+
+use busbar_client::{
+    ServiceBusClient, ServiceBusClientOptions, ServiceBusReceivedMessage,
+    ServiceBusReceiverOptions, SubQueue,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+use shop::common::contracts::EMAILS_QUEUE;
 
-use crate::harness::{Process, connection_string, free_port};
+use crate::harness::{Process, connection_string, free_port, wait_for};
 
 /// The first of `count` consecutive free loopback ports, below the ephemeral range (where
 /// the system hands out ports to outgoing connections, so a block there is soon taken).
@@ -177,6 +184,56 @@ impl Stack {
                 .unwrap_or_else(|e| panic!("{path} answered non-JSON {text:?}: {e}"))
         };
         (status, json)
+    }
+}
+
+impl Stack {
+    pub fn client(&self) -> ServiceBusClient {
+        ServiceBusClient::from_connection_string(
+            &self.connection_string,
+            ServiceBusClientOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The mails of the session's user, newest first.
+    pub async fn mailbox(&self, token: &str) -> Vec<Value> {
+        let (status, mails) = self
+            .call(Method::GET, "/api/mailbox", Some(token), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{mails}");
+        mails.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits for a mail whose subject contains `subject`.
+    pub async fn mail_with_subject(&self, token: &str, subject: &str) -> Value {
+        wait_for(&format!("a mail '{subject}'"), || async {
+            self.mailbox(token).await.into_iter().find(|mail| {
+                mail["subject"]
+                    .as_str()
+                    .is_some_and(|s| s.contains(subject))
+            })
+        })
+        .await
+    }
+
+    /// Waits for the next message in the `emails` queue's dead-letter subqueue.
+    pub async fn dead_lettered_email(&self) -> ServiceBusReceivedMessage {
+        let client = self.client();
+        let receiver = client.create_receiver(
+            EMAILS_QUEUE,
+            ServiceBusReceiverOptions {
+                sub_queue: SubQueue::DeadLetter,
+                ..ServiceBusReceiverOptions::default()
+            },
+        );
+        wait_for("a dead-lettered mail", || async {
+            let received = receiver
+                .receive_messages(1, Some(Duration::from_secs(1)))
+                .await;
+            received.ok().and_then(|mut messages| messages.pop())
+        })
+        .await
     }
 }
 
