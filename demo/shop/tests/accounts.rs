@@ -194,3 +194,28 @@ async fn a_request_that_skips_the_gateway_is_refused() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(answer.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn accounts_sessions_and_mails_survive_a_restart_of_shop_up() {
+    let mut shop = Stack::up().await;
+    let credentials = json!({ "email": "gus@example.com", "password": "gus's password" });
+    let (status, body) = register(&shop, credentials).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, session) = login(&shop, "gus@example.com", "gus's password").await;
+    let token = token_of(&session);
+    shop.mail_with_subject(&token, "Welcome").await;
+
+    shop.restart_up().await;
+
+    let mails = shop.mailbox(&token).await;
+    assert_eq!(
+        mails.len(),
+        1,
+        "the session and the mail are still there: {mails:?}"
+    );
+    let (status, body) = login(&shop, "gus@example.com", "gus's password").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let again = json!({ "email": "gus@example.com", "password": "another password" });
+    let (status, _) = register(&shop, again).await;
+    assert_eq!(status, StatusCode::CONFLICT, "the account is still there");
+}

@@ -133,6 +133,17 @@ impl Stack {
         stack
     }
 
+    /// Stops `shop up` (SIGTERM: it stops its children) and starts it again on the same
+    /// data directory and ports.
+    pub async fn restart_up(&mut self) {
+        let up = self
+            .processes
+            .first_mut()
+            .unwrap_or_else(|| panic!("nothing was started"));
+        up.stop();
+        up.restart().await;
+    }
+
     pub fn port(&self, name: &str) -> u16 {
         self.ports
             .iter()
