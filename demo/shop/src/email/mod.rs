@@ -34,15 +34,14 @@ use lettre::message::Mailbox;
 
 use crate::common::bus::{Entity, check_entities, connect};
 use crate::common::config::ServiceArgs;
-use crate::common::contracts::{EMAIL_CREATED_SUBSCRIPTION, EMAILS_QUEUE, ORDER_EVENTS_TOPIC};
+use crate::common::contracts::{
+    EMAIL_CLOSED_SUBSCRIPTION, EMAIL_CREATED_SUBSCRIPTION, EMAILS_QUEUE, ORDER_EVENTS_TOPIC,
+};
 use crate::common::database::Db;
 use crate::common::error::{ApiError, ApiResult};
 use crate::common::guard::{InternalSecret, USER_HEADER};
 use crate::common::http::{serve, shutdown_signal};
 use crate::common::time::parse_duration;
-
-/// The subscription of `order-events` that sees closed and deleted orders.
-pub const EMAIL_CLOSED_SUBSCRIPTION: &str = "email-closed";
 
 /// How long the processors may take to stop at shutdown.
 const STOP_GRACE: Duration = Duration::from_secs(5);
