@@ -15,17 +15,9 @@ TLS_PORT=5693
 HTTP_PORT=5392
 
 cd "$ROOT"
-cargo build --release -p busbar -p busbar-bench >&2
-DIR=$(mktemp -d /tmp/busbar-bench-tls.XXXXXX)
-cat >"$DIR/Config.json" <<'JSON'
-{"UserConfig":{"Namespaces":[{"Name":"sbemulatorns","Queues":[{"Name":"bench","Properties":{}}],"Topics":[]}],"Logging":{"Type":"File"}}}
-JSON
-target/release/busbar serve --config "$DIR/Config.json" --data-dir "$DIR/data" \
-    --amqp-listen "127.0.0.1:$PLAIN_PORT" --amqps-listen "127.0.0.1:$TLS_PORT" \
-    --http-listen "127.0.0.1:$HTTP_PORT" --log warn >>"$DIR/busbar.log" 2>&1 &
-PID=$!
-trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DIR"' EXIT
-until curl -sf "http://127.0.0.1:$HTTP_PORT/health" >/dev/null 2>&1; do sleep 0.05; done
+# shellcheck source=release-broker.sh
+. bench/scripts/release-broker.sh
+start_release_broker tls "$PLAIN_PORT" "$TLS_PORT" "$HTTP_PORT"
 target/release/busbar dev-cert --data-dir "$DIR/data" >"$DIR/ca.pem"
 
 OUT="bench/results/tls-$(date -u +%Y%m%d-%H%M%S).jsonl"

@@ -5,6 +5,7 @@
 //! given `--broker-pid`, the broker's CPU per message and RSS. It only generates load and
 //! measures; it never starts, configures or inspects brokers beyond `/proc/<pid>`.
 
+mod processor;
 mod stats;
 
 use std::collections::VecDeque;
@@ -132,6 +133,18 @@ enum Scenario {
         count: u64,
         #[arg(long, default_value_t = 1000)]
         window: usize,
+    },
+    /// The SDK's ServiceBusProcessor (peek-lock, each message completed) over COUNT
+    /// messages already in the queue (see `fill`); needs --sas-key-name/--sas-key.
+    Processor {
+        #[arg(long, default_value_t = 100_000)]
+        count: u64,
+        /// max_concurrent_calls.
+        #[arg(long, default_value_t = 1)]
+        concurrency: u32,
+        /// prefetch_count.
+        #[arg(long, default_value_t = 1000)]
+        prefetch: u32,
     },
     /// Receives and accepts until the queue stays empty for IDLE_MS.
     Drain {
@@ -265,6 +278,11 @@ async fn run(cli: Cli) -> Result<Json> {
             rate,
         } => mixed(c, Duration::from_secs_f64(duration), window, credit, rate).await,
         Scenario::Rtt { count, credit } => rtt(c, count, credit).await,
+        Scenario::Processor {
+            count,
+            concurrency,
+            prefetch,
+        } => processor::run(c, count, concurrency, prefetch).await,
     }
 }
 

@@ -6,8 +6,9 @@
 //!   "Endpoint=sb://localhost:5672;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true"
 //! ```
 //!
-//! The connection string comes from the first argument or `SERVICEBUS_CONNECTION_STRING`;
-//! `BUSBAR_CA` names a CA file to speak HTTPS with (Busbar's development CA, for example).
+//! The connection string comes from the first argument or `SERVICEBUS_CONNECTION_STRING`,
+//! else it is the development one (a Busbar on localhost:5672); `BUSBAR_CA` names a CA file
+//! to speak HTTPS with (Busbar's development CA, for example).
 
 use std::time::Duration;
 
@@ -16,12 +17,14 @@ use busbar_client::servicebus::admin::{
     ServiceBusAdministrationClient, SubscriptionSettings, TopicSettings,
 };
 
+const DEVELOPMENT: &str = "Endpoint=sb://localhost:5672;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true";
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let connection_string = std::env::args()
         .nth(1)
         .or_else(|| std::env::var("SERVICEBUS_CONNECTION_STRING").ok())
-        .ok_or("give a connection string as the first argument")?;
+        .unwrap_or_else(|| DEVELOPMENT.to_owned());
     let admin = ServiceBusAdministrationClient::from_connection_string(
         &connection_string,
         AdministrationClientOptions {

@@ -36,6 +36,31 @@ fn expected_output(example: &str) -> Option<(&'static [&'static str], &'static [
             ],
             &[],
         ),
+        "admin" => (
+            &[
+                "created admin-example (lock 30s)",
+                "queue admin-example: 0 messages (0 active, 0 dead-lettered)",
+                "rule priority: Sql { expression: \"priority > 5\", parameters: [] }",
+            ],
+            &["rule $Default"],
+        ),
+        "processor" => (
+            &[
+                "recalculated order-1: created, 3 items",
+                "recalculated order-2: created, 1 item",
+                "recalculated order-1: shipped",
+                "dead-lettered order-3 after 10 deliveries: MaxDeliveryCountExceeded",
+            ],
+            &["Complete", "Abandon"],
+        ),
+        "session_processor" => (
+            &[
+                "cart-1: +250 = 250",
+                "cart-1: +100 = 350",
+                "cart-2: +75 = 75",
+            ],
+            &["AcceptSession", "CloseSession"],
+        ),
         _ => return None,
     })
 }

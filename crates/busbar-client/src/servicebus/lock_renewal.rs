@@ -35,48 +35,63 @@ impl Drop for LockRenewal {
 }
 
 /// Renews a lock held until `locked_until` with `renew` (which answers the new expiry), for
-/// up to `max_duration` from now, reporting each failure to `on_error`. Stops at the first
-/// failure that a retry cannot mend (the lock is lost, the entity is gone) and when the lock
-/// has run out; a transient failure is retried before the lock expires.
+/// up to `max_duration` from now, reporting each failure to `on_error`, as a task of its own.
 pub(crate) fn spawn_renewal<R, RF, E, EF>(
+    locked_until: SystemTime,
+    max_duration: Duration,
+    renew: R,
+    on_error: E,
+) -> LockRenewal
+where
+    R: FnMut() -> RF + Send + 'static,
+    RF: Future<Output = Result<SystemTime, ServiceBusError>> + Send + 'static,
+    E: FnMut(ServiceBusError) -> EF + Send + 'static,
+    EF: Future<Output = ()> + Send + 'static,
+{
+    let task = tokio::spawn(keep_renewed(locked_until, max_duration, renew, on_error));
+    LockRenewal { task }
+}
+
+/// Renews a lock held until `locked_until` with `renew` (which answers the new expiry), for
+/// up to `max_duration` from now, reporting each failure to `on_error`. Ends at the first
+/// failure that a retry cannot mend (the lock is lost, the entity is gone), when the lock
+/// has run out, or when the lock in hand outlasts the span; a transient failure is retried
+/// before the lock expires. Polled alongside the work it protects, it costs nothing but a
+/// timer until the first renewal is due.
+pub(crate) async fn keep_renewed<R, RF, E, EF>(
     locked_until: SystemTime,
     max_duration: Duration,
     mut renew: R,
     mut on_error: E,
-) -> LockRenewal
-where
-    R: FnMut() -> RF + Send + 'static,
-    RF: Future<Output = Result<SystemTime, ServiceBusError>> + Send,
-    E: FnMut(ServiceBusError) -> EF + Send + 'static,
-    EF: Future<Output = ()> + Send,
+) where
+    R: FnMut() -> RF,
+    RF: Future<Output = Result<SystemTime, ServiceBusError>>,
+    E: FnMut(ServiceBusError) -> EF,
+    EF: Future<Output = ()>,
 {
     let deadline = Instant::now() + max_duration;
-    let task = tokio::spawn(async move {
-        let mut locked_until = locked_until;
-        loop {
-            let now = SystemTime::now();
-            if locked_until <= now {
-                break;
-            }
-            let wake = Instant::now() + renew_delay(locked_until, now);
-            // The lock in hand already outlasts the renewal span.
-            if wake >= deadline {
-                break;
-            }
-            tokio::time::sleep_until(wake.into()).await;
-            match renew().await {
-                Ok(until) => locked_until = until,
-                Err(error) => {
-                    let retry = error.is_transient();
-                    on_error(error).await;
-                    if !retry {
-                        break;
-                    }
+    let mut locked_until = locked_until;
+    loop {
+        let now = SystemTime::now();
+        if locked_until <= now {
+            return;
+        }
+        let wake = Instant::now() + renew_delay(locked_until, now);
+        if wake >= deadline {
+            return;
+        }
+        tokio::time::sleep_until(wake.into()).await;
+        match renew().await {
+            Ok(until) => locked_until = until,
+            Err(error) => {
+                let retry = error.is_transient();
+                on_error(error).await;
+                if !retry {
+                    return;
                 }
             }
         }
-    });
-    LockRenewal { task }
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use super::backoff::Backoff;
 use super::error::{ErrorKind, ServiceBusError};
-use super::lock_renewal::{LockRenewal, spawn_renewal};
+use super::lock_renewal::keep_renewed;
 use super::message::ServiceBusReceivedMessage;
 use super::processor::{ErrorSource, ProcessErrorContext};
 use super::receiver::{DeadLetterOptions, ServiceBusReceiveMode, ServiceBusReceiver};
@@ -187,6 +187,11 @@ pub(crate) struct PumpSettings {
     pub(crate) max_auto_lock_renew_duration: Duration,
     /// End the pump once nothing has arrived for this long (sessions).
     pub(crate) idle_timeout: Option<Duration>,
+    /// When given, the settlement that follows a handler call no longer holds the call's
+    /// slot (the next message's handler runs while the broker confirms it); these permits
+    /// bound such settlements. `None` keeps the slot until the message is settled, which a
+    /// session's order depends on.
+    pub(crate) settlements: Option<Arc<Semaphore>>,
 }
 
 /// Why a pump returned.
@@ -274,11 +279,10 @@ struct HandlerCall {
 }
 
 impl HandlerCall {
-    async fn run(self, _permit: OwnedSemaphorePermit) {
+    async fn run(self, permit: OwnedSemaphorePermit) {
         let message = &self.settlement.message;
         let peek_lock = self.settings.receive_mode == ServiceBusReceiveMode::PeekLock;
         let session_id = message.session_id.clone();
-        let _renewal = peek_lock.then(|| self.renew_lock()).flatten();
         let span = tracing::info_span!(
             "servicebus.process_message",
             entity = %self.errors.entity_path,
@@ -287,15 +291,22 @@ impl HandlerCall {
             delivery_count = message.delivery_count,
             session_id = session_id.as_deref(),
         );
-        // A task of its own, so that a panicking handler is a failed call, not a lost permit
-        // with its message left locked.
-        let outcome = tokio::spawn((self.dispatch)(self.settlement.clone()).instrument(span)).await;
+        // A panicking handler is a failed call, not a lost permit with its message left
+        // locked.
+        let call = CatchPanic((self.dispatch)(self.settlement.clone())).instrument(span);
+        // The renewal and settlement futures are boxed where they start: inline they would
+        // make this task (moved into place on every spawn) several KiB large.
+        let outcome = if peek_lock {
+            Box::pin(self.with_lock_renewed(call)).await
+        } else {
+            call.await
+        };
         let failure = match outcome {
             Ok(Ok(())) => None,
             Ok(Err(error)) => Some(handler_failure(error)),
-            Err(join) => Some(ServiceBusError::new(
+            Err(panic) => Some(ServiceBusError::new(
                 ErrorKind::Other,
-                format!("the message handler panicked: {join}"),
+                format!("the message handler panicked: {panic}"),
             )),
         };
         if !peek_lock || self.settlement.is_settled() {
@@ -305,10 +316,22 @@ impl HandlerCall {
             }
             return;
         }
+        let _slot = match &self.settings.settlements {
+            Some(settlements) => match settlements.clone().acquire_owned().await {
+                Ok(settling) => {
+                    drop(permit);
+                    settling
+                }
+                Err(_) => permit,
+            },
+            None => permit,
+        };
         let receiver = &self.settlement.receiver;
         match failure {
             None if self.settings.auto_complete => {
-                if let Err(error) = self.settlement.settle(receiver.complete(message)).await {
+                if let Err(error) =
+                    Box::pin(self.settlement.settle(receiver.complete(message))).await
+                {
                     self.report(error, ErrorSource::Complete, &session_id).await;
                 }
             }
@@ -326,10 +349,8 @@ impl HandlerCall {
                 }
                 // The message goes back at once instead of when its lock runs out; the
                 // broker dead-letters it once it has failed max-delivery-count times.
-                if let Err(error) = self
-                    .settlement
-                    .settle(receiver.abandon(message, None))
-                    .await
+                if let Err(error) =
+                    Box::pin(self.settlement.settle(receiver.abandon(message, None))).await
                 {
                     self.report(error, ErrorSource::Abandon, &session_id).await;
                 }
@@ -337,32 +358,31 @@ impl HandlerCall {
         }
     }
 
-    fn renew_lock(&self) -> Option<LockRenewal> {
+    /// Runs `call` while renewing the message's lock (for up to the maximum duration).
+    async fn with_lock_renewed<T>(&self, call: impl Future<Output = T>) -> T {
         let max = self.settings.max_auto_lock_renew_duration;
-        let locked_until = self.settlement.message.locked_until?;
+        let Some(locked_until) = self.settlement.message.locked_until else {
+            return call.await;
+        };
         if max.is_zero() {
-            return None;
+            return call.await;
         }
-        let settlement = self.settlement.clone();
-        let errors = self.errors.clone();
-        let session_id = settlement.message.session_id.clone();
-        Some(spawn_renewal(
+        let settlement = &self.settlement;
+        let session_id = settlement.message.session_id.as_deref();
+        let renewal = keep_renewed(
             locked_until,
             max,
-            move || {
-                let settlement = settlement.clone();
-                async move { settlement.receiver.renew_lock(&settlement.message).await }
+            || settlement.receiver.renew_lock(&settlement.message),
+            |error| {
+                self.errors
+                    .report(error, ErrorSource::RenewLock, session_id)
             },
-            move |error: ServiceBusError| {
-                let errors = errors.clone();
-                let session_id = session_id.clone();
-                async move {
-                    errors
-                        .report(error, ErrorSource::RenewLock, session_id.as_deref())
-                        .await;
-                }
-            },
-        ))
+        );
+        let mut call = std::pin::pin!(call);
+        tokio::select! {
+            outcome = &mut call => outcome,
+            () = renewal => call.await,
+        }
     }
 
     async fn report(
@@ -371,16 +391,14 @@ impl HandlerCall {
         source: ErrorSource,
         session_id: &Option<String>,
     ) {
-        self.errors
-            .report(error, source, session_id.as_deref())
-            .await;
+        Box::pin(self.errors.report(error, source, session_id.as_deref())).await;
     }
 }
 
-/// Waits until every handler call holding a permit of `calls` (of `total`) has finished.
-pub(crate) async fn wait_for_calls(calls: &Semaphore, total: u32) {
+/// Waits until every task holding a permit of `permits` (of `total`) has finished.
+pub(crate) async fn wait_for_all(permits: &Semaphore, total: u32) {
     // Closing is the only way acquire fails, and nothing closes these semaphores.
-    let _all = calls.acquire_many(total).await;
+    let _all = permits.acquire_many(total).await;
 }
 
 /// Sleeps `delay`, or less if the processor is asked to stop; answers whether it stopped.
@@ -406,5 +424,27 @@ fn handler_failure(error: HandlerError) -> ServiceBusError {
             ErrorKind::Other,
             format!("the message handler failed: {error}"),
         ),
+    }
+}
+
+/// Runs a handler's future, turning a panic into an error with the panic's message.
+struct CatchPanic(BoxFuture<Result<(), HandlerError>>);
+
+impl Future for CatchPanic {
+    type Output = Result<Result<(), HandlerError>, String>;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let future = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.poll(cx))) {
+            Ok(poll) => poll.map(Ok),
+            Err(panic) => std::task::Poll::Ready(Err(panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_owned()))),
+        }
     }
 }

@@ -24,17 +24,24 @@ use super::error::ServiceBusError;
 use super::message::ServiceBusReceivedMessage;
 use super::message_pump::{
     BoxFuture, Dispatch, ErrorReporter, HandlerError, Pump, PumpEnd, PumpReceiver, PumpSettings,
-    Settlement, pause_unless_stopped, wait_for_calls,
+    Settlement, pause_unless_stopped, wait_for_all,
 };
 use super::receiver::{
     DeadLetterOptions, ServiceBusReceiveMode, ServiceBusReceiver, ServiceBusReceiverOptions,
     SubQueue,
 };
 
+/// Settlements the processor lets run on after their handler calls returned, awaiting the
+/// broker's confirmation while the next calls go ahead.
+const MAX_PENDING_SETTLEMENTS: u32 = 1024;
+
 /// How a [`ServiceBusProcessor`] receives and settles.
 #[derive(Debug, Clone)]
 pub struct ServiceBusProcessorOptions {
-    /// Handler calls in flight at once (at least 1). Default 1.
+    /// Handler calls in flight at once (at least 1). Default 1. A call's slot is free for
+    /// the next message as soon as its handler returns: the completion (or abandon) the
+    /// processor then sends goes on alongside the next calls until the broker confirms it
+    /// (and [`ServiceBusProcessor::stop`] waits for it).
     pub max_concurrent_calls: u32,
     /// Complete each message whose handler returned `Ok` and did not settle it. With
     /// `false` the handler settles through its [`ProcessMessageContext`]. Either way a
@@ -427,11 +434,13 @@ impl ProcessorRun {
     async fn run(self, mut stop: watch::Receiver<bool>) {
         let max_calls = self.options.max_concurrent_calls.max(1);
         let calls = Arc::new(Semaphore::new(max_calls as usize));
+        let settlements = Arc::new(Semaphore::new(MAX_PENDING_SETTLEMENTS as usize));
         let settings = PumpSettings {
             receive_mode: self.options.receive_mode,
             auto_complete: self.options.auto_complete_messages,
             max_auto_lock_renew_duration: self.options.max_auto_lock_renew_duration,
             idle_timeout: None,
+            settlements: Some(settlements.clone()),
         };
         let mut backoff = Backoff::new(self.client.retry().clone());
         loop {
@@ -448,7 +457,8 @@ impl ProcessorRun {
             .run(&receiver)
             .await;
             if end == PumpEnd::Stopped {
-                wait_for_calls(&calls, max_calls).await;
+                wait_for_all(&calls, max_calls).await;
+                wait_for_all(&settlements, MAX_PENDING_SETTLEMENTS).await;
                 if let Err(error) = receiver.close().await {
                     tracing::debug!(%error, "closing the processor's receiver");
                 }
@@ -459,7 +469,8 @@ impl ProcessorRun {
                 break;
             }
         }
-        wait_for_calls(&calls, max_calls).await;
+        wait_for_all(&calls, max_calls).await;
+        wait_for_all(&settlements, MAX_PENDING_SETTLEMENTS).await;
     }
 
     fn create_receiver(&self) -> ServiceBusReceiver {

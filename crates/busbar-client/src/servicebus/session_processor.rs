@@ -22,7 +22,7 @@ use super::error::{ErrorKind, ServiceBusError};
 use super::lock_renewal::{LockRenewal, spawn_renewal};
 use super::message_pump::{
     Dispatch, ErrorReporter, HandlerError, Pump, PumpEnd, PumpReceiver, PumpSettings,
-    pause_unless_stopped, wait_for_calls,
+    pause_unless_stopped, wait_for_all,
 };
 use super::processor::{
     ErrorSource, ProcessErrorContext, ProcessMessageContext, ProcessorEntity, ProcessorTarget,
@@ -252,6 +252,7 @@ impl SessionRun {
             auto_complete: self.options.auto_complete_messages,
             max_auto_lock_renew_duration: self.options.max_auto_lock_renew_duration,
             idle_timeout: Some(self.options.session_idle_timeout),
+            settlements: None,
         };
         let mut backoff = Backoff::new(self.client.retry().clone());
         while !*stop.borrow() {
@@ -289,7 +290,7 @@ impl SessionRun {
             }
             .run(&receiver)
             .await;
-            wait_for_calls(&calls, max_calls).await;
+            wait_for_all(&calls, max_calls).await;
             if let Err(error) = receiver.close().await {
                 self.errors
                     .report(error, ErrorSource::CloseSession, Some(&session_id))
