@@ -6,7 +6,6 @@
 //! OS process each, so a service can be stopped or killed on its own.
 
 use clap::{Parser, Subcommand};
-use shop::common::config::ServiceArgs;
 use shop::{analytics, broker, orders, supervisor};
 use tracing_subscriber::EnvFilter;
 
@@ -37,7 +36,7 @@ enum Command {
 /// to `shop::supervisor::SERVICES` for a new one.
 #[derive(Debug, Subcommand)]
 enum ServiceCommand {
-    Orders(ServiceArgs),
+    Orders(orders::OrdersArgs),
     Analytics(analytics::AnalyticsArgs),
 }
 

@@ -134,14 +134,7 @@ async fn a_poison_message_is_dead_lettered_listed_mailed_and_resubmitted() {
 
 /// What the orders service holds: the truth the figures must match.
 async fn orders_truth(shop: &Shop) -> (usize, usize, i64) {
-    let (status, orders) = shop
-        .call(
-            reqwest::Method::GET,
-            format!("{}/orders", shop.orders_url),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{orders}");
+    let orders = shop.get_ok(format!("{}/orders", shop.orders_url)).await;
     let orders = orders.as_array().cloned().unwrap_or_default();
     let paid = orders.iter().filter(|o| o["status"] == "paid").count();
     let total = orders.iter().filter_map(|o| o["total"].as_i64()).sum();

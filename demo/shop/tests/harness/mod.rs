@@ -221,7 +221,12 @@ impl Shop {
     }
 
     pub async fn start_orders(&mut self) {
-        let args = self.service_args("orders", &self.orders_url).await;
+        self.start_orders_with(&[]).await;
+    }
+
+    pub async fn start_orders_with(&mut self, extra: &[&str]) {
+        let mut args = self.service_args("orders", &self.orders_url).await;
+        args.extend(extra.iter().map(|arg| (*arg).to_owned()));
         let ready = format!("{}/ready", self.orders_url);
         self.orders = Some(Process::start("orders", args, self.dir.path(), ready).await);
     }
@@ -308,16 +313,16 @@ impl Shop {
         assert_eq!(status, 204, "{body}");
     }
 
+    /// `GET url` as the gateway makes it, which must answer 200; the JSON.
+    pub async fn get_ok(&self, url: String) -> Value {
+        let (status, body) = self.call(reqwest::Method::GET, url, None).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
     pub async fn figures(&self) -> Value {
-        let (status, figures) = self
-            .call(
-                reqwest::Method::GET,
-                format!("{}/analytics", self.analytics_url),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "{figures}");
-        figures
+        self.get_ok(format!("{}/analytics", self.analytics_url))
+            .await
     }
 
     /// Waits until the figures show `changes` distinct changes applied; returns them.
@@ -336,15 +341,15 @@ impl Shop {
         }
     }
 
+    /// The orders service's `GET /outbox`.
+    pub async fn outbox(&self) -> Value {
+        self.get_ok(format!("{}/outbox", self.orders_url)).await
+    }
+
     pub async fn dead_letters(&self) -> Vec<Value> {
-        let (status, list) = self
-            .call(
-                reqwest::Method::GET,
-                format!("{}/dead-letters", self.analytics_url),
-                None,
-            )
+        let list = self
+            .get_ok(format!("{}/dead-letters", self.analytics_url))
             .await;
-        assert_eq!(status, 200, "{list}");
         list.as_array().cloned().unwrap_or_default()
     }
 }
