@@ -68,10 +68,23 @@ impl Up {
 
     /// SIGTERM, as Ctrl-C or a service manager would; every process must exit.
     fn stop(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        self.child.wait().expect("wait for shop up")
+        terminate(&mut self.child)
+    }
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait().expect("wait for shop up")
+}
+
+/// A failed test still stops `shop up` and, through it, the broker and the services.
+impl Drop for Up {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            terminate(&mut self.child);
+        }
     }
 }
 
