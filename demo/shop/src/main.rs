@@ -37,7 +37,7 @@ enum Command {
 /// to `shop::supervisor::SERVICES` for a new one.
 #[derive(Debug, Subcommand)]
 enum ServiceCommand {
-    Orders(ServiceArgs),
+    Orders(orders::OrdersArgs),
     Analytics(analytics::AnalyticsArgs),
     Gateway(ServiceArgs),
     Auth(auth::AuthArgs),

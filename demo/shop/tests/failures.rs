@@ -132,16 +132,79 @@ async fn a_poison_message_is_dead_lettered_listed_mailed_and_resubmitted() {
     client.close().await;
 }
 
-/// What the orders service holds: the truth the figures must match.
-async fn orders_truth(shop: &Shop) -> (usize, usize, i64) {
-    let (status, orders) = shop
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriptions_dead_letter_goes_back_to_that_subscription_only() {
+    let mut shop = Shop::broker_only().await;
+    shop.start_analytics(&[]).await;
+    let client = shop.client();
+    client
+        .create_sender("order-events")
+        .send_message(
+            ServiceBusMessage::new("{\"event\": 1}")
+                .with_message_id("event-1")
+                .with_subject("created"),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("send: {e}"));
+    // `all` and `email-created` both got it; `all`'s consumer gives up on it.
+    let all = client.create_receiver_for_subscription(
+        "order-events",
+        "all",
+        ServiceBusReceiverOptions::default(),
+    );
+    let received = all
+        .receive_messages(1, Some(std::time::Duration::from_secs(10)))
+        .await
+        .unwrap_or_default();
+    let message = received.first().expect("the event in all");
+    all.dead_letter_message(
+        message,
+        busbar_client::DeadLetterOptions {
+            reason: Some("NoConsumer".into()),
+            description: Some("test".into()),
+            properties_to_modify: None,
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("dead-letter: {e}"));
+    let listed = shop.dead_letters().await;
+    let dead = listed
+        .iter()
+        .find(|d| d["entity"] == "order-events:all")
+        .unwrap_or_else(|| panic!("not listed: {listed:?}"));
+    assert_eq!(dead["reason"], "NoConsumer");
+    let sequence = dead["sequence"].as_i64().unwrap_or_default();
+    let (status, body) = shop
         .call(
-            reqwest::Method::GET,
-            format!("{}/orders", shop.orders_url),
+            reqwest::Method::POST,
+            format!(
+                "{}/dead-letters/order-events:all/{sequence}/resubmit",
+                shop.analytics_url
+            ),
             None,
         )
         .await;
-    assert_eq!(status, 200, "{orders}");
+    assert_eq!(status, 200, "{body}");
+
+    let back = all
+        .receive_messages(1, Some(std::time::Duration::from_secs(10)))
+        .await
+        .unwrap_or_default();
+    assert_eq!(
+        back.first().and_then(|m| m.message_id.clone()).as_deref(),
+        Some(format!("event-1:resubmitted:{sequence}").as_str())
+    );
+    // email-created still holds only the original.
+    let email_created = peek_all(&shop, "order-events", Some("email-created")).await;
+    let ids: Vec<_> = email_created.iter().map(|m| m.message_id.clone()).collect();
+    assert_eq!(ids, [Some("event-1".to_owned())]);
+    assert!(shop.dead_letters().await.is_empty());
+    client.close().await;
+}
+
+/// What the orders service holds: the truth the figures must match.
+async fn orders_truth(shop: &Shop) -> (usize, usize, i64) {
+    let orders = shop.get_ok(format!("{}/orders", shop.orders_url)).await;
     let orders = orders.as_array().cloned().unwrap_or_default();
     let paid = orders.iter().filter(|o| o["status"] == "paid").count();
     let total = orders.iter().filter_map(|o| o["total"].as_i64()).sum();

@@ -89,6 +89,27 @@ async fn figures_follow_created_updated_and_deleted_orders() {
     client.close().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_changes_leave_the_outbox_after_the_retention() {
+    let mut shop = Shop::broker_only().await;
+    shop.start_orders_with(&["--outbox-retention", "0s"]).await;
+    shop.start_analytics(&[]).await;
+    for customer in ["Eve", "Fay"] {
+        shop.create_order(
+            customer,
+            json!([{"sku": "E", "quantity": 1, "unit_price": 1}]),
+        )
+        .await;
+    }
+    harness::eventually("the outbox emptied", || async {
+        shop.outbox().await["stored"] == 0
+    })
+    .await;
+    // Deleted only once published: analytics got both.
+    let figures = shop.figures_after(2).await;
+    assert_eq!(figures["total_orders"], 2, "{figures}");
+}
+
 fn change(order_id: Uuid, version: i64, status: OrderStatus, total_cents: i64) -> OrderChanged {
     OrderChanged {
         change_id: Uuid::new_v4(),

@@ -1,6 +1,7 @@
 //! The orders service's internal HTTP API (reached through the gateway, which names the
 //! signed-in user in `x-shop-user`): `GET/POST /orders`, `GET/PUT/DELETE /orders/{id}`,
-//! and `GET /outbox` (changes not yet acknowledged by the broker, failed publishing rounds).
+//! and `GET /outbox` (changes not yet acknowledged by the broker, changes kept, failed
+//! publishing rounds).
 //! Prices and totals are in cents.
 
 use std::sync::Arc;
@@ -198,12 +199,14 @@ async fn delete(
 
 async fn outbox(State(state): State<OrdersState>) -> ApiResult<Json<serde_json::Value>> {
     let pending = store::pending_count(&state.db).await?;
+    let stored = store::stored_count(&state.db).await?;
     let failed_attempts = state
         .publisher_stats
         .failed_attempts
         .load(Ordering::Relaxed);
     Ok(Json(serde_json::json!({
         "pending": pending,
+        "stored": stored,
         "failed_attempts": failed_attempts,
     })))
 }

@@ -9,7 +9,9 @@ pub mod publisher;
 pub mod store;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use clap::Args;
 use tokio::sync::Notify;
 
 use crate::common::bus::{self, Entity};
@@ -18,8 +20,24 @@ use crate::common::contracts::{ORDER_CHANGES_QUEUE, ORDER_EVENTS_TOPIC};
 use crate::common::database::Db;
 use crate::common::guard::InternalSecret;
 use crate::common::http::{serve, shutdown_signal};
+use crate::common::time::parse_duration;
 
-pub async fn run(args: ServiceArgs) -> anyhow::Result<()> {
+#[derive(Debug, Clone, Args)]
+pub struct OrdersArgs {
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    /// How long a published change stays in the outbox (`1d`, `10m`, `0s`), for looking
+    /// into; then it is deleted.
+    #[arg(long, value_parser = parse_duration, default_value = "1d")]
+    pub outbox_retention: Duration,
+}
+
+pub async fn run(
+    OrdersArgs {
+        service: args,
+        outbox_retention,
+    }: OrdersArgs,
+) -> anyhow::Result<()> {
     let db = Db::open(&args.data_dir, "orders", args.database_url.as_deref()).await?;
     store::create_schema(&db).await?;
     bus::check_entities(
@@ -39,6 +57,7 @@ pub async fn run(args: ServiceArgs) -> anyhow::Result<()> {
         client.clone(),
         Arc::clone(&outbox_changed),
         Arc::clone(&publisher_stats),
+        outbox_retention,
         stopped,
     ));
     let state = api::OrdersState {

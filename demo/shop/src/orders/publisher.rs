@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use busbar_client::{ServiceBusClient, ServiceBusMessage, ServiceBusSender};
 use tokio::sync::{Notify, watch};
@@ -15,6 +15,7 @@ use tokio::sync::{Notify, watch};
 use super::store::{self, Destination, Pending};
 use crate::common::contracts::{ORDER_CHANGES_QUEUE, ORDER_EVENTS_TOPIC};
 use crate::common::database::Db;
+use crate::common::time::now_ms;
 
 /// Rows read from the outbox at a time.
 const BATCH_ROWS: i64 = 100;
@@ -22,6 +23,12 @@ const BATCH_ROWS: i64 = 100;
 const IDLE_POLL: Duration = Duration::from_secs(1);
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// The longest pause between two prunings of the published rows.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+fn duration_ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
 
 /// What the publisher went through, for `GET /outbox`.
 #[derive(Debug, Default)]
@@ -30,21 +37,32 @@ pub struct PublisherStats {
     pub failed_attempts: AtomicU64,
 }
 
-/// Publishes until `stopped` turns true.
+/// Publishes until `stopped` turns true; deletes rows published longer than `retention` ago.
 pub async fn run(
     db: Db,
     client: ServiceBusClient,
     outbox_changed: Arc<Notify>,
     stats: Arc<PublisherStats>,
+    retention: Duration,
     mut stopped: watch::Receiver<bool>,
 ) {
     let queue = client.create_sender(ORDER_CHANGES_QUEUE);
     let topic = client.create_sender(ORDER_EVENTS_TOPIC);
     let mut retry = RETRY_FIRST;
+    let mut last_prune: Option<Instant> = None;
     while !*stopped.borrow() {
         match publish_once(&db, &queue, &topic).await {
             Ok(0) => {
                 retry = RETRY_FIRST;
+                if last_prune.is_none_or(|at| at.elapsed() >= retention.min(PRUNE_EVERY)) {
+                    last_prune = Some(Instant::now());
+                    let before = now_ms().saturating_sub(duration_ms(retention));
+                    match store::prune_published(&db, before).await {
+                        Ok(0) => {}
+                        Ok(pruned) => tracing::debug!(pruned, "outbox pruned"),
+                        Err(error) => tracing::warn!(%error, "outbox not pruned"),
+                    }
+                }
                 tokio::select! {
                     () = outbox_changed.notified() => {}
                     () = tokio::time::sleep(IDLE_POLL) => {}

@@ -348,6 +348,26 @@ pub async fn pending_count(db: &Db) -> Result<i64, StoreError> {
     )
 }
 
+/// How many outbox rows are kept (published or not).
+pub async fn stored_count(db: &Db) -> Result<i64, StoreError> {
+    Ok(sqlx::query("SELECT COUNT(*) AS n FROM outbox")
+        .fetch_one(&db.pool)
+        .await?
+        .try_get("n")?)
+}
+
+/// Deletes the rows both destinations acknowledged that were written before `before_ms`;
+/// how many.
+pub async fn prune_published(db: &Db, before_ms: i64) -> Result<u64, StoreError> {
+    Ok(sqlx::query(
+        "DELETE FROM outbox WHERE queue_sent = 1 AND topic_sent = 1 AND created_at <= $1",
+    )
+    .bind(before_ms)
+    .execute(&db.pool)
+    .await?
+    .rows_affected())
+}
+
 /// Which destination acknowledged.
 #[derive(Debug, Clone, Copy)]
 pub enum Destination {

@@ -15,6 +15,28 @@ use serde_json::Value;
 /// How long a test waits for what must eventually happen.
 pub const DEADLINE: Duration = Duration::from_secs(90);
 pub const SECRET: &str = "test-internal-secret";
+/// A PostgreSQL URL (a user that may create databases): when set, each service of each test
+/// gets a fresh database there instead of its SQLite file.
+pub const POSTGRES_ENV: &str = "SHOP_TEST_POSTGRES_URL";
+
+/// A fresh database for `service` on the server of `SHOP_TEST_POSTGRES_URL`, if set.
+async fn fresh_postgres_database(service: &str) -> Option<String> {
+    let admin_url = std::env::var(POSTGRES_ENV).ok()?;
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("{POSTGRES_ENV}={admin_url}: {e}"));
+    let name = format!("shop_test_{service}_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("creating {name}: {e}"));
+    admin.close().await;
+    let (server, _) = admin_url
+        .rsplit_once('/')
+        .expect("a URL ending in /database");
+    Some(format!("{server}/{name}"))
+}
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -63,6 +85,7 @@ impl Process {
         let child = Command::new(env!("CARGO_BIN_EXE_shop"))
             .args(&self.args)
             .env("SHOP_INTERNAL_SECRET", SECRET)
+            .env_remove("SHOP_DATABASE_URL")
             .env("SHOP_LOG", "info,shop=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
@@ -180,8 +203,8 @@ impl Shop {
         shop
     }
 
-    fn service_args(&self, name: &str, url: &str) -> Vec<String> {
-        vec![
+    async fn service_args(&self, name: &str, url: &str) -> Vec<String> {
+        let mut args = vec![
             "service".into(),
             name.into(),
             "--data-dir".into(),
@@ -190,17 +213,26 @@ impl Shop {
             url.trim_start_matches("http://").into(),
             "--broker".into(),
             connection_string(self.broker_port),
-        ]
+        ];
+        if let Some(database) = fresh_postgres_database(name).await {
+            args.extend(["--database-url".into(), database]);
+        }
+        args
     }
 
     pub async fn start_orders(&mut self) {
-        let args = self.service_args("orders", &self.orders_url);
+        self.start_orders_with(&[]).await;
+    }
+
+    pub async fn start_orders_with(&mut self, extra: &[&str]) {
+        let mut args = self.service_args("orders", &self.orders_url).await;
+        args.extend(extra.iter().map(|arg| (*arg).to_owned()));
         let ready = format!("{}/ready", self.orders_url);
         self.orders = Some(Process::start("orders", args, self.dir.path(), ready).await);
     }
 
     pub async fn start_analytics(&mut self, extra: &[&str]) {
-        let mut args = self.service_args("analytics", &self.analytics_url);
+        let mut args = self.service_args("analytics", &self.analytics_url).await;
         args.extend(extra.iter().map(|arg| (*arg).to_owned()));
         let ready = format!("{}/ready", self.analytics_url);
         self.analytics = Some(Process::start("analytics", args, self.dir.path(), ready).await);
@@ -281,16 +313,16 @@ impl Shop {
         assert_eq!(status, 204, "{body}");
     }
 
+    /// `GET url` as the gateway makes it, which must answer 200; the JSON.
+    pub async fn get_ok(&self, url: String) -> Value {
+        let (status, body) = self.call(reqwest::Method::GET, url, None).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
     pub async fn figures(&self) -> Value {
-        let (status, figures) = self
-            .call(
-                reqwest::Method::GET,
-                format!("{}/analytics", self.analytics_url),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "{figures}");
-        figures
+        self.get_ok(format!("{}/analytics", self.analytics_url))
+            .await
     }
 
     /// Waits until the figures show `changes` distinct changes applied; returns them.
@@ -309,15 +341,15 @@ impl Shop {
         }
     }
 
+    /// The orders service's `GET /outbox`.
+    pub async fn outbox(&self) -> Value {
+        self.get_ok(format!("{}/outbox", self.orders_url)).await
+    }
+
     pub async fn dead_letters(&self) -> Vec<Value> {
-        let (status, list) = self
-            .call(
-                reqwest::Method::GET,
-                format!("{}/dead-letters", self.analytics_url),
-                None,
-            )
+        let list = self
+            .get_ok(format!("{}/dead-letters", self.analytics_url))
             .await;
-        assert_eq!(status, 200, "{list}");
         list.as_array().cloned().unwrap_or_default()
     }
 }
