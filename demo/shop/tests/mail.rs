@@ -207,3 +207,50 @@ async fn closing_an_order_cancels_its_scheduled_reminder() {
             .any(|s| s.as_str().is_some_and(|s| s.contains("still open")))
     );
 }
+
+/// Waits until a subscription of `order-events` holds no message (all handled and settled).
+async fn drained(shop: &Stack, subscription: &str) {
+    let client = shop.client();
+    let peeker = client.create_receiver_for_subscription(
+        ORDER_EVENTS_TOPIC,
+        subscription,
+        ServiceBusReceiverOptions::default(),
+    );
+    wait_for(&format!("{subscription} drained"), || async {
+        let waiting = peeker.peek_messages(10, Some(1)).await.ok()?;
+        waiting.is_empty().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_order_closed_before_its_creation_is_handled_gets_no_reminder() {
+    let shop = Stack::start(SERVICES, &[("email", &["--order-reminder-after", "1h"])]).await;
+    let token = signed_in(&shop, "di@example.com").await;
+    let order_id = Uuid::new_v4();
+    // The two events travel through different subscriptions, so nothing orders them.
+    publish(
+        &shop,
+        &order_event(order_id, 2, ChangeKind::Updated, OrderStatus::Closed),
+    )
+    .await;
+    drained(&shop, "email-closed").await;
+    publish(
+        &shop,
+        &order_event(order_id, 1, ChangeKind::Created, OrderStatus::Open),
+    )
+    .await;
+    shop.mail_with_subject(&token, "Order created").await;
+    drained(&shop, "email-created").await;
+
+    let client = shop.client();
+    let peeker = client.create_receiver(EMAILS_QUEUE, ServiceBusReceiverOptions::default());
+    let waiting = peeker.peek_messages(100, Some(1)).await.unwrap_or_default();
+    let reminder_id = format!("order-reminder-{order_id}");
+    assert!(
+        !waiting
+            .iter()
+            .any(|message| message.message_id.as_deref() == Some(reminder_id.as_str())),
+        "a reminder was scheduled for a closed order"
+    );
+}

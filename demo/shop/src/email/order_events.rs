@@ -13,7 +13,6 @@ use uuid::Uuid;
 use super::Mailer;
 use super::outbox;
 use crate::common::contracts::{EmailKind, EmailRequest, OrderChanged, OrderSnapshot};
-use crate::common::time::to_ms;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
@@ -96,7 +95,7 @@ async fn created(
         .await?;
 
     let key = order_id.to_string();
-    if outbox::reminder(&mailer.db.pool, &key).await?.is_some() {
+    if outbox::reminder_known(&mailer.db.pool, &key).await? {
         return Ok(());
     }
     let reminder = EmailRequest {
@@ -120,36 +119,38 @@ async fn created(
             due,
         )
         .await?;
-    if let Some(&sequence_number) = numbers.first() {
-        outbox::insert_reminder(
-            &mailer.db.pool,
-            &key,
-            &order.owner,
-            sequence_number,
-            to_ms(due),
-        )
-        .await?;
-        tracing::info!(%order_id, sequence_number, "order reminder scheduled");
+    for &sequence_number in &numbers {
+        if outbox::keep_reminder(&mailer.db.pool, &key, sequence_number).await? {
+            tracing::info!(%order_id, sequence_number, "order reminder scheduled");
+        } else {
+            // Closed (or scheduled by a redelivery) while this was being scheduled.
+            cancel(mailer, order_id, sequence_number).await;
+        }
     }
     Ok(())
 }
 
 async fn cancel_reminder(mailer: &Mailer, order_id: Uuid) -> Result<(), EventError> {
-    let key = order_id.to_string();
-    let Some(sequence_number) = outbox::reminder(&mailer.db.pool, &key).await? else {
-        return Ok(());
-    };
-    // Forgotten first: should the cancellation fail or come too late, the reminder's
-    // delivery finds no row and is not mailed.
-    outbox::remove_reminder(&mailer.db.pool, &key).await?;
-    if let Err(error) = mailer
+    // Finished first: should the cancellation fail or come too late, the reminder's delivery
+    // finds it no longer pending and is not mailed.
+    if let Some(sequence_number) =
+        outbox::finish_reminder(&mailer.db.pool, &order_id.to_string()).await?
+    {
+        cancel(mailer, order_id, sequence_number).await;
+    }
+    Ok(())
+}
+
+async fn cancel(mailer: &Mailer, order_id: Uuid, sequence_number: i64) {
+    match mailer
         .emails
         .cancel_scheduled_messages(&[sequence_number])
         .await
     {
-        tracing::warn!(%order_id, sequence_number, %error, "the reminder could not be cancelled; it will be dropped when due");
-    } else {
-        tracing::info!(%order_id, sequence_number, "order reminder cancelled");
+        Ok(()) => tracing::info!(%order_id, sequence_number, "order reminder cancelled"),
+        Err(error) => tracing::warn!(
+            %order_id, sequence_number, %error,
+            "the reminder could not be cancelled; it will be dropped when due"
+        ),
     }
-    Ok(())
 }

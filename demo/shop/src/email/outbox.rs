@@ -1,6 +1,7 @@
 //! The email service's own database: the outbox, a row per delivered mail (it is the
-//! mailbox the gateway shows), and the pending order reminders with the sequence numbers of
-//! their scheduled messages, so closing an order can cancel its reminder.
+//! mailbox the gateway shows), and a row per order with the sequence number of its scheduled
+//! reminder and whether the reminder is still wanted (`finished_at` unset), so closing an
+//! order can cancel it.
 
 use serde::Serialize;
 use sqlx::{AnyPool, Row};
@@ -18,11 +19,10 @@ const SCHEMA: &[&str] = &[
         kind TEXT NOT NULL,
         sent_at BIGINT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS outbox_by_recipient ON outbox (recipient, sent_at)",
-    "CREATE TABLE IF NOT EXISTS reminders (
+    "CREATE TABLE IF NOT EXISTS order_reminders (
         order_id TEXT PRIMARY KEY,
-        recipient TEXT NOT NULL,
-        sequence_number BIGINT NOT NULL,
-        due_at BIGINT NOT NULL)",
+        sequence_number BIGINT,
+        finished_at BIGINT)",
 ];
 
 pub async fn migrate(db: &Db) -> Result<(), DbError> {
@@ -91,43 +91,58 @@ pub async fn mailbox(pool: &AnyPool, recipient: &str) -> Result<Vec<Mail>, sqlx:
         .collect()
 }
 
-/// The sequence number of an order's pending reminder.
-pub async fn reminder(pool: &AnyPool, order_id: &str) -> Result<Option<i64>, sqlx::Error> {
-    let row = sqlx::query("SELECT sequence_number FROM reminders WHERE order_id = $1")
+/// Whether the order has a row at all: its reminder was scheduled, or it is closed.
+pub async fn reminder_known(pool: &AnyPool, order_id: &str) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query("SELECT 1 FROM order_reminders WHERE order_id = $1")
         .bind(order_id)
         .fetch_optional(pool)
         .await?;
-    row.map(|row| row.try_get(0)).transpose()
+    Ok(row.is_some())
 }
 
-pub async fn insert_reminder(
+/// Whether the order's reminder is still wanted (scheduled, not sent, order not closed).
+pub async fn reminder_pending(pool: &AnyPool, order_id: &str) -> Result<bool, sqlx::Error> {
+    let row =
+        sqlx::query("SELECT 1 FROM order_reminders WHERE order_id = $1 AND finished_at IS NULL")
+            .bind(order_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.is_some())
+}
+
+/// Keeps the sequence number of a scheduled reminder; `false` when the order's row exists
+/// already (it was closed meanwhile: the caller cancels what it scheduled).
+pub async fn keep_reminder(
     pool: &AnyPool,
     order_id: &str,
-    recipient: &str,
     sequence_number: i64,
-    due_at: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO reminders (order_id, recipient, sequence_number, due_at)
-         VALUES ($1, $2, $3, $4)
-         ON CONFLICT (order_id) DO UPDATE SET sequence_number = $3, due_at = $4",
+) -> Result<bool, sqlx::Error> {
+    let kept = sqlx::query(
+        "INSERT INTO order_reminders (order_id, sequence_number) VALUES ($1, $2)
+         ON CONFLICT (order_id) DO NOTHING",
     )
     .bind(order_id)
-    .bind(recipient)
     .bind(sequence_number)
-    .bind(due_at)
     .execute(pool)
     .await?;
-    Ok(())
+    Ok(kept.rows_affected() == 1)
 }
 
-/// Forgets an order's reminder (sent, or cancelled); `false` if there was none.
-pub async fn remove_reminder(pool: &AnyPool, order_id: &str) -> Result<bool, sqlx::Error> {
-    let removed = sqlx::query("DELETE FROM reminders WHERE order_id = $1")
-        .bind(order_id)
-        .execute(pool)
-        .await?;
-    Ok(removed.rows_affected() == 1)
+/// Marks the order's reminder as no longer wanted (order closed, or reminder sent), in one
+/// statement whichever of created and closed came first; answers the sequence number of a
+/// reminder that was still pending, to cancel.
+pub async fn finish_reminder(pool: &AnyPool, order_id: &str) -> Result<Option<i64>, sqlx::Error> {
+    let row = sqlx::query(
+        "INSERT INTO order_reminders (order_id, finished_at) VALUES ($1, $2)
+         ON CONFLICT (order_id) DO UPDATE SET finished_at = $2
+         WHERE order_reminders.finished_at IS NULL
+         RETURNING sequence_number",
+    )
+    .bind(order_id)
+    .bind(now_ms())
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.and_then(|row| row.try_get::<Option<i64>, _>(0).ok().flatten()))
 }
 
 /// Now, as a mail's `sent_at`.

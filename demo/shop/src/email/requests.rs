@@ -74,16 +74,13 @@ pub async fn handle(
         return Ok(());
     }
     if request.kind == EmailKind::OrderReminder {
-        // A reminder whose order was closed or deleted meanwhile has no row any more (its
+        // A reminder whose order was closed or deleted meanwhile is no longer pending (its
         // cancellation may have come too late to stop the scheduled message).
         let order_id = request
             .order_id
             .map(|id| id.to_string())
             .unwrap_or_default();
-        if outbox::reminder(&mailer.db.pool, &order_id)
-            .await?
-            .is_none()
-        {
+        if !outbox::reminder_pending(&mailer.db.pool, &order_id).await? {
             tracing::info!(%order_id, "the reminder's order is no longer open; not sent");
             return Ok(());
         }
@@ -103,7 +100,7 @@ pub async fn handle(
             };
             outbox::record(&mailer.db.pool, &message_id, &mail, kind_name(request.kind)).await?;
             if let (EmailKind::OrderReminder, Some(order_id)) = (request.kind, request.order_id) {
-                outbox::remove_reminder(&mailer.db.pool, &order_id.to_string()).await?;
+                outbox::finish_reminder(&mailer.db.pool, &order_id.to_string()).await?;
             }
             Ok(())
         }
