@@ -20,7 +20,7 @@ pub const SECRET: &str = "test-internal-secret";
 pub const POSTGRES_ENV: &str = "SHOP_TEST_POSTGRES_URL";
 
 /// A fresh database for `service` on the server of `SHOP_TEST_POSTGRES_URL`, if set.
-async fn fresh_postgres_database(service: &str) -> Option<String> {
+pub async fn fresh_postgres_database(service: &str) -> Option<String> {
     let admin_url = std::env::var(POSTGRES_ENV).ok()?;
     sqlx::any::install_default_drivers();
     let admin = sqlx::AnyPool::connect(&admin_url)

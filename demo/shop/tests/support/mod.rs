@@ -18,7 +18,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use shop::common::contracts::EMAILS_QUEUE;
 
-use crate::harness::{Process, connection_string, free_port, wait_for};
+use crate::harness::{Process, connection_string, free_port, fresh_postgres_database, wait_for};
 
 /// The first of `count` consecutive free loopback ports, below the ephemeral range (where
 /// the system hands out ports to outgoing connections, so a block there is soon taken).
@@ -86,6 +86,12 @@ impl Stack {
             for (name, port) in &stack.ports[1..] {
                 args.push("--peer".into());
                 args.push(format!("{name}=http://127.0.0.1:{port}"));
+            }
+            if service != "gateway"
+                && let Some(database) = fresh_postgres_database(service).await
+            {
+                args.push("--database-url".into());
+                args.push(database);
             }
             for (_, more) in extra.iter().filter(|(name, _)| *name == service) {
                 args.extend(more.iter().map(|arg| (*arg).to_owned()));
