@@ -4,7 +4,10 @@
 //! share the message contracts with them.
 
 pub mod analytics;
+pub mod auth;
 pub mod broker;
 pub mod common;
+pub mod email;
+pub mod gateway;
 pub mod orders;
 pub mod supervisor;

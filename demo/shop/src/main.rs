@@ -6,7 +6,8 @@
 //! OS process each, so a service can be stopped or killed on its own.
 
 use clap::{Parser, Subcommand};
-use shop::{analytics, broker, orders, supervisor};
+use shop::common::config::ServiceArgs;
+use shop::{analytics, auth, broker, email, gateway, orders, supervisor};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
@@ -38,6 +39,9 @@ enum Command {
 enum ServiceCommand {
     Orders(orders::OrdersArgs),
     Analytics(analytics::AnalyticsArgs),
+    Gateway(ServiceArgs),
+    Auth(auth::AuthArgs),
+    Email(email::EmailArgs),
 }
 
 impl Command {
@@ -47,6 +51,9 @@ impl Command {
             Command::Broker(_) => "broker",
             Command::Service(ServiceCommand::Orders(_)) => "orders",
             Command::Service(ServiceCommand::Analytics(_)) => "analytics",
+            Command::Service(ServiceCommand::Gateway(_)) => "gateway",
+            Command::Service(ServiceCommand::Auth(_)) => "auth",
+            Command::Service(ServiceCommand::Email(_)) => "email",
         }
     }
 }
@@ -68,5 +75,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Broker(args) => broker::run(args).await,
         Command::Service(ServiceCommand::Orders(args)) => orders::run(args).await,
         Command::Service(ServiceCommand::Analytics(args)) => analytics::run(args).await,
+        Command::Service(ServiceCommand::Gateway(args)) => gateway::run(args).await,
+        Command::Service(ServiceCommand::Auth(args)) => auth::run(args).await,
+        Command::Service(ServiceCommand::Email(args)) => email::run(args).await,
     }
 }

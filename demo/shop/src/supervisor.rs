@@ -47,6 +47,16 @@ pub struct ServiceSpec {
 /// service's address with `--peer name=URL`.
 pub const SERVICES: &[ServiceSpec] = &[
     ServiceSpec {
+        name: "auth",
+        port_offset: 2,
+        extra_args: &[],
+    },
+    ServiceSpec {
+        name: "email",
+        port_offset: 3,
+        extra_args: &[],
+    },
+    ServiceSpec {
         name: "orders",
         port_offset: 4,
         extra_args: &[],
@@ -54,6 +64,12 @@ pub const SERVICES: &[ServiceSpec] = &[
     ServiceSpec {
         name: "analytics",
         port_offset: 5,
+        extra_args: &[],
+    },
+    // Last: the public door opens once everything behind it is ready.
+    ServiceSpec {
+        name: "gateway",
+        port_offset: 0,
         extra_args: &[],
     },
 ];

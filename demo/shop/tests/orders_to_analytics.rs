@@ -121,6 +121,7 @@ fn change(order_id: Uuid, version: i64, status: OrderStatus, total_cents: i64) -
             ChangeKind::Updated
         },
         order: Some(OrderSnapshot {
+            owner: "ann@example.com".into(),
             customer: "Dee".into(),
             status,
             items: vec![],

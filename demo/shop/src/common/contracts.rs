@@ -83,6 +83,9 @@ pub struct OrderItem {
 /// The order as it is after the change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderSnapshot {
+    /// The signed-in user who placed the order (their email): whom the email service mails.
+    #[serde(default)]
+    pub owner: String,
     pub customer: String,
     pub status: OrderStatus,
     pub items: Vec<OrderItem>,
@@ -154,6 +157,7 @@ mod tests {
             version: 2,
             kind: ChangeKind::Updated,
             order: Some(OrderSnapshot {
+                owner: "someone@example.com".into(),
                 customer: "c".into(),
                 status: OrderStatus::Closed,
                 items: vec![],

@@ -57,6 +57,7 @@ pub struct Order {
 impl Order {
     fn snapshot(&self) -> OrderSnapshot {
         OrderSnapshot {
+            owner: self.owner.clone(),
             customer: self.customer.clone(),
             status: self.status,
             items: self.items.clone(),
