@@ -210,6 +210,7 @@ async fn a_change_dead_lettered_while_the_database_was_down_is_applied_once_resu
         version: 1,
         kind: ChangeKind::Created,
         order: Some(OrderSnapshot {
+            owner: "gil@shop.example".into(),
             customer: "Gil".into(),
             status: OrderStatus::Open,
             items: vec![],

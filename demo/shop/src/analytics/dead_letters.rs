@@ -13,8 +13,8 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::common::contracts::{
-    ALL_EVENTS_SUBSCRIPTION, EMAIL_CREATED_SUBSCRIPTION, EMAILS_QUEUE, EmailKind, EmailRequest,
-    ORDER_CHANGES_QUEUE, ORDER_EVENTS_TOPIC,
+    ALL_EVENTS_SUBSCRIPTION, EMAIL_CLOSED_SUBSCRIPTION, EMAIL_CREATED_SUBSCRIPTION, EMAILS_QUEUE,
+    EmailKind, EmailRequest, ORDER_CHANGES_QUEUE, ORDER_EVENTS_TOPIC,
 };
 use crate::common::database::{Db, DbError};
 use crate::common::time::to_ms;
@@ -37,7 +37,7 @@ pub struct Watched {
 }
 
 /// The system's entities.
-pub const WATCHED: [Watched; 4] = [
+pub const WATCHED: [Watched; 5] = [
     Watched {
         key: ORDER_CHANGES_QUEUE,
         queue_or_topic: ORDER_CHANGES_QUEUE,
@@ -52,6 +52,11 @@ pub const WATCHED: [Watched; 4] = [
         key: "order-events:email-created",
         queue_or_topic: ORDER_EVENTS_TOPIC,
         subscription: Some(EMAIL_CREATED_SUBSCRIPTION),
+    },
+    Watched {
+        key: "order-events:email-closed",
+        queue_or_topic: ORDER_EVENTS_TOPIC,
+        subscription: Some(EMAIL_CLOSED_SUBSCRIPTION),
     },
     Watched {
         key: "order-events:all",

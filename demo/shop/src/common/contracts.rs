@@ -15,6 +15,9 @@ pub const ORDER_CHANGES_QUEUE: &str = "order-changes";
 pub const ORDER_EVENTS_TOPIC: &str = "order-events";
 /// The subscription of `order-events` that only sees `created` events (email service).
 pub const EMAIL_CREATED_SUBSCRIPTION: &str = "email-created";
+/// The subscription of `order-events` that only sees `closed` and `deleted` events (email
+/// service: cancels reminders).
+pub const EMAIL_CLOSED_SUBSCRIPTION: &str = "email-closed";
 /// The subscription of `order-events` that sees every event.
 pub const ALL_EVENTS_SUBSCRIPTION: &str = "all";
 /// The queue of mails to deliver (anyone → email).

@@ -42,7 +42,7 @@ use crate::common::http::{serve, shutdown_signal};
 use crate::common::time::parse_duration;
 
 /// The subscription of `order-events` that sees closed and deleted orders.
-pub const EMAIL_CLOSED_SUBSCRIPTION: &str = "email-closed";
+pub use crate::common::contracts::EMAIL_CLOSED_SUBSCRIPTION;
 
 /// How long the processors may take to stop at shutdown.
 const STOP_GRACE: Duration = Duration::from_secs(5);
