@@ -15,7 +15,7 @@ use clap::Args;
 use tokio::process::{Child, Command};
 
 use crate::common::config::development_connection_string;
-use crate::common::http::shutdown_signal;
+use crate::common::http::{SUPERVISOR_PID_ENV, shutdown_signal};
 
 /// How long a process may take to become ready.
 const READY_DEADLINE: Duration = Duration::from_secs(120);
@@ -177,7 +177,10 @@ fn offset_port(base: u16, offset: u16) -> anyhow::Result<u16> {
 }
 
 fn spawn(name: &str, mut command: Command) -> anyhow::Result<Running> {
-    command.stdin(Stdio::null()).kill_on_drop(true);
+    command
+        .stdin(Stdio::null())
+        .env(SUPERVISOR_PID_ENV, std::process::id().to_string())
+        .kill_on_drop(true);
     let child = command
         .spawn()
         .with_context(|| format!("starting {name}"))?;

@@ -9,7 +9,9 @@ use std::collections::BTreeSet;
 use busbar_client::{ServiceBusMessage, ServiceBusReceiverOptions};
 use harness::{SECRET, Shop, eventually, wait_for};
 use serde_json::{Value, json};
-use shop::common::contracts::{EmailKind, EmailRequest};
+use shop::common::contracts::{
+    ChangeKind, EmailKind, EmailRequest, OrderChanged, OrderSnapshot, OrderStatus,
+};
 
 /// Everything waiting in `queue` (or `topic/Subscriptions/name`), peeked.
 async fn peek_all(
@@ -97,19 +99,9 @@ async fn a_poison_message_is_dead_lettered_listed_mailed_and_resubmitted() {
     assert_eq!(wrong.ok(), Some(401));
 
     let sequence = dead["sequence"].as_i64().unwrap_or_default();
-    let resubmit = |entity: &str, sequence: i64| {
-        shop.call(
-            reqwest::Method::POST,
-            format!(
-                "{}/dead-letters/{entity}/{sequence}/resubmit",
-                shop.analytics_url
-            ),
-            None,
-        )
-    };
-    assert_eq!(resubmit("order-changes", sequence + 1000).await.0, 404);
-    assert_eq!(resubmit("nowhere", sequence).await.0, 404);
-    let (status, resubmitted) = resubmit("order-changes", sequence).await;
+    assert_eq!(shop.resubmit("order-changes", sequence + 1000).await.0, 404);
+    assert_eq!(shop.resubmit("nowhere", sequence).await.0, 404);
+    let (status, resubmitted) = shop.resubmit("order-changes", sequence).await;
     assert_eq!(status, 200, "{resubmitted}");
     let new_id = format!("poison-1:resubmitted:{sequence}");
     assert_eq!(resubmitted["message_id"], new_id.as_str());
@@ -174,16 +166,7 @@ async fn a_subscriptions_dead_letter_goes_back_to_that_subscription_only() {
         .unwrap_or_else(|| panic!("not listed: {listed:?}"));
     assert_eq!(dead["reason"], "NoConsumer");
     let sequence = dead["sequence"].as_i64().unwrap_or_default();
-    let (status, body) = shop
-        .call(
-            reqwest::Method::POST,
-            format!(
-                "{}/dead-letters/order-events:all/{sequence}/resubmit",
-                shop.analytics_url
-            ),
-            None,
-        )
-        .await;
+    let (status, body) = shop.resubmit("order-events:all", sequence).await;
     assert_eq!(status, 200, "{body}");
 
     let back = all
@@ -198,6 +181,75 @@ async fn a_subscriptions_dead_letter_goes_back_to_that_subscription_only() {
     let email_created = peek_all(&shop, "order-events", Some("email-created")).await;
     let ids: Vec<_> = email_created.iter().map(|m| m.message_id.clone()).collect();
     assert_eq!(ids, [Some("event-1".to_owned())]);
+    assert!(shop.dead_letters().await.is_empty());
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_dead_lettered_while_the_database_was_down_is_applied_once_resubmitted() {
+    let mut shop = Shop::broker_only().await;
+    if std::env::var(harness::POSTGRES_ENV).is_ok() {
+        eprintln!("this test locks the SQLite file; skipped on PostgreSQL");
+        return;
+    }
+    shop.start_analytics(&[]).await;
+    // The cause: analytics' database refuses writes (another connection holds its lock).
+    sqlx::any::install_default_drivers();
+    let file = shop.dir.path().join("analytics").join("analytics.db");
+    let mut blocker =
+        <sqlx::AnyConnection as sqlx::Connection>::connect(&format!("sqlite://{}", file.display()))
+            .await
+            .unwrap_or_else(|e| panic!("open {}: {e}", file.display()));
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut blocker)
+        .await
+        .unwrap_or_else(|e| panic!("lock: {e}"));
+    let change = OrderChanged {
+        change_id: uuid::Uuid::new_v4(),
+        order_id: uuid::Uuid::new_v4(),
+        version: 1,
+        kind: ChangeKind::Created,
+        order: Some(OrderSnapshot {
+            owner: "gil@shop.example".into(),
+            customer: "Gil".into(),
+            status: OrderStatus::Open,
+            items: vec![],
+            total_cents: 250,
+            created_at: 1_000,
+            updated_at: 1_000,
+        }),
+        at: 1_000,
+    };
+    let client = shop.client();
+    client
+        .create_sender("order-changes")
+        .send_message(
+            ServiceBusMessage::new(serde_json::to_vec(&change).unwrap_or_default())
+                .with_message_id(change.change_id.to_string()),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("send: {e}"));
+    let listed = wait_for("the change dead-lettered", || async {
+        Some(shop.dead_letters().await).filter(|listed| !listed.is_empty())
+    })
+    .await;
+    assert_eq!(
+        listed[0]["reason"], "MaxDeliveryCountExceeded",
+        "{listed:?}"
+    );
+
+    // The fix, then the resubmission: applied once.
+    sqlx::query("ROLLBACK")
+        .execute(&mut blocker)
+        .await
+        .unwrap_or_else(|e| panic!("unlock: {e}"));
+    drop(blocker);
+    let sequence = listed[0]["sequence"].as_i64().unwrap_or_default();
+    let (status, body) = shop.resubmit("order-changes", sequence).await;
+    assert_eq!(status, 200, "{body}");
+    let figures = shop.figures_after(1).await;
+    assert_eq!(figures["total_orders"], 1, "{figures}");
+    assert_eq!(figures["total_cents"], 250, "{figures}");
     assert!(shop.dead_letters().await.is_empty());
     client.close().await;
 }

@@ -137,3 +137,23 @@ async fn up_starts_everything_and_a_restart_keeps_the_data() {
     assert_eq!(figures["total_cents"], 42, "{figures}");
     assert!(up.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_outlives_shop_up_killed_with_sigkill() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let mut up = Up::start(dir.path(), port);
+    let listening =
+        |offset: u16| std::net::TcpListener::bind(("127.0.0.1", port + offset)).is_err();
+    assert!(listening(1) && listening(ORDERS) && listening(ANALYTICS));
+    up.child.kill().expect("SIGKILL shop up");
+    let _ = up.child.wait();
+    let started = Instant::now();
+    while listening(1) || listening(ORDERS) || listening(ANALYTICS) {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the broker or a service outlived shop up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

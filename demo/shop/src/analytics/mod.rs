@@ -14,8 +14,8 @@ use clap::Args;
 use crate::common::bus::{self, Entity};
 use crate::common::config::ServiceArgs;
 use crate::common::contracts::{
-    ALL_EVENTS_SUBSCRIPTION, EMAIL_CREATED_SUBSCRIPTION, EMAILS_QUEUE, ORDER_CHANGES_QUEUE,
-    ORDER_EVENTS_TOPIC,
+    ALL_EVENTS_SUBSCRIPTION, EMAIL_CLOSED_SUBSCRIPTION, EMAIL_CREATED_SUBSCRIPTION, EMAILS_QUEUE,
+    ORDER_CHANGES_QUEUE, ORDER_EVENTS_TOPIC,
 };
 use crate::common::database::Db;
 use crate::common::guard::InternalSecret;
@@ -54,6 +54,7 @@ pub async fn run(args: AnalyticsArgs) -> anyhow::Result<()> {
             Entity::Queue(ORDER_CHANGES_QUEUE),
             Entity::Queue(EMAILS_QUEUE),
             Entity::Subscription(ORDER_EVENTS_TOPIC, EMAIL_CREATED_SUBSCRIPTION),
+            Entity::Subscription(ORDER_EVENTS_TOPIC, EMAIL_CLOSED_SUBSCRIPTION),
             Entity::Subscription(ORDER_EVENTS_TOPIC, ALL_EVENTS_SUBSCRIPTION),
         ],
     )

@@ -32,7 +32,30 @@ pub async fn serve(
     Ok(())
 }
 
-/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+/// The environment variable in which `shop up` gives its children its process id.
+pub const SUPERVISOR_PID_ENV: &str = "SHOP_SUPERVISOR_PID";
+
+/// Completes when the `shop up` that started this process is gone (killed with SIGKILL, say),
+/// so no broker or service outlives it holding its port; never when not started by `up`.
+async fn supervisor_gone() {
+    #[cfg(unix)]
+    if let Some(supervisor) = std::env::var(SUPERVISOR_PID_ENV)
+        .ok()
+        .and_then(|pid| pid.parse::<u32>().ok())
+    {
+        loop {
+            // Orphans are adopted by another process: the parent changes.
+            if std::os::unix::process::parent_id() != supervisor {
+                tracing::warn!(supervisor, "shop up is gone; stopping");
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+    std::future::pending::<()>().await;
+}
+
+/// Completes on Ctrl-C (SIGINT), SIGTERM, or when the supervising `shop up` is gone.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(error) = tokio::signal::ctrl_c().await {
@@ -57,5 +80,6 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
+        () = supervisor_gone() => {}
     }
 }

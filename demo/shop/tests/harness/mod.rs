@@ -346,6 +346,19 @@ impl Shop {
         self.get_ok(format!("{}/outbox", self.orders_url)).await
     }
 
+    /// `POST /dead-letters/{entity}/{sequence}/resubmit`: status and body.
+    pub async fn resubmit(&self, entity: &str, sequence: i64) -> (u16, Value) {
+        self.call(
+            reqwest::Method::POST,
+            format!(
+                "{}/dead-letters/{entity}/{sequence}/resubmit",
+                self.analytics_url
+            ),
+            None,
+        )
+        .await
+    }
+
     pub async fn dead_letters(&self) -> Vec<Value> {
         let list = self
             .get_ok(format!("{}/dead-letters", self.analytics_url))
