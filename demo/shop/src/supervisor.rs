@@ -32,7 +32,38 @@ pub struct UpArgs {
     /// The gateway's port; the broker and the services take the next few.
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
+    /// The address the gateway listens on, the only one open beyond loopback when set (for
+    /// example `0.0.0.0`); the broker and the other services always stay on 127.0.0.1.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub public_address: std::net::IpAddr,
 }
+
+impl UpArgs {
+    /// The address `service` listens on.
+    fn listen_ip(&self, service: &ServiceSpec) -> std::net::IpAddr {
+        if service.name == GATEWAY {
+            self.public_address
+        } else {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        }
+    }
+
+    /// Where `service` is reached from this machine: its own address, or loopback when it
+    /// listens on every address.
+    fn reach(&self, service: &ServiceSpec) -> anyhow::Result<std::net::SocketAddr> {
+        let ip = match self.listen_ip(service) {
+            ip if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+            ip => ip,
+        };
+        Ok(std::net::SocketAddr::new(
+            ip,
+            offset_port(self.port, service.port_offset)?,
+        ))
+    }
+}
+
+/// The one service open to the public.
+const GATEWAY: &str = "gateway";
 
 /// A service `up` starts as `shop service <name> --data-dir <dir>/<name> --listen
 /// 127.0.0.1:<port> --broker .. --peer ..` (plus `extra_args`).
@@ -68,7 +99,7 @@ pub const SERVICES: &[ServiceSpec] = &[
     },
     // Last: the public door opens once everything behind it is ready.
     ServiceSpec {
-        name: "gateway",
+        name: GATEWAY,
         port_offset: 0,
         extra_args: &[],
     },
@@ -102,7 +133,11 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         stop_all(&mut running).await;
         return Err(error);
     }
-    println!("gateway: http://127.0.0.1:{}", args.port);
+    let gateway = SERVICES
+        .iter()
+        .find(|service| service.name == GATEWAY)
+        .context("no gateway among the services")?;
+    println!("gateway: http://{}", args.reach(gateway)?);
 
     let outcome = tokio::select! {
         () = shutdown_signal() => Ok(()),
@@ -138,16 +173,11 @@ async fn start_all(
 
     let peers = SERVICES
         .iter()
-        .map(|service| {
-            Ok(format!(
-                "{}=http://127.0.0.1:{}",
-                service.name,
-                offset_port(args.port, service.port_offset)?
-            ))
-        })
+        .map(|service| Ok(format!("{}=http://{}", service.name, args.reach(service)?)))
         .collect::<anyhow::Result<Vec<_>>>()?;
     for service in SERVICES {
         let port = offset_port(args.port, service.port_offset)?;
+        let listen = std::net::SocketAddr::new(args.listen_ip(service), port);
         let mut command = Command::new(exe);
         command
             .arg("service")
@@ -155,7 +185,7 @@ async fn start_all(
             .arg("--data-dir")
             .arg(args.data_dir.join(service.name))
             .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(listen.to_string())
             .arg("--broker")
             .arg(connection_string)
             .args(peers.iter().flat_map(|peer| ["--peer", peer.as_str()]))
@@ -164,7 +194,7 @@ async fn start_all(
         running.push(spawn(service.name, command)?);
         wait_ready(
             running.last_mut(),
-            &format!("http://127.0.0.1:{port}/ready"),
+            &format!("http://{}/ready", args.reach(service)?),
         )
         .await?;
     }

@@ -20,10 +20,16 @@ struct Up {
 impl Up {
     /// Starts `shop up` and waits for its `gateway:` line.
     fn start(data_dir: &std::path::Path, port: u16) -> Up {
+        Up::start_with(data_dir, port, &[])
+    }
+
+    /// [`Up::start`] with more arguments for `shop up`.
+    fn start_with(data_dir: &std::path::Path, port: u16, more: &[&str]) -> Up {
         let mut child = Command::new(env!("CARGO_BIN_EXE_shop"))
             .args(["up", "--data-dir"])
             .arg(data_dir)
             .args(["--port", &port.to_string()])
+            .args(more)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -156,4 +162,31 @@ async fn nothing_outlives_shop_up_killed_with_sigkill() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+}
+
+/// Only the gateway opens beyond loopback: with `--public-address 0.0.0.0` it answers on
+/// another address of the machine (127.0.0.2 stands in for one: a socket bound to
+/// 127.0.0.1 does not answer there), while the services behind it still do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_gateway_listens_on_the_public_address() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let up = Up::start_with(dir.path(), port, &["--public-address", "0.0.0.0"]);
+    let response = reqwest::Client::new()
+        .get(format!("http://127.0.0.2:{port}/api/orders"))
+        .send()
+        .await;
+    let status = response.map(|r| r.status().as_u16());
+    // Reached, and asked for a session token like any public request.
+    assert!(
+        matches!(status, Ok(401)),
+        "the gateway on 127.0.0.2: {status:?}"
+    );
+    for offset in [ORDERS, ANALYTICS] {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.2", port + offset)).is_err(),
+            "a service behind the gateway answers beyond 127.0.0.1"
+        );
+    }
+    assert!(up.stop().success());
 }
