@@ -455,6 +455,16 @@ pub async fn serve_connection<S>(
     }
 }
 
+/// Marks the requests of a connection that came over TLS (a request extension the server
+/// adds), so that URIs the API hands back say `https`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverTls;
+
+/// `router` for a connection that came over TLS: its requests carry [`OverTls`].
+pub fn over_tls(router: Router) -> Router {
+    router.layer(axum::Extension(OverTls))
+}
+
 /// A router that answers every request with 403 and `message` as plain text, for
 /// connections the broker refuses to serve (plain HTTP where only HTTPS is allowed).
 pub fn refusal_router(message: String) -> Router {

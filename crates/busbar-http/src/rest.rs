@@ -321,7 +321,8 @@ async fn serve(
         }
         Operation::Receive(mode) => {
             let wait = receive_wait(request.uri().query())?;
-            let location_base = location_base(request.headers(), request.uri().path());
+            let over_tls = request.extensions().get::<crate::OverTls>().is_some();
+            let location_base = location_base(request.headers(), request.uri().path(), over_tls);
             let received = messaging.receive(entity, mode, wait).await?;
             Ok(match received {
                 None => StatusCode::NO_CONTENT.into_response(),
@@ -422,14 +423,15 @@ fn receive_wait(query: Option<&str>) -> Result<Duration, Failure> {
 }
 
 /// The URI of the entity's `messages` collection as the client reached it, from its
-/// `Host` and the request path (`…/messages/head`); https when a TLS front marked the
-/// request with `X-Forwarded-Proto: https`.
-fn location_base(headers: &HeaderMap, path: &str) -> Option<String> {
+/// `Host` and the request path (`…/messages/head`); https when the request came over TLS,
+/// or a TLS front marked it with `X-Forwarded-Proto: https`.
+fn location_base(headers: &HeaderMap, path: &str, over_tls: bool) -> Option<String> {
     let host = headers.get(header::HOST)?.to_str().ok()?;
     let scheme = match headers
         .get("x-forwarded-proto")
         .and_then(|value| value.to_str().ok())
     {
+        _ if over_tls => "https",
         Some(proto) if proto.eq_ignore_ascii_case("https") => "https",
         _ => "http",
     };

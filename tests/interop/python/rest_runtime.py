@@ -22,6 +22,7 @@ Phases:
 import datetime
 import email.utils
 import json
+import os
 import threading
 import time
 import uuid
@@ -39,7 +40,9 @@ MANAGER = "manager"
 
 class Rest:
     def __init__(self, address, keys):
-        self.base = f"http://{address}"
+        # REST_CA: speak HTTPS, trusting that CA (the broker's listeners serve both).
+        self.ca = os.environ.get("REST_CA")
+        self.base = f"{'https' if self.ca else 'http'}://{address}"
         self.keys = keys
 
     def url(self, entity, *tail):
@@ -52,6 +55,8 @@ class Rest:
         headers = dict(headers or {})
         if policy is not None:
             headers["Authorization"] = self.token(entity, policy)
+        if self.ca:
+            kwargs.setdefault("verify", self.ca)
         response = requests.request(method, url, headers=headers, timeout=30, **kwargs)
         log(f"{method} {url} -> {response.status_code}")
         return response

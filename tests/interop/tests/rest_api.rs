@@ -43,7 +43,16 @@ const CONFIG: &str = r#"{
 }"#;
 
 fn run_phase(phase: &str, queue: &str) {
+    run_phase_over(phase, queue, false);
+}
+
+/// Runs `phase` of the script against a new broker, over HTTPS (trusting the broker's
+/// development CA) when `tls`.
+fn run_phase_over(phase: &str, queue: &str, tls: bool) {
     let broker = Broker::start(Some(CONFIG), &[]);
+    let ca = broker.dev_ca();
+    let ca = ca.to_string_lossy();
+    let env: &[(&str, &str)] = if tls { &[("REST_CA", &ca)] } else { &[] };
     let manage = broker.conn_str_with_key("manager", MANAGE_KEY);
     let http = broker.http_addr().to_string();
     broker.run_python_with(
@@ -59,13 +68,19 @@ fn run_phase(phase: &str, queue: &str) {
             LISTEN_KEY,
             MANAGE_KEY,
         ],
-        &[],
+        env,
     );
 }
 
 #[test]
 fn rest_send_peek_lock_unlock_renew_complete_and_204_when_empty() {
     run_phase("lock_cycle", "work");
+}
+
+/// Over HTTPS the lock's `Location` says https, so a client follows it over TLS too.
+#[test]
+fn rest_lock_cycle_over_https_hands_out_https_locations() {
+    run_phase_over("lock_cycle", "work", true);
 }
 
 #[test]

@@ -330,6 +330,11 @@ impl FrontDoor {
                         busbar_http::refusal_router(reason)
                     }
                 };
+                let router = if recognised.encrypted {
+                    busbar_http::over_tls(router)
+                } else {
+                    router
+                };
                 let mut stop = self.stop.clone();
                 let stream = Prefixed::new(recognised.read_ahead, recognised.stream);
                 busbar_http::serve_connection(stream, peer, router, async move {
