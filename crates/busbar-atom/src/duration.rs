@@ -15,74 +15,140 @@ const SECS_PER_DAY: u64 = 86_400;
 
 /// Reads an ISO 8601 duration: `None` for "never" (or anything that long).
 pub fn parse(text: &str) -> Result<Option<Duration>, String> {
-    let invalid = || format!("'{text}' is not an ISO 8601 duration");
-    let rest = text.trim().strip_prefix('P').ok_or_else(invalid)?;
-    let (date, time) = match rest.split_once('T') {
-        Some((date, time)) if !time.is_empty() => (date, Some(time)),
-        Some(_) => return Err(invalid()),
-        None => (rest, None),
-    };
-    if date.is_empty() && time.is_none() {
-        return Err(invalid());
-    }
-    let mut nanos: u128 = 0;
-    for (designators, part) in [("YMWD", date), ("HMS", time.unwrap_or(""))] {
-        let mut number = String::new();
-        let mut last_position = None;
-        for c in part.chars() {
-            if c.is_ascii_digit() || c == '.' || c == ',' {
-                number.push(if c == ',' { '.' } else { c });
-                continue;
-            }
-            let position = designators.find(c).ok_or_else(invalid)?;
-            if number.is_empty() || last_position.is_some_and(|last| position <= last) {
-                return Err(invalid());
-            }
-            last_position = Some(position);
-            let unit_secs: u128 = match (designators, c) {
-                ("YMWD", 'Y') => 365 * u128::from(SECS_PER_DAY),
-                ("YMWD", 'M') => 30 * u128::from(SECS_PER_DAY),
-                ("YMWD", 'W') => 7 * u128::from(SECS_PER_DAY),
-                ("YMWD", _) => u128::from(SECS_PER_DAY),
-                (_, 'H') => 3_600,
-                (_, 'M') => 60,
-                _ => 1,
-            };
-            nanos = nanos.saturating_add(scaled_nanos(&number, unit_secs).ok_or_else(invalid)?);
-            number.clear();
-        }
-        if !number.is_empty() {
-            return Err(invalid());
-        }
-    }
-    if nanos >= u128::from(INFINITE_FROM_DAYS * SECS_PER_DAY) * 1_000_000_000 {
+    let duration = parse_exact(text)
+        .map_err(|reason| format!("'{text}' is not an ISO 8601 duration ({reason})"))?;
+    if duration.as_secs() >= INFINITE_FROM_DAYS * SECS_PER_DAY {
         return Ok(None);
     }
-    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| invalid())?;
-    let sub = u32::try_from(nanos % 1_000_000_000).map_err(|_| invalid())?;
-    Ok(Some(Duration::new(secs, sub)))
+    Ok(Some(duration))
 }
 
-/// `number` (decimal, maybe with a fraction) times `unit_secs`, in nanoseconds.
-fn scaled_nanos(number: &str, unit_secs: u128) -> Option<u128> {
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    if whole.is_empty() && fraction.is_empty() {
-        return None;
+const NANOS_PER_SECOND: u128 = 1_000_000_000;
+
+/// Parses an ISO 8601 duration: `P[nY][nM][nW][nD][T[nH][nM][nS]]`, e.g. `PT1M`, `P14D`,
+/// `PT1H30M`, `P1DT2H`, `PT0.5S`. A year counts as 365 days and a month as 30, as .NET's
+/// `XmlConvert.ToTimeSpan` does; the last component may carry a fraction (`.` or `,`).
+/// Negative durations are rejected.
+pub fn parse_exact(text: &str) -> Result<Duration, String> {
+    const DAY: u128 = 86_400 * NANOS_PER_SECOND;
+    let text = text.trim();
+    if text.starts_with('-') {
+        return Err("negative durations are not allowed".to_owned());
     }
-    let whole: u128 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().ok()?
-    };
-    let mut nanos = whole.checked_mul(unit_secs)?.checked_mul(1_000_000_000)?;
-    // Nine digits of fraction are all a nanosecond count can hold.
-    let digits: String = fraction.chars().take(9).collect();
-    if !digits.is_empty() {
-        let scale = 10u128.pow(u32::try_from(digits.len()).ok()?);
-        let fraction: u128 = digits.parse().ok()?;
-        nanos = nanos.checked_add(fraction * unit_secs * 1_000_000_000 / scale)?;
+    let rest = text
+        .strip_prefix(['P', 'p'])
+        .ok_or_else(|| "it must start with 'P'".to_owned())?;
+
+    let mut total: u128 = 0;
+    let mut in_time = false;
+    let mut saw_time_component = false;
+    let mut components = 0;
+    let mut fraction_seen = false;
+    // Designators must appear in this order; the index only moves forward.
+    let mut last_rank: Option<usize> = None;
+    let mut chars = rest.char_indices().peekable();
+
+    while let Some(&(start, c)) = chars.peek() {
+        if c == 'T' || c == 't' {
+            if in_time {
+                return Err("'T' appears twice".to_owned());
+            }
+            in_time = true;
+            chars.next();
+            continue;
+        }
+        if fraction_seen {
+            return Err("only the last component may have a fraction".to_owned());
+        }
+        // Number: digits, optionally a fraction.
+        let mut end = start;
+        let mut fraction_at = None;
+        while let Some(&(index, c)) = chars.peek() {
+            if c.is_ascii_digit() {
+                end = index + 1;
+                chars.next();
+            } else if (c == '.' || c == ',') && fraction_at.is_none() {
+                fraction_at = Some(index);
+                end = index + 1;
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        let number = rest.get(start..end).unwrap_or_default();
+        let Some((_, designator)) = chars.next() else {
+            return Err(format!("'{number}' has no unit designator"));
+        };
+        let (whole, fraction) = match fraction_at {
+            Some(at) => (
+                rest.get(start..at).unwrap_or_default(),
+                rest.get(at + 1..end).unwrap_or_default(),
+            ),
+            None => (number, ""),
+        };
+        if whole.is_empty() && fraction.is_empty() {
+            return Err(format!("'{designator}' has no number before it"));
+        }
+        if fraction_at.is_some() && fraction.is_empty() {
+            return Err(format!("'{number}' has no digits after the decimal mark"));
+        }
+
+        let (rank, unit) = match (in_time, designator.to_ascii_uppercase()) {
+            (false, 'Y') => (0, 365 * DAY),
+            (false, 'M') => (1, 30 * DAY),
+            (false, 'W') => (2, 7 * DAY),
+            (false, 'D') => (3, DAY),
+            (true, 'H') => (4, 3_600 * NANOS_PER_SECOND),
+            (true, 'M') => (5, 60 * NANOS_PER_SECOND),
+            (true, 'S') => (6, NANOS_PER_SECOND),
+            (false, 'H' | 'S') => {
+                return Err(format!("'{designator}' must come after 'T'"));
+            }
+            _ => return Err(format!("unknown unit designator '{designator}'")),
+        };
+        if last_rank.is_some_and(|last| rank <= last) {
+            return Err(format!("'{designator}' is out of order or repeated"));
+        }
+        last_rank = Some(rank);
+
+        let whole: u128 = if whole.is_empty() {
+            0
+        } else {
+            whole
+                .parse()
+                .map_err(|_| format!("'{whole}' is too large"))?
+        };
+        // Beyond nanosecond precision extra fraction digits can't matter.
+        let fraction = fraction.get(..fraction.len().min(18)).unwrap_or_default();
+        let fraction_nanos = if fraction.is_empty() {
+            0
+        } else {
+            let numerator: u128 = fraction
+                .parse()
+                .map_err(|_| format!("'{fraction}' is not a number"))?;
+            numerator * unit / 10u128.pow(fraction.len() as u32)
+        };
+        total = whole
+            .checked_mul(unit)
+            .and_then(|value| value.checked_add(fraction_nanos))
+            .and_then(|value| value.checked_add(total))
+            .ok_or_else(|| "it is too long".to_owned())?;
+        fraction_seen = fraction_at.is_some();
+        components += 1;
+        saw_time_component |= in_time;
     }
-    Some(nanos)
+
+    if in_time && !saw_time_component {
+        return Err("'T' must be followed by at least one time component".to_owned());
+    }
+    if components == 0 {
+        return Err("it has no components".to_owned());
+    }
+    let seconds =
+        u64::try_from(total / NANOS_PER_SECOND).map_err(|_| "it is too long".to_owned())?;
+    // The remainder is below one billion, so it fits in u32.
+    let nanos = u32::try_from(total % NANOS_PER_SECOND).unwrap_or(0);
+    Ok(Duration::new(seconds, nanos))
 }
 
 /// Writes a duration the way the service does (`PT1M`, `P1DT2H`, `PT0.5S`), "never" as
