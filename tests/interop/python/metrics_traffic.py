@@ -12,7 +12,8 @@ sent: incoming counts five, and their bytes are what the queue reports it stores
 scheduled. The five are received (outgoing five, the same bytes), three completed, one
 dead-lettered and one abandoned. Two messages to the topic count for the topic and its
 subscription. A third connection while two are open is refused: throttled, and neither
-opened nor closed. The store's own figures (syncs, commits, bytes) only grow."""
+opened nor closed. The store's own figures (syncs, commits, bytes) only grow, and the five
+bodies are held in memory (resident body bytes)."""
 
 import datetime
 import re
@@ -120,6 +121,12 @@ def main():
             "commits were timed",
         )
         check(after_send["busbar_store_bytes"] > start["busbar_store_bytes"], "the log grew")
+        # Small messages keep their bodies in memory, so delivering them reads nothing back.
+        expect_eq(
+            after_send["busbar_resident_body_bytes"] - start["busbar_resident_body_bytes"],
+            stored,
+            "resident body bytes",
+        )
 
         with sb.get_queue_sender(queue) as sender:
             later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
