@@ -18,6 +18,7 @@
 
 mod amqp_websocket;
 pub mod atom;
+pub mod console_api;
 pub mod metrics;
 mod websocket_stream;
 
