@@ -4,7 +4,7 @@
 use bytes::{Bytes, BytesMut};
 
 use busbar_amqp::codec::{encode_descriptor, encode_value};
-use busbar_amqp::message::{Header, Properties, scan_sections, section};
+use busbar_amqp::message::{Header, Properties, ScannedMessage, scan_sections, section};
 use busbar_amqp::{Descriptor, Value};
 
 use crate::error::{Error, Result};
@@ -58,7 +58,11 @@ fn put_data_section(body: &[u8], out: &mut BytesMut) {
 /// The body of an encoded message: its `data` sections joined (zero-copy when there is
 /// one), or the binary of an `amqp-value` body.
 pub fn message_body(message: &Bytes) -> Result<Bytes> {
-    let scanned = scan_sections(message)?;
+    body_of(&scan_sections(message)?)
+}
+
+/// [`message_body`] of a message already scanned.
+pub(crate) fn body_of(scanned: &ScannedMessage) -> Result<Bytes> {
     let mut parts = scanned.data_sections()?;
     match parts.len() {
         0 => {
