@@ -1,0 +1,176 @@
+// The live view of the namespace: every 2 s one request for the queues and one for the
+// topics (never one per entity), rates from the cumulative totals, and the last hour per
+// entity from the broker's history sampler. Pages subscribe and re-render from the snapshot.
+
+import { ApiError, get } from "./api.js";
+
+export const POLL_MS = 2000;
+/** Rates average over this window, so one slow poll doesn't make them jump. */
+const RATE_WINDOW_MS = 10000;
+/** Without the broker's history, the charts show what this page saw (this many polls). */
+const LOCAL_HISTORY_POINTS = 180;
+
+const listeners = new Set();
+const rateSamples = new Map(); // path -> [{t, incoming, outgoing}]
+const localHistory = new Map(); // path -> [{t_ms, active, dead_letter}]
+let serverHistory = null; // {interval_ms, entities} when the broker has a sampler
+let historyDueAt = 0;
+let historyMissing = false;
+let timer = null;
+let running = false;
+
+export const state = {
+  snapshot: null, // {at, entities: Map(path -> Entity), order: [path], totals}
+  error: null,
+};
+
+/** Calls `listener(state)` after every poll; answers the unsubscribe function. */
+export function subscribe(listener) {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+
+export function start() {
+  if (running) return;
+  running = true;
+  poll();
+}
+
+/** Stops polling and forgets what was seen (after sign-out nothing of it may show). */
+export function stop() {
+  running = false;
+  clearTimeout(timer);
+  state.snapshot = null;
+  rateSamples.clear();
+  localHistory.clear();
+  serverHistory = null;
+}
+
+/** Polls now (after a change the user made) instead of waiting for the next tick. */
+export function refresh() {
+  if (!running) return;
+  clearTimeout(timer);
+  poll();
+}
+
+async function poll() {
+  const at = Date.now();
+  try {
+    const [queues, topics] = await Promise.all([get("/api/queues"), get("/api/topics")]);
+    await pollHistory(at);
+    if (!running) return; // signed out while the answers were on their way
+    state.snapshot = build(queues, topics, at);
+    state.error = null;
+  } catch (error) {
+    state.error = error;
+    if (error instanceof ApiError && error.status === 401) {
+      running = false;
+      return;
+    }
+  }
+  for (const listener of listeners) listener(state);
+  if (running) timer = setTimeout(poll, Math.max(200, POLL_MS - (Date.now() - at)));
+}
+
+async function pollHistory(now) {
+  if (historyMissing || now < historyDueAt) return;
+  try {
+    serverHistory = await get("/api/console/history");
+    historyDueAt = now + Math.max(POLL_MS, serverHistory.interval_ms ?? POLL_MS);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) historyMissing = true;
+    else if (error instanceof ApiError && error.status === 401) throw error;
+  }
+}
+
+function countsOf(info) {
+  return {
+    active: info.active_message_count,
+    dead_letter: info.dead_letter_message_count,
+    scheduled: info.scheduled_message_count,
+    deferred: info.deferred_message_count,
+    transfer: info.transfer_message_count,
+    transfer_dead_letter: info.transfer_dead_letter_message_count,
+    locked: info.locked_message_count,
+  };
+}
+
+function build(queues, topics, at) {
+  const entities = new Map();
+  const order = [];
+  const add = (entity) => {
+    entities.set(entity.path, entity);
+    order.push(entity.path);
+  };
+  const totals = {
+    queues: queues.length, topics: topics.length, subscriptions: 0,
+    active: 0, dead_letter: 0, scheduled: 0, deferred: 0, transfer: 0, incoming: 0, outgoing: 0,
+  };
+  const messaging = (kind, path, name, info, extra) => {
+    const counts = countsOf(info);
+    const [incoming, outgoing] = rates(path, info, at);
+    for (const key of ["active", "dead_letter", "scheduled", "deferred", "transfer"]) totals[key] += counts[key];
+    totals.incoming += incoming ?? 0;
+    totals.outgoing += outgoing ?? 0;
+    keepLocal(path, at, counts, info);
+    return { kind, path, name, info, counts, incoming, outgoing, ...extra };
+  };
+  for (const queue of queues) add(messaging("queue", queue.name, queue.name, queue, {}));
+  for (const topic of topics) {
+    const subscriptions = topic.subscriptions ?? [];
+    totals.subscriptions += subscriptions.length;
+    totals.scheduled += topic.scheduled_message_count;
+    add({
+      kind: "topic", path: topic.name, name: topic.name, info: topic,
+      counts: { scheduled: topic.scheduled_message_count },
+      subscriptionCount: subscriptions.length,
+    });
+    for (const subscription of subscriptions) {
+      add(messaging("subscription", subscription.name, subscription.subscription_name, subscription,
+        { topic: topic.name }));
+    }
+  }
+  forgetGone(rateSamples, entities);
+  forgetGone(localHistory, entities);
+  return { at, entities, order, totals };
+}
+
+function forgetGone(map, entities) {
+  for (const path of map.keys()) if (!entities.has(path)) map.delete(path);
+}
+
+function rates(path, info, at) {
+  let samples = rateSamples.get(path);
+  if (!samples) rateSamples.set(path, (samples = []));
+  samples.push({ t: at, incoming: info.enqueued_total, outgoing: info.delivered_total });
+  while (samples.length > 2 && at - samples[1].t >= RATE_WINDOW_MS) samples.shift();
+  if (samples.length < 2) return [null, null];
+  const first = samples[0];
+  const seconds = (at - first.t) / 1000;
+  if (seconds <= 0) return [null, null];
+  // A restart resets the totals: never show a negative rate.
+  const per = (now, then) => Math.max(0, now - then) / seconds;
+  return [per(info.enqueued_total, first.incoming), per(info.delivered_total, first.outgoing)];
+}
+
+function keepLocal(path, at, counts, info) {
+  let points = localHistory.get(path);
+  if (!points) localHistory.set(path, (points = []));
+  points.push({
+    t_ms: at, active: counts.active, dead_letter: counts.dead_letter,
+    incoming_total: info.enqueued_total, outgoing_total: info.delivered_total,
+  });
+  if (points.length > LOCAL_HISTORY_POINTS) points.shift();
+}
+
+/** The last hour of an entity: the broker's samples, or what this page saw. */
+export function history(path) {
+  const fromServer = serverHistory?.entities?.[path];
+  if (fromServer && fromServer.length) return fromServer;
+  return localHistory.get(path) ?? [];
+}
+
+/** Whether the charts come from the broker's sampler (an hour) or from this page. */
+export function historySpan() {
+  return serverHistory && !historyMissing ? "last hour" : "since this page opened";
+}
