@@ -22,6 +22,7 @@
 mod amqp_websocket;
 pub mod atom;
 pub mod console;
+pub mod console_api;
 mod websocket_stream;
 
 pub use amqp_websocket::{

@@ -1,0 +1,418 @@
+//! The console's JSON API (`/api/console/*`) against a broker process, with traffic and
+//! dead-letters made by the Python SDK: tokens and rights, paged browsing, and the repair
+//! actions (send, resubmit, delete, purge, cancel scheduled), including a resubmit that
+//! must hold across `kill -9` right after its answer.
+
+use std::time::Duration;
+
+use busbar_interop::Broker;
+use serde_json::{Value, json};
+
+const CONFIG: &str = r#"{
+  "UserConfig": {"Namespaces": [{"Name": "sbemulatorns", "Queues": [{"Name": "orders", "Properties": {}}]}]},
+  "Busbar": {"Policies": [
+    {"Name": "listener", "Key": "listen-only-key", "Rights": ["Listen"]},
+    {"Name": "manager", "Key": "manage-key", "Rights": ["Manage"]}
+  ]}
+}"#;
+
+/// No policies: the loopback development key.
+const DEVELOPMENT_CONFIG: &str = r#"{"UserConfig": {"Namespaces": [{"Name": "sbemulatorns",
+  "Queues": [{"Name": "orders", "Properties": {}}, {"Name": "bulk", "Properties": {}}]}]}}"#;
+
+/// Sends a request; returns the status code and the body as JSON (`null` if none).
+fn request(
+    broker: &Broker,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, Value) {
+    let (status, body) = broker.http_request(method, path, token, body);
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+fn get(broker: &Broker, path: &str, token: Option<&str>) -> (u16, Value) {
+    request(broker, "GET", path, token, "")
+}
+
+fn post(broker: &Broker, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+    request(broker, "POST", path, token, &body.to_string())
+}
+
+fn token(broker: &Broker, key_name: &str, key: &str) -> String {
+    let (status, body) = post(
+        broker,
+        "/api/console/token",
+        None,
+        &json!({"key_name": key_name, "key": key}),
+    );
+    assert_eq!(status, 200, "{body}");
+    body["token"].as_str().expect("a token").to_owned()
+}
+
+fn seqs(page: &Value) -> Vec<u64> {
+    page["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["sequence_number"].as_u64().expect("sequence_number"))
+        .collect()
+}
+
+fn active_count(broker: &Broker, queue: &str, token: Option<&str>) -> u64 {
+    let (status, body) = get(broker, &format!("/api/queues/{queue}"), token);
+    assert_eq!(status, 200, "{body}");
+    body["active_message_count"].as_u64().expect("count")
+}
+
+#[test]
+fn console_needs_listen_to_read_and_manage_to_change() {
+    let broker = Broker::start(Some(CONFIG), &[]);
+    let (status, body) = post(
+        &broker,
+        "/api/console/token",
+        None,
+        &json!({"key_name": "manager", "key": "wrong"}),
+    );
+    assert_eq!(status, 401, "a wrong key gets no token: {body}");
+    assert!(body["error"].is_string(), "{body}");
+    let (status, body) = request(&broker, "POST", "/api/console/token", None, "{not json");
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = get(&broker, "/api/console/token", None);
+    assert_eq!(
+        status, 401,
+        "no key-less token without the development key: {body}"
+    );
+
+    let listener = token(&broker, "listener", "listen-only-key");
+    let manager = token(&broker, "manager", "manage-key");
+    let browse = "/api/console/messages?entity=orders&state=active";
+
+    let (status, body) = get(&broker, browse, None);
+    assert_eq!(status, 401, "no token, nothing seen: {body}");
+    let (status, body) = get(&broker, browse, Some(&listener));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"messages": [], "next_from": null}));
+
+    let send = json!({"entity": "orders", "body": "hello"});
+    for (path, body) in [
+        ("/api/console/send", send.clone()),
+        (
+            "/api/console/resubmit",
+            json!({"entity": "orders", "all": true}),
+        ),
+        (
+            "/api/console/delete",
+            json!({"entity": "orders", "state": "active", "sequence_numbers": [1]}),
+        ),
+        (
+            "/api/console/purge",
+            json!({"entity": "orders", "dead_letter": false}),
+        ),
+        (
+            "/api/console/cancel-scheduled",
+            json!({"entity": "orders", "sequence_numbers": [1]}),
+        ),
+    ] {
+        let (status, answer) = post(&broker, path, None, &body);
+        assert_eq!(status, 401, "{path} without a token: {answer}");
+        let (status, answer) = post(&broker, path, Some(&listener), &body);
+        assert_eq!(status, 401, "{path} with a Listen-only token: {answer}");
+    }
+    assert_eq!(
+        active_count(&broker, "orders", Some(&manager)),
+        0,
+        "nothing was sent"
+    );
+
+    let (status, body) = post(&broker, "/api/console/send", Some(&manager), &send);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sequence_number"], json!(1), "{body}");
+    let (status, page) = get(&broker, browse, Some(&listener));
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(
+        page["messages"][0]["body"]["text"],
+        json!("hello"),
+        "{page}"
+    );
+
+    let (status, body) = get(
+        &broker,
+        "/api/console/messages?entity=nowhere&state=active",
+        Some(&manager),
+    );
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = post(
+        &broker,
+        "/api/console/send",
+        Some(&manager),
+        &json!({"entity": "nowhere", "body": "x"}),
+    );
+    assert_eq!(status, 404, "{body}");
+    for bad in [
+        "/api/console/messages?entity=orders&state=sideways",
+        "/api/console/messages?entity=orders&state=active&limit=0",
+        "/api/console/messages?entity=orders&state=active&limit=101",
+        "/api/console/messages?entity=orders&state=active&from=minus",
+    ] {
+        let (status, body) = get(&broker, bad, Some(&manager));
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    let (status, body) = request(
+        &broker,
+        "POST",
+        "/api/console/send",
+        Some(&manager),
+        "{\"entity\": 5}",
+    );
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = post(
+        &broker,
+        "/api/console/send",
+        Some(&manager),
+        &json!({"entity": "orders", "body": "x", "scheduled_enqueue_time": "tomorrow"}),
+    );
+    assert_eq!(status, 400, "{body}");
+}
+
+#[test]
+fn console_opens_directly_on_loopback_with_the_development_key() {
+    let broker = Broker::start(Some(DEVELOPMENT_CONFIG), &[]);
+    let (status, body) = get(&broker, "/api/console/token", None);
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().expect("token");
+    let (status, body) = get(
+        &broker,
+        "/api/console/messages?entity=orders&state=active",
+        Some(token),
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn dead_lettered_messages_are_browsed_resubmitted_and_survive_kill9() {
+    let mut broker = Broker::start(Some(DEVELOPMENT_CONFIG), &[]);
+    broker.run_python("console_traffic.py", &["orders", "deadletter", "5"]);
+    let (status, page) = get(
+        &broker,
+        "/api/console/messages?entity=orders&state=deadletter",
+        None,
+    );
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(seqs(&page), vec![1, 2, 3, 4, 5], "{page}");
+    let first = &page["messages"][0];
+    assert_eq!(first["state"], json!("deadletter"));
+    assert_eq!(first["dead_letter_reason"], json!("bad-order"), "{first}");
+    assert_eq!(
+        first["dead_letter_description"],
+        json!("index 0"),
+        "{first}"
+    );
+    assert_eq!(first["message_id"], json!("dl-0"));
+    assert_eq!(first["subject"], json!("order"));
+    assert_eq!(
+        first["body"],
+        json!({"kind": "text", "text": "order 0", "size": 7})
+    );
+    assert_eq!(
+        first["application_properties"]["n"]["value"],
+        json!(0),
+        "{first}"
+    );
+    // Peeking changed nothing: the same page again, no lock, no delivery counted.
+    let (_, again) = get(
+        &broker,
+        "/api/console/messages?entity=orders&state=deadletter",
+        None,
+    );
+    assert_eq!(again, page);
+    assert!(first["locked_until"].is_null(), "{first}");
+
+    // A page of two, then the next from where it said.
+    let (_, two) = get(
+        &broker,
+        "/api/console/messages?entity=orders&state=deadletter&from=2&limit=2",
+        None,
+    );
+    assert_eq!(seqs(&two), vec![2, 3]);
+    assert_eq!(two["next_from"], json!(4));
+
+    let (status, body) = post(
+        &broker,
+        "/api/console/resubmit",
+        None,
+        &json!({"entity": "orders", "sequence_numbers": [2, 4, 99],
+                "edit": {"body": "order repaired", "application_properties": {"fixed": true}}}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["resubmitted"], json!(2), "{body}");
+    assert_eq!(body["failed"][0]["sequence_number"], json!(99), "{body}");
+    // Killed right after the answer: what was answered must hold.
+    broker.kill9();
+    broker.restart();
+
+    let (_, dead) = get(
+        &broker,
+        "/api/console/messages?entity=orders&state=deadletter",
+        None,
+    );
+    assert_eq!(
+        seqs(&dead),
+        vec![1, 3, 5],
+        "left the dead-letter queue: {dead}"
+    );
+    let (_, active) = get(
+        &broker,
+        "/api/console/messages?entity=orders&state=active",
+        None,
+    );
+    let messages = active["messages"].as_array().expect("messages");
+    let ids: Vec<&str> = messages
+        .iter()
+        .map(|m| m["message_id"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(ids, vec!["dl-1", "dl-3"], "back once each: {active}");
+    for message in messages {
+        assert_eq!(
+            message["body"]["text"],
+            json!("order repaired"),
+            "{message}"
+        );
+        assert_eq!(
+            message["application_properties"]["fixed"]["value"],
+            json!(true)
+        );
+        assert!(message["dead_letter_reason"].is_null(), "{message}");
+        assert_eq!(message["delivery_count"], json!(0));
+    }
+
+    // Resubmit by filter: only the reason asked for, here all three left.
+    let (status, body) = post(
+        &broker,
+        "/api/console/resubmit",
+        None,
+        &json!({"entity": "orders", "all": true, "filter": {"reason": "another"}}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["resubmitted"], json!(0), "{body}");
+
+    // Delete one dead-letter, then cancel a scheduled send.
+    let (status, body) = post(
+        &broker,
+        "/api/console/delete",
+        None,
+        &json!({"entity": "orders", "state": "deadletter", "sequence_numbers": [3]}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["deleted"], json!(1));
+    let (status, body) = post(
+        &broker,
+        "/api/console/send",
+        None,
+        &json!({"entity": "orders", "body": {"total": 3}, "content_type": "application/json",
+                "session_id": null, "application_properties": {"kind": "later"},
+                "scheduled_enqueue_time": "2099-01-01T00:00:00Z"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let scheduled_seq = body["sequence_number"].as_u64().expect("seq");
+    let (_, scheduled) = get(
+        &broker,
+        "/api/console/messages?entity=orders&state=scheduled",
+        None,
+    );
+    assert_eq!(seqs(&scheduled), vec![scheduled_seq], "{scheduled}");
+    assert_eq!(scheduled["messages"][0]["body"]["kind"], json!("json"));
+    assert_eq!(
+        scheduled["messages"][0]["scheduled_enqueue_time"],
+        json!("2099-01-01T00:00:00.000Z")
+    );
+    let (status, body) = post(
+        &broker,
+        "/api/console/cancel-scheduled",
+        None,
+        &json!({"entity": "orders", "sequence_numbers": [1]}),
+    );
+    assert_eq!(status, 409, "not a scheduled message: {body}");
+    let (status, body) = post(
+        &broker,
+        "/api/console/cancel-scheduled",
+        None,
+        &json!({"entity": "orders", "sequence_numbers": [scheduled_seq]}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["cancelled"], json!(1));
+    broker.kill9();
+    broker.restart();
+    let (_, scheduled) = get(
+        &broker,
+        "/api/console/messages?entity=orders&state=scheduled",
+        None,
+    );
+    assert_eq!(seqs(&scheduled), Vec::<u64>::new(), "{scheduled}");
+    let (_, dead) = get(
+        &broker,
+        "/api/console/messages?entity=orders&state=deadletter",
+        None,
+    );
+    assert_eq!(seqs(&dead), vec![1, 5], "{dead}");
+}
+
+#[test]
+fn a_large_queue_is_browsed_from_the_middle_and_purged_with_progress() {
+    const COUNT: u64 = 100_000;
+    let broker = Broker::start(Some(DEVELOPMENT_CONFIG), &[]);
+    broker.run_python("console_traffic.py", &["bulk", "fill", &COUNT.to_string()]);
+    assert_eq!(active_count(&broker, "bulk", None), COUNT);
+
+    let (status, page) = get(
+        &broker,
+        "/api/console/messages?entity=bulk&state=active&from=54321&limit=100",
+        None,
+    );
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(seqs(&page), (54_321..54_421).collect::<Vec<_>>());
+    assert_eq!(page["messages"][0]["body"]["text"], json!("m54320"));
+    assert_eq!(page["next_from"], json!(54_421));
+    let (_, tail) = get(
+        &broker,
+        &format!(
+            "/api/console/messages?entity=bulk&state=active&from={}",
+            COUNT - 10
+        ),
+        None,
+    );
+    assert_eq!(seqs(&tail).len(), 11);
+    assert_eq!(tail["next_from"], Value::Null);
+
+    let (status, started) = post(
+        &broker,
+        "/api/console/purge",
+        None,
+        &json!({"entity": "bulk", "dead_letter": false}),
+    );
+    assert_eq!(status, 202, "{started}");
+    let job = started["job"].as_str().expect("job id");
+    let mut seen = Vec::new();
+    loop {
+        let (status, progress) = get(&broker, &format!("/api/console/jobs/{job}"), None);
+        assert_eq!(status, 200, "{progress}");
+        assert_eq!(progress["total"], json!(COUNT), "{progress}");
+        let removed = progress["removed"].as_u64().expect("removed");
+        assert!(removed <= COUNT, "{progress}");
+        assert!(
+            seen.last().is_none_or(|&last| last <= removed),
+            "progress goes forward"
+        );
+        seen.push(removed);
+        if progress["done"] == json!(true) {
+            assert!(progress["error"].is_null(), "{progress}");
+            assert_eq!(removed, COUNT);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(active_count(&broker, "bulk", None), 0);
+    let (status, body) = get(&broker, "/api/console/jobs/nope", None);
+    assert_eq!(status, 404, "{body}");
+}
