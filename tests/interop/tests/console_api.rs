@@ -416,3 +416,71 @@ fn a_large_queue_is_browsed_from_the_middle_and_purged_with_progress() {
     let (status, body) = get(&broker, "/api/console/jobs/nope", None);
     assert_eq!(status, 404, "{body}");
 }
+
+const TOPIC_CONFIG: &str = r#"{"UserConfig": {"Namespaces": [{"Name": "sbemulatorns", "Topics": [{
+  "Name": "sales", "Properties": {},
+  "Subscriptions": [
+    {"Name": "big", "Properties": {}, "Rules": [
+      {"Name": "big-eu", "Properties": {"FilterType": "Sql", "SqlFilter": {"SqlExpression": "amount >= 100 AND region = 'eu'"},
+                                         "Action": {"SqlExpression": "SET priority = 'high'; SET amount = amount * 2"}}}]},
+    {"Name": "created", "Properties": {}, "Rules": [
+      {"Name": "created-only", "Properties": {"FilterType": "Correlation", "CorrelationFilter": {"Label": "created"}}}]}
+  ]}]}]}}"#;
+
+#[test]
+fn the_rule_tester_says_which_rules_take_a_message_and_what_they_set() {
+    let broker = Broker::start(Some(TOPIC_CONFIG), &[]);
+    let message = json!({"body": "{}", "subject": "updated",
+                         "application_properties": {"amount": 150, "region": "eu"}});
+    let (status, body) = post(
+        &broker,
+        "/api/console/rule-test",
+        None,
+        &json!({"topic": "sales", "message": message}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"subscriptions": [
+            {"name": "big", "matched": true, "rules": [
+                {"name": "big-eu", "filter": "amount >= 100 AND region = 'eu'", "matched": true,
+                 "action_sets": {"priority": "high", "amount": 300}}]},
+            {"name": "created", "matched": false, "rules": [
+                {"name": "created-only", "filter": "subject = 'created'",
+                 "matched": false, "action_sets": {}}]}
+        ]})
+    );
+    let (status, body) = post(
+        &broker,
+        "/api/console/rule-test",
+        None,
+        &json!({"topic": "sales", "subscription": "CREATED",
+                "message": {"body": "x", "subject": "created"}}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["subscriptions"][0]["matched"], json!(true), "{body}");
+    assert_eq!(body["subscriptions"].as_array().map(Vec::len), Some(1));
+    // Nothing was sent.
+    let (_, page) = get(
+        &broker,
+        "/api/console/messages?entity=sales/Subscriptions/created&state=active",
+        None,
+    );
+    assert_eq!(seqs(&page), Vec::<u64>::new(), "{page}");
+
+    for (request, expected) in [
+        (json!({"topic": "nowhere", "message": {"body": "x"}}), 404),
+        (
+            json!({"topic": "sales", "subscription": "nobody", "message": {"body": "x"}}),
+            404,
+        ),
+        (json!({"topic": "sales"}), 400),
+        (
+            json!({"topic": "sales", "message": {"body": "x", "application_properties": {"a": [1]}}}),
+            400,
+        ),
+    ] {
+        let (status, body) = post(&broker, "/api/console/rule-test", None, &request);
+        assert_eq!(status, expected, "{request}: {body}");
+    }
+}

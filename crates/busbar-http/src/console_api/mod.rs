@@ -1,6 +1,6 @@
 //! The web console's JSON API (`/api/console/*`): tokens for the page, paged message
-//! browsing, and the repair actions (send, resubmit, delete, purge, cancel scheduled),
-//! over a [`Console`] the broker implements. The shapes are in [`model`].
+//! browsing, the repair actions (send, resubmit, delete, purge, cancel scheduled) and the
+//! rule tester, over a [`Console`] the broker implements. The shapes are in [`model`].
 //!
 //! Every call but the token requests carries `Authorization: SharedAccessSignature ...`,
 //! judged by [`Console::authorize`] on the entity it names: reads need Listen, changes
@@ -79,6 +79,8 @@ pub trait Console: Send + Sync + 'static {
     fn purge(&self, request: PurgeRequest) -> Result<JobStarted, ConsoleError>;
     fn job(&self, id: &str) -> Option<JobStatus>;
     fn cancel_scheduled(&self, request: CancelRequest) -> Pending<CancelOutcome>;
+    /// Evaluates a topic's subscriptions' rules against a message; sends nothing.
+    fn rule_test(&self, request: RuleTestRequest) -> Result<RuleTestOutcome, ConsoleError>;
 }
 
 #[derive(Debug, Serialize)]
@@ -140,6 +142,7 @@ pub fn router(console: Arc<dyn Console>) -> Router {
         .route("/api/console/delete", post(change::<DeleteRequest>))
         .route("/api/console/purge", post(change::<PurgeRequest>))
         .route("/api/console/jobs/{job}", get(job))
+        .route("/api/console/rule-test", post(change::<RuleTestRequest>))
         .route(
             "/api/console/cancel-scheduled",
             post(change::<CancelRequest>),
@@ -230,6 +233,8 @@ trait Change: serde::de::DeserializeOwned + Send + 'static {
     type Outcome: Serialize;
     /// The status of a success.
     const DONE: StatusCode = StatusCode::OK;
+    /// The right it needs on its entity: Manage, unless it only reads.
+    const ACCESS: Access = Access::Write;
     fn entity(&self) -> &str;
     fn apply(self, console: &Shared) -> Pending<Self::Outcome>;
 }
@@ -286,6 +291,18 @@ impl Change for PurgeRequest {
     }
 }
 
+impl Change for RuleTestRequest {
+    type Outcome = RuleTestOutcome;
+    /// Nothing is sent: reading the topic is enough.
+    const ACCESS: Access = Access::Read;
+    fn entity(&self) -> &str {
+        &self.topic
+    }
+    fn apply(self, console: &Shared) -> Pending<RuleTestOutcome> {
+        Box::pin(std::future::ready(console.rule_test(self)))
+    }
+}
+
 /// Reads a change request, checks Manage on the entity it names, and answers what the
 /// console does with it.
 async fn change<T: Change>(
@@ -297,7 +314,7 @@ async fn change<T: Change>(
         Ok(request) => request,
         Err(refusal) => return refusal.into_response(),
     };
-    if let Err(refusal) = check(&console, &headers, request.entity(), Access::Write) {
+    if let Err(refusal) = check(&console, &headers, request.entity(), T::ACCESS) {
         return refusal.into_response();
     }
     match request.apply(&console).await {

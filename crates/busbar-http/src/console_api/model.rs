@@ -214,3 +214,39 @@ pub struct CancelRequest {
 pub struct CancelOutcome {
     pub cancelled: usize,
 }
+
+/// `POST /api/console/rule-test`: which subscriptions of `topic` (or just `subscription`)
+/// would take `message`, and what their rules' actions would set. Nothing is sent.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RuleTestRequest {
+    pub topic: String,
+    pub subscription: Option<String>,
+    pub message: SendRequest,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleTestOutcome {
+    pub subscriptions: Vec<SubscriptionVerdict>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SubscriptionVerdict {
+    pub name: String,
+    /// The subscription would take at least one copy.
+    pub matched: bool,
+    pub rules: Vec<RuleVerdict>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleVerdict {
+    pub name: String,
+    /// The filter as written (`TRUE`, `FALSE`, the SQL expression, or the correlation
+    /// filter's conditions).
+    pub filter: String,
+    pub matched: bool,
+    /// What the rule's action would set on the copy it takes (`null`: removed).
+    pub action_sets: serde_json::Map<String, serde_json::Value>,
+    /// Why the filter or the action could not be evaluated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}

@@ -42,22 +42,20 @@ fn payload(body: &Json) -> Bytes {
     }
 }
 
-pub(super) async fn send(
-    broker: &ServedBroker,
-    request: SendRequest,
-) -> Result<SendOutcome, ConsoleError> {
-    // The message is written as a REST batch entry is, so both APIs encode one way.
+/// The AMQP message `request` describes, written as a REST batch entry is, so both APIs
+/// encode one way.
+pub(super) fn encode_message(request: &SendRequest) -> Result<Vec<Bytes>, ConsoleError> {
     let mut properties = Map::new();
     let mut put = |key: &str, value: Option<String>| {
         if let Some(value) = value {
             properties.insert(key.to_owned(), Json::String(value));
         }
     };
-    put("MessageId", request.message_id);
-    put("SessionId", request.session_id);
-    put("CorrelationId", request.correlation_id);
-    put("Label", request.subject);
-    put("ContentType", request.content_type);
+    put("MessageId", request.message_id.clone());
+    put("SessionId", request.session_id.clone());
+    put("CorrelationId", request.correlation_id.clone());
+    put("Label", request.subject.clone());
+    put("ContentType", request.content_type.clone());
     if let Some(text) = &request.scheduled_enqueue_time {
         let at = parse_utc(text)
             .map_err(|why| bad(format!("scheduled_enqueue_time: {why}")))?
@@ -76,7 +74,14 @@ pub(super) async fn send(
         "BrokerProperties": properties,
         "UserProperties": request.application_properties,
     }]);
-    let encoded = batch_from_http(entry.to_string().as_bytes()).map_err(|e| bad(e.to_string()))?;
+    batch_from_http(entry.to_string().as_bytes()).map_err(|e| bad(e.to_string()))
+}
+
+pub(super) async fn send(
+    broker: &ServedBroker,
+    request: SendRequest,
+) -> Result<SendOutcome, ConsoleError> {
+    let encoded = encode_message(&request)?;
     let seqs = send_encoded(broker, &request.entity, encoded)
         .await
         .map_err(console_failure)?;

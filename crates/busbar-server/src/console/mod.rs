@@ -1,13 +1,14 @@
 //! The console API ([`busbar_http::console_api::Console`]) on whichever broker is serving:
 //! tokens judged and minted with the broker's SAS policies, pages of messages read
 //! without changing anything (`browse.rs`), and the repair actions (`actions.rs`, purge
-//! jobs in `purge.rs`), each journaled like the broker's other changes and answered once
+//! jobs in `purge.rs`) and the rule tester (`rule_test.rs`), each change journaled like the broker's other changes and answered once
 //! durable.
 
 mod actions;
 mod browse;
 mod message_json;
 mod purge;
+mod rule_test;
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use busbar_http::Access;
 use busbar_http::console_api::{
     BrowseQuery, CancelOutcome, CancelRequest, Console, ConsoleError, DeleteOutcome, DeleteRequest,
     JobStarted, JobStatus, MessagePage, Pending, PurgeRequest, ResubmitOutcome, ResubmitRequest,
-    SendOutcome, SendRequest, Token,
+    RuleTestOutcome, RuleTestRequest, SendOutcome, SendRequest, Token,
 };
 use busbar_http::rest::Failure;
 use busbar_servicebus::authorization::Action;
@@ -148,5 +149,9 @@ impl Console for BrokerConsole {
     fn cancel_scheduled(&self, request: CancelRequest) -> Pending<CancelOutcome> {
         let broker = self.broker();
         Box::pin(async move { actions::cancel_scheduled(&*broker?, request).await })
+    }
+
+    fn rule_test(&self, request: RuleTestRequest) -> Result<RuleTestOutcome, ConsoleError> {
+        rule_test::rule_test(&*self.broker()?, &request)
     }
 }
