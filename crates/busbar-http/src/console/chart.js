@@ -78,8 +78,8 @@ export function bigChart(points, { throughput = false } = {}) {
   } else {
     series = { points, keys: [["active", "active", "active"], ["dead_letter", "dead", "dead-letter"]], format: count };
   }
-  const chart = svg("svg", { class: "spark big", width: "100%", height, viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none" });
   if (series.points.length >= 2 && series.points.some((p) => p[series.keys[0][0]] !== undefined)) {
+    const chart = svg("svg", { class: "spark big", width: "100%", height, viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none" });
     const scale = scaler(series.points, series.keys.map(([key]) => key), width, height, 4);
     chart.append(svg("line", { class: "axis", x1: 0, x2: width, y1: height - 0.5, y2: height - 0.5 }));
     for (const [key, className] of series.keys) chart.append(svg("path", { class: className, d: scale.line(key) }));
@@ -92,8 +92,7 @@ export function bigChart(points, { throughput = false } = {}) {
       chart,
     );
   } else {
-    wrap.append(h("div", { class: "chart-legend muted" }, throughput && !points.some((p) => "incoming_total" in p)
-      ? "throughput history comes from the broker's sampler" : "not enough samples yet"), chart);
+    wrap.append(h("div", { class: "chart-legend muted" }, "collecting samples…"));
   }
   return wrap;
 }

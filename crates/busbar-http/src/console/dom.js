@@ -198,3 +198,11 @@ export function guarded(error, action) {
     }
   };
 }
+
+/** A table cell with a per-second rate, greyed when nothing moves. */
+export function rateCell(cell, perSecond) {
+  const text = rate(perSecond);
+  if (cell.textContent !== text) cell.textContent = text;
+  const className = `num${perSecond ? "" : " zero"}`;
+  if (cell.className !== className) cell.className = className;
+}

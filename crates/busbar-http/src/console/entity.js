@@ -3,7 +3,7 @@
 // and properties, with the entity-wide actions (send, purge, delete) in the header.
 
 import { del } from "./api.js";
-import { clear, count, countCell, dialog, errorLine, field, guarded, h, rate, report, reportError } from "./dom.js";
+import { clear, count, countCell, dialog, errorLine, field, guarded, h, rate, rateCell, report, reportError } from "./dom.js";
 import * as live from "./live.js";
 import { bigChart } from "./chart.js";
 import { createEntityDialog, entityUrl, propertiesPanel } from "./properties.js";
@@ -177,11 +177,12 @@ function subscriptionsPanel(current) {
         countCell(cell, subscription.counts[key], key === "dead_letter");
         return cell;
       });
-      return h("tr", null,
-        h("td", null, h("a", { href: entityHref(subscription) }, subscription.name)),
-        cells,
-        h("td", { class: "num" }, rate(subscription.incoming)),
-        h("td", { class: "num" }, rate(subscription.outgoing)));
+      const rates = [subscription.incoming, subscription.outgoing].map((perSecond) => {
+        const cell = h("td");
+        rateCell(cell, perSecond);
+        return cell;
+      });
+      return h("tr", null, h("td", null, h("a", { href: entityHref(subscription) }, subscription.name)), cells, rates);
     }));
   };
   const unsubscribe = live.subscribe(render);

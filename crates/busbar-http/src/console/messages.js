@@ -13,6 +13,7 @@ const STATES = [
   ["deadletter", "Dead-letter", "dead_letter"], ["transferdeadletter", "Transfer DL", "transfer_dead_letter"],
 ];
 const PAGE_SIZES = [25, 50, 100];
+const DEAD_LETTER_PROPERTIES = ["DeadLetterReason", "DeadLetterErrorDescription"];
 
 export function messagesPanel(current) {
   let state = "active";
@@ -36,7 +37,7 @@ export function messagesPanel(current) {
   const nextButton = h("button", { class: "btn", type: "button", onclick: () => { previous.push(from); load(page.next_from, false); } }, "Next ›");
   const pageNote = h("span", { class: "muted" });
   const selectionBar = h("div", { class: "selection-bar", hidden: true });
-  const stateActions = h("div", { class: "toolbar" });
+  const stateActions = h("span", { class: "state-actions" });
   const tbody = h("tbody");
   const headRow = h("tr");
   const table = h("table", { class: "grid", id: "messages" }, h("thead", null, headRow), tbody);
@@ -47,9 +48,8 @@ export function messagesPanel(current) {
     h("label", { class: "check" }, "From sequence #", fromInput), h("button", { class: "btn", type: "submit" }, "Go"));
 
   const element = h("div", null,
-    h("div", { class: "toolbar" }, stateTabs, h("span", { class: "grow" }), go, sizeSelect, prevButton, nextButton,
+    h("div", { class: "toolbar" }, stateTabs, stateActions, h("span", { class: "grow" }), go, sizeSelect, prevButton, nextButton,
       h("button", { class: "btn", type: "button", onclick: () => load(from, true) }, "Refresh")),
-    stateActions,
     selectionBar,
     h("div", { class: "browser" },
       h("div", { class: "list" }, h("div", { class: "card table-wrap" }, table), h("div", { class: "toolbar" }, pageNote)),
@@ -224,7 +224,9 @@ export function messagesPanel(current) {
     const body = h("textarea", { name: "body", rows: 12, spellcheck: "false" });
     body.value = bodyText(message.body);
     const properties = h("textarea", { name: "application_properties", rows: 5, spellcheck: "false" });
+    // The broker's dead-letter annotations are not the application's: the copy goes without them.
     properties.value = JSON.stringify(Object.fromEntries(Object.entries(message.application_properties ?? {})
+      .filter(([name]) => !DEAD_LETTER_PROPERTIES.includes(name))
       .map(([name, property]) => [name, property?.value ?? property])), null, 2);
     const error = errorLine();
     const edit = await dialog({

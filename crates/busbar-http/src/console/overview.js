@@ -2,7 +2,7 @@
 // counts, rates and a sparkline, live. Rows are kept by path and updated in place (text
 // only where it changed), so 1,000 entities redraw every 2 s without stalling the page.
 
-import { clear, count, countCell, h, rate } from "./dom.js";
+import { clear, count, countCell, h, rate, rateCell } from "./dom.js";
 import * as live from "./live.js";
 import { drawSpark, sparkline } from "./chart.js";
 import { createEntityDialog } from "./properties.js";
@@ -33,7 +33,10 @@ export function overviewPage(view) {
   const onlyDead = h("input", { type: "checkbox" });
   const spanNote = h("span", { class: "muted" });
   const tbody = h("tbody");
-  const table = h("table", { class: "grid", id: "entities" },
+  // Fixed column widths: an update lays out only what changed, not the whole table.
+  const table = h("table", { class: "grid fixed", id: "entities" },
+    h("colgroup", null, h("col"), h("col", { class: "w-kind" }), COUNT_COLUMNS.map(() => h("col", { class: "w-count" })),
+      h("col", { class: "w-rate" }), h("col", { class: "w-rate" }), h("col", { class: "w-chart" })),
     h("thead", null, h("tr", null,
       h("th", null, "Name"), h("th", null, "Kind"),
       h("th", { class: "num" }, "Active"), h("th", { class: "num" }, "Dead-letter"),
@@ -52,8 +55,22 @@ export function overviewPage(view) {
     h("div", { class: "card table-wrap" }, table),
   );
 
-  const rows = new Map(); // path -> {tr, cells, spark}
+  const rows = new Map(); // path -> {tr, cells, spark, onScreen, stale}
   let shownOrder = "";
+  // Sparklines are drawn only for rows on screen (with 1,000 rows most are not); a row
+  // scrolled into view is drawn then.
+  const watcher = new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      const row = rows.get(entry.target.dataset.path);
+      if (!row) continue;
+      row.onScreen = entry.isIntersecting;
+      if (row.onScreen && row.stale) drawRowSpark(row, entry.target.dataset.path);
+    }
+  });
+  function drawRowSpark(row, path) {
+    row.stale = false;
+    drawSpark(row.spark, live.history(path));
+  }
 
   function rowFor(entity) {
     let row = rows.get(entity.path);
@@ -72,8 +89,9 @@ export function overviewPage(view) {
       if (event.target.closest("a")) return;
       location.hash = entityHref(entity);
     });
-    row = { tr, cells, incoming, outgoing, spark, kindLabel };
+    row = { tr, cells, incoming, outgoing, spark, kindLabel, onScreen: false, stale: true };
     rows.set(entity.path, row);
+    if (spark) watcher.observe(tr);
     return row;
   }
 
@@ -110,7 +128,11 @@ export function overviewPage(view) {
       value.textContent = key === "incoming" || key === "outgoing" ? rate(n) : count(n);
       stat.classList.toggle("alert", key === "dead_letter" && n > 0);
     }
-    for (const path of rows.keys()) if (!snapshot.entities.has(path)) rows.delete(path);
+    for (const [path, row] of rows) {
+      if (snapshot.entities.has(path)) continue;
+      watcher.unobserve(row.tr);
+      rows.delete(path);
+    }
     const shown = visible(snapshot);
     for (const path of shown) {
       const entity = snapshot.entities.get(path);
@@ -124,9 +146,10 @@ export function overviewPage(view) {
         continue;
       }
       for (const [i, key] of COUNT_COLUMNS.entries()) countCell(row.cells[i], entity.counts[key], key === "dead_letter");
-      row.incoming.textContent = rate(entity.incoming);
-      row.outgoing.textContent = rate(entity.outgoing);
-      drawSpark(row.spark, live.history(path));
+      rateCell(row.incoming, entity.incoming);
+      rateCell(row.outgoing, entity.outgoing);
+      if (row.onScreen) drawRowSpark(row, path);
+      else row.stale = true;
     }
     const order = shown.join("\n");
     if (order !== shownOrder) {
@@ -144,6 +167,7 @@ export function overviewPage(view) {
   const unsubscribe = live.subscribe(render);
   return () => {
     unsubscribe();
+    watcher.disconnect();
     clear(view);
   };
 }

@@ -73,7 +73,10 @@ export async function sendDialog(entity) {
     }],
   });
   if (!answer) return;
-  report(`Sent to ${entity.path}: sequence number ${answer.sequence_number}`);
+  // A topic's subscriptions each number their own copy: there is no one sequence number.
+  report(answer.sequence_number === null || answer.sequence_number === undefined
+    ? `Published to ${entity.path}`
+    : `Sent to ${entity.path}: sequence number ${answer.sequence_number}`);
   live.refresh();
   announceChange(entity.path);
 }
