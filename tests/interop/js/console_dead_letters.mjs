@@ -2,7 +2,8 @@
 // three orders; the page lists them, shows one's reason, description, body (JSON and hex)
 // and properties; one is resubmitted and is back among the active messages; one is
 // repaired (edited body) and resubmitted; the rest go with "resubmit all matching"; then a
-// message is sent from the page, one is deleted, and the queue is purged with progress.
+// message is sent from the page, one is deleted, one is scheduled and cancelled, and the
+// queue is purged with progress.
 import { check, expectEq, log } from "./common.mjs";
 import {
   confirmDialog, consoleArgs, entityStat, eventually, lastReport, listedSequenceNumbers, openState,
@@ -97,6 +98,26 @@ await runConsoleScenario("console_dead_letters", async ({ page }) => {
   await confirmDialog(page, "Delete");
   check((await lastReport(page)).includes("Deleted 1 message"), "the delete is reported");
   await eventually("active after deleting one", () => entityStat(page, "active"), (n) => n === 5);
+
+  // Schedule one from the page an hour ahead, then cancel it.
+  await page.getByRole("button", { name: "Send message" }).click();
+  await page.locator('#dialog[open] textarea[name="body"]').fill('{"reminder": true}');
+  const inAnHour = new Date(Date.now() + 3600_000);
+  const local = new Date(inAnHour.getTime() - inAnHour.getTimezoneOffset() * 60000).toISOString().slice(0, 19);
+  await page.locator('#dialog[open] input[name="scheduled_enqueue_time"]').fill(local);
+  await confirmDialog(page, "Send");
+  await lastReport(page);
+  await eventually("one scheduled message", () => entityStat(page, "scheduled"), (n) => n === 1);
+  await openState(page, "scheduled");
+  const [scheduled] = await listedSequenceNumbers(page);
+  await page.locator(`#messages tr[data-seq="${scheduled}"]`).click();
+  const when = await page.locator("#message-details").textContent();
+  check(when.includes("Scheduled for"), "the scheduled time shows");
+  await page.getByRole("button", { name: "Cancel scheduled" }).click();
+  await confirmDialog(page, "Cancel them");
+  check((await lastReport(page)).includes("Cancelled 1 scheduled message"), "the cancellation is reported");
+  await eventually("no scheduled message left", () => entityStat(page, "scheduled"), (n) => n === 0);
+  await openState(page, "active");
 
   // Purge, with the job's progress.
   await page.getByRole("button", { name: "Purge messages" }).click();

@@ -1,8 +1,9 @@
 // The overview, live: opened on loopback with the development key (no key form), it shows
 // every queue, topic and subscription; while the Python SDK sends, the counts, the totals
-// and the incoming rate move on the page without a reload.
+// and the incoming rate move on the page without a reload. Then a queue's messages are
+// browsed page by page (25 a page, next and previous, from a chosen sequence number).
 import { check, log } from "./common.mjs";
-import { consoleArgs, eventually, overviewCount, pythonTraffic, runConsoleScenario, screenshot } from "./console_common.mjs";
+import { consoleArgs, eventually, listedSequenceNumbers, overviewCount, pythonTraffic, runConsoleScenario, screenshot } from "./console_common.mjs";
 
 const { base, conn } = consoleArgs();
 
@@ -40,4 +41,19 @@ await runConsoleScenario("console_live_counts", async ({ page }) => {
   await page.locator("input[type=search]").fill("");
   await eventually("the filter cleared", () => page.locator("#entities tbody tr").count(), (n) => n === 5);
   await screenshot(page, "overview");
+
+  pythonTraffic(conn, "payments", "send", 30, 100);
+  await page.locator('#entities tr[data-path="payments"] a').click();
+  await page.locator("#messages tbody tr[data-seq]").first().waitFor();
+  await page.locator('select[aria-label="Page size"]').selectOption("25");
+  const firstPage = await eventually("the first page", () => listedSequenceNumbers(page), (seqs) => seqs.length === 25);
+  await page.getByRole("button", { name: "Next ›" }).click();
+  const secondPage = await eventually("the second page", () => listedSequenceNumbers(page), (seqs) => seqs.length === 5);
+  check(secondPage[0] > firstPage[24], `the second page goes on after the first: ${firstPage[24]} then ${secondPage[0]}`);
+  check(await page.getByRole("button", { name: "Next ›" }).isDisabled(), "the last page has no next");
+  await page.getByRole("button", { name: "‹ Previous" }).click();
+  await eventually("back on the first page", () => listedSequenceNumbers(page), (seqs) => seqs[0] === firstPage[0] && seqs.length === 25);
+  await page.locator('input[aria-label="From sequence number"]').fill(String(firstPage[10]));
+  await page.getByRole("button", { name: "Go" }).click();
+  await eventually("the page from a sequence number", () => listedSequenceNumbers(page), (seqs) => seqs[0] === firstPage[10] && seqs.length === 20);
 });

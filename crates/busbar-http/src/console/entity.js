@@ -111,7 +111,7 @@ function build(view, first) {
   const subtitle = entity.kind === "subscription"
     ? h("span", { class: "muted" }, "of topic ", h("a", { href: entityHref({ kind: "topic", path: entity.topic }) }, entity.topic))
     : null;
-  view.replaceChildren(
+  view.replaceChildren(...[
     h("div", { class: "page-head" },
       h("div", null, h("h1", null, entity.name, " ", h("span", { class: `kind ${entity.kind}` }, entity.kind)), subtitle),
       actions),
@@ -119,7 +119,7 @@ function build(view, first) {
     charts,
     tabBar,
     tabBody,
-  );
+  ].filter(Boolean));
   select(tabs[0][0]);
 
   return {

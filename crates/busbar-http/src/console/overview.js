@@ -42,7 +42,7 @@ export function overviewPage(view) {
       h("th", { class: "num" }, "Active"), h("th", { class: "num" }, "Dead-letter"),
       h("th", { class: "num" }, "Scheduled"), h("th", { class: "num" }, "Deferred"),
       h("th", { class: "num" }, "Transfer"), h("th", { class: "num" }, "In /s"),
-      h("th", { class: "num" }, "Out /s"), h("th", null, "Messages, ", spanNote))),
+      h("th", { class: "num" }, "Out /s"), h("th", null, spanNote))),
     tbody);
   view.append(
     statsBar,
@@ -122,7 +122,8 @@ export function overviewPage(view) {
   function render(state) {
     const snapshot = state.snapshot;
     if (!snapshot) return;
-    spanNote.textContent = live.historySpan();
+    spanNote.textContent = live.historySpan() === "last hour" ? "Last hour" : "Since opened";
+    spanNote.title = `Active (blue) and dead-lettered (red) messages, ${live.historySpan()}`;
     for (const [key, { stat, value }] of totals) {
       const n = snapshot.totals[key];
       value.textContent = key === "incoming" || key === "outgoing" ? rate(n) : count(n);
