@@ -21,6 +21,11 @@ function showSignIn(reason) {
   api.forgetToken();
   clear(view).hidden = true;
   clear(crumbs);
+  // Nothing seen before may stay: not in a report, not in a (closed) dialog.
+  clear(document.getElementById("toasts"));
+  const modal = document.getElementById("dialog");
+  if (modal.open) modal.close();
+  clear(modal);
   for (const id of ["live", "who", "sign-out"]) document.getElementById(id).hidden = true;
   signin.hidden = false;
   const error = document.getElementById("signin-error");
@@ -124,11 +129,12 @@ async function start() {
   document.getElementById("sign-out").addEventListener("click", () => showSignIn());
   document.getElementById("signin-form").addEventListener("submit", async (event) => {
     event.preventDefault();
-    const form = new FormData(event.currentTarget);
+    const form = event.currentTarget;
+    const fields = new FormData(form);
     const error = document.getElementById("signin-error");
     try {
-      await api.signIn(String(form.get("key_name")), String(form.get("key")));
-      event.currentTarget.querySelector("input[name=key]").value = "";
+      await api.signIn(String(fields.get("key_name")), String(fields.get("key")));
+      form.querySelector("input[name=key]").value = "";
       error.hidden = true;
       showConsole();
     } catch (failure) {
