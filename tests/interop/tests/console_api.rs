@@ -484,3 +484,159 @@ fn the_rule_tester_says_which_rules_take_a_message_and_what_they_set() {
         assert_eq!(status, expected, "{request}: {body}");
     }
 }
+
+fn put(broker: &Broker, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+    request(broker, "PUT", path, token, &body.to_string())
+}
+
+#[test]
+fn entities_and_rules_change_through_the_json_api_with_manage_only() {
+    let broker = Broker::start(Some(CONFIG), &[]);
+    let listener = token(&broker, "listener", "listen-only-key");
+    let manager = token(&broker, "manager", "manage-key");
+    let queue = "/api/console/queues/fresh";
+    let settings = json!({"lock_duration_ms": 30_000, "max_delivery_count": 4});
+
+    let (status, body) = put(&broker, queue, None, &settings);
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = put(&broker, queue, Some(&listener), &settings);
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = put(&broker, queue, Some(&manager), &settings);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body, json!({"path": "fresh", "change": "created"}));
+    let (_, info) = get(&broker, "/api/queues/fresh", Some(&manager));
+    assert_eq!(info["lock_duration_ms"], json!(30_000), "{info}");
+    assert_eq!(info["max_delivery_count"], json!(4), "{info}");
+
+    // An update changes what it names and keeps the rest.
+    let (status, body) = put(
+        &broker,
+        queue,
+        Some(&manager),
+        &json!({"max_delivery_count": 7, "status": "SendDisabled"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (_, info) = get(&broker, "/api/queues/fresh", Some(&manager));
+    assert_eq!(info["lock_duration_ms"], json!(30_000), "{info}");
+    assert_eq!(info["max_delivery_count"], json!(7), "{info}");
+    for (bad, why) in [
+        (json!({"requires_session": true}), "immutable"),
+        (json!({"status": "Sideways"}), "unknown status"),
+        (json!({"lock_duration_ms": 600_000}), "out of range"),
+        (json!({"colour": "red"}), "unknown property"),
+        (
+            json!({"forward_to": "nowhere"}),
+            "missing forwarding target",
+        ),
+    ] {
+        let (status, body) = put(&broker, queue, Some(&manager), &bad);
+        assert_eq!(status, 400, "{why}: {body}");
+        assert!(body["error"].is_string(), "{body}");
+    }
+
+    let (status, body) = put(
+        &broker,
+        "/api/console/topics/sales",
+        Some(&manager),
+        &json!({}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = put(
+        &broker,
+        "/api/console/topics/sales/subscriptions/big",
+        Some(&manager),
+        &json!({"max_delivery_count": 2}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let rule = "/api/console/topics/sales/subscriptions/big/rules/large";
+    let (status, body) = put(
+        &broker,
+        rule,
+        Some(&listener),
+        &json!({"sql_filter": "amount > 10"}),
+    );
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = put(
+        &broker,
+        rule,
+        Some(&manager),
+        &json!({"sql_filter": "amount > 10", "sql_action": "SET size = 'large'"}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = put(
+        &broker,
+        "/api/console/topics/sales/subscriptions/big/rules/broken",
+        Some(&manager),
+        &json!({"sql_filter": "amount >"}),
+    );
+    assert_eq!(status, 400, "{body}");
+    let (_, topic) = get(&broker, "/api/topics/sales", Some(&manager));
+    assert_eq!(
+        topic["subscriptions"][0]["rules"],
+        json!(["$Default", "large"]),
+        "{topic}"
+    );
+    let (status, verdict) = post(
+        &broker,
+        "/api/console/rule-test",
+        Some(&listener),
+        &json!({"topic": "sales", "message": {"body": "x", "application_properties": {"amount": 11}}}),
+    );
+    assert_eq!(status, 200, "{verdict}");
+    assert_eq!(
+        verdict["subscriptions"][0]["rules"][1]["action_sets"],
+        json!({"size": "large"}),
+        "{verdict}"
+    );
+
+    let (status, body) = request(&broker, "DELETE", rule, Some(&manager), "");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = request(&broker, "DELETE", rule, Some(&manager), "");
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = request(&broker, "DELETE", queue, Some(&listener), "");
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = request(&broker, "DELETE", queue, Some(&manager), "");
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = get(&broker, "/api/queues/fresh", Some(&manager));
+    assert_eq!(status, 404);
+    let (status, body) = request(&broker, "DELETE", queue, Some(&manager), "");
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = request(
+        &broker,
+        "DELETE",
+        "/api/console/topics/sales",
+        Some(&manager),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = get(&broker, "/api/topics/sales", Some(&manager));
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn the_history_samples_each_entity_s_counts() {
+    let broker = Broker::start(Some(DEVELOPMENT_CONFIG), &[]);
+    broker.run_python("console_traffic.py", &["orders", "deadletter", "2"]);
+    let (status, body) = get(&broker, "/api/console/history", None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["interval_ms"], json!(10_000));
+    assert!(body["entities"]["bulk"].is_array(), "{body}");
+    // The next samples see the dead-letters (sampling runs every interval_ms).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let latest = loop {
+        let (_, body) = get(&broker, "/api/console/history", None);
+        let latest = body["entities"]["orders"]
+            .as_array()
+            .and_then(|points| points.last().cloned())
+            .unwrap_or(Value::Null);
+        if latest["dead_letter"] == json!(2) || std::time::Instant::now() > deadline {
+            break latest;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(latest["dead_letter"], json!(2), "{latest}");
+    assert_eq!(latest["active"], json!(0), "{latest}");
+    assert_eq!(latest["incoming_total"], json!(2), "{latest}");
+    assert_eq!(latest["outgoing_total"], json!(2), "{latest}");
+    assert!(latest["t_ms"].as_i64().is_some_and(|t| t > 0), "{latest}");
+}

@@ -1,11 +1,14 @@
 //! The web console's JSON API (`/api/console/*`): tokens for the page, paged message
 //! browsing, the repair actions (send, resubmit, delete, purge, cancel scheduled) and the
-//! rule tester, over a [`Console`] the broker implements. The shapes are in [`model`].
+//! rule tester, over a [`Console`] the broker implements; entities and rules are created,
+//! changed and deleted through the administration API's lifecycle (`entities.rs`). The
+//! shapes are in [`model`].
 //!
 //! Every call but the token requests carries `Authorization: SharedAccessSignature ...`,
 //! judged by [`Console::authorize`] on the entity it names: reads need Listen, changes
 //! Manage; otherwise 401 `{error}`. Errors are `{error}` with 400, 401, 404, 409 or 503.
 
+mod entities;
 pub mod model;
 
 use std::future::Future;
@@ -79,6 +82,10 @@ pub trait Console: Send + Sync + 'static {
     fn purge(&self, request: PurgeRequest) -> Result<JobStarted, ConsoleError>;
     fn job(&self, id: &str) -> Option<JobStatus>;
     fn cancel_scheduled(&self, request: CancelRequest) -> Pending<CancelOutcome>;
+    /// The sampled counts of the last hour.
+    fn history(&self) -> History;
+    /// The entities' lifecycle, shared with the administration API.
+    fn management(&self) -> Arc<dyn crate::atom::Management>;
     /// Evaluates a topic's subscriptions' rules against a message; sends nothing.
     fn rule_test(&self, request: RuleTestRequest) -> Result<RuleTestOutcome, ConsoleError>;
 }
@@ -137,6 +144,7 @@ pub fn router(console: Arc<dyn Console>) -> Router {
             get(development_token).post(mint_token),
         )
         .route("/api/console/messages", get(messages))
+        .route("/api/console/history", get(history))
         .route("/api/console/send", post(change::<SendRequest>))
         .route("/api/console/resubmit", post(change::<ResubmitRequest>))
         .route("/api/console/delete", post(change::<DeleteRequest>))
@@ -147,6 +155,7 @@ pub fn router(console: Arc<dyn Console>) -> Router {
             "/api/console/cancel-scheduled",
             post(change::<CancelRequest>),
         )
+        .merge(entities::routes())
         .with_state(console)
 }
 
@@ -320,6 +329,13 @@ async fn change<T: Change>(
     match request.apply(&console).await {
         Ok(outcome) => (T::DONE, Json(outcome)).into_response(),
         Err(failure) => failure.into_response(),
+    }
+}
+
+async fn history(State(console): State<Shared>, headers: HeaderMap) -> Response {
+    match check(&console, &headers, "", Access::Read) {
+        Ok(()) => Json(console.history()).into_response(),
+        Err(refusal) => refusal.into_response(),
     }
 }
 

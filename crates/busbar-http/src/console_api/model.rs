@@ -250,3 +250,28 @@ pub struct RuleVerdict {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
+
+/// `GET /api/console/history`: the last hour of each queue's and subscription's counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct History {
+    /// Time between samples.
+    pub interval_ms: u64,
+    /// By entity path (a queue's name or `topic/Subscriptions/sub`), oldest first.
+    pub entities: BTreeMap<String, Vec<HistoryPoint>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct HistoryPoint {
+    /// Unix milliseconds.
+    pub t_ms: i64,
+    pub active: u64,
+    pub dead_letter: u64,
+    pub scheduled: u64,
+    pub deferred: u64,
+    /// Messages in the transfer dead-letter queue.
+    pub transfer: u64,
+    /// Messages stored since the broker started.
+    pub incoming_total: u64,
+    /// Deliveries since the broker started.
+    pub outgoing_total: u64,
+}

@@ -2,10 +2,11 @@
 //! tokens judged and minted with the broker's SAS policies, pages of messages read
 //! without changing anything (`browse.rs`), and the repair actions (`actions.rs`, purge
 //! jobs in `purge.rs`) and the rule tester (`rule_test.rs`), each change journaled like the broker's other changes and answered once
-//! durable.
+//! durable, and the history of counts (`history.rs`).
 
 mod actions;
 mod browse;
+mod history;
 mod message_json;
 mod purge;
 mod rule_test;
@@ -37,13 +38,19 @@ const REOPENING: &str = "The broker is reopening its store; try again shortly.";
 pub(crate) struct BrokerConsole {
     current: Arc<Current>,
     jobs: purge::Jobs,
+    history: Arc<history::Sampler>,
 }
 
 impl BrokerConsole {
+    /// The console over `current`; its history sampler runs (on the tokio runtime this
+    /// is called on) for as long as `current` lives.
     pub(crate) fn new(current: Arc<Current>) -> Self {
+        let history = Arc::new(history::Sampler::default());
+        tokio::spawn(history::run(Arc::clone(&history), Arc::downgrade(&current)));
         BrokerConsole {
             current,
             jobs: purge::Jobs::default(),
+            history,
         }
     }
 
@@ -149,6 +156,14 @@ impl Console for BrokerConsole {
     fn cancel_scheduled(&self, request: CancelRequest) -> Pending<CancelOutcome> {
         let broker = self.broker();
         Box::pin(async move { actions::cancel_scheduled(&*broker?, request).await })
+    }
+
+    fn history(&self) -> busbar_http::console_api::History {
+        self.history.history()
+    }
+
+    fn management(&self) -> Arc<dyn busbar_http::atom::Management> {
+        Arc::clone(&self.current) as _
     }
 
     fn rule_test(&self, request: RuleTestRequest) -> Result<RuleTestOutcome, ConsoleError> {
