@@ -19,6 +19,15 @@ const CONFIG: &str = r#"{"UserConfig": {"Namespaces": [{"Name": "sbemulatorns",
     {"Name": "billing", "Properties": {}}
   ]}]}]}}"#;
 
+/// No development key: a listener, a sender and a manager, each with its own key.
+const POLICY_CONFIG: &str = r#"{"UserConfig": {"Namespaces": [{"Name": "sbemulatorns",
+  "Queues": [{"Name": "guarded", "Properties": {}}]}]},
+  "Busbar": {"Policies": [
+    {"Name": "listener", "Key": "listen-only-key", "Rights": ["Listen"]},
+    {"Name": "sender", "Key": "send-only-key", "Rights": ["Send"]},
+    {"Name": "manager", "Key": "manage-key", "Rights": ["Manage", "Listen", "Send"]}
+  ]}}"#;
+
 fn run_console(broker: &Broker, script: &str) {
     let base = format!("http://{}", broker.http_addr());
     let python = venv_python();
@@ -43,6 +52,24 @@ fn console_overview_counts_move_while_the_python_sdk_sends() {
 fn console_dead_letters_are_read_resubmitted_repaired_and_purged() {
     let broker = Broker::start(Some(CONFIG), &[]);
     run_console(&broker, "console_dead_letters.mjs");
+}
+
+#[test]
+fn console_rules_are_listed_created_tested_and_deleted() {
+    let broker = Broker::start(Some(CONFIG), &[]);
+    run_console(&broker, "console_rules.mjs");
+}
+
+#[test]
+fn console_creates_edits_and_deletes_entities() {
+    let broker = Broker::start(Some(CONFIG), &[]);
+    run_console(&broker, "console_entities.mjs");
+}
+
+#[test]
+fn console_user_without_rights_sees_nothing_and_changes_nothing() {
+    let broker = Broker::start(Some(POLICY_CONFIG), &[]);
+    run_console(&broker, "console_access.mjs");
 }
 
 #[test]

@@ -115,6 +115,8 @@ export function dialog({ title, body, buttons, wide = false }) {
       if (settled) return;
       settled = true;
       element.close();
+      // A closed dialog keeps no form (its fields would still match lookups) nor any data.
+      element.replaceChildren();
       resolve(value);
     };
     const footer = h("div", { class: "dialog-foot" },

@@ -79,8 +79,10 @@ export function propertyFields(kind, info, { creating = false } = {}) {
       body.forward_to = inputs.forwardTo.value.trim() || null;
     }
     body.default_message_time_to_live_ms = ms(inputs.ttl, "Default time to live");
-    // Fixed flags are sent as they are, so the PUT states the whole entity.
-    for (const input of flags.querySelectorAll("input[type=checkbox]")) body[input.name] = input.checked;
+    // What is fixed at creation is sent only when creating (an update names what it changes).
+    for (const input of flags.querySelectorAll("input[type=checkbox]")) {
+      if (creating || !input.disabled) body[input.name] = input.checked;
+    }
     if (inputs.status.value) body.status = inputs.status.value;
     return body;
   }
