@@ -61,7 +61,6 @@ await runConsoleScenario("console_entities", async ({ page }) => {
   await confirmDialog(page, "Create subscription");
   check((await lastReport(page)).includes("Created subscription ops"), "the subscription's creation is reported");
   await page.locator('#subscriptions a', { hasText: "ops" }).waitFor();
-  await screenshot(page, "topic");
   await page.locator('#subscriptions a', { hasText: "ops" }).click();
   await page.getByRole("button", { name: "Delete subscription" }).click();
   await page.locator('#dialog[open] input[aria-label="Name to confirm"]').fill("ops");

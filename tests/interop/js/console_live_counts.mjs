@@ -41,6 +41,10 @@ await runConsoleScenario("console_live_counts", async ({ page }) => {
   await page.locator("input[type=search]").fill("");
   await eventually("the filter cleared", () => page.locator("#entities tbody tr").count(), (n) => n === 5);
   await screenshot(page, "overview");
+  await page.locator('#entities tr[data-path="events"] a').click();
+  await page.locator('#subscriptions a', { hasText: "billing" }).waitFor();
+  await screenshot(page, "topic");
+  await page.locator('.crumbs a[href="#/"]').click();
 
   pythonTraffic(conn, "payments", "send", 30, 100);
   await page.locator('#entities tr[data-path="payments"] a').click();

@@ -50,6 +50,8 @@ function scaler(points, keys, width, height, pad) {
   return { x, y, line, max };
 }
 
+const clock = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+
 /** Per-second rates between successive samples of a cumulative total. */
 function ratesOf(points, key) {
   const out = [];
@@ -88,7 +90,7 @@ export function bigChart(points, { throughput = false } = {}) {
       h("div", { class: "chart-legend" },
         series.keys.map(([key, className, label]) => h("span", { class: `legend ${className}` },
           `${label} ${series.format(last[key])}`)),
-        h("span", { class: "muted" }, `max ${series.format(scale.max)}`)),
+        h("span", { class: "muted" }, `max ${series.format(scale.max)} · since ${clock(series.points[0].t_ms)}`)),
       chart,
     );
   } else {

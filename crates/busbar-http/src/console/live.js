@@ -163,11 +163,16 @@ function keepLocal(path, at, counts, info) {
   if (points.length > LOCAL_HISTORY_POINTS) points.shift();
 }
 
-/** The last hour of an entity: the broker's samples, or what this page saw. */
+/**
+ * The last hour of an entity: the broker's samples (every 10 s) followed by the latest poll,
+ * so a chart ends where the counts on the page are; or what this page saw.
+ */
 export function history(path) {
+  const seen = localHistory.get(path) ?? [];
   const fromServer = serverHistory?.entities?.[path];
-  if (fromServer && fromServer.length) return fromServer;
-  return localHistory.get(path) ?? [];
+  if (!fromServer || !fromServer.length) return seen;
+  const latest = seen[seen.length - 1];
+  return latest && latest.t_ms > fromServer[fromServer.length - 1].t_ms ? [...fromServer, latest] : fromServer;
 }
 
 /** Whether the charts come from the broker's sampler (an hour) or from this page. */

@@ -32,7 +32,7 @@ export function messagesPanel(current) {
     stateTabs.append(h("button", { type: "button", "data-state": id, onclick: () => switchState(id) }, label, badge));
   }
   const fromInput = h("input", { type: "number", min: 0, step: 1, value: "0", "aria-label": "From sequence number" });
-  const sizeSelect = h("select", { "aria-label": "Page size" }, PAGE_SIZES.map((n) => h("option", { value: n, selected: n === limit }, `${n} per page`)));
+  const sizeSelect = h("select", { "aria-label": "Page size" }, PAGE_SIZES.map((n) => h("option", { value: n, selected: n === limit }, `${n} a page`)));
   const prevButton = h("button", { class: "btn", type: "button", onclick: () => load(previous.pop() ?? 0, false) }, "‹ Previous");
   const nextButton = h("button", { class: "btn", type: "button", onclick: () => { previous.push(from); load(page.next_from, false); } }, "Next ›");
   const pageNote = h("span", { class: "muted" });
@@ -45,14 +45,16 @@ export function messagesPanel(current) {
 
   sizeSelect.addEventListener("change", () => { limit = Number(sizeSelect.value); load(from, false); });
   const go = h("form", { class: "pager", onsubmit: (event) => { event.preventDefault(); previous = []; load(Number(fromInput.value) || 0, false); } },
-    h("label", { class: "check" }, "From sequence #", fromInput), h("button", { class: "btn", type: "submit" }, "Go"));
+    h("label", { class: "check" }, "From #", fromInput), h("button", { class: "btn", type: "submit" }, "Go"));
 
   const element = h("div", null,
-    h("div", { class: "toolbar" }, stateTabs, stateActions, h("span", { class: "grow" }), go, sizeSelect, prevButton, nextButton,
+    h("div", { class: "toolbar" }, stateTabs, h("span", { class: "grow" }), stateActions,
       h("button", { class: "btn", type: "button", onclick: () => load(from, true) }, "Refresh")),
-    selectionBar,
     h("div", { class: "browser" },
-      h("div", { class: "list" }, h("div", { class: "card table-wrap" }, table), h("div", { class: "toolbar" }, pageNote)),
+      h("div", { class: "list" },
+        h("div", { class: "toolbar" }, go, sizeSelect, prevButton, nextButton, h("span", { class: "grow" }), pageNote),
+        selectionBar,
+        h("div", { class: "card table-wrap" }, table)),
       details));
 
   function columns() {
@@ -95,8 +97,8 @@ export function messagesPanel(current) {
     nextButton.disabled = page.next_from === null || page.next_from === undefined;
     const shown = page.messages.length;
     pageNote.textContent = shown
-      ? `Showing ${shown} message${shown === 1 ? "" : "s"}, #${page.messages[0].sequence_number} to #${page.messages[shown - 1].sequence_number}` +
-        (nextButton.disabled ? ", the last page" : "")
+      ? `#${page.messages[0].sequence_number} to #${page.messages[shown - 1].sequence_number}` +
+        (nextButton.disabled ? ", the last page" : ", more after")
       : "";
     selectionBar.hidden = selected.size === 0;
     if (selected.size) renderSelectionBar();
