@@ -124,5 +124,6 @@ await runConsoleScenario("console_dead_letters", async ({ page }) => {
   await confirmDialog(page, "Purge messages");
   const purged = await lastReport(page);
   check(purged.includes("Purged 5 messages"), `the purge is reported: ${purged}`);
+  expectEq(await page.locator("#purge-progress").count(), 0, "progress left on the page after the purge");
   await eventually("active after the purge", () => entityStat(page, "active"), (n) => n === 0);
 });

@@ -353,6 +353,7 @@ export async function purge(entity, deadLetter) {
   element.onclose = null;
   element.showModal();
   let status = null;
+  const started = Date.now();
   try {
     for (;;) {
       status = await get(`/api/console/jobs/${encodeURIComponent(job)}`);
@@ -366,8 +367,12 @@ export async function purge(entity, deadLetter) {
     status = { error: failure.message };
   }
   element.close();
+  element.replaceChildren();
   if (status?.error) report(`Purge of ${entity.path} stopped: ${status.error}`, { error: true });
-  else report(`Purged ${count(status.removed)} message${status.removed === 1 ? "" : "s"} from the ${which} of ${entity.path}`);
+  else {
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    report(`Purged ${count(status.removed)} message${status.removed === 1 ? "" : "s"} from the ${which} of ${entity.path} in ${seconds} s`);
+  }
   live.refresh();
   announceChange(entity.path);
 }
