@@ -2,7 +2,7 @@
 // topics (never one per entity), rates from the cumulative totals, and the last hour per
 // entity from the broker's history sampler. Pages subscribe and re-render from the snapshot.
 
-import { ApiError, get } from "./api.js";
+import { ApiError, get, query } from "./api.js";
 
 export const POLL_MS = 2000;
 /** Rates average over this window, so one slow poll doesn't make them jump. */
@@ -13,9 +13,16 @@ const LOCAL_HISTORY_POINTS = 180;
 const listeners = new Set();
 const rateSamples = new Map(); // path -> [{t, incoming, outgoing}]
 const localHistory = new Map(); // path -> [{t_ms, active, dead_letter}]
-let serverHistory = null; // {interval_ms, entities} when the broker has a sampler
+// The broker's samples, merged here: each poll asks only for what is newer than the last
+// one seen (`since`), so 1,000 entities' hour is fetched once, not every 10 s.
+const serverHistory = new Map(); // path -> [sample]
+let historyInterval = null; // the sampler's period once it answered
+let historySince = null;
 let historyDueAt = 0;
 let historyMissing = false;
+/** A broker that ignores `since` answers the whole hour: then ask seldom. */
+const FULL_HISTORY_EVERY_MS = 60000;
+const HOUR_MS = 3600000;
 let timer = null;
 let running = false;
 
@@ -43,7 +50,9 @@ export function stop() {
   state.snapshot = null;
   rateSamples.clear();
   localHistory.clear();
-  serverHistory = null;
+  serverHistory.clear();
+  historySince = null;
+  historyDueAt = 0;
 }
 
 /** Polls now (after a change the user made) instead of waiting for the next tick. */
@@ -74,13 +83,31 @@ async function poll() {
 
 async function pollHistory(now) {
   if (historyMissing || now < historyDueAt) return;
+  let answer;
   try {
-    serverHistory = await get("/api/console/history");
-    historyDueAt = now + Math.max(POLL_MS, serverHistory.interval_ms ?? POLL_MS);
+    answer = await get(`/api/console/history${query({ since: historySince })}`);
   } catch (error) {
     if (error instanceof ApiError && error.status === 404) historyMissing = true;
     else if (error instanceof ApiError && error.status === 401) throw error;
+    return;
   }
+  historyInterval = Math.max(POLL_MS, answer.interval_ms ?? POLL_MS);
+  let newest = historySince ?? 0;
+  let ignoredSince = false;
+  for (const [path, samples] of Object.entries(answer.entities ?? {})) {
+    let kept = serverHistory.get(path);
+    if (!kept) serverHistory.set(path, (kept = []));
+    const last = kept.length ? kept[kept.length - 1].t_ms : -Infinity;
+    for (const sample of samples) {
+      if (historySince !== null && sample.t_ms <= historySince) ignoredSince = true;
+      if (sample.t_ms > last) kept.push(sample);
+      newest = Math.max(newest, sample.t_ms);
+    }
+    const cutoff = newest - HOUR_MS;
+    while (kept.length && kept[0].t_ms < cutoff) kept.shift();
+  }
+  historySince = newest || null;
+  historyDueAt = now + (ignoredSince ? FULL_HISTORY_EVERY_MS : historyInterval);
 }
 
 function countsOf(info) {
@@ -132,6 +159,7 @@ function build(queues, topics, at) {
   }
   forgetGone(rateSamples, entities);
   forgetGone(localHistory, entities);
+  forgetGone(serverHistory, entities);
   return { at, entities, order, totals };
 }
 
@@ -169,7 +197,7 @@ function keepLocal(path, at, counts, info) {
  */
 export function history(path) {
   const seen = localHistory.get(path) ?? [];
-  const fromServer = serverHistory?.entities?.[path];
+  const fromServer = serverHistory.get(path);
   if (!fromServer || !fromServer.length) return seen;
   const latest = seen[seen.length - 1];
   return latest && latest.t_ms > fromServer[fromServer.length - 1].t_ms ? [...fromServer, latest] : fromServer;
@@ -177,5 +205,5 @@ export function history(path) {
 
 /** Whether the charts come from the broker's sampler (an hour) or from this page. */
 export function historySpan() {
-  return serverHistory && !historyMissing ? "last hour" : "since this page opened";
+  return historyInterval !== null && !historyMissing ? "last hour" : "since this page opened";
 }
