@@ -40,19 +40,22 @@ impl Queue {
         Ok(chosen)
     }
 
-    /// Removes up to `max` unlocked messages of `kind` from `from_seq` on, in sequence
-    /// order. Returns how many, and where the next batch starts (`None`: nothing after).
+    /// Removes up to `max` unlocked messages of `kind` from `from_seq` through
+    /// `through_seq`, in sequence order (a purge stops at what was there when it began, so
+    /// steady sends can't keep it going). Returns how many, and where the next batch starts
+    /// (`None`: nothing more).
     pub fn purge_batch(
         &mut self,
         kind: SubQueueKind,
         from_seq: Seq,
+        through_seq: Seq,
         max: usize,
         journal: &mut impl Journal,
     ) -> Result<(usize, Option<Seq>), CoreError> {
         let sub = self.sub(kind);
         let mut chosen = Vec::with_capacity(max.min(4096));
         let mut next = None;
-        for message in sub.peek(from_seq) {
+        for message in sub.peek(from_seq).take_while(|m| m.seq <= through_seq) {
             if chosen.len() == max {
                 next = Some(message.seq);
                 break;

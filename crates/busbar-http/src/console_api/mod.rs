@@ -69,6 +69,11 @@ pub trait Console: Send + Sync + 'static {
         path: &str,
         access: Access,
     ) -> Result<(), String>;
+    /// Why the console can't answer right now (the broker is reopening its store), if so:
+    /// requests then get 503 with this reason.
+    fn unavailable(&self) -> Option<String> {
+        None
+    }
     /// A namespace token signed with `key` when it is the key of the policy `key_name`.
     fn mint_token(&self, key_name: &str, key: &str) -> Result<Token, String>;
     /// A namespace token when the broker runs on the development key; `None` otherwise.
@@ -159,8 +164,15 @@ pub fn router(console: Arc<dyn Console>) -> Router {
         .with_state(console)
 }
 
-/// Refuses, with 401, a request whose token does not allow `access` to `path`.
+/// Refuses, with 401, a request whose token does not allow `access` to `path` (503 while
+/// the broker can't answer at all).
 fn check(console: &Shared, headers: &HeaderMap, path: &str, access: Access) -> Result<(), Refusal> {
+    if let Some(error) = console.unavailable() {
+        return Err(Refusal {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error,
+        });
+    }
     let authorization = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());

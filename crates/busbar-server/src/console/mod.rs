@@ -108,6 +108,10 @@ impl Console for BrokerConsole {
         broker.authorize_http(authorization, path, action)
     }
 
+    fn unavailable(&self) -> Option<String> {
+        busbar_http::Admin::unavailable(&*self.current)
+    }
+
     fn mint_token(&self, key_name: &str, key: &str) -> Result<Token, String> {
         let broker = self.broker().map_err(|e| e.to_string())?;
         Self::token(&broker, key_name, key)

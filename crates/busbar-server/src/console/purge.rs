@@ -1,6 +1,7 @@
 //! Purge jobs: everything of an entity (or of its dead-letter queue) removed in batches
 //! in the background, each batch one append awaited before the next, with progress for
-//! the page to poll. Locked messages are left to their holders.
+//! the page to poll. It removes what was there when it started (up to the stream's last
+//! sequence number then); locked messages are left to their holders.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -73,7 +74,11 @@ impl Jobs {
         } else {
             SubQueueKind::Main
         };
-        let total = entity.lock().queue.sub(kind).len() as u64;
+        let (total, through) = {
+            let state = entity.lock();
+            let sub = state.queue.sub(kind);
+            (sub.len() as u64, sub.last_seq())
+        };
         let job = Arc::new(Job {
             entity: entity.name.clone(),
             total,
@@ -97,7 +102,7 @@ impl Jobs {
             order.push_back(id.clone());
         }
         tokio::spawn(async move {
-            let error = run(&broker, &entity, kind, &job).await.err();
+            let error = run(&broker, &entity, kind, through, &job).await.err();
             if let Some(error) = &error {
                 tracing::warn!(entity = %job.entity, %error, "purge stopped");
             }
@@ -119,6 +124,7 @@ async fn run(
     broker: &ServedBroker,
     entity: &crate::broker::Entity,
     kind: SubQueueKind,
+    through: Seq,
     job: &Job,
 ) -> Result<(), ConsoleError> {
     let mut cursor: Seq = 0;
@@ -127,7 +133,7 @@ async fn run(
         let (removed, next) = entity
             .lock()
             .queue
-            .purge_batch(kind, cursor, PURGE_BATCH, &mut journal)
+            .purge_batch(kind, cursor, through, PURGE_BATCH, &mut journal)
             .map_err(|e| console_failure(core_failure(&e)))?;
         durable(broker, journal.into_commit())
             .await
