@@ -5,7 +5,7 @@
 import * as api from "./api.js";
 import { clear, h } from "./dom.js";
 import * as live from "./live.js";
-import { overviewPage } from "./overview.js";
+import { entityHref, overviewPage } from "./overview.js";
 import { entityPage } from "./entity.js";
 
 const view = document.getElementById("view");
@@ -80,23 +80,13 @@ function parseRoute() {
   return { kind: "overview" };
 }
 
-export function link(route) {
-  const e = encodeURIComponent;
-  switch (route.kind) {
-    case "queue": return `#/queue/${e(route.name)}`;
-    case "topic": return `#/topic/${e(route.name)}`;
-    case "subscription": return `#/topic/${e(route.topic)}/subscription/${e(route.name)}`;
-    default: return "#/";
-  }
-}
-
 function setCrumbs(route) {
   const sep = () => h("span", { class: "sep" }, "/");
   const items = [h("a", { href: "#/" }, "Namespace")];
   if (route.kind === "queue") items.push(sep(), h("span", null, route.name));
   if (route.kind === "topic") items.push(sep(), h("span", null, route.name));
   if (route.kind === "subscription") {
-    items.push(sep(), h("a", { href: link({ kind: "topic", name: route.topic }) }, route.topic),
+    items.push(sep(), h("a", { href: entityHref({ kind: "topic", path: route.topic }) }, route.topic),
       sep(), h("span", null, route.name));
   }
   crumbs.replaceChildren(...items);
