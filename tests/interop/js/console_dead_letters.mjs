@@ -1,7 +1,8 @@
 // A queue's page walked as an operator repairing dead letters: the Python SDK dead-letters
-// three orders; the page lists them, shows one's reason, description, body (JSON and hex)
+// four orders; the page lists them, shows one's reason, description, body (JSON and hex)
 // and properties; one is resubmitted and is back among the active messages; one is
-// repaired (edited body) and resubmitted; the rest go with "resubmit all matching"; then a
+// repaired (edited body) and resubmitted; one is resubmitted as a selection; the last goes
+// with "resubmit all matching"; then a
 // message is sent from the page, one is deleted, one is scheduled and cancelled, and the
 // queue is purged with progress.
 import { check, expectEq, log } from "./common.mjs";
@@ -13,16 +14,16 @@ import {
 const { base, conn } = consoleArgs();
 
 await runConsoleScenario("console_dead_letters", async ({ page }) => {
-  pythonTraffic(conn, "orders", "dead-letter", 3);
+  pythonTraffic(conn, "orders", "dead-letter", 4);
   pythonTraffic(conn, "orders", "send", 2, 10);
   await page.goto(`${base}/#/queue/orders`);
-  await eventually("3 dead letters on the page", () => entityStat(page, "dead_letter"), (n) => n === 3);
+  await eventually("4 dead letters on the page", () => entityStat(page, "dead_letter"), (n) => n === 4);
   expectEq(await entityStat(page, "active"), 2, "active messages");
 
   // Peek: the dead-letter list, then one message in full.
   await openState(page, "deadletter");
   const dead = await listedSequenceNumbers(page);
-  expectEq(dead.length, 3, "dead-lettered messages listed");
+  expectEq(dead.length, 4, "dead-lettered messages listed");
   await page.locator(`#messages tr[data-seq="${dead[0]}"]`).click();
   const reason = await page.locator("#dead-letter-reason").textContent();
   check(reason.includes("InvalidOrderTotal"), `the reason shows: ${reason}`);
@@ -37,13 +38,13 @@ await runConsoleScenario("console_dead_letters", async ({ page }) => {
   check(hex.startsWith("00000000  7b 22 6f 72 64 65 72 49 64 22"), `the hex view: ${hex.slice(0, 80)}`);
   log(`peeked #${dead[0]}: ${reason}`);
   // Peeking changed nothing.
-  expectEq(await entityStat(page, "dead_letter"), 3, "dead letters after peeking");
+  expectEq(await entityStat(page, "dead_letter"), 4, "dead letters after peeking");
 
   // Resubmit one: it leaves the dead-letter queue and is back in the queue.
   await page.locator("#message-details").getByRole("button", { name: "Resubmit", exact: true }).click();
   await confirmDialog(page, "Resubmit");
   check((await lastReport(page)).includes("Resubmitted 1 message"), "the resubmit is reported");
-  await eventually("dead letters after resubmitting one", () => entityStat(page, "dead_letter"), (n) => n === 2);
+  await eventually("dead letters after resubmitting one", () => entityStat(page, "dead_letter"), (n) => n === 3);
   await eventually("active after resubmitting one", () => entityStat(page, "active"), (n) => n === 3);
   await openState(page, "active");
   const active = await page.locator("#messages tbody").textContent();
@@ -60,12 +61,21 @@ await runConsoleScenario("console_dead_letters", async ({ page }) => {
   await screenshot(page, "repair-and-resubmit");
   await confirmDialog(page, "Resubmit edited");
   check((await lastReport(page)).includes("Resubmitted 1 message"), "the repair is reported");
-  await eventually("dead letters after the repair", () => entityStat(page, "dead_letter"), (n) => n === 1);
+  await eventually("dead letters after the repair", () => entityStat(page, "dead_letter"), (n) => n === 2);
   await openState(page, "active");
   const newest = Math.max(...(await listedSequenceNumbers(page)));
   await page.locator(`#messages tr[data-seq="${newest}"]`).click();
   const repaired = await page.locator("#message-body").textContent();
   check(repaired.includes('"total": 3.5'), `the repaired body arrived: ${repaired}`);
+
+  // Resubmit a selection.
+  await openState(page, "deadletter");
+  const [selected] = await listedSequenceNumbers(page);
+  await page.locator(`#messages tr[data-seq="${selected}"] input[type=checkbox]`).check();
+  await page.getByRole("button", { name: "Resubmit selected" }).click();
+  await confirmDialog(page, "Resubmit");
+  check((await lastReport(page)).includes("Resubmitted 1 message"), "resubmitting a selection is reported");
+  await eventually("dead letters after resubmitting the selection", () => entityStat(page, "dead_letter"), (n) => n === 1);
 
   // Resubmit all matching a reason.
   await openState(page, "deadletter");
@@ -74,7 +84,7 @@ await runConsoleScenario("console_dead_letters", async ({ page }) => {
   await confirmDialog(page, "Resubmit all matching");
   check((await lastReport(page)).includes("Resubmitted 1 message"), "resubmit all matching is reported");
   await eventually("no dead letters left", () => entityStat(page, "dead_letter"), (n) => n === 0);
-  expectEq(await entityStat(page, "active"), 5, "active after resubmitting all");
+  expectEq(await entityStat(page, "active"), 6, "active after resubmitting all");
 
   // Send from the page.
   await page.getByRole("button", { name: "Send message" }).click();
@@ -85,7 +95,7 @@ await runConsoleScenario("console_dead_letters", async ({ page }) => {
   await confirmDialog(page, "Send");
   const sent = await lastReport(page);
   check(/sequence number \d+/.test(sent), `the send is reported: ${sent}`);
-  await eventually("active after sending", () => entityStat(page, "active"), (n) => n === 6);
+  await eventually("active after sending", () => entityStat(page, "active"), (n) => n === 7);
   await openState(page, "active");
   const listed = await page.locator("#messages tbody").textContent();
   check(listed.includes("manual"), "the sent message is listed with its subject");
@@ -97,7 +107,7 @@ await runConsoleScenario("console_dead_letters", async ({ page }) => {
   await page.getByRole("button", { name: "Delete selected" }).click();
   await confirmDialog(page, "Delete");
   check((await lastReport(page)).includes("Deleted 1 message"), "the delete is reported");
-  await eventually("active after deleting one", () => entityStat(page, "active"), (n) => n === 5);
+  await eventually("active after deleting one", () => entityStat(page, "active"), (n) => n === 6);
 
   // Schedule one from the page an hour ahead, then cancel it.
   await page.getByRole("button", { name: "Send message" }).click();
@@ -123,7 +133,7 @@ await runConsoleScenario("console_dead_letters", async ({ page }) => {
   await page.getByRole("button", { name: "Purge messages" }).click();
   await confirmDialog(page, "Purge messages");
   const purged = await lastReport(page);
-  check(purged.includes("Purged 5 messages"), `the purge is reported: ${purged}`);
+  check(purged.includes("Purged 6 messages"), `the purge is reported: ${purged}`);
   expectEq(await page.locator("#purge-progress").count(), 0, "progress left on the page after the purge");
   await eventually("active after the purge", () => entityStat(page, "active"), (n) => n === 0);
 });
