@@ -1,7 +1,7 @@
 //! The broker's HTTP side: `GET /health`, the queue API (`GET /api/queues`,
 //! `GET /api/queues/{name}`) with each queue's exact message counts, and the topic API
 //! (`GET /api/topics`, `GET /api/topics/{name}`) with each subscription's counts and rules,
-//! and the same figures for Prometheus (`GET /metrics`).
+//! and Prometheus metrics (`GET /metrics`, [`metrics`]: per entity, namespace and store).
 //!
 //! Everything but `/health` needs a SAS token in the `Authorization` header, which the
 //! broker judges through [`Admin::authorize`] (reads need Listen, changes Manage).
@@ -23,6 +23,7 @@ mod amqp_websocket;
 pub mod atom;
 pub mod console;
 pub mod console_api;
+pub mod metrics;
 mod websocket_stream;
 
 pub use amqp_websocket::{
@@ -190,6 +191,10 @@ pub trait Admin: Send + Sync + 'static {
     fn topics(&self) -> Vec<TopicInfo>;
     /// One topic, looked up case-insensitively.
     fn topic(&self, name: &str) -> Option<TopicInfo>;
+    /// What `GET /metrics` reports; nothing by default.
+    fn metrics(&self) -> metrics::Metrics {
+        metrics::Metrics::default()
+    }
     /// Why the API can't answer right now (the broker is reopening its store), if so:
     /// requests then get 503 with this reason.
     fn unavailable(&self) -> Option<String> {
@@ -209,7 +214,7 @@ pub fn router_with_admin(state: HealthState, admin: Arc<dyn Admin>) -> Router {
         .route("/api/queues/{name}", get(get_queue))
         .route("/api/topics", get(list_topics))
         .route("/api/topics/{name}", get(get_topic))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(get_metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&admin),
             require_token,
@@ -315,93 +320,21 @@ fn found_or_404<T: Serialize>(
     }
 }
 
-async fn metrics(State(admin): State<Arc<dyn Admin>>) -> impl IntoResponse {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        render_metrics(&admin.queues(), &admin.topics()),
-    )
-}
-
-/// The Prometheus text exposition of every queue's and subscription's counts (labelled
-/// `entity` with the queue name or subscription path) and every topic's scheduled messages.
-pub fn render_metrics(queues: &[QueueInfo], topics: &[TopicInfo]) -> String {
-    use std::fmt::Write as _;
-    let entities: Vec<&QueueInfo> = queues
-        .iter()
-        .chain(
-            topics
-                .iter()
-                .flat_map(|t| t.subscriptions.iter().map(|s| &s.queue)),
+async fn get_metrics(State(admin): State<Arc<dyn Admin>>) -> axum::response::Response {
+    match metrics::render(admin.metrics()) {
+        Ok(text) => (
+            [(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+            text,
         )
-        .collect();
-    let mut out = String::new();
-    out.push_str(
-        "# HELP busbar_entity_messages Messages held by a queue or subscription, by state.\n",
-    );
-    out.push_str("# TYPE busbar_entity_messages gauge\n");
-    for entity in &entities {
-        let name = label_value(&entity.name);
-        for (state, value) in [
-            ("active", entity.active_message_count),
-            ("scheduled", entity.scheduled_message_count),
-            ("deferred", entity.deferred_message_count),
-            ("locked", entity.locked_message_count),
-            ("dead_letter", entity.dead_letter_message_count),
-            (
-                "transfer_dead_letter",
-                entity.transfer_dead_letter_message_count,
-            ),
-        ] {
-            let _ = writeln!(
-                out,
-                "busbar_entity_messages{{entity=\"{name}\",state=\"{state}\"}} {value}"
-            );
-        }
+            .into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(ErrorBody {
+                error: "the metrics could not be encoded".to_owned(),
+            }),
+        )
+            .into_response(),
     }
-    for (metric, help, value) in [
-        (
-            "busbar_entity_enqueued_total",
-            "Messages stored in a queue or subscription since start.",
-            (|e: &QueueInfo| e.enqueued_total) as fn(&QueueInfo) -> u64,
-        ),
-        (
-            "busbar_entity_delivered_total",
-            "Deliveries to receivers from a queue or subscription since start.",
-            |e: &QueueInfo| e.delivered_total,
-        ),
-    ] {
-        let _ = writeln!(out, "# HELP {metric} {help}");
-        let _ = writeln!(out, "# TYPE {metric} counter");
-        for entity in &entities {
-            let _ = writeln!(
-                out,
-                "{metric}{{entity=\"{}\"}} {}",
-                label_value(&entity.name),
-                value(entity)
-            );
-        }
-    }
-    out.push_str("# HELP busbar_topic_scheduled_messages Messages scheduled on a topic, not yet published.\n");
-    out.push_str("# TYPE busbar_topic_scheduled_messages gauge\n");
-    for topic in topics {
-        let _ = writeln!(
-            out,
-            "busbar_topic_scheduled_messages{{topic=\"{}\"}} {}",
-            label_value(&topic.name),
-            topic.scheduled_message_count
-        );
-    }
-    out
-}
-
-/// A label value with `\`, `"` and newlines escaped, as the text format requires.
-fn label_value(raw: &str) -> String {
-    raw.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 async fn health(State(state): State<HealthState>) -> impl IntoResponse {
@@ -510,65 +443,4 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn queue(name: &str, active: u64, enqueued: u64) -> QueueInfo {
-        QueueInfo {
-            name: name.to_owned(),
-            active_message_count: active,
-            scheduled_message_count: 0,
-            deferred_message_count: 0,
-            locked_message_count: 0,
-            dead_letter_message_count: 2,
-            transfer_message_count: 0,
-            transfer_dead_letter_message_count: 0,
-            total_message_count: active + 2,
-            lock_duration_ms: 60_000,
-            max_delivery_count: 10,
-            default_message_time_to_live_ms: None,
-            dead_lettering_on_message_expiration: false,
-            requires_duplicate_detection: false,
-            requires_session: false,
-            forward_to: None,
-            forward_dead_lettered_messages_to: None,
-            enqueued_total: enqueued,
-            delivered_total: 1,
-        }
-    }
-
-    #[test]
-    fn metrics_cover_queues_and_subscriptions_with_escaped_labels() {
-        let topic = TopicInfo {
-            name: "t\"1".to_owned(),
-            scheduled_message_count: 4,
-            default_message_time_to_live_ms: None,
-            requires_duplicate_detection: false,
-            subscriptions: vec![SubscriptionInfo {
-                subscription_name: "s".to_owned(),
-                rules: vec!["$Default".to_owned()],
-                queue: queue("t/Subscriptions/s", 3, 7),
-            }],
-        };
-        let text = render_metrics(&[queue("orders", 5, 9)], &[topic]);
-        for line in [
-            "busbar_entity_messages{entity=\"orders\",state=\"active\"} 5",
-            "busbar_entity_messages{entity=\"orders\",state=\"dead_letter\"} 2",
-            "busbar_entity_messages{entity=\"t/Subscriptions/s\",state=\"active\"} 3",
-            "busbar_entity_enqueued_total{entity=\"orders\"} 9",
-            "busbar_entity_enqueued_total{entity=\"t/Subscriptions/s\"} 7",
-            "busbar_entity_delivered_total{entity=\"orders\"} 1",
-            "busbar_topic_scheduled_messages{topic=\"t\\\"1\"} 4",
-            "# TYPE busbar_entity_delivered_total counter",
-        ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "missing {line:?} in:\n{text}"
-            );
-        }
-        assert_eq!(label_value("a\\b\nc"), "a\\\\b\\nc");
-    }
 }

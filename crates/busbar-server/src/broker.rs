@@ -4,7 +4,7 @@
 //! and the security settings.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use busbar_core::namespace::split_subscription_path;
@@ -24,12 +24,15 @@ use crate::limits::{Limits, Usage};
 
 mod descriptions;
 mod lifecycle;
+mod metrics;
+mod stats;
 mod topics;
 mod validation;
 pub use descriptions::{
     QueueDescription, RuntimeCounts, SubscriptionDescription, TopicDescription, runtime_counts,
 };
 pub use lifecycle::EntityError;
+pub use stats::{EntityStats, NamespaceStats, Settled, Traffic};
 pub use topics::{
     REASON_FILTER_EXCEPTION, REASON_SESSION_ID_NULL, RuleChangeError, SubscriptionEntry,
     TopicEntity, TopicState, subscription_config,
@@ -98,37 +101,6 @@ impl EntityState {
     }
 }
 
-/// What a queue (or subscription) did since the broker started.
-#[derive(Debug, Default)]
-pub struct EntityStats {
-    enqueued: AtomicU64,
-    delivered: AtomicU64,
-    /// Last send or receive (ms since the Unix epoch; 0: none since start). Not durable.
-    accessed_at_ms: AtomicI64,
-}
-
-impl EntityStats {
-    pub fn add_delivered(&self, n: usize, now_ms: i64) {
-        self.delivered.fetch_add(n as u64, Ordering::Relaxed);
-        self.touch(now_ms);
-    }
-
-    fn add_enqueued(&self, n: u64, now_ms: i64) {
-        self.enqueued.fetch_add(n, Ordering::Relaxed);
-        self.touch(now_ms);
-    }
-
-    /// Records an access (a send or a receive) at `now_ms`.
-    pub fn touch(&self, now_ms: i64) {
-        self.accessed_at_ms.fetch_max(now_ms, Ordering::Relaxed);
-    }
-
-    /// The last send or receive since start, if any.
-    pub fn accessed_at_ms(&self) -> Option<i64> {
-        Some(self.accessed_at_ms.load(Ordering::Relaxed)).filter(|&at| at > 0)
-    }
-}
-
 /// One queue entity.
 #[derive(Debug)]
 pub struct Entity {
@@ -172,7 +144,7 @@ impl Entity {
         Entity {
             name: definition.name.clone(),
             requires_session: definition.config.requires_session,
-            stats: EntityStats::default(),
+            stats: EntityStats::new(queue.sub(SubQueueKind::DeadLetter).last_seq()),
             forwarding: RwLock::new(Forwarding::of(&definition.config)),
             status: AtomicU8::new(definition.config.status.to_u8()),
             deleted: AtomicBool::new(false),
@@ -245,6 +217,8 @@ pub struct Broker<S: Store> {
     namespace: Mutex<Namespace>,
     /// What all connections hold together, against [`Settings::limits`].
     pub usage: Usage,
+    /// Connections, server errors and throttled requests since start, for the metrics.
+    pub stats: NamespaceStats,
     /// Why connections are being closed, once the broker stops serving.
     stop_reason: std::sync::OnceLock<String>,
     /// Counts entity changes at run time (created, updated, deleted), so connections look
@@ -345,6 +319,7 @@ impl<S: Store> Broker<S> {
                 limits: config.limits.clone(),
             },
             usage: Usage::default(),
+            stats: NamespaceStats::default(),
             entities: RwLock::new(entities),
             topics: RwLock::new(topics),
             namespace: Mutex::new(namespace),
@@ -467,9 +442,15 @@ impl<S: Store> Broker<S> {
             let mut state = entity.lock();
             let result = match failure {
                 None => {
+                    let bytes_before = state.queue.sub(SubQueueKind::Main).stored_bytes();
                     let stored = state.queue.enqueue(batch, now_ms, journal);
                     if let Ok(seqs) = &stored {
-                        entity.stats.add_enqueued(seqs.end - seqs.start, now_ms);
+                        let bytes = state.queue.sub(SubQueueKind::Main).stored_bytes();
+                        entity.stats.add_incoming(
+                            seqs.end - seqs.start,
+                            bytes.saturating_sub(bytes_before),
+                            now_ms,
+                        );
                     }
                     stored
                 }
@@ -925,6 +906,10 @@ impl<S: Store> busbar_http::Admin for Broker<S> {
     fn topic(&self, name: &str) -> Option<busbar_http::TopicInfo> {
         Broker::topic(self, name).map(|t| self.topic_info(&t))
     }
+
+    fn metrics(&self) -> busbar_http::metrics::Metrics {
+        Broker::metrics(self)
+    }
 }
 
 fn queue_info(entity: &Entity) -> busbar_http::QueueInfo {
@@ -949,7 +934,7 @@ fn queue_info(entity: &Entity) -> busbar_http::QueueInfo {
         requires_session: config.requires_session,
         forward_to: config.forward_to.clone(),
         forward_dead_lettered_messages_to: config.forward_dead_lettered_to.clone(),
-        enqueued_total: entity.stats.enqueued.load(Ordering::Relaxed),
-        delivered_total: entity.stats.delivered.load(Ordering::Relaxed),
+        enqueued_total: entity.stats.incoming.messages(),
+        delivered_total: entity.stats.outgoing.messages(),
     }
 }

@@ -485,6 +485,10 @@ impl busbar_http::Admin for Current {
             .and_then(|b| busbar_http::Admin::topic(&*b, name))
     }
 
+    fn metrics(&self) -> busbar_http::metrics::Metrics {
+        self.broker().map(|b| b.metrics()).unwrap_or_default()
+    }
+
     fn unavailable(&self) -> Option<String> {
         match &*self.lock() {
             Serving::Broker(_) => None,

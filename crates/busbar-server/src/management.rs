@@ -16,7 +16,9 @@ use busbar_store::Store;
 use bytes::{Bytes, BytesMut};
 use uuid::Uuid;
 
-use crate::broker::{Broker, Entity, Route, RuleChangeError, TopicEntity, wake};
+use crate::broker::{
+    Broker, Entity, NamespaceStats, Route, RuleChangeError, Settled, TopicEntity, wake,
+};
 
 /// Locks taken through `receive-by-sequence-number` belong to no link: they are settled
 /// by lock token and simply run out if forgotten.
@@ -94,7 +96,7 @@ pub fn handle<S: Store>(context: &Context<'_, S>, request: &Request) -> (Bytes, 
         && operation != "com.microsoft:get-message-sessions"
         && let Err(failure) = held_session(context, request)
     {
-        return respond::<S>(request, Err(failure));
+        return respond::<S>(&context.broker.stats, request, Err(failure));
     }
     let outcome: Outcome<S> = match operation {
         "com.microsoft:renew-lock" => renew_lock(context, request),
@@ -116,7 +118,7 @@ pub fn handle<S: Store>(context: &Context<'_, S>, request: &Request) -> (Bytes, 
             format!("The operation '{other}' is not supported."),
         )),
     };
-    respond::<S>(request, outcome)
+    respond::<S>(&context.broker.stats, request, outcome)
 }
 
 /// Handles one request to a topic's `$management` node.
@@ -147,10 +149,14 @@ pub fn handle_topic<S: Store>(
             ),
         )),
     };
-    respond::<S>(request, outcome)
+    respond::<S>(&broker.stats, request, outcome)
 }
 
-fn respond<S: Store>(request: &Request, outcome: Outcome<S>) -> (Bytes, Option<S::Commit>) {
+fn respond<S: Store>(
+    stats: &NamespaceStats,
+    request: &Request,
+    outcome: Outcome<S>,
+) -> (Bytes, Option<S::Commit>) {
     let id = request.message_id.as_ref();
     match outcome {
         Ok((Some(Value::Null), commit)) => (
@@ -158,10 +164,13 @@ fn respond<S: Store>(request: &Request, outcome: Outcome<S>) -> (Bytes, Option<S
             commit,
         ),
         Ok((body, commit)) => (management_response(id, 200, "OK", None, body), commit),
-        Err(Failure(status, condition, description)) => (
-            management_response(id, status, &description, Some(condition), None),
-            None,
-        ),
+        Err(Failure(status, condition, description)) => {
+            stats.count_refusal(condition);
+            (
+                management_response(id, status, &description, Some(condition), None),
+                None,
+            )
+        }
     }
 }
 
@@ -448,6 +457,17 @@ fn update_disposition<S: Store>(context: &Context<'_, S>, request: &Request) -> 
             .queue
             .settle_all(context.kind, &tokens, disposition, now, &mut journal)
             .map_err(|e| Failure::from_core(&e))?;
+        let settled = match disposition {
+            Disposition::Complete => Some(Settled::Completed),
+            Disposition::Abandon { .. } => Some(Settled::Abandoned),
+            Disposition::Defer { .. } | Disposition::DeadLetter { .. } => None,
+        };
+        if let Some(settled) = settled {
+            context
+                .entity
+                .stats
+                .count_settled(settled, tokens.len() as u64);
+        }
         if matches!(disposition, Disposition::Abandon { .. }) {
             state.take_waiters()
         } else {

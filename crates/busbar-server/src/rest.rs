@@ -20,6 +20,7 @@ use busbar_http::rest::{
 };
 use busbar_servicebus::address::{self, Address, SubQueue};
 use busbar_servicebus::authorization::Action;
+use busbar_servicebus::conditions;
 use busbar_servicebus::message::{Stamp, inbound};
 use busbar_servicebus::rest_message::{
     BATCH_CONTENT_TYPE, batch_from_http, from_http, renewed_lock, to_http,
@@ -28,7 +29,7 @@ use busbar_store::{Store, StoreHealth};
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
-use crate::broker::{Broker, Entity, Route, wake};
+use crate::broker::{Broker, Entity, Route, Settled, wake};
 use crate::{Current, ServedBroker};
 
 /// The holder of every lock taken through the REST API: such locks belong to no link.
@@ -80,7 +81,7 @@ impl Messaging for HttpMessaging {
         let entity = entity.to_owned();
         Box::pin(async move {
             let broker = serving(broker)?;
-            send(&broker, &entity, message).await
+            counted(&broker, send(&broker, &entity, message).await)
         })
     }
 
@@ -90,7 +91,10 @@ impl Messaging for HttpMessaging {
         let stopping = self.stopping.clone();
         Box::pin(async move {
             let broker = serving(broker)?;
-            receive(&broker, &entity, mode, wait, stopping).await
+            counted(
+                &broker,
+                receive(&broker, &entity, mode, wait, stopping).await,
+            )
         })
     }
 
@@ -108,9 +112,24 @@ impl Messaging for HttpMessaging {
         let lock_token = lock_token.to_owned();
         Box::pin(async move {
             let broker = serving(broker)?;
-            settle_locked(&broker, &entity, &lock_token, settle).await
+            counted(
+                &broker,
+                settle_locked(&broker, &entity, &lock_token, settle).await,
+            )
         })
     }
+}
+
+/// `result`, with a failure that is the broker's doing counted for the metrics, as the
+/// AMQP condition it stands for.
+fn counted<T, S: Store>(broker: &Broker<S>, result: Result<T, Failure>) -> Result<T, Failure> {
+    let condition = match &result {
+        Err(Failure::Busy(_)) => conditions::SERVER_BUSY,
+        Err(Failure::Internal(_)) => conditions::INTERNAL_ERROR,
+        _ => return result,
+    };
+    broker.stats.count_refusal(condition);
+    result
 }
 
 fn serving(broker: Option<Arc<ServedBroker>>) -> Result<Arc<ServedBroker>, Failure> {
@@ -402,7 +421,9 @@ fn deliver<S: Store>(
         ));
     };
     let now = broker.now_ms();
-    queue.stats.add_delivered(1, now);
+    queue
+        .stats
+        .add_outgoing(1, u64::from(delivery.body_ref.len), now);
     let peek_lock = mode == ReceiveMode::PeekLock;
     let stamp = Stamp::of(&delivery, peek_lock.then_some(lock.locked_until_ms));
     let read = match delivery.body {
@@ -499,5 +520,10 @@ async fn settle_locked<S: Store>(
     };
     wake(waiters);
     durable(broker, journal.into_commit()).await?;
+    let settled = match settle {
+        Settle::Unlock => Settled::Abandoned,
+        _ => Settled::Completed,
+    };
+    queue.stats.count_settled(settled, 1);
     Ok(None)
 }

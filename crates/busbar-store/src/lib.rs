@@ -35,6 +35,9 @@ use bytes::Bytes;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod log;
+pub mod stats;
+
+pub use stats::{LatencyHistogram, StoreStats};
 
 /// Store-wide entity number. Each queue, and each of its subqueues (dead-letter,
 /// transfer dead-letter), has its own id and its own sequence numbers.
@@ -210,6 +213,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether writes can currently succeed.
     fn health(&self) -> StoreHealth;
+
+    /// What the store has done since it was opened, from its own counters. Stores that
+    /// keep none report zeros.
+    fn stats(&self) -> StoreStats {
+        StoreStats::default()
+    }
 
     /// Reads a body back (from the page cache or disk; from memory if not yet written).
     fn read_body(&self, body: BodyRef) -> Result<Bytes, StoreError>;

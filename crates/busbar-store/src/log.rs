@@ -49,8 +49,10 @@ use bytes::Bytes;
 
 pub use commit::LogCommit;
 
+use crate::stats::Counters;
 use crate::{
     BodyRef, Durability, EntityId, Record, Recovered, Seq, Store, StoreError, StoreHealth,
+    StoreStats,
 };
 use codec::HEADER_LEN;
 use commit::Notifier;
@@ -117,6 +119,9 @@ struct State {
     pending_sync: bool,
     pool: Vec<Vec<u8>>,
     writer_idle: bool,
+    /// When the first frame of `pending` was appended: the group's commit latency runs
+    /// from there.
+    pending_since: Option<std::time::Instant>,
     /// Bodies of pending frames, in log order, so they can be read before they are written.
     pending_bodies: VecDeque<(BodyRef, Bytes)>,
     /// Removals appended but not yet durable, by segment of the removed body.
@@ -202,6 +207,7 @@ struct Shared {
     state: Mutex<State>,
     work: Condvar,
     notifier: Arc<Notifier>,
+    stats: Counters,
     #[cfg(test)]
     fail_writes: std::sync::atomic::AtomicBool,
     /// Fails the sync that ends a group, after its writes.
@@ -326,6 +332,11 @@ impl LogStore {
             sync_dir(dir)?;
         }
 
+        // The tail's length includes the checkpoint just written.
+        let disk_bytes = segments
+            .iter()
+            .map(|s| if s.id == tail_id { tail_len } else { s.len })
+            .sum();
         let mut files = BTreeMap::new();
         let mut tail_file = None;
         for s in segments {
@@ -354,6 +365,7 @@ impl LogStore {
             pool: Vec::new(),
             pending_sync: false,
             writer_idle: false,
+            pending_since: None,
             pending_bodies: VecDeque::new(),
             unsynced_removes: HashMap::new(),
             written: (tail_id, tail_len),
@@ -367,6 +379,7 @@ impl LogStore {
             state: Mutex::new(state),
             work: Condvar::new(),
             notifier: Arc::new(Notifier::new(0)),
+            stats: Counters::with_bytes(disk_bytes),
             #[cfg(test)]
             fail_writes: std::sync::atomic::AtomicBool::new(false),
             #[cfg(test)]
@@ -458,6 +471,9 @@ impl LogStore {
             let frame_len = frame.len() as u64;
             let mut st = shared.lock();
             st.check_open()?;
+            if st.pending_since.is_none() {
+                st.pending_since = Some(std::time::Instant::now());
+            }
             if st.segment_has_batches && st.offset.saturating_add(frame_len) > shared.segment_bytes
             {
                 st.roll()?;
@@ -528,6 +544,10 @@ impl Store for LogStore {
         records: Vec<Record>,
     ) -> Result<(Vec<BodyRef>, LogCommit), StoreError> {
         self.append_with(records, false)
+    }
+
+    fn stats(&self) -> StoreStats {
+        self.shared.stats.snapshot()
     }
 
     fn health(&self) -> StoreHealth {
@@ -688,6 +708,7 @@ fn write_group(
             // The finished segment is made durable before the next gets any data, so a
             // crash can tear a frame only in the last segment, where recovery expects it.
             current.1.sync_data().map_err(Fatal)?;
+            shared.stats.count_fsync();
             // If the indexer is gone the segment merely stays unindexed.
             let _ = sealed.send(current.clone());
             sync_dir(&shared.dir).map_err(Fatal)?;
@@ -712,6 +733,7 @@ fn write_group(
             return Err(Fatal(std::io::Error::other("injected sync failure")));
         }
         current.1.sync_data().map_err(Fatal)?;
+        shared.stats.count_fsync();
         #[cfg(test)]
         shared
             .group_syncs
@@ -779,7 +801,7 @@ fn writer_loop(shared: Arc<Shared>, mut current: (u32, Arc<File>), sealed: Sende
     // Written but not yet synced (relaxed appends only); synced within RELAXED_SYNC_DELAY.
     let mut dirty = false;
     loop {
-        let (ticket, removes, closing, wants_sync) = {
+        let (ticket, removes, closing, wants_sync, group_since) = {
             let mut st = shared.lock();
             let mut idle_sync = false;
             while st.pending.is_empty() && !st.closing {
@@ -805,6 +827,7 @@ fn writer_loop(shared: Arc<Shared>, mut current: (u32, Arc<File>), sealed: Sende
                 std::mem::take(&mut st.unsynced_removes),
                 st.closing,
                 std::mem::take(&mut st.pending_sync) || idle_sync,
+                st.pending_since.take(),
             )
         };
         let sync = closing
@@ -824,6 +847,9 @@ fn writer_loop(shared: Arc<Shared>, mut current: (u32, Arc<File>), sealed: Sende
             shared.notifier.fail(e);
             return;
         }
+        shared
+            .stats
+            .add_bytes(batch.iter().map(|chunk| chunk.buf.len() as u64).sum());
         if sync && let Some(last) = batch.last() {
             synced = (last.segment, last.start + last.buf.len() as u64);
         }
@@ -869,6 +895,10 @@ fn writer_loop(shared: Arc<Shared>, mut current: (u32, Arc<File>), sealed: Sende
                 dirty = false;
             }
         }
+        // Recorded before the commits resolve, so whoever awaited one finds it counted.
+        if let Some(since) = group_since {
+            shared.stats.record_commit(since.elapsed());
+        }
         shared.notifier.complete(ticket);
         if closing {
             return;
@@ -900,14 +930,16 @@ fn reclaim_segments(shared: &Shared, current: &File, segments: &[u32], synced: b
     // The removals that emptied these segments must be durable before the segments go
     // (a relaxed removal may still be in the page cache). Under `Sync` with nothing
     // relaxed pending, they already are.
-    if !(synced && shared.durability == Durability::Sync)
-        && let Err(e) = current.sync_data()
-    {
-        tracing::warn!(error = %e, "not reclaiming log segments: sync failed");
-        return false;
+    if !(synced && shared.durability == Durability::Sync) {
+        if let Err(e) = current.sync_data() {
+            tracing::warn!(error = %e, "not reclaiming log segments: sync failed");
+            return false;
+        }
+        shared.stats.count_fsync();
     }
     for &id in segments {
         let path = segment_path(&shared.dir, id);
+        let len = fs::metadata(&path).map_or(0, |m| m.len());
         // One at a time, each made durable before the next, and stopping at the first
         // failure: a crash must never leave a gap in the numbering (recovery refuses gaps).
         // Segments left behind are reclaimed at the next open. The index goes first, so a
@@ -919,6 +951,7 @@ fn reclaim_segments(shared: &Shared, current: &File, segments: &[u32], synced: b
             tracing::warn!(file = %path.display(), error = %e, "could not delete log segment; reclamation stops until the next open");
             return false;
         }
+        shared.stats.remove_bytes(len);
         tracing::debug!(file = %path.display(), "reclaimed log segment");
     }
     true
@@ -1020,6 +1053,59 @@ mod tests {
             vec![3],
             "both relaxed removals and the last enqueue are durable"
         );
+    }
+
+    /// Bytes of the log's segment files as the file system has them.
+    fn segment_bytes_on_disk(dir: &Path) -> u64 {
+        fs::read_dir(dir)
+            .expect("read dir")
+            .filter_map(Result::ok)
+            .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "log"))
+            .map(|entry| entry.metadata().expect("metadata").len())
+            .sum()
+    }
+
+    #[test]
+    fn stats_count_syncs_commits_and_the_bytes_on_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let options = LogOptions {
+            segment_bytes: 256,
+            ..LogOptions::default()
+        };
+        let (store, _) = LogStore::open(dir.path(), options).expect("open");
+        let mut refs = Vec::new();
+        for seq in 1..=6 {
+            let (r, commit) = store
+                .append(vec![enqueue(1, seq, &[b'x'; 100])])
+                .expect("append");
+            block_on(commit).expect("durable");
+            refs.extend(r);
+        }
+        let stats = store.stats();
+        assert_eq!(stats.bytes, segment_bytes_on_disk(dir.path()));
+        let groups = store.shared.group_syncs.load(Ordering::SeqCst);
+        assert_eq!(stats.commit_latency.count, groups);
+        assert_eq!(stats.commit_latency.buckets.iter().sum::<u64>(), groups);
+        // Every group, and every segment sealed on the way (the small segments roll).
+        assert!(stats.fsyncs > groups, "{stats:?}, {groups} groups");
+
+        // Emptied segments are reclaimed, and their bytes no longer count.
+        let removals = refs
+            .iter()
+            .zip(1..)
+            .map(|(body, seq)| remove(1, seq, *body))
+            .collect();
+        block_on(store.append(removals).expect("append").1).expect("durable");
+        let (_, commit) = store.append(vec![enqueue(1, 7, b"after")]).expect("append");
+        block_on(commit).expect("durable");
+        let after = store.stats();
+        assert_eq!(after.bytes, segment_bytes_on_disk(dir.path()));
+        assert!(after.bytes < stats.bytes, "{after:?} after {stats:?}");
+        store.close().expect("close");
+        drop(store);
+
+        let (reopened, _) = LogStore::open(dir.path(), options).expect("reopen");
+        assert_eq!(reopened.stats().bytes, segment_bytes_on_disk(dir.path()));
     }
 
     #[test]

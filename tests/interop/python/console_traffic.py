@@ -6,11 +6,14 @@
         description "index <n>".
     console_traffic.py CONN QUEUE fill COUNT
         Sends COUNT small messages in large batches.
+    console_traffic.py CONN QUEUE expect MAIN_IDS DEAD_LETTER_IDS
+        Receives everything from the queue and from its dead-letter queue and checks the
+        message ids (comma-separated, in order) of each, completing them.
 """
 
-from azure.servicebus import ServiceBusMessage
+from azure.servicebus import ServiceBusMessage, ServiceBusSubQueue
 
-from sbcommon import client, expect_eq, log, receive_exactly, run_phases
+from sbcommon import expect_eq, expect_no_message, log, receive_exactly, run_phases
 
 
 def dead_letter(sb, queue, _conn, args):
@@ -45,5 +48,17 @@ def fill(sb, queue, _conn, args):
     log(f"sent {count} messages")
 
 
+def expect(sb, queue, _conn, args):
+    for sub_queue, ids in [(None, args[0]), (ServiceBusSubQueue.DEAD_LETTER, args[1])]:
+        wanted = [i for i in ids.split(",") if i]
+        with sb.get_queue_receiver(queue, sub_queue=sub_queue) as receiver:
+            received = receive_exactly(receiver, len(wanted)) if wanted else []
+            expect_eq([m.message_id for m in received], wanted, f"message ids ({sub_queue or 'main'})")
+            for message in received:
+                receiver.complete_message(message)
+            expect_no_message(receiver)
+    log("the queue and its dead-letter queue hold what was expected")
+
+
 if __name__ == "__main__":
-    run_phases({"deadletter": dead_letter, "fill": fill})
+    run_phases({"deadletter": dead_letter, "fill": fill, "expect": expect})

@@ -16,7 +16,17 @@ import urllib.request
 
 from azure.servicebus import ServiceBusMessage
 
-from sbcommon import ScenarioFailure, check, client, expect_eq, log, receive_exactly, run, scenario_args
+from sbcommon import (
+    ScenarioFailure,
+    check,
+    client,
+    expect_eq,
+    log,
+    prometheus_samples,
+    receive_exactly,
+    run,
+    scenario_args,
+)
 
 EXPECTED = {
     "active_message_count": 1,
@@ -43,13 +53,7 @@ def metrics_of(http):
     """The samples of GET /metrics as {'name{labels}': value}."""
     with urllib.request.urlopen(f"http://{http}/metrics", timeout=10) as response:
         check(response.headers.get("Content-Type", "").startswith("text/plain"), "metrics content type")
-        text = response.read().decode()
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, value = line.rsplit(" ", 1)
-            samples[key] = int(value)
-    return samples
+        return prometheus_samples(response.read().decode())
 
 
 def counts_of(info):
@@ -107,12 +111,12 @@ def main():
             expect_counts(info, EXPECTED, "counts after abandoning the locked message")
 
     metrics = metrics_of(http)
-    for state, value in (("active", 1), ("scheduled", 1), ("deferred", 1), ("dead_letter", 1), ("locked", 0)):
-        key = f'busbar_entity_messages{{entity="{queue}",state="{state}"}}'
+    for state, value in (("active", 1), ("scheduled", 1), ("deferred", 1), ("dead_letter", 1)):
+        key = f'busbar_entity_{state}_messages{{entity="{queue}"}}'
         expect_eq(metrics.get(key), value, key)
     # Three sends and one scheduled message stored; three deliveries, then count-3 again.
-    expect_eq(metrics.get(f'busbar_entity_enqueued_total{{entity="{queue}"}}'), 4, "enqueued_total")
-    expect_eq(metrics.get(f'busbar_entity_delivered_total{{entity="{queue}"}}'), 4, "delivered_total")
+    expect_eq(metrics.get(f'busbar_entity_incoming_messages_total{{entity="{queue}"}}'), 4, "incoming messages")
+    expect_eq(metrics.get(f'busbar_entity_outgoing_messages_total{{entity="{queue}"}}'), 4, "outgoing messages")
     log("GET /metrics agrees with the API")
 
     status, missing = get(http, "/api/queues/nope")

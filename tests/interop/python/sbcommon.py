@@ -105,6 +105,16 @@ def receive_exactly(receiver, count, max_wait_time=10, deadline_seconds=30):
     return received
 
 
+def prometheus_samples(text):
+    """The samples of a Prometheus text exposition as {'name{labels}': value}."""
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            samples[key] = float(value)
+    return samples
+
+
 def send_receive_one(sb, queue, prefix):
     """Sends one message to `queue`, receives it back (checking id and body), completes it,
     and checks nothing else is left."""

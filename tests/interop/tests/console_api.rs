@@ -356,6 +356,11 @@ fn dead_lettered_messages_are_browsed_resubmitted_and_survive_kill9() {
         None,
     );
     assert_eq!(seqs(&dead), vec![1, 5], "{dead}");
+    // What the SDK receives: the resubmitted messages once each, the rest dead-lettered.
+    broker.run_python(
+        "console_traffic.py",
+        &["orders", "expect", "dl-1,dl-3", "dl-0,dl-4"],
+    );
 }
 
 #[test]

@@ -17,8 +17,8 @@ use busbar_servicebus::message::inbound;
 use busbar_store::{RecoveredMessage, Store, StoreError};
 
 use super::{
-    Broker, Entity, FORWARDER, MAX_FORWARD_HOPS, OpenError, Route, StoreJournal, complete_moved,
-    lookup, queue_info, take_for_moving,
+    Broker, Entity, FORWARDER, MAX_FORWARD_HOPS, OpenError, Route, StoreJournal, Traffic,
+    complete_moved, lookup, queue_info, take_for_moving,
 };
 use crate::config::SubscriptionProperties;
 
@@ -33,6 +33,9 @@ pub struct TopicEntity {
     deleted: AtomicBool,
     /// Last send (ms since the Unix epoch; 0: none since start). Not durable.
     accessed_at_ms: AtomicI64,
+    /// Messages the topic took since start (duplicates dropped at the door are not
+    /// counted), with their sizes, for the metrics.
+    pub incoming: Traffic,
     state: Mutex<TopicState>,
 }
 
@@ -217,12 +220,16 @@ impl<S: Store> Broker<S> {
         publishing: &mut Vec<Arc<TopicEntity>>,
     ) -> Result<std::ops::Range<busbar_store::Seq>, busbar_core::CoreError> {
         topic.accessed_at_ms.fetch_max(now_ms, Ordering::Relaxed);
-        let (now, scheduled) = {
+        let (now, scheduled, taken) = {
             let mut state = topic.lock();
             if state.topic.config().max_size_bytes.is_some() {
                 state.topic.ensure_room(topic_size(&state), &batch)?;
             }
             let admitted = state.topic.admit(batch, now_ms, journal)?;
+            let taken: (u64, u64) = (
+                admitted.len() as u64,
+                admitted.iter().map(|m| m.body.len() as u64).sum(),
+            );
             let (later, now): (Vec<_>, Vec<_>) = admitted
                 .into_iter()
                 .partition(|m| m.scheduled_at_ms.is_some_and(|at| at > now_ms));
@@ -236,8 +243,9 @@ impl<S: Store> Broker<S> {
                     .collect::<Vec<_>>();
                 state.scheduled.enqueue(later, now_ms, journal)?
             };
-            (now, scheduled)
+            (now, scheduled, taken)
         };
+        topic.incoming.add(taken.0, taken.1);
         self.publish_admitted(topic, now, now_ms, journal, publishing)?;
         Ok(scheduled)
     }
@@ -569,6 +577,7 @@ pub(super) fn topic_entity(
         status: AtomicU8::new(definition.config.status.to_u8()),
         deleted: AtomicBool::new(false),
         accessed_at_ms: AtomicI64::new(0),
+        incoming: Traffic::default(),
         state: Mutex::new(TopicState {
             topic: Topic::restore(
                 definition.name.clone(),

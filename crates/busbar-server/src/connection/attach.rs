@@ -36,6 +36,7 @@ const CBS_MAX_MESSAGE_SIZE: u64 = 64 * 1024;
 impl<S: Store> Conn<S> {
     pub(super) fn refuse(&mut self, link: LinkRef, condition: &str, description: String) {
         tracing::debug!(condition, %description, "attach refused");
+        self.broker.stats.count_refusal(condition);
         let _ = self
             .engine
             .refuse_attach(link, ErrorCondition::new(condition, description));
@@ -65,11 +66,8 @@ impl<S: Store> Conn<S> {
         let limits = &self.broker.settings.limits;
         if let Err(exceeded) = limits.admit_link(held, has_token) {
             if limits.links_ignored(held, has_token) {
-                self.engine.close(Some(ErrorCondition::new(
-                    conditions::RESOURCE_LIMIT_EXCEEDED,
-                    format!("{exceeded} Refused links were not detached."),
-                )));
-                return;
+                return self
+                    .close_over_limit(format!("{exceeded} Refused links were not detached."));
             }
             return self.refuse(
                 link,

@@ -13,7 +13,7 @@ use busbar_store::Store;
 use bytes::{Bytes, BytesMut};
 
 use super::{AfterCommit, Conn, DELIVERY_BATCH, LinkKind, Outstanding};
-use crate::broker::{Entity, wake};
+use crate::broker::{Entity, Settled, wake};
 
 /// Why a locked message did not go out to the receiver.
 enum Undeliverable {
@@ -139,9 +139,10 @@ impl<S: Store> Conn<S> {
             }
             // Expiries met on the way are not waited for: nothing acknowledges them.
             drop(journal.into_commit());
+            let bytes = deliveries.iter().map(|d| u64::from(d.body_ref.len)).sum();
             entity
                 .stats
-                .add_delivered(deliveries.len(), self.broker.now_ms());
+                .add_outgoing(deliveries.len() as u64, bytes, self.broker.now_ms());
             let full_batch = deliveries.len() == capacity as usize;
             let mut outcomes = Vec::with_capacity(deliveries.len());
             for delivery in deliveries {
@@ -413,6 +414,14 @@ impl<S: Store> Conn<S> {
         wake(waiters);
         match result {
             Ok(()) => {
+                let settled = match settlement {
+                    Settlement::Complete => Some(Settled::Completed),
+                    Settlement::Abandon { .. } => Some(Settled::Abandoned),
+                    _ => None,
+                };
+                if let Some(settled) = settled {
+                    outstanding.entity.stats.count_settled(settled, 1);
+                }
                 let commit = journal.into_commit();
                 if relaxed {
                     // Nothing waits for it; later commits of this round still cover it.
@@ -443,6 +452,7 @@ impl<S: Store> Conn<S> {
                         conditions::INTERNAL_ERROR
                     }
                 };
+                self.broker.stats.count_refusal(condition);
                 if !settled_by_peer {
                     let _ = self.engine.settle(
                         link,

@@ -329,17 +329,23 @@ pub async fn serve<S: Store>(
         refusal: permit.as_ref().err().cloned(),
         started: Instant::now(),
         opened: false,
+        counted_open: false,
         tokenless_since: None,
         unfinished_bytes: 0,
         uncommitted_bytes: 0,
         uncommitted_share: 0,
     };
+    // Connections over the limit are refused, not opened (they count as throttled).
     if let Some(refusal) = &conn.refusal {
         tracing::warn!(%peer, %refusal, "connection refused");
+    } else {
+        conn.broker.stats.connection_opened();
+        conn.counted_open = true;
     }
     conn.run(stream, read_buf, &mut shutdown).await;
     conn.release_everything();
     conn.release_usage();
+    conn.count_closed();
     drop(permit);
     tracing::debug!(%peer, connection_id, "connection finished");
 }
@@ -380,6 +386,8 @@ struct Conn<S: Store> {
     started: Instant,
     /// The client's `open` arrived.
     opened: bool,
+    /// Counted as opened in the metrics and not yet as closed.
+    counted_open: bool,
     /// Since when the connection has held no valid token.
     tokenless_since: Option<Instant>,
 }
@@ -608,7 +616,10 @@ impl<S: Store> Conn<S> {
                 } => {
                     let state = match failure {
                         None => state,
-                        Some(why) => rejected(conditions::SERVER_BUSY, why),
+                        Some(why) => {
+                            self.broker.stats.count_refusal(conditions::SERVER_BUSY);
+                            rejected(conditions::SERVER_BUSY, why)
+                        }
                     };
                     let _ = self.engine.settle(link, delivery_id, state);
                 }
@@ -622,13 +633,16 @@ impl<S: Store> Conn<S> {
                     // A change that did not become durable is not reported done.
                     let payload = match failure {
                         None => payload,
-                        Some(why) => management_response(
-                            request_id.as_ref(),
-                            503,
-                            why,
-                            Some(conditions::SERVER_BUSY),
-                            None,
-                        ),
+                        Some(why) => {
+                            self.broker.stats.count_refusal(conditions::SERVER_BUSY);
+                            management_response(
+                                request_id.as_ref(),
+                                503,
+                                why,
+                                Some(conditions::SERVER_BUSY),
+                                None,
+                            )
+                        }
                     };
                     self.respond(request_link, reply_to.as_deref(), &node, payload);
                 }
@@ -681,11 +695,19 @@ impl<S: Store> Conn<S> {
             self.broker.settings.max_message_size,
         ) {
             tracing::warn!(%exceeded, "connection closed");
-            self.engine.close(Some(ErrorCondition::new(
-                conditions::RESOURCE_LIMIT_EXCEEDED,
-                exceeded.to_string(),
-            )));
+            self.close_over_limit(exceeded.to_string());
         }
+    }
+
+    /// Closes the connection with `amqp:resource-limit-exceeded`: a throttled request.
+    fn close_over_limit(&mut self, description: String) {
+        self.broker
+            .stats
+            .count_refusal(conditions::RESOURCE_LIMIT_EXCEEDED);
+        self.engine.close(Some(ErrorCondition::new(
+            conditions::RESOURCE_LIMIT_EXCEEDED,
+            description,
+        )));
     }
 
     /// Closes a connection that never sent its `open` within the handshake time (or the
@@ -732,6 +754,13 @@ impl<S: Store> Conn<S> {
         self.uncommitted_share = 0;
     }
 
+    /// Counts the connection closed in the metrics, once.
+    fn count_closed(&mut self) {
+        if std::mem::take(&mut self.counted_open) {
+            self.broker.stats.connection_closed();
+        }
+    }
+
     fn keep_commit(&mut self, commit: Option<S::Commit>) {
         if commit.is_some() {
             self.round_commit = commit;
@@ -751,10 +780,8 @@ impl<S: Store> Conn<S> {
                         self.hostname = host;
                     }
                     if let Some(refusal) = &self.refusal {
-                        self.engine.close(Some(ErrorCondition::new(
-                            conditions::RESOURCE_LIMIT_EXCEEDED,
-                            refusal.to_string(),
-                        )));
+                        let description = refusal.to_string();
+                        self.close_over_limit(description);
                     }
                 }
                 Event::SessionBegun { .. } | Event::SessionEnded { .. } => {}
@@ -782,7 +809,9 @@ impl<S: Store> Conn<S> {
                     settled_by_peer,
                 } => self.on_settled(link, delivery_id, token, state, settled_by_peer),
                 Event::Detached { link, .. } => self.on_detached(link),
-                Event::Closed { .. } => {}
+                // Counted before the broker's own close goes out, so a client that saw it
+                // finds the connection counted closed.
+                Event::Closed { .. } => self.count_closed(),
             }
         }
     }

@@ -77,6 +77,9 @@ impl<S: Store> Conn<S> {
     }
 
     fn settle_now(&mut self, message: &IncomingMessage, state: DeliveryState) {
+        if let DeliveryState::Rejected { error: Some(error) } = &state {
+            self.broker.stats.count_refusal(error.condition.as_str());
+        }
         if !message.settled {
             let _ = self.engine.settle(message.link, message.delivery_id, state);
         }
