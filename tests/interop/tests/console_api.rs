@@ -644,4 +644,29 @@ fn the_history_samples_each_entity_s_counts() {
     assert_eq!(latest["incoming_total"], json!(2), "{latest}");
     assert_eq!(latest["outgoing_total"], json!(2), "{latest}");
     assert!(latest["t_ms"].as_i64().is_some_and(|t| t > 0), "{latest}");
+
+    // `since` answers only what is newer: the page fetches the hour once, then the rest.
+    let since = latest["t_ms"].as_i64().unwrap_or_default();
+    let (status, newer) = get(
+        &broker,
+        &format!("/api/console/history?since={since}"),
+        None,
+    );
+    assert_eq!(status, 200, "{newer}");
+    let entities = newer["entities"].as_object().cloned().unwrap_or_default();
+    assert!(
+        entities.contains_key("orders"),
+        "every entity is still named: {newer}"
+    );
+    for (path, points) in entities {
+        let points = points.as_array().cloned().unwrap_or_default();
+        assert!(
+            points
+                .iter()
+                .all(|point| point["t_ms"].as_i64() > Some(since)),
+            "{path}: samples not after {since}: {points:?}"
+        );
+    }
+    let (status, refused) = get(&broker, "/api/console/history?since=soon", None);
+    assert_eq!(status, 400, "{refused}");
 }

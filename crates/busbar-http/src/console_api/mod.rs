@@ -344,11 +344,25 @@ async fn change<T: Change>(
     }
 }
 
-async fn history(State(console): State<Shared>, headers: HeaderMap) -> Response {
-    match check(&console, &headers, "", Access::Read) {
-        Ok(()) => Json(console.history()).into_response(),
-        Err(refusal) => refusal.into_response(),
+async fn history(
+    State(console): State<Shared>,
+    headers: HeaderMap,
+    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(query) = match query {
+        Ok(query) => query,
+        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    if let Err(refusal) = check(&console, &headers, "", Access::Read) {
+        return refusal.into_response();
     }
+    let mut history = console.history();
+    if let Some(since) = query.since {
+        for points in history.entities.values_mut() {
+            points.retain(|point| point.t_ms > since);
+        }
+    }
+    Json(history).into_response()
 }
 
 async fn job(
