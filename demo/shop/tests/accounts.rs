@@ -143,6 +143,45 @@ async fn register_welcome_login_logout_and_recovery_through_the_mailbox() {
     assert_eq!(status, StatusCode::OK, "{session}");
 }
 
+/// The welcome mail is written with the account (an outbox in the same transaction), so a
+/// broker that is down at registration delays it but does not lose it.
+#[tokio::test]
+async fn a_welcome_mail_asked_for_while_the_broker_is_down_arrives_once_it_is_back() {
+    let mut shop = Stack::start(SERVICES, &[]).await;
+    shop.process("broker").stop();
+    let credentials = json!({ "email": "dee@example.com", "password": "dee's password" });
+    let (status, body) = register(&shop, credentials).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    shop.process("broker").restart().await;
+
+    let (status, session) = login(&shop, "dee@example.com", "dee's password").await;
+    assert_eq!(status, StatusCode::OK, "{session}");
+    let token = token_of(&session);
+    shop.mail_with_subject(&token, "Welcome").await;
+    // A later mail through the same queue: once it is in, a second welcome would be too.
+    let (status, body) = shop
+        .call(
+            Method::POST,
+            "/api/auth/recover",
+            None,
+            Some(json!({ "email": "dee@example.com" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    shop.mail_with_subject(&token, "Reset your password").await;
+    let subjects: Vec<Value> = shop
+        .mailbox(&token)
+        .await
+        .iter()
+        .map(|mail| mail["subject"].clone())
+        .collect();
+    assert_eq!(
+        subjects,
+        [json!("Reset your password"), json!("Welcome to the shop")],
+        "each mail once"
+    );
+}
+
 #[tokio::test]
 async fn a_request_that_skips_the_gateway_is_refused() {
     let shop = Stack::start(SERVICES, &[]).await;

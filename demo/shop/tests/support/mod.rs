@@ -150,6 +150,14 @@ impl Stack {
         up.restart().await;
     }
 
+    /// The process `name` (`broker` or a service), to stop and start again.
+    pub fn process(&mut self, name: &str) -> &mut Process {
+        self.processes
+            .iter_mut()
+            .find(|process| process.name() == name)
+            .unwrap_or_else(|| panic!("{name} was not started"))
+    }
+
     pub fn port(&self, name: &str) -> u16 {
         self.ports
             .iter()
