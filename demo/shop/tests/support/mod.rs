@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses a part
 
 pub mod browser;
+pub mod smtp;
 
 use std::net::TcpListener;
 
@@ -240,6 +241,46 @@ impl Stack {
             })
         })
         .await
+    }
+
+    /// [`Stack::call`] that must answer `expected`; the body.
+    pub async fn expect(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        expected: StatusCode,
+    ) -> Value {
+        let (status, answer) = self.call(method.clone(), path, token, body).await;
+        assert_eq!(status, expected, "{method} {path}: {answer}");
+        answer
+    }
+
+    /// `GET /api/dead-letters`, as a list.
+    pub async fn dead_letters(&self, token: &str) -> Vec<Value> {
+        let listed = self
+            .expect(
+                Method::GET,
+                "/api/dead-letters",
+                Some(token),
+                None,
+                StatusCode::OK,
+            )
+            .await;
+        listed.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits for the password-reset mail; the token it carries, and the mail.
+    pub async fn reset_token_by_mail(&self, token: &str) -> (String, Value) {
+        let mail = self.mail_with_subject(token, "Reset your password").await;
+        let reset_token = mail["body"]
+            .as_str()
+            .and_then(|body| body.split("Reset token: ").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no reset token in {mail}"))
+            .to_owned();
+        (reset_token, mail)
     }
 
     /// Waits for the next message in the `emails` queue's dead-letter subqueue.
