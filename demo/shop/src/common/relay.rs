@@ -53,7 +53,7 @@ fn duration_ms(duration: Duration) -> i64 {
 
 /// Publishes `outbox` until `stopped` turns true, woken by `changed`; prunes the rows
 /// published longer than `retention` ago.
-pub async fn run(
+async fn run(
     outbox: &impl Outbox,
     changed: &Notify,
     stats: &RelayStats,
