@@ -1,7 +1,8 @@
 //! Sends the authorization service's mail outbox to the `emails` queue ([`crate::common::relay`]
 //! drives it): each row with message id = its outbox id, deleted once the broker
 //! acknowledged it. A row re-sent after a crash between the acknowledgement and the delete
-//! carries the same message id, and the email service delivers a message id once.
+//! carries the same message id, which the queue's duplicate detection drops (and the email
+//! service delivers a message id once).
 
 use busbar_client::{ServiceBusClient, ServiceBusMessage, ServiceBusSender};
 use sqlx::Row as _;

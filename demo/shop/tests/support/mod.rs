@@ -19,7 +19,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use shop::common::contracts::EMAILS_QUEUE;
 
-use crate::harness::{Process, connection_string, free_port, fresh_postgres_database, wait_for};
+use crate::harness::{Process, connection_string, fresh_postgres_database, wait_for};
 
 /// The first of `count` consecutive free loopback ports, below the ephemeral range (where
 /// the system hands out ports to outgoing connections, so a block there is soon taken).
@@ -50,7 +50,9 @@ impl Stack {
     pub async fn start(services: &[&'static str], extra: &[(&str, &[&str])]) -> Stack {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temporary directory: {e}"));
         let names = ["broker", "gateway", "auth", "email", "orders", "analytics"];
-        let ports: Vec<_> = names.iter().map(|name| (*name, free_port())).collect();
+        // Below the ephemeral range, where an outgoing connection cannot take one meanwhile.
+        let base = free_port_block(names.len() as u16);
+        let ports: Vec<_> = names.iter().copied().zip(base..).collect();
         let broker_port = ports[0].1;
         let broker_args = vec![
             "broker".into(),
