@@ -32,6 +32,7 @@ mod attach;
 mod delivery;
 mod handshake;
 mod message_sessions;
+mod read_buffer;
 mod refusal;
 mod requests;
 
@@ -267,7 +268,7 @@ pub struct Handoff {
 pub async fn serve<S: Store>(
     broker: Arc<Broker<S>>,
     mut stream: impl ClientStream,
-    mut read_buf: BytesMut,
+    read_ahead: BytesMut,
     peer: String,
     connection_id: u64,
     epoch: Instant,
@@ -282,7 +283,8 @@ pub async fn serve<S: Store>(
     } else {
         REFUSAL_TIMEOUT
     };
-    read_buf.reserve(64 * 1024);
+    let mut read_buf = read_buffer::read_buffer(&read_ahead);
+    drop(read_ahead);
     let handshake = tokio::time::timeout(
         handshake_timeout,
         handshake::handshake(
@@ -484,6 +486,9 @@ impl<S: Store> Conn<S> {
                 self.uncommitted_bytes,
                 self.broker.usage.uncommitted_bytes(),
             );
+            if reading {
+                read_buffer::make_read_room(&mut read_buf);
+            }
             tokio::select! {
                 read = stream.read_buf(&mut read_buf), if reading => {
                     match read {
