@@ -29,6 +29,7 @@ use crate::broker::{Broker, Entity, TopicEntity};
 use crate::limits::LimitExceeded;
 
 mod attach;
+mod completions;
 mod delivery;
 mod handshake;
 mod message_sessions;
@@ -320,6 +321,7 @@ pub async fn serve<S: Store>(
         links: HashMap::new(),
         responders: Vec::new(),
         outstanding: HashMap::new(),
+        completions: Vec::new(),
         next_token: 1,
         notify: Arc::new(Notify::new()),
         round_commit: None,
@@ -358,6 +360,8 @@ struct Conn<S: Store> {
     links: HashMap<LinkRef, LinkKind>,
     responders: Vec<ResponseLink>,
     outstanding: HashMap<u64, Outstanding>,
+    /// Settled-by-peer completions not applied yet (see [`completions`]).
+    completions: Vec<completions::Completion>,
     next_token: u64,
     /// Woken when a queue this connection waits on may have messages.
     notify: Arc<Notify>,
@@ -749,6 +753,9 @@ impl<S: Store> Conn<S> {
 
     fn process_events(&mut self) {
         while let Some(event) = self.engine.poll_event() {
+            if !matches!(event, Event::Settled { .. }) {
+                self.apply_completions();
+            }
             match event {
                 Event::Opened { hostname, .. } => {
                     self.opened = true;
@@ -790,6 +797,7 @@ impl<S: Store> Conn<S> {
                 Event::Closed { .. } => {}
             }
         }
+        self.apply_completions();
     }
 
     fn is_responder(&self, link: LinkRef) -> bool {
