@@ -5,10 +5,11 @@
 //! given `--broker-pid`, the broker's CPU per message and RSS. It only generates load and
 //! measures; it never starts, configures or inspects brokers beyond `/proc/<pid>`.
 
+mod independent;
+mod inflight;
 mod processor;
 mod stats;
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
@@ -22,6 +23,7 @@ use busbar_client::{
     SendFuture, Sender, SettleMode, Transport, encode_message_with, sas_token_for,
 };
 
+use inflight::Inflight;
 use stats::Snapshot;
 
 #[derive(Parser, Debug)]
@@ -76,6 +78,17 @@ struct Common {
     /// on its HTTP listener).
     #[arg(long, global = true)]
     websocket_path: Option<String>,
+    /// Which AMQP client drives `send` and `receive`: `busbar` (busbar-client: many frames
+    /// per write, settlements in ranges) or `independent` (fe2o3-amqp: one transfer per
+    /// write, one disposition per settlement, like the SDKs).
+    #[arg(long, global = true, value_enum, default_value = "busbar")]
+    client: ClientArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ClientArg {
+    Busbar,
+    Independent,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -190,7 +203,29 @@ fn main() -> Result<()> {
 
 async fn run(cli: Cli) -> Result<Json> {
     let c = &cli.common;
+    let independent = c.client == ClientArg::Independent;
+    if independent
+        && !matches!(
+            cli.scenario,
+            Scenario::Send { .. } | Scenario::Receive { .. }
+        )
+    {
+        bail!("--client independent drives the send and receive scenarios only");
+    }
     match cli.scenario {
+        Scenario::Send { amount, window } if independent => {
+            let (count, duration) = amount.resolve(100_000);
+            let mut link = independent::Link::open(c).await?;
+            let before = Snapshot::take(c.broker_pid);
+            let r = independent::send_loop(c, &mut link, count, duration, window).await?;
+            let after = Snapshot::take(c.broker_pid);
+            link.close().await;
+            let mut out = report(c, "send", r.msgs, r.secs, &r.latency, &before, &after);
+            out["window"] = json!(window);
+            out["not_accepted"] = json!(r.not_accepted);
+            out["latency"] = json!("publish->disposition");
+            Ok(out)
+        }
         Scenario::Send { amount, window } => {
             let (count, duration) = amount.resolve(100_000);
             let conn = connect(c).await?;
@@ -233,20 +268,24 @@ async fn run(cli: Cli) -> Result<Json> {
                 send_loop(c, &sender, Some(prefill), None, 1000, true).await?;
                 let _ = conn.close().await;
             }
-            let conn = connect(c).await?;
-            let mut receiver = open_receiver(c, &conn, credit).await?;
-            let before = Snapshot::take(c.broker_pid);
-            let r = receive_loop(
-                c,
-                &mut receiver,
-                count,
-                duration,
-                Duration::from_millis(idle_ms),
-                None,
-            )
-            .await?;
-            let after = Snapshot::take(c.broker_pid);
-            let _ = conn.close().await;
+            let idle = Duration::from_millis(idle_ms);
+            let (r, before, after) = if independent {
+                let mut link = independent::Link::open(c).await?;
+                let before = Snapshot::take(c.broker_pid);
+                let r =
+                    independent::receive_loop(c, &mut link, count, duration, idle, credit).await?;
+                let after = Snapshot::take(c.broker_pid);
+                link.close().await;
+                (r, before, after)
+            } else {
+                let conn = connect(c).await?;
+                let mut receiver = open_receiver(c, &conn, credit).await?;
+                let before = Snapshot::take(c.broker_pid);
+                let r = receive_loop(c, &mut receiver, count, duration, idle, None).await?;
+                let after = Snapshot::take(c.broker_pid);
+                let _ = conn.close().await;
+                (r, before, after)
+            };
             let mut out = report(c, "receive", r.msgs, r.secs, &r.latency, &before, &after);
             out["credit"] = json!(credit);
             out["latency"] = json!("send->receive (meaningful only when sent during the run)");
@@ -370,6 +409,11 @@ fn make_message(c: &Common, seq: u64, template: &mut [u8]) -> Bytes {
     )
 }
 
+/// Whether the broker accepted a send of busbar-client.
+async fn accepted(send: SendFuture<Outcome>) -> Result<bool> {
+    Ok(send.await?.is_accepted())
+}
+
 fn body_timestamp(body: &[u8]) -> Option<u64> {
     let ts: [u8; 8] = body.get(0..8)?.try_into().ok()?;
     Some(u64::from_be_bytes(ts))
@@ -397,24 +441,6 @@ struct LoopResult {
     not_accepted: u64,
 }
 
-async fn await_front(
-    inflight: &mut VecDeque<(Instant, SendFuture<Outcome>)>,
-    latency: &mut Histogram<u64>,
-    not_accepted: &mut u64,
-    stall: Duration,
-) -> Result<()> {
-    if let Some((sent, fut)) = inflight.pop_front() {
-        let outcome = tokio::time::timeout(stall, fut)
-            .await
-            .context("no disposition within the stall limit")??;
-        record(latency, sent.elapsed().as_micros() as u64);
-        if !outcome.is_accepted() {
-            *not_accepted += 1;
-        }
-    }
-    Ok(())
-}
-
 async fn send_loop(
     c: &Common,
     sender: &Sender,
@@ -423,12 +449,8 @@ async fn send_loop(
     window: usize,
     progress: bool,
 ) -> Result<LoopResult> {
-    let stall = Duration::from_secs(c.stall_secs);
-    let window = window.max(1);
+    let mut inflight = Inflight::new(window, Duration::from_secs(c.stall_secs));
     let mut template = vec![0xabu8; c.size];
-    let mut inflight = VecDeque::with_capacity(window);
-    let mut latency = histogram();
-    let mut not_accepted = 0;
     let start = Instant::now();
     let mut last_progress = start;
     let mut seq = 0u64;
@@ -436,11 +458,9 @@ async fn send_loop(
         if count.is_some_and(|n| seq >= n) || duration.is_some_and(|d| start.elapsed() >= d) {
             break;
         }
-        if inflight.len() >= window {
-            await_front(&mut inflight, &mut latency, &mut not_accepted, stall).await?;
-        }
+        inflight.make_room().await?;
         let msg = make_message(c, seq, &mut template);
-        inflight.push_back((Instant::now(), sender.send(msg)));
+        inflight.push(Instant::now(), accepted(sender.send(msg)));
         seq += 1;
         if progress && last_progress.elapsed() >= Duration::from_secs(1) {
             last_progress = Instant::now();
@@ -452,17 +472,15 @@ async fn send_loop(
             );
         }
     }
-    while !inflight.is_empty() {
-        await_front(&mut inflight, &mut latency, &mut not_accepted, stall).await?;
-    }
+    inflight.finish().await?;
     if progress {
         eprintln!();
     }
     Ok(LoopResult {
         msgs: seq,
         secs: start.elapsed().as_secs_f64(),
-        latency,
-        not_accepted,
+        latency: inflight.latency,
+        not_accepted: inflight.not_accepted,
     })
 }
 
@@ -533,26 +551,21 @@ async fn mixed(
     let producer = tokio::spawn(async move {
         let c = &common;
         let mut template = vec![0xabu8; c.size];
-        let mut inflight = VecDeque::with_capacity(window.max(1));
-        let mut latency = histogram();
-        let mut not_accepted = 0u64;
+        let mut inflight = Inflight::new(window, stall);
         let mut seq = 0u64;
         let pace = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
         while start.elapsed() < duration {
-            if inflight.len() >= window.max(1) {
-                await_front(&mut inflight, &mut latency, &mut not_accepted, stall).await?;
-            }
+            inflight.make_room().await?;
             if let Some(p) = pace {
                 tokio::time::sleep_until((start + p.mul_f64(seq as f64)).into()).await;
             }
             let msg = make_message(c, seq, &mut template);
-            inflight.push_back((Instant::now(), sender.send(msg)));
+            inflight.push(Instant::now(), accepted(sender.send(msg)));
             seq += 1;
         }
         let sent_secs = start.elapsed().as_secs_f64();
-        while !inflight.is_empty() {
-            await_front(&mut inflight, &mut latency, &mut not_accepted, stall).await?;
-        }
+        inflight.finish().await?;
+        let not_accepted = inflight.not_accepted;
         anyhow::Ok((seq, sent_secs, not_accepted, sender))
     });
 
@@ -692,5 +705,9 @@ fn report(
         "client_cpu_us_per_msg": per_msg(d.client_cpu_us),
         "other_cores": d.other_cores.map(|x| (x * 100.0).round() / 100.0),
         "steal_cores": d.steal_cores.map(|x| (x * 100.0).round() / 100.0),
+        "client": match c.client {
+            ClientArg::Busbar => "busbar",
+            ClientArg::Independent => "independent",
+        },
     })
 }

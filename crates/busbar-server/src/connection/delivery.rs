@@ -12,6 +12,7 @@ use busbar_servicebus::settlement::{Settlement, lock_lost, rejected};
 use busbar_store::Store;
 use bytes::{Bytes, BytesMut};
 
+use super::completions::Completion;
 use super::{AfterCommit, Conn, DELIVERY_BATCH, LinkKind, Outstanding};
 use crate::broker::{Entity, Settled, wake};
 
@@ -359,16 +360,18 @@ impl<S: Store> Conn<S> {
                 self.notify.notify_one();
             }
         }
+        if settled_by_peer && matches!(settlement, Settlement::Complete) {
+            // Applied with the others of this read (see `completions`).
+            self.completions.push(Completion {
+                entity: outstanding.entity,
+                kind: outstanding.kind,
+                lock: outstanding.lock,
+            });
+            return;
+        }
         let echo = settlement.echo();
         let now = self.broker.now_ms();
-        // A completion the client settled itself is acknowledged to no one: losing it in a
-        // crash redelivers the message, so it needs no sync of its own.
-        let relaxed = settled_by_peer && matches!(settlement, Settlement::Complete);
-        let mut journal = if relaxed {
-            self.broker.relaxed_journal()
-        } else {
-            self.broker.journal()
-        };
+        let mut journal = self.broker.journal();
         let kind = outstanding.kind;
         let lock = outstanding.lock;
         let (result, waiters) = {
@@ -423,10 +426,7 @@ impl<S: Store> Conn<S> {
                     outstanding.entity.stats.count_settled(settled, 1);
                 }
                 let commit = journal.into_commit();
-                if relaxed {
-                    // Nothing waits for it; later commits of this round still cover it.
-                    drop(commit);
-                } else if settled_by_peer {
+                if settled_by_peer {
                     self.keep_commit(commit);
                 } else if commit.is_some() {
                     self.keep_commit(commit);

@@ -29,9 +29,11 @@ use crate::broker::{Broker, Entity, TopicEntity};
 use crate::limits::LimitExceeded;
 
 mod attach;
+mod completions;
 mod delivery;
 mod handshake;
 mod message_sessions;
+mod read_buffer;
 mod refusal;
 mod requests;
 
@@ -267,7 +269,7 @@ pub struct Handoff {
 pub async fn serve<S: Store>(
     broker: Arc<Broker<S>>,
     mut stream: impl ClientStream,
-    mut read_buf: BytesMut,
+    read_ahead: BytesMut,
     peer: String,
     connection_id: u64,
     epoch: Instant,
@@ -282,7 +284,8 @@ pub async fn serve<S: Store>(
     } else {
         REFUSAL_TIMEOUT
     };
-    read_buf.reserve(64 * 1024);
+    let mut read_buf = read_buffer::read_buffer(&read_ahead);
+    drop(read_ahead);
     let handshake = tokio::time::timeout(
         handshake_timeout,
         handshake::handshake(
@@ -318,6 +321,7 @@ pub async fn serve<S: Store>(
         links: HashMap::new(),
         responders: Vec::new(),
         outstanding: HashMap::new(),
+        completions: Vec::new(),
         next_token: 1,
         notify: Arc::new(Notify::new()),
         round_commit: None,
@@ -362,6 +366,8 @@ struct Conn<S: Store> {
     links: HashMap<LinkRef, LinkKind>,
     responders: Vec<ResponseLink>,
     outstanding: HashMap<u64, Outstanding>,
+    /// Settled-by-peer completions not applied yet (see [`completions`]).
+    completions: Vec<completions::Completion>,
     next_token: u64,
     /// Woken when a queue this connection waits on may have messages.
     notify: Arc<Notify>,
@@ -492,6 +498,9 @@ impl<S: Store> Conn<S> {
                 self.uncommitted_bytes,
                 self.broker.usage.uncommitted_bytes(),
             );
+            if reading {
+                read_buffer::make_read_room(&mut read_buf);
+            }
             tokio::select! {
                 read = stream.read_buf(&mut read_buf), if reading => {
                     match read {
@@ -773,6 +782,9 @@ impl<S: Store> Conn<S> {
 
     fn process_events(&mut self) {
         while let Some(event) = self.engine.poll_event() {
+            if !matches!(event, Event::Settled { .. }) {
+                self.apply_completions();
+            }
             match event {
                 Event::Opened { hostname, .. } => {
                     self.opened = true;
@@ -814,6 +826,7 @@ impl<S: Store> Conn<S> {
                 Event::Closed { .. } => self.count_closed(),
             }
         }
+        self.apply_completions();
     }
 
     fn is_responder(&self, link: LinkRef) -> bool {
