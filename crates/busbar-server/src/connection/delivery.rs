@@ -14,6 +14,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::{AfterCommit, Conn, DELIVERY_BATCH, LinkKind, Outstanding};
 use crate::broker::{Entity, Settled, wake};
+use crate::otlp;
 
 /// Why a locked message did not go out to the receiver.
 enum Undeliverable {
@@ -265,6 +266,7 @@ impl<S: Store> Conn<S> {
         let Some(lock) = delivery.lock else {
             return Err(Undeliverable::Transient);
         };
+        let started = self.broker.tracer.is_on().then(otlp::now_unix_ns);
         let peek_lock = mode == ReceiveMode::PeekLock;
         let stamp = Stamp {
             lock_token: peek_lock.then_some(lock.token),
@@ -283,6 +285,7 @@ impl<S: Store> Conn<S> {
                     ))
                 })?,
         };
+        let trace = self.broker.tracer.context_of(&body);
         let mut payload = BytesMut::with_capacity(body.len() + 96);
         write_delivery(&mut payload, &body, &stamp).map_err(|error| {
             Undeliverable::Unreadable(format!(
@@ -302,6 +305,13 @@ impl<S: Store> Conn<S> {
             .send_message(link, tag, payload.freeze(), !peek_lock, token)
         {
             Ok(_) => {
+                if let (Some(context), Some(started)) = (trace, started) {
+                    let stage = otlp::Stage::Deliver {
+                        delivery_count: delivery.meta.delivery_count,
+                    };
+                    let span = otlp::Span::ending_now(context, stage, &entity.name, started);
+                    self.broker.tracer.record(span);
+                }
                 if peek_lock {
                     if let Some(LinkKind::Consumer(consumer)) = self.links.get_mut(&link) {
                         consumer.unsettled += 1;
@@ -313,6 +323,7 @@ impl<S: Store> Conn<S> {
                             entity: Arc::clone(entity),
                             kind,
                             lock: lock.token,
+                            trace,
                         },
                     );
                 }
@@ -360,6 +371,9 @@ impl<S: Store> Conn<S> {
             }
         }
         let echo = settlement.echo();
+        let started = outstanding
+            .trace
+            .map(|context| (context, otlp::now_unix_ns()));
         let now = self.broker.now_ms();
         // A completion the client settled itself is acknowledged to no one: losing it in a
         // crash redelivers the message, so it needs no sync of its own.
@@ -412,6 +426,13 @@ impl<S: Store> Conn<S> {
             (result, waiters)
         };
         wake(waiters);
+        if let Some((context, started)) = started {
+            let stage = otlp::Stage::Settle(otlp::Outcome::of(&settlement));
+            let mut span =
+                otlp::Span::ending_now(context, stage, &outstanding.entity.name, started);
+            span.failure = result.as_ref().err().map(ToString::to_string);
+            self.broker.tracer.record(span);
+        }
         match result {
             Ok(()) => {
                 let settled = match settlement {
