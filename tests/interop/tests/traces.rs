@@ -73,6 +73,26 @@ fn read_request(stream: TcpStream) -> Option<Export> {
     })
 }
 
+/// `busbar_trace_spans_dropped_total` from the broker's `/metrics` (open on loopback with
+/// the development key).
+fn spans_dropped(broker: &Broker) -> u64 {
+    let mut stream = TcpStream::connect(broker.http_addr()).expect("connect to /metrics");
+    let request = "GET /metrics HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n";
+    stream
+        .write_all(request.as_bytes())
+        .expect("ask for /metrics");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read /metrics");
+    let line = response
+        .lines()
+        .find(|line| line.starts_with("busbar_trace_spans_dropped_total "))
+        .unwrap_or_else(|| panic!("no busbar_trace_spans_dropped_total in {response}"));
+    line.rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a count")
+}
+
 fn traceparent(trace_id: &str, span_id: &str) -> String {
     format!("00-{trace_id}-{span_id}-01")
 }
@@ -148,6 +168,7 @@ fn python_messages_with_a_trace_context_export_enqueue_deliver_and_settle_spans(
         spans.extend(spans_of(&export));
     }
     assert_eq!(spans.len(), 6, "{spans:#?}");
+    assert_eq!(spans_dropped(&broker), 0);
 
     for (trace_id, parent, outcome) in [
         (TRACE_ID, PARENT_SPAN_ID, "complete"),
@@ -202,6 +223,10 @@ fn a_collector_that_is_down_changes_nothing_for_clients() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(broker.is_healthy());
+    assert!(
+        spans_dropped(&broker) > 0,
+        "the spans of the failed export count as dropped"
+    );
     send_and_settle_traced_messages(&broker);
     assert_eq!(
         broker.log_tail(200).matches("trace export failed").count(),

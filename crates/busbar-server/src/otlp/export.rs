@@ -83,6 +83,11 @@ pub(super) async fn run(target: Target, mut spans: mpsc::Receiver<Span>, queue: 
             Ok(outcome) => outcome,
             Err(_) => Err(format!("no answer within {REQUEST_TIMEOUT:?}")),
         };
+        if outcome.is_err()
+            && let Some(queue) = queue.upgrade()
+        {
+            queue.count_failed(count);
+        }
         match outcome {
             Ok(()) if failing => {
                 tracing::info!(%url, "trace export works again");
@@ -96,7 +101,7 @@ pub(super) async fn run(target: Target, mut spans: mpsc::Receiver<Span>, queue: 
         }
         let dropped = queue
             .upgrade()
-            .map_or(dropped_reported, |queue| queue.dropped());
+            .map_or(dropped_reported, |queue| queue.overflowed());
         if dropped > dropped_reported {
             tracing::warn!(
                 spans = dropped - dropped_reported,

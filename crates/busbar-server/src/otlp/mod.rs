@@ -128,7 +128,10 @@ pub struct Tracer {
 #[derive(Debug)]
 struct SpanQueue {
     sender: mpsc::Sender<Span>,
-    dropped: AtomicU64,
+    /// Spans dropped because the queue was full.
+    overflowed: AtomicU64,
+    /// Spans of export requests that failed.
+    failed: AtomicU64,
 }
 
 impl Tracer {
@@ -139,7 +142,8 @@ impl Tracer {
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let queue = Arc::new(SpanQueue {
             sender,
-            dropped: AtomicU64::new(0),
+            overflowed: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
         });
         tokio::spawn(export::run(target, receiver, Arc::downgrade(&queue)));
         Ok(Tracer { queue: Some(queue) })
@@ -166,18 +170,27 @@ impl Tracer {
         if let Some(queue) = &self.queue
             && queue.sender.try_send(span).is_err()
         {
-            queue.dropped.fetch_add(1, Ordering::Relaxed);
+            queue.overflowed.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// Spans dropped since start because the queue was full.
+    /// Spans recorded since start that were not exported: the queue was full, or their
+    /// export request failed.
     pub fn dropped(&self) -> u64 {
-        self.queue.as_ref().map_or(0, |queue| queue.dropped())
+        self.queue.as_ref().map_or(0, |queue| {
+            queue
+                .overflowed()
+                .saturating_add(queue.failed.load(Ordering::Relaxed))
+        })
     }
 }
 
 impl SpanQueue {
-    fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+    fn overflowed(&self) -> u64 {
+        self.overflowed.load(Ordering::Relaxed)
+    }
+
+    fn count_failed(&self, spans: usize) {
+        self.failed.fetch_add(spans as u64, Ordering::Relaxed);
     }
 }
