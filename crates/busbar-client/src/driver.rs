@@ -31,6 +31,12 @@ pub(crate) const INCOMING_WINDOW: u32 = 65_536;
 const OUTGOING_WINDOW: u32 = i32::MAX as u32;
 /// Commands handled per wake before the output is flushed.
 const COMMAND_BATCH: usize = 1024;
+/// Scheduler rounds that output made by commands may wait while each round brings more
+/// commands, so that many (a processor's settlements, one per handled message) go out in one
+/// write, and consecutive settlements in one disposition range, instead of one each.
+const MAX_HELD_ROUNDS: u32 = 16;
+/// Output is held back only while it is smaller than this.
+const MAX_HELD_BYTES: usize = 16 * 1024;
 /// How long the last frames (a close) may take to go out once the connection is over.
 const FAREWELL_TIMEOUT: Duration = Duration::from_secs(1);
 /// Largest message we reassemble from `more=true` transfers.
@@ -426,7 +432,27 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
             return Ok(exit);
         }
         let mut commands_open = true;
+        // Commands were handled since output was last held back, and how many rounds the
+        // output waiting to be written has been held.
+        let mut new_commands = false;
+        let mut held_rounds = 0;
         loop {
+            let pending = !self.out.is_empty() || self.disposition.is_some();
+            if !pending {
+                held_rounds = 0;
+            }
+            if pending
+                && new_commands
+                && held_rounds < MAX_HELD_ROUNDS
+                && self.out.len() < MAX_HELD_BYTES
+            {
+                // The tasks that are ready run first: what they ask for joins this output.
+                // Once a round brings nothing new, or after a few, it is written.
+                held_rounds += 1;
+                tokio::task::yield_now().await;
+                new_commands = self.handle_ready_commands()?;
+                continue;
+            }
             self.flush_disposition();
             // Room for the next read; cheap while there is some.
             self.inbuf.reserve(64 * 1024);
@@ -451,13 +477,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
                 cmd = self.rx.recv(), if commands_open => {
                     match cmd {
                         Some(cmd) => {
+                            new_commands = true;
                             self.handle_command(cmd)?;
-                            for _ in 1..COMMAND_BATCH {
-                                match self.rx.try_recv() {
-                                    Ok(cmd) => self.handle_command(cmd)?,
-                                    Err(_) => break,
-                                }
-                            }
+                            self.handle_ready_commands()?;
                         }
                         None => {
                             // Every handle is gone: close politely, then wait for the peer's close.
@@ -469,6 +491,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
                 _ = ticker.tick() => self.on_tick()?,
             }
         }
+    }
+
+    /// Handles the commands already queued (up to a batch); answers whether there were any.
+    fn handle_ready_commands(&mut self) -> Result<bool> {
+        for handled in 0..COMMAND_BATCH {
+            match self.rx.try_recv() {
+                Ok(cmd) => self.handle_command(cmd)?,
+                Err(_) => return Ok(handled > 0),
+            }
+        }
+        Ok(true)
     }
 
     fn tick_interval(&self) -> Duration {

@@ -41,6 +41,7 @@ mod driver;
 mod error;
 pub mod http;
 mod message;
+mod request_response;
 mod sas;
 pub mod servicebus;
 mod tls;
@@ -65,6 +66,7 @@ use busbar_amqp::performative::{
 use busbar_amqp::{Symbol, Value};
 
 use driver::{Attached, Command, Driver, LinkSpec, Negotiated, Shared, TransferReply};
+use request_response::{RequestResponseLink, Unanswered};
 
 pub use error::{Error, RemoteError, Result};
 pub use message::{MessageOptions, encode_message, encode_message_with, message_body};
@@ -287,16 +289,9 @@ impl Handle {
     }
 }
 
-struct CbsLink {
-    _session: Session,
-    sender: Sender,
-    receiver: Receiver,
-    reply_to: String,
-}
-
 struct ConnInner {
     handle: Handle,
-    cbs: tokio::sync::Mutex<Option<CbsLink>>,
+    cbs: tokio::sync::Mutex<Option<Arc<RequestResponseLink>>>,
     remote_max_frame_size: u32,
 }
 
@@ -494,61 +489,30 @@ impl Connection {
     /// attached on first use, on a session of its own, and reused afterwards.
     pub async fn put_token(&self, audience: &str, token: &str) -> Result<()> {
         const LIMIT: Duration = Duration::from_secs(30);
-        let mut guard = self.inner.cbs.lock().await;
-        if guard.is_none() {
-            let session = self.session().await?;
-            let sender = session.sender("$cbs").await?;
-            let reply_to = format!("cbs-{}", uuid::Uuid::new_v4());
-            let receiver = session
-                .attach_receiver(LinkSpec {
-                    name: reply_to.clone(),
-                    role: Role::Receiver,
-                    source: Some("$cbs".into()),
-                    target: Some(reply_to.clone()),
-                    snd_settle_mode: SenderSettleMode::Mixed,
-                    rcv_settle_mode: ReceiverSettleMode::First,
-                    initial_credit: 10,
-                    filter: None,
-                    properties: None,
-                })
-                .await?;
-            *guard = Some(CbsLink {
-                _session: session,
-                sender,
-                receiver,
-                reply_to,
-            });
-        }
-        let Some(cbs) = guard.as_mut() else {
-            return Err(Error::Closed);
+        let cbs = {
+            let mut guard = self.inner.cbs.lock().await;
+            match guard.as_ref() {
+                Some(link) if !link.is_closed() => link.clone(),
+                _ => {
+                    let link = Arc::new(
+                        RequestResponseLink::open(self, "$cbs", Some("$cbs"), "cbs").await?,
+                    );
+                    *guard = Some(link.clone());
+                    link
+                }
+            }
         };
-        let id = uuid::Uuid::new_v4().to_string();
-        let request = message::put_token_request(&id, &cbs.reply_to, audience, token);
-        let outcome = match tokio::time::timeout(LIMIT, cbs.sender.send(request)).await {
-            Ok(r) => r?,
-            Err(_) => return Err(Error::Timeout),
-        };
-        if let Outcome::Rejected(e) = outcome {
-            return Err(Error::PutToken {
+        let (properties, body) = message::put_token_request(audience, token);
+        match cbs.request(properties, &body, LIMIT).await {
+            Ok(answer) => message::check_cbs_status(&answer),
+            Err(Unanswered::Refused(outcome)) => Err(Error::PutToken {
                 status: 0,
-                description: e.map(|e| e.to_string()).unwrap_or_default(),
-            });
-        }
-        let deadline = tokio::time::Instant::now() + LIMIT;
-        loop {
-            let delivery = match tokio::time::timeout_at(deadline, cbs.receiver.recv()).await {
-                Ok(d) => d?,
-                Err(_) => return Err(Error::Timeout),
-            };
-            if !delivery.settled {
-                cbs.receiver.accept(&delivery)?;
-            }
-            let resp = message::parse_cbs_response(&delivery.payload)?;
-            if resp.correlation_id.as_ref().and_then(|v| v.as_str()) != Some(id.as_str()) {
-                tracing::debug!("ignoring a $cbs response for another request");
-                continue;
-            }
-            return message::check_cbs_status(&resp);
+                description: match outcome {
+                    Outcome::Rejected(Some(e)) => e.to_string(),
+                    _ => String::new(),
+                },
+            }),
+            Err(Unanswered::Failed(error)) => Err(error),
         }
     }
 

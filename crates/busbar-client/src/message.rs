@@ -1,13 +1,14 @@
 //! Building and reading the few message shapes the client itself needs: a plain data
-//! message, the `$cbs` put-token request, and its response.
+//! message, and the `$cbs` put-token request and the check of its answer.
 
 use bytes::{Bytes, BytesMut};
 
 use busbar_amqp::codec::{encode_descriptor, encode_value};
-use busbar_amqp::message::{Header, Properties, scan_sections, section};
+use busbar_amqp::message::{Header, Properties, ScannedMessage, scan_sections, section};
 use busbar_amqp::{Descriptor, Value};
 
 use crate::error::{Error, Result};
+use crate::request_response::Answer;
 
 /// Options for [`encode_message_with`].
 #[derive(Debug, Clone, Default)]
@@ -57,7 +58,11 @@ fn put_data_section(body: &[u8], out: &mut BytesMut) {
 /// The body of an encoded message: its `data` sections joined (zero-copy when there is
 /// one), or the binary of an `amqp-value` body.
 pub fn message_body(message: &Bytes) -> Result<Bytes> {
-    let scanned = scan_sections(message)?;
+    body_of(&scan_sections(message)?)
+}
+
+/// [`message_body`] of a message already scanned.
+pub(crate) fn body_of(scanned: &ScannedMessage) -> Result<Bytes> {
     let mut parts = scanned.data_sections()?;
     match parts.len() {
         0 => {
@@ -83,72 +88,28 @@ pub fn message_body(message: &Bytes) -> Result<Bytes> {
     }
 }
 
-/// The `$cbs` put-token request (dialect §2.2): string message-id, reply-to naming the
-/// response link, application-properties operation/type/name, amqp-value string body.
-pub(crate) fn put_token_request(
-    message_id: &str,
-    reply_to: &str,
-    audience: &str,
-    token: &str,
-) -> Bytes {
-    let mut out = BytesMut::with_capacity(token.len() + audience.len() + 192);
-    Properties {
-        message_id: Some(Value::String(message_id.to_owned())),
-        to: Some("$cbs".to_owned()),
-        reply_to: Some(reply_to.to_owned()),
-        ..Properties::default()
-    }
-    .encode(&mut out);
-    encode_descriptor(&Descriptor::Code(section::APPLICATION_PROPERTIES), &mut out);
+/// The `$cbs` put-token request (dialect §2.2): application-properties operation/type/name
+/// and an amqp-value string body; the request/response pair adds the message-id, `to` and
+/// reply-to.
+pub(crate) fn put_token_request(audience: &str, token: &str) -> (Vec<(Value, Value)>, Value) {
     let str = |s: &str| Value::String(s.to_owned());
-    encode_value(
-        &Value::Map(vec![
+    (
+        vec![
             (str("operation"), str("put-token")),
             (str("type"), str("servicebus.windows.net:sastoken")),
             (str("name"), str(audience)),
-        ]),
-        &mut out,
-    );
-    encode_descriptor(&Descriptor::Code(section::AMQP_VALUE), &mut out);
-    encode_value(&str(token), &mut out);
-    out.freeze()
+        ],
+        str(token),
+    )
 }
 
-/// What a `$cbs` response says: the correlation-id it answers and its status.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct CbsResponse {
-    pub correlation_id: Option<Value>,
-    pub status: Option<i64>,
-    pub description: String,
-}
-
-pub(crate) fn parse_cbs_response(message: &Bytes) -> Result<CbsResponse> {
-    let scanned = scan_sections(message)?;
-    let correlation_id = scanned.properties()?.and_then(|p| p.correlation_id);
-    let props = scanned.application_properties()?;
-    let get = |k: &str| props.as_ref().and_then(|p| p.map_get(k));
-    // `$cbs` uses hyphenated names; accept the camelCase `$management` spelling as well.
-    let status = get("status-code")
-        .or_else(|| get("statusCode"))
-        .and_then(Value::as_i64);
-    let description = get("status-description")
-        .or_else(|| get("statusDescription"))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    Ok(CbsResponse {
-        correlation_id,
-        status,
-        description,
-    })
-}
-
-pub(crate) fn check_cbs_status(resp: &CbsResponse) -> Result<()> {
-    match resp.status {
+/// A put-token answer is good with status 200 or 202.
+pub(crate) fn check_cbs_status(answer: &Answer) -> Result<()> {
+    match answer.status {
         Some(200 | 202) => Ok(()),
         Some(status) => Err(Error::PutToken {
             status,
-            description: resp.description.clone(),
+            description: answer.description.clone(),
         }),
         None => Err(Error::Protocol(
             "put-token response without status-code".into(),
@@ -196,23 +157,19 @@ mod tests {
 
     #[test]
     fn amqp_value_string_body_reads_as_bytes() {
-        let msg = put_token_request("id1", "cbs-x", "sb://h/q", "tok");
-        assert_eq!(message_body(&msg).unwrap(), Bytes::from_static(b"tok"));
+        let mut msg = BytesMut::new();
+        encode_descriptor(&Descriptor::Code(section::AMQP_VALUE), &mut msg);
+        encode_value(&Value::String("tok".into()), &mut msg);
+        assert_eq!(
+            message_body(&msg.freeze()).unwrap(),
+            Bytes::from_static(b"tok")
+        );
     }
 
     #[test]
     fn put_token_request_fields() {
-        let msg = put_token_request(
-            "id1",
-            "cbs-x",
-            "sb://localhost/q1",
-            "SharedAccessSignature a",
-        );
-        let scanned = scan_sections(&msg).unwrap();
-        let props = scanned.properties().unwrap().unwrap();
-        assert_eq!(props.message_id, Some(Value::String("id1".into())));
-        assert_eq!(props.reply_to.as_deref(), Some("cbs-x"));
-        let app = scanned.application_properties().unwrap().unwrap();
+        let (app, body) = put_token_request("sb://localhost/q1", "SharedAccessSignature a");
+        let app = Value::Map(app);
         assert_eq!(
             app.map_get("operation").and_then(Value::as_str),
             Some("put-token")
@@ -225,36 +182,23 @@ mod tests {
             app.map_get("name").and_then(Value::as_str),
             Some("sb://localhost/q1")
         );
+        assert_eq!(body.as_str(), Some("SharedAccessSignature a"));
     }
 
-    fn response(status: Value) -> Bytes {
-        let mut out = BytesMut::new();
-        Properties {
-            correlation_id: Some(Value::String("id1".into())),
-            ..Properties::default()
+    fn answer(status: Option<i64>) -> Answer {
+        Answer {
+            status,
+            description: "nope".into(),
+            error_condition: None,
+            body: None,
         }
-        .encode(&mut out);
-        encode_descriptor(&Descriptor::Code(section::APPLICATION_PROPERTIES), &mut out);
-        encode_value(
-            &Value::Map(vec![
-                (Value::String("status-code".into()), status),
-                (
-                    Value::String("status-description".into()),
-                    Value::String("nope".into()),
-                ),
-            ]),
-            &mut out,
-        );
-        out.freeze()
     }
 
     #[test]
     fn cbs_status_checks() {
-        let ok = parse_cbs_response(&response(Value::Int(202))).unwrap();
-        assert_eq!(ok.correlation_id, Some(Value::String("id1".into())));
-        assert!(check_cbs_status(&ok).is_ok());
-        let bad = parse_cbs_response(&response(Value::Int(401))).unwrap();
-        match check_cbs_status(&bad) {
+        assert!(check_cbs_status(&answer(Some(202))).is_ok());
+        assert!(check_cbs_status(&answer(Some(200))).is_ok());
+        match check_cbs_status(&answer(Some(401))) {
             Err(Error::PutToken {
                 status,
                 description,
@@ -264,5 +208,9 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+        assert!(matches!(
+            check_cbs_status(&answer(None)),
+            Err(Error::Protocol(_))
+        ));
     }
 }

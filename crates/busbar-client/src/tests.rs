@@ -688,3 +688,67 @@ async fn confirmed_accept_waits_for_the_peers_settlement() {
         "an accept the peer never settled must not look confirmed"
     );
 }
+
+#[tokio::test]
+async fn settlements_made_one_scheduler_round_after_another_travel_as_one_range() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let peer = tokio::spawn(async move {
+        let mut peer = Peer::accept(&listener).await;
+        peer.handshake(1 << 16, None).await;
+        peer.begin(1000).await;
+        let a = peer.attach().await;
+        peer.send(&[Frame::amqp(7, echo_attach(&a, 3))]).await;
+        let (_, p, _) = peer.perf().await;
+        assert!(
+            matches!(p, Performative::Flow(_)),
+            "expected flow, got {p:?}"
+        );
+        let mut out = BytesMut::new();
+        for i in 0..4u32 {
+            let t = Transfer {
+                handle: 3,
+                delivery_id: Some(100 + i),
+                delivery_tag: Some(Bytes::from(format!("tag{i}"))),
+                message_format: Some(0),
+                settled: Some(false),
+                ..Transfer::default()
+            };
+            encode_transfer(7, &t, &encode_message(b"m"), &mut out);
+        }
+        peer.raw(&out).await;
+        let (_, p, _) = peer.perf().await;
+        let Performative::Disposition(d) = p else {
+            panic!("expected a disposition, got {p:?}")
+        };
+        assert_eq!(
+            (d.first, d.last, d.state),
+            (100, Some(103), Some(DeliveryState::Accepted)),
+            "the four accepts, one per scheduler round, must go out as one range"
+        );
+    });
+
+    let conn = Connection::connect(&addr, plain_options()).await.unwrap();
+    let session = conn.session().await.unwrap();
+    let mut rx = session
+        .receiver(
+            "q",
+            ReceiverOptions {
+                settle_mode: SettleMode::PeekLock,
+                credit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    let mut deliveries = Vec::new();
+    for _ in 0..4 {
+        deliveries.push(rx.recv().await.unwrap());
+    }
+    // As a processor's handler calls finish: one settlement, then the other ready tasks
+    // (the connection's among them), then the next.
+    for d in &deliveries {
+        rx.accept(d).unwrap();
+        tokio::task::yield_now().await;
+    }
+    peer.await.unwrap();
+}

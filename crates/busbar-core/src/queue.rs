@@ -26,6 +26,7 @@ use crate::journal::{BodyEdit, Journal};
 use crate::quota;
 
 mod message_sessions;
+mod repair;
 use crate::subqueue::{ConsumerId, Entry, SubQueue, SubQueueCounts, SubQueueKind};
 pub use message_sessions::{MessageSessionGrant, MessageSessionPick};
 
@@ -449,34 +450,9 @@ impl Queue {
                 next_marker += 1;
                 batch_ids.push(id.clone());
             }
-            let ttl = match (
-                message.ttl_ms.filter(|t| *t > 0),
-                self.config.default_ttl_ms,
-            ) {
-                (Some(own), Some(default)) => Some(own.min(default)),
-                (own, default) => own.or(default),
-            };
-            let state = match message.scheduled_at_ms {
-                Some(at) if at > now_ms => MessageState::Scheduled,
-                _ => MessageState::Active,
-            };
-            let meta = MessageMeta {
-                enqueued_at_ms: now_ms,
-                expires_at_ms: ttl.map(|ttl| now_ms.saturating_add(ttl)),
-                scheduled_at_ms: message.scheduled_at_ms,
-                delivery_count: 0,
-                state,
-                session_id: message.session_id,
-                message_id: message.message_id,
-            };
             incoming_bytes += message.body.len() as u64;
-            plan.insert(
-                self.main.entity(),
-                SubQueueKind::Main,
-                next,
-                meta,
-                message.body,
-            );
+            let (meta, body) = self.new_meta(message, now_ms);
+            plan.insert(self.main.entity(), SubQueueKind::Main, next, meta, body);
             next += 1;
         }
         quota::ensure_room(
@@ -487,6 +463,32 @@ impl Queue {
         )?;
         self.commit(plan, journal)?;
         Ok(first..next)
+    }
+
+    /// How a message enqueued at `now_ms` starts: its expiry (its own time to live capped
+    /// by the queue's default) and Scheduled when it is due later.
+    fn new_meta(&self, message: NewMessage, now_ms: i64) -> (MessageMeta, Bytes) {
+        let ttl = match (
+            message.ttl_ms.filter(|t| *t > 0),
+            self.config.default_ttl_ms,
+        ) {
+            (Some(own), Some(default)) => Some(own.min(default)),
+            (own, default) => own.or(default),
+        };
+        let state = match message.scheduled_at_ms {
+            Some(at) if at > now_ms => MessageState::Scheduled,
+            _ => MessageState::Active,
+        };
+        let meta = MessageMeta {
+            enqueued_at_ms: now_ms,
+            expires_at_ms: ttl.map(|ttl| now_ms.saturating_add(ttl)),
+            scheduled_at_ms: message.scheduled_at_ms,
+            delivery_count: 0,
+            state,
+            session_id: message.session_id,
+            message_id: message.message_id,
+        };
+        (meta, message.body)
     }
 
     /// The next message for a plain (non-session) receiver on `kind`: the lowest-seq

@@ -77,6 +77,13 @@ pub struct MessageView<'a> {
     pub locked_until_ms: Option<i64>,
 }
 
+/// The states kept in [`SubQueue`]'s `parked` index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum ParkedState {
+    Scheduled,
+    Deferred,
+}
+
 /// log2 of the number of consecutive seqs per chunk.
 const CHUNK_BITS: u32 = 10;
 const CHUNK_SLOTS: usize = 1 << CHUNK_BITS;
@@ -343,6 +350,7 @@ impl<'a> Entry<'a> {
 ///   of its set bits, is non-zero;
 /// - it is in `scheduled` exactly when the message is Scheduled, keyed by its
 ///   `scheduled_at` entry (`i64::MIN` if it has none);
+/// - it is in `parked` exactly when the message is Scheduled or Deferred, with that state;
 /// - it is in `scheduled_at` exactly when the message has a scheduled time (in any state);
 /// - it is in `expiries` exactly when the message has an expiry time;
 /// - it is in `held`, `lock_deadlines` and (by token) `locks` exactly when locked;
@@ -368,6 +376,9 @@ pub struct SubQueue {
     held: HashMap<Seq, HeldLock>,
     scheduled_at: HashMap<Seq, i64>,
     scheduled: BTreeSet<(i64, Seq)>,
+    /// Scheduled and deferred seqs in sequence order, for browsing a page of them without
+    /// walking the active ones; active messages never enter it, so sends don't pay for it.
+    parked: BTreeSet<(ParkedState, Seq)>,
     /// Messages with a time to live, by expiry time.
     expiries: BTreeSet<(i64, Seq)>,
     locks: HashMap<Uuid, Seq>,
@@ -392,6 +403,7 @@ impl SubQueue {
             held: HashMap::new(),
             scheduled_at: HashMap::new(),
             scheduled: BTreeSet::new(),
+            parked: BTreeSet::new(),
             expiries: BTreeSet::new(),
             locks: HashMap::new(),
             lock_deadlines: BTreeSet::new(),
@@ -458,6 +470,78 @@ impl SubQueue {
                     .iter_from(from)
                     .map(move |(offset, slot)| self.view(join(number, offset), slot))
             })
+    }
+
+    /// Up to `limit` messages in `state` (any state: `None`) from `from_seq` (inclusive),
+    /// in sequence order, without locking anything. The cost follows the page, not the
+    /// stream: active messages come from the availability bits and the (few) locks,
+    /// scheduled and deferred ones from their own index.
+    pub fn page(
+        &self,
+        state: Option<MessageState>,
+        from_seq: Seq,
+        limit: usize,
+    ) -> Vec<MessageView<'_>> {
+        let seqs: Vec<Seq> = match state {
+            None => return self.peek(from_seq).take(limit).collect(),
+            Some(MessageState::Active) => {
+                let mut locked: Vec<Seq> = self
+                    .held
+                    .keys()
+                    .copied()
+                    .filter(|&seq| {
+                        seq >= from_seq
+                            && self
+                                .slot(seq)
+                                .is_some_and(|slot| slot.state == MessageState::Active)
+                    })
+                    .collect();
+                locked.sort_unstable();
+                let mut merged = Vec::with_capacity(limit);
+                let mut locked = locked.into_iter().peekable();
+                let mut available = self.available_from(from_seq).peekable();
+                while merged.len() < limit {
+                    let next = match (available.peek(), locked.peek()) {
+                        (Some(&a), Some(&l)) if l < a => locked.next(),
+                        (Some(_), _) => available.next(),
+                        (None, _) => locked.next(),
+                    };
+                    match next {
+                        Some(seq) => merged.push(seq),
+                        None => break,
+                    }
+                }
+                merged
+            }
+            Some(parked) => {
+                let tag = if parked == MessageState::Scheduled {
+                    ParkedState::Scheduled
+                } else {
+                    ParkedState::Deferred
+                };
+                self.parked
+                    .range((tag, from_seq)..=(tag, Seq::MAX))
+                    .take(limit)
+                    .map(|(_, seq)| *seq)
+                    .collect()
+            }
+        };
+        seqs.into_iter().filter_map(|seq| self.get(seq)).collect()
+    }
+
+    /// Available seqs from `from_seq` on, ascending.
+    fn available_from(&self, from_seq: Seq) -> impl Iterator<Item = Seq> + '_ {
+        let (first_chunk, _) = split(from_seq);
+        self.available_chunks
+            .range(first_chunk..)
+            .flat_map(move |&number| {
+                self.chunks.get(&number).into_iter().flat_map(move |chunk| {
+                    chunk
+                        .available_offsets()
+                        .map(move |offset| join(number, offset))
+                })
+            })
+            .filter(move |&seq| seq >= from_seq)
     }
 
     /// The earliest time a lock here runs out.
@@ -811,11 +895,19 @@ impl SubQueue {
                 );
                 if present {
                     self.scheduled.insert(key);
+                    self.parked.insert((ParkedState::Scheduled, seq));
                 } else {
                     self.scheduled.remove(&key);
+                    self.parked.remove(&(ParkedState::Scheduled, seq));
                 }
             }
-            MessageState::Deferred => {}
+            MessageState::Deferred => {
+                if present {
+                    self.parked.insert((ParkedState::Deferred, seq));
+                } else {
+                    self.parked.remove(&(ParkedState::Deferred, seq));
+                }
+            }
         }
     }
 }
@@ -895,6 +987,53 @@ mod tests {
         assert!(sub.chunks.is_empty());
         assert_eq!(sub.len(), 0);
         assert_eq!(sub.counts(), SubQueueCounts::default());
+    }
+
+    /// Pages by state start at the asked seq, merge locked active messages in order, and
+    /// find scheduled and deferred ones through their own index.
+    #[test]
+    fn pages_by_state_start_where_asked() {
+        let mut sub = SubQueue::new(1, SubQueueKind::Main, 0);
+        let total = 3 * CHUNK_SLOTS as Seq;
+        for seq in 1..=total {
+            let state = match seq % 100 {
+                0 => MessageState::Deferred,
+                50 => MessageState::Scheduled,
+                _ => MessageState::Active,
+            };
+            sub.insert(seq, meta(state), body_ref(seq), None);
+        }
+        sub.lock(1503, Uuid::new_v4(), 10, ConsumerId(1));
+        fn seqs_of(sub: &SubQueue, state: Option<MessageState>, from: Seq, n: usize) -> Vec<Seq> {
+            sub.page(state, from, n).iter().map(|m| m.seq).collect()
+        }
+        assert_eq!(
+            seqs_of(&sub, Some(MessageState::Active), 1498, 5),
+            vec![1498, 1499, 1501, 1502, 1503]
+        );
+        assert_eq!(
+            sub.page(Some(MessageState::Active), 1503, 1)[0].locked_until_ms,
+            Some(10)
+        );
+        assert_eq!(
+            seqs_of(&sub, Some(MessageState::Deferred), 1001, 3),
+            vec![1100, 1200, 1300]
+        );
+        assert_eq!(
+            seqs_of(&sub, Some(MessageState::Scheduled), 3000, 10),
+            vec![3050]
+        );
+        assert_eq!(seqs_of(&sub, None, 2999, 3), vec![2999, 3000, 3001]);
+        sub.update(1200, 0, MessageState::Active);
+        assert_eq!(
+            seqs_of(&sub, Some(MessageState::Deferred), 1001, 2),
+            vec![1100, 1300]
+        );
+        assert!(sub.remove(1100).is_some());
+        assert_eq!(
+            seqs_of(&sub, Some(MessageState::Deferred), 1001, 1),
+            vec![1300]
+        );
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //! the broker ([`amqp_websocket`]; the socket seen as a byte stream by busbar-websocket,
 //! `websocket_stream`).
 //!
+//! The web console's pages are served at `/` ([`console`]); they read and act through
+//! the same authorized APIs.
+//!
 //! The Service Bus administration API (Atom/XML, for `ServiceBusAdministrationClient`) is
 //! in [`atom`]; it answers every request that carries `api-version`.
 //!
@@ -18,6 +21,8 @@
 
 mod amqp_websocket;
 pub mod atom;
+pub mod console;
+pub mod console_api;
 pub mod metrics;
 mod websocket_stream;
 
@@ -215,7 +220,7 @@ pub fn router_with_admin(state: HealthState, admin: Arc<dyn Admin>) -> Router {
             require_token,
         ))
         .with_state(admin);
-    router(state).merge(api)
+    router(state).merge(api).merge(console::router())
 }
 
 /// [`router_with_admin`] plus the administration (Atom) API over `management`; see [`atom`].

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use busbar_core::filter::{CorrelationFilter as CoreCorrelation, FilterValue, inline_parameters};
+use busbar_atom::parameters::inline_parameters;
+use busbar_core::filter::{CorrelationFilter as CoreCorrelation, FilterValue};
 use busbar_core::namespace::{FilterDescription, RuleDescription};
 use busbar_core::topic::TopicConfig;
 use busbar_core::{EntityStatus as CoreStatus, QueueConfig};
@@ -299,11 +300,7 @@ fn rule_view(description: RuleDescription, created_at_ms: i64) -> RuleView {
 /// rule works as asked, and is shown afterwards with the values in place.
 fn rule_description(name: &str, rule: Rule) -> Result<RuleDescription, ManagementError> {
     let inline = |expression: String, parameters: &[(String, TypedValue)]| {
-        let values: Vec<(String, FilterValue)> = parameters
-            .iter()
-            .map(|(key, value)| (key.clone(), filter_value(value)))
-            .collect();
-        inline_parameters(&expression, &values).map_err(ManagementError::BadRequest)
+        inline_parameters(&expression, parameters).map_err(ManagementError::BadRequest)
     };
     let filter = match rule.filter {
         RuleFilter::True => FilterDescription::True,

@@ -17,6 +17,7 @@ mod admin_api;
 pub mod broker;
 pub mod config;
 pub mod connection;
+mod console;
 pub mod emulator_config;
 pub mod limits;
 pub mod listener;
@@ -143,7 +144,10 @@ pub async fn run(
         let websocket = Arc::new(websocket_handoff::WebSocketHandoff(handoff.clone()));
         let management: Arc<dyn busbar_http::atom::Management> = Arc::clone(&current) as _;
         let router = busbar_http::router_with_admin(health.clone(), Arc::clone(&admin))
-            .merge(busbar_http::amqp_websocket_router(websocket));
+            .merge(busbar_http::amqp_websocket_router(websocket))
+            .merge(busbar_http::console_api::router(Arc::new(
+                console::BrokerConsole::new(Arc::clone(&current)),
+            )));
         // Last: both must see every request, including those no route above matches. The
         // REST runtime API recognises its paths exactly (`.../messages...`), so it goes
         // first; the administration API takes whatever else carries `api-version`.

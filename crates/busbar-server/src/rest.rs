@@ -163,6 +163,34 @@ async fn send<S: Store>(
     entity: &str,
     message: Outgoing,
 ) -> Result<(), Failure> {
+    let is_batch = message.content_type.as_deref().is_some_and(|t| {
+        t.trim()
+            .to_ascii_lowercase()
+            .starts_with(BATCH_CONTENT_TYPE)
+    });
+    let encoded = if is_batch {
+        batch_from_http(&message.body)
+    } else {
+        from_http(
+            message.body,
+            message.content_type.as_deref(),
+            message.broker_properties.as_deref(),
+            &message.custom_properties,
+        )
+        .map(|one| vec![one])
+    }
+    .map_err(|error| Failure::BadRequest(error.to_string()))?;
+    send_encoded(broker, entity, encoded).await.map(drop)
+}
+
+/// Sends AMQP messages to a queue or topic the way a REST send does (routing, status,
+/// sessions, back-pressure) and answers once they are durable, with the sequence numbers
+/// the queue gave them (for a topic, those it keeps scheduled).
+pub(crate) async fn send_encoded<S: Store>(
+    broker: &Broker<S>,
+    entity: &str,
+    encoded: Vec<bytes::Bytes>,
+) -> Result<std::ops::Range<busbar_store::Seq>, Failure> {
     let (path, sub) = parse_entity(entity)?;
     if sub != SubQueue::Main {
         return Err(Failure::BadRequest(format!(
@@ -184,23 +212,6 @@ async fn send<S: Store>(
     if !status.allows_send() {
         return Err(disabled(entity, status));
     }
-    let is_batch = message.content_type.as_deref().is_some_and(|t| {
-        t.trim()
-            .to_ascii_lowercase()
-            .starts_with(BATCH_CONTENT_TYPE)
-    });
-    let encoded = if is_batch {
-        batch_from_http(&message.body)
-    } else {
-        from_http(
-            message.body,
-            message.content_type.as_deref(),
-            message.broker_properties.as_deref(),
-            &message.custom_properties,
-        )
-        .map(|one| vec![one])
-    }
-    .map_err(|error| Failure::BadRequest(error.to_string()))?;
     let batch = encoded
         .iter()
         .map(|amqp| inbound(amqp).map(Into::into))
@@ -221,10 +232,11 @@ async fn send<S: Store>(
     let _uncommitted = Uncommitted::count(broker, encoded.iter().map(|m| m.len() as u64).sum());
     let now = broker.now_ms();
     let mut journal = broker.journal();
-    broker
+    let seqs = broker
         .store_routed(&route, batch, now, &mut journal)
         .map_err(|error| core_failure(&error))?;
-    durable(broker, journal.into_commit()).await
+    durable(broker, journal.into_commit()).await?;
+    Ok(seqs)
 }
 
 /// Bytes of one REST send counted as not yet durable, until dropped (answered, or the
@@ -252,7 +264,10 @@ impl Drop for Uncommitted<'_> {
 
 /// Waits until `commit` is durable, or answers 503 when the store holds the write longer
 /// than the limits allow (a full disk).
-async fn durable<S: Store>(broker: &Broker<S>, commit: Option<S::Commit>) -> Result<(), Failure> {
+pub(crate) async fn durable<S: Store>(
+    broker: &Broker<S>,
+    commit: Option<S::Commit>,
+) -> Result<(), Failure> {
     let Some(commit) = commit else {
         return Ok(());
     };
@@ -266,7 +281,7 @@ async fn durable<S: Store>(broker: &Broker<S>, commit: Option<S::Commit>) -> Res
     }
 }
 
-fn core_failure(error: &CoreError) -> Failure {
+pub(crate) fn core_failure(error: &CoreError) -> Failure {
     match error {
         CoreError::QuotaExceeded { .. } => Failure::Forbidden(error.to_string()),
         CoreError::LockLost => Failure::LockNotFound(

@@ -256,6 +256,47 @@ pub fn dead_letter_body(
     with_application_properties(original, &properties).unwrap_or_else(|_| original.clone())
 }
 
+/// A dead-lettered message made ready to be sent again (the console's "repair and
+/// resubmit"): its dead-letter reason and description dropped, `properties` set, and its
+/// body replaced by one data section of `payload` when given. Header, annotations and
+/// system properties are kept byte for byte.
+pub fn resubmitted_body(
+    stored: &Bytes,
+    payload: Option<Bytes>,
+    properties: &[(String, Value)],
+) -> Result<Bytes, CodecError> {
+    let scanned = scan_sections(stored)?;
+    let removed = [
+        DEAD_LETTER_REASON.to_owned(),
+        DEAD_LETTER_DESCRIPTION.to_owned(),
+    ];
+    let options = RewriteOptions {
+        application_properties: properties,
+        removed_application_properties: &removed,
+        ..RewriteOptions::default()
+    };
+    let rewritten = rewrite(&scanned, &options)?;
+    let Some(payload) = payload else {
+        return Ok(rewritten);
+    };
+    let scanned = scan_sections(&rewritten)?;
+    let body_start = scanned
+        .sections
+        .body
+        .as_ref()
+        .map(|body| body.start)
+        .or(scanned.sections.footer.as_ref().map(|footer| footer.start))
+        .unwrap_or(rewritten.len());
+    let mut out = BytesMut::with_capacity(body_start + payload.len() + 8);
+    out.extend_from_slice(&rewritten[..body_start]);
+    encode_descriptor(&Descriptor::Code(message::section::DATA), &mut out);
+    encode_value(&Value::Binary(payload), &mut out);
+    if let Some(footer) = scanned.section_bytes(&scanned.sections.footer) {
+        out.extend_from_slice(&footer);
+    }
+    Ok(out.freeze())
+}
+
 /// A message standing in for one whose stored form can't be read back: the given message
 /// id and session id, an empty data body, and `reason` and `description` as the dead-letter
 /// application properties.

@@ -246,7 +246,8 @@ pub fn custom_value(raw: &str) -> Value {
 }
 
 /// A custom property value of a batch (JSON) as an AMQP value.
-fn json_property(value: &Json) -> Option<Value> {
+/// A JSON property value (string, boolean, number) as an AMQP value; `None` for others.
+pub fn json_property(value: &Json) -> Option<Value> {
     Some(match value {
         Json::String(text) => Value::String(text.clone()),
         Json::Bool(b) => Value::Bool(*b),

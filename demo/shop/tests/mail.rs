@@ -69,6 +69,33 @@ async fn with_the_smtp_server_down_a_mail_is_retried_then_dead_lettered() {
     );
 }
 
+/// Authorization's mail outbox sends a row again under the same message id when it crashed
+/// between the broker's acknowledgement and the row's deletion: the queue drops the copy.
+#[tokio::test]
+async fn the_emails_queue_drops_a_message_id_sent_again() {
+    let shop = Stack::start(&[], &[]).await;
+    let client = shop.client();
+    let sender = client.create_sender(EMAILS_QUEUE);
+    for id in ["outbox-1", "outbox-1", "outbox-2"] {
+        sender
+            .send_message(ServiceBusMessage::new("{}").with_message_id(id))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let receiver = client.create_receiver(EMAILS_QUEUE, ServiceBusReceiverOptions::default());
+    let queued: Vec<_> = receiver
+        .peek_messages(10, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|message| message.message_id)
+        .collect();
+    assert_eq!(
+        queued,
+        [Some("outbox-1".to_owned()), Some("outbox-2".to_owned())]
+    );
+}
+
 #[tokio::test]
 async fn a_bad_address_is_dead_lettered_at_once_with_the_reason() {
     let shop = Stack::start(SERVICES, &[]).await;

@@ -3,13 +3,20 @@
 //! the same data directory finds orders and figures as they were.
 
 mod harness;
+mod support;
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
-use harness::{DEADLINE, free_port};
+use harness::DEADLINE;
 use serde_json::{Value, json};
+
+/// The gateway's port of a block of six free ones: `up` puts the broker and the services on
+/// the ports after it, which a single free port does not promise to be.
+fn up_ports() -> u16 {
+    support::free_port_block(6)
+}
 
 struct Up {
     child: Child,
@@ -100,7 +107,7 @@ const ANALYTICS: u16 = 5;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_starts_everything_and_a_restart_keeps_the_data() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
+    let port = up_ports();
     let up = Up::start(dir.path(), port);
     let (status, order) = up
         .call(
@@ -147,7 +154,7 @@ async fn up_starts_everything_and_a_restart_keeps_the_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_outlives_shop_up_killed_with_sigkill() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
+    let port = up_ports();
     let mut up = Up::start(dir.path(), port);
     let listening =
         |offset: u16| std::net::TcpListener::bind(("127.0.0.1", port + offset)).is_err();
@@ -170,7 +177,7 @@ async fn nothing_outlives_shop_up_killed_with_sigkill() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_gateway_listens_on_the_public_address() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
+    let port = up_ports();
     let up = Up::start_with(dir.path(), port, &["--public-address", "0.0.0.0"]);
     let response = reqwest::Client::new()
         .get(format!("http://127.0.0.2:{port}/api/orders"))

@@ -320,14 +320,13 @@ def rules(mgmt, sb, t1, s1, s2):
     mgmt.delete_rule(t1, s1, "r_sql")
     expect_raises(ResourceNotFoundError, lambda: mgmt.delete_rule(t1, s1, "r_sql"), "delete_rule twice")
 
-    # The rules route: s2 keeps only what matches `kind = 'x'`.
+    # The rules route: s2 keeps only what matches `sys.label = @subject` with @subject 'x'.
     mgmt.delete_rule(t1, s2, "$Default")
-    mgmt.create_rule(t1, s2, "only-x", filter=SqlRuleFilter("kind = 'x'"))
+    mgmt.create_rule(
+        t1, s2, "only-x", filter=SqlRuleFilter("sys.label = @subject", parameters={"@subject": "x"})
+    )
     with sb.get_topic_sender(t1) as sender:
-        sender.send_messages([
-            ServiceBusMessage("x", application_properties={"kind": "x"}),
-            ServiceBusMessage("y", application_properties={"kind": "y"}),
-        ])
+        sender.send_messages([ServiceBusMessage("x", subject="x"), ServiceBusMessage("y", subject="y")])
     runtime = mgmt.get_subscription_runtime_properties(t1, s2)
     expect_eq(runtime.active_message_count, 2, "s2 took only the x message (1 before, 1 now)")
 

@@ -353,6 +353,38 @@ impl Broker {
     }
 
     /// The HTTP listener, as `busbar queues --http` and the scripts that call the API take it.
+    /// Sends one HTTP/1.1 request to the HTTP port, with `Authorization: token` when given;
+    /// returns the status code and the body.
+    pub fn http_request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (u16, String) {
+        let mut stream = TcpStream::connect(self.http_addr()).expect("connect to the HTTP port");
+        let header = token
+            .map(|value| format!("Authorization: {value}\r\n"))
+            .unwrap_or_default();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{header}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("write the request");
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .expect("read the response");
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("no status line in {response:?}"));
+        (status, body.to_owned())
+    }
+
     pub fn http_addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.http_port))
     }

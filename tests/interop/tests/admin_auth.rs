@@ -3,8 +3,6 @@
 //! JS the whole request URL lower-cased with its query; both may arrive after `Bearer `, and
 //! Python sends its token up to a minute after it expired.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use busbar_interop::Broker;
@@ -39,27 +37,7 @@ fn send(
     token: Option<&str>,
     body: &str,
 ) -> (u16, String) {
-    let mut stream = TcpStream::connect(broker.http_addr()).expect("connect to the HTTP port");
-    let header = token
-        .map(|value| format!("Authorization: {value}\r\n"))
-        .unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{header}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write the request");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .expect("read the response");
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {response:?}"));
-    (status, body.to_owned())
+    broker.http_request(method, path, token, body)
 }
 
 #[test]

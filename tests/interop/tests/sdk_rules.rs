@@ -144,23 +144,24 @@ fn rules_are_added_listed_and_removed_with_the_brokers_refusals() {
             ),
             ErrorKind::InvalidArgument
         );
-        assert_eq!(
-            kind(
-                rules
-                    .create_rule(
-                        "with-parameters",
-                        RuleFilter::Sql {
-                            expression: "amount > @min".to_owned(),
-                            parameters: vec![("@min".to_owned(), TypedValue::Int(1))],
-                        },
-                        RuleAction::Empty,
-                    )
-                    .await
-            ),
-            ErrorKind::InvalidArgument
-        );
+        // Parameters travel written into the expression.
+        rules
+            .create_rule(
+                "with-parameters",
+                RuleFilter::Sql {
+                    expression: "amount > @min".to_owned(),
+                    parameters: vec![("@min".to_owned(), TypedValue::Int(1))],
+                },
+                RuleAction::Empty,
+            )
+            .await
+            .expect("a rule with parameters");
+        let listed = rules.get_rules().await.expect("rules");
+        let with_parameters = listed.iter().find(|r| r.name == "with-parameters");
+        assert_eq!(with_parameters.map(|r| &r.filter), Some(&sql("amount > 1")));
 
         rules.delete_rule("big").await.expect("delete");
+        rules.delete_rule("with-parameters").await.expect("delete");
         rules
             .delete_rule("$Default")
             .await

@@ -39,9 +39,8 @@ pub(crate) use properties::time;
 
 /// The API version the client asks for (the one with `MaxMessageSizeInKilobytes`).
 const API_VERSION: &str = "2021-05";
-/// How long a signed token lives, and how long before its end the client signs a new one.
+/// How long a signed token lives unless the options say otherwise.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
-const TOKEN_RENEW_BEFORE: Duration = Duration::from_secs(300);
 /// What a list asks for in one page unless told otherwise (the SDKs' default).
 const DEFAULT_PAGE_SIZE: u32 = 100;
 /// The AMQP port, where Busbar also serves HTTP, when the endpoint names no port.
@@ -65,8 +64,8 @@ pub enum HttpScheme {
 
 /// How the administration client reaches the service. `Default`: HTTPS trusting the public
 /// CAs, plain HTTP with `UseDevelopmentEmulator=true`, the SDK's default retries (60 s for
-/// each attempt).
-#[derive(Debug, Clone, Default)]
+/// each attempt), tokens signed for an hour.
+#[derive(Debug, Clone)]
 pub struct AdministrationClientOptions {
     /// `None`: HTTPS, or plain HTTP in development-emulator mode without a CA.
     pub scheme: Option<HttpScheme>,
@@ -80,6 +79,21 @@ pub struct AdministrationClientOptions {
     /// connection, no answer in time, a busy service) is sent again, and how long one
     /// attempt may take.
     pub retry: RetryOptions,
+    /// Lifetime of the tokens signed with a key; a new one is signed once 90% of it has
+    /// passed.
+    pub token_lifetime: Duration,
+}
+
+impl Default for AdministrationClientOptions {
+    fn default() -> Self {
+        AdministrationClientOptions {
+            scheme: None,
+            tls_ca: None,
+            tls_config: None,
+            retry: RetryOptions::default(),
+            token_lifetime: TOKEN_LIFETIME,
+        }
+    }
 }
 
 /// Where a list starts and how many entities a page holds.
@@ -136,7 +150,9 @@ pub struct ServiceBusAdministrationClient {
     audience: String,
     /// Forwarding targets are written as `sb://` URLs on this host.
     context: Context,
+    /// The token signed last and when to sign the next.
     token: Mutex<Option<(String, SystemTime)>>,
+    token_lifetime: Duration,
     retry: RetryOptions,
 }
 
@@ -302,6 +318,7 @@ impl ServiceBusAdministrationClient {
             },
             credential,
             token: Mutex::new(None),
+            token_lifetime: options.token_lifetime,
             retry: options.retry,
         })
     }
@@ -314,15 +331,18 @@ impl ServiceBusAdministrationClient {
             Credential::Key { name, key } => {
                 let now = SystemTime::now();
                 let mut cached = self.token.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some((token, expiry)) = cached.as_ref() {
-                    if now + TOKEN_RENEW_BEFORE < *expiry {
+                if let Some((token, renew_at)) = cached.as_ref() {
+                    if now < *renew_at {
                         return token.clone();
                     }
                 }
-                let expiry = now + TOKEN_LIFETIME;
-                let expiry_secs = expiry.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                let token = crate::sas_token(&self.audience, name, key, expiry_secs);
-                *cached = Some((token.clone(), expiry));
+                let lifetime = self.token_lifetime.max(Duration::from_secs(1));
+                // Rounded up to the second: the token lives at least its lifetime.
+                let expiry = (now + lifetime)
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
+                let token = crate::sas_token(&self.audience, name, key, expiry);
+                *cached = Some((token.clone(), now + lifetime.mul_f64(0.9)));
                 token
             }
         }

@@ -2,29 +2,21 @@
 //! (`com.microsoft:renew-lock`, `peek-message`, `schedule-message`, ...) as amqp-value maps,
 //! answered with `statusCode`, `statusDescription`, `errorCondition` and a map body.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use busbar_amqp::Value;
 
-use busbar_amqp::message::{Properties, scan_sections, section};
-use busbar_amqp::{Value, codec::decode_value};
-
-use crate::{
-    Connection, LinkOptions, Outcome, OwnedSession, Receiver, ReceiverOptions, Sender, SettleMode,
-};
+use crate::request_response::{Answer, RequestResponseLink, Unanswered};
+use crate::{Connection, Error, Outcome};
 
 use super::error::{ErrorKind, ServiceBusError, ServiceBusResult};
-use super::message::put_section;
 
 /// An open request/response pair on one `$management` node.
 pub(crate) struct ManagementLink {
-    sender: Sender,
-    receiver: Receiver,
-    reply_to: String,
+    link: RequestResponseLink,
     /// The connection generation it was opened on.
     pub generation: u64,
-    /// Last: ends after the links above detached.
-    _session: OwnedSession,
 }
 
 /// A successful (2xx) answer.
@@ -41,50 +33,26 @@ impl Response {
 }
 
 impl ManagementLink {
-    /// Attaches the pair to `<entity>/$management`; responses come back on the receiver,
-    /// whose target address is the requests' reply-to.
+    /// Attaches the pair to `<entity>/$management`.
     pub async fn open(
         connection: &Connection,
         entity: &str,
         generation: u64,
     ) -> ServiceBusResult<Self> {
         let node = format!("{entity}/$management");
-        let session = connection.session().await?;
-        let reply_to = format!("mgmt-{}", uuid::Uuid::new_v4());
-        let receiver = session
-            .receiver_with(
-                &node,
-                ReceiverOptions {
-                    settle_mode: SettleMode::ReceiveAndDelete,
-                    credit: 16,
-                },
-                LinkOptions {
-                    name: Some(reply_to.clone()),
-                    target: Some(reply_to.clone()),
-                    ..LinkOptions::default()
-                },
-            )
-            .await?;
-        let sender = session.sender(&node).await?;
-        Ok(ManagementLink {
-            sender,
-            receiver,
-            reply_to,
-            generation,
-            _session: OwnedSession(session),
-        })
+        let link = RequestResponseLink::open(connection, &node, None, "mgmt").await?;
+        Ok(ManagementLink { link, generation })
     }
 
     /// Sends `operation` with `body` (a map) and waits up to `timeout` for the answer; a
     /// non-2xx answer is an error of the kind its `errorCondition` names.
     pub async fn request(
-        &mut self,
+        &self,
         operation: &str,
         body: Value,
         extra_properties: &[(&str, Value)],
         timeout: Duration,
     ) -> ServiceBusResult<Response> {
-        let id = uuid::Uuid::new_v4().to_string();
         let mut app = vec![
             (Value::from("operation"), Value::from(operation)),
             (
@@ -97,104 +65,48 @@ impl ManagementLink {
                 .iter()
                 .map(|(k, v)| (Value::from(*k), v.clone())),
         );
-        let mut out = BytesMut::new();
-        Properties {
-            message_id: Some(Value::String(id.clone())),
-            reply_to: Some(self.reply_to.clone()),
-            ..Properties::default()
-        }
-        .encode(&mut out);
-        put_section(section::APPLICATION_PROPERTIES, &Value::Map(app), &mut out);
-        put_section(section::AMQP_VALUE, &body, &mut out);
-        let work = async {
-            match self.sender.send(out.freeze()).await? {
-                Outcome::Accepted => {}
-                Outcome::Rejected(Some(remote)) => {
-                    return Err(ServiceBusError::from_remote(&remote));
-                }
-                other => {
-                    return Err(ServiceBusError::new(
-                        ErrorKind::ServiceCommunication,
-                        format!("the {operation} request was answered with {other:?}"),
-                    ));
-                }
+        match self.link.request(app, &body, timeout).await {
+            Ok(answer) => response(answer),
+            Err(Unanswered::Refused(Outcome::Rejected(Some(remote)))) => {
+                Err(ServiceBusError::from_remote(&remote))
             }
-            loop {
-                let delivery = self.receiver.recv().await?;
-                let (correlation, response) = parse_response(&delivery.payload)?;
-                if correlation.as_deref() == Some(id.as_str()) {
-                    return response;
-                }
-                tracing::debug!(
-                    operation,
-                    "ignoring a $management answer to another request"
-                );
-            }
-        };
-        match tokio::time::timeout(timeout, work).await {
-            Ok(result) => result,
-            Err(_) => Err(ServiceBusError::new(
+            Err(Unanswered::Refused(other)) => Err(ServiceBusError::new(
+                ErrorKind::ServiceCommunication,
+                format!("the {operation} request was answered with {other:?}"),
+            )),
+            Err(Unanswered::Failed(Error::Timeout)) => Err(ServiceBusError::new(
                 ErrorKind::ServiceTimeout,
                 format!("no answer to {operation} within {timeout:?}"),
             )),
+            Err(Unanswered::Failed(error)) => Err(error.into()),
         }
     }
 
     pub fn is_closed(&self) -> bool {
-        self.sender.is_closed()
+        self.link.is_closed()
     }
 }
 
-/// The correlation-id and the outcome of one answer.
-fn parse_response(raw: &Bytes) -> ServiceBusResult<(Option<String>, ServiceBusResult<Response>)> {
-    let bad = |e: busbar_amqp::CodecError| {
-        ServiceBusError::new(
-            ErrorKind::ServiceCommunication,
-            format!("a $management answer does not decode: {e}"),
-        )
-    };
-    let scanned = scan_sections(raw).map_err(bad)?;
-    let correlation = scanned
-        .properties()
-        .map_err(bad)?
-        .and_then(|p| p.correlation_id)
-        .and_then(|c| c.as_str().map(str::to_owned));
-    let app = scanned.application_properties().map_err(bad)?;
-    let get = |k: &str| app.as_ref().and_then(|a| a.map_get(k));
-    let status = get("statusCode")
-        .or_else(|| get("status-code"))
-        .and_then(Value::as_i64);
-    let description = get("statusDescription")
-        .or_else(|| get("status-description"))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let body = {
-        let mut bytes = scanned.body_bytes();
-        if bytes.is_empty() {
-            None
-        } else {
-            match decode_value(&mut bytes).map_err(bad)? {
-                Value::Described(_, inner) => Some(*inner),
-                other => Some(other),
-            }
-        }
-    };
-    let response = match status {
-        Some(status @ 200..=299) => Ok(Response { status, body }),
-        Some(status) => Err(match get("errorCondition").and_then(Value::as_str) {
-            Some(condition) => ServiceBusError::from_condition(condition, description),
+/// An answer in the SDK's terms: its body when the status is 2xx, else the error its
+/// `errorCondition` (or status) names.
+fn response(answer: Answer) -> ServiceBusResult<Response> {
+    match answer.status {
+        Some(status @ 200..=299) => Ok(Response {
+            status,
+            body: answer.body,
+        }),
+        Some(status) => Err(match answer.error_condition.as_deref() {
+            Some(condition) => ServiceBusError::from_condition(condition, answer.description),
             None => ServiceBusError::new(
                 status_kind(status),
-                format!("status {status}: {description}"),
+                format!("status {status}: {}", answer.description),
             ),
         }),
         None => Err(ServiceBusError::new(
             ErrorKind::ServiceCommunication,
             "a $management answer without statusCode",
         )),
-    };
-    Ok((correlation, response))
+    }
 }
 
 /// The kind a status code without a condition stands for.
@@ -230,7 +142,7 @@ pub(crate) fn longs(values: &[i64]) -> Value {
 pub(crate) struct ManagementClient {
     client: super::client::ServiceBusClient,
     entity: String,
-    link: tokio::sync::Mutex<Option<ManagementLink>>,
+    link: tokio::sync::Mutex<Option<Arc<ManagementLink>>>,
 }
 
 impl ManagementClient {
@@ -263,29 +175,35 @@ impl ManagementClient {
         body: Value,
         extra_properties: &[(&str, Value)],
     ) -> ServiceBusResult<Response> {
-        let (connection, generation) = self.client.connection_for(&self.entity).await?;
-        let mut guard = self.link.lock().await;
-        let reusable = guard
-            .as_ref()
-            .is_some_and(|l| l.generation == generation && !l.is_closed());
-        if !reusable {
-            *guard = Some(ManagementLink::open(&connection, &self.entity, generation).await?);
-        }
-        let Some(link) = guard.as_mut() else {
-            return Err(ServiceBusError::new(
-                ErrorKind::ServiceCommunication,
-                "no $management link",
-            ));
-        };
+        let link = self.link().await?;
         let timeout = self.client.retry().try_timeout;
         let result = link
             .request(operation, body, extra_properties, timeout)
             .await;
         if matches!(&result, Err(e) if e.is_transient()) {
-            // The pair may be broken (a timeout leaves a stale answer behind): start afresh.
-            *guard = None;
+            // The pair may be broken: the next request starts afresh (unless another
+            // request already did).
+            let mut guard = self.link.lock().await;
+            if guard.as_ref().is_some_and(|l| Arc::ptr_eq(l, &link)) {
+                *guard = None;
+            }
         }
         result
+    }
+
+    /// The open pair for the current connection, opened when there is none.
+    async fn link(&self) -> ServiceBusResult<Arc<ManagementLink>> {
+        let (connection, generation) = self.client.connection_for(&self.entity).await?;
+        let mut guard = self.link.lock().await;
+        match guard.as_ref() {
+            Some(link) if link.generation == generation && !link.is_closed() => Ok(link.clone()),
+            _ => {
+                let link =
+                    Arc::new(ManagementLink::open(&connection, &self.entity, generation).await?);
+                *guard = Some(link.clone());
+                Ok(link)
+            }
+        }
     }
 
     pub async fn close(&self) {

@@ -329,8 +329,11 @@ impl ServiceBusReceivedMessage {
         let scanned = scan_sections(&raw).map_err(bad)?;
         let header = scanned.header().map_err(bad)?.unwrap_or_default();
         let properties = scanned.properties().map_err(bad)?.unwrap_or_default();
-        let annotations = scanned.message_annotations().map_err(bad)?;
-        let annotation = |key: &str| annotations.as_ref().and_then(|a| a.map_get(key));
+        let annotations = scanned
+            .message_annotations()
+            .map_err(bad)?
+            .map(BrokerAnnotations::read)
+            .unwrap_or_default();
         let app = scanned.application_properties().map_err(bad)?;
         let mut application_properties = BTreeMap::new();
         if let Some(Value::Map(pairs)) = app {
@@ -346,18 +349,18 @@ impl ServiceBusReceivedMessage {
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         };
-        let enqueued_time = annotation(ENQUEUED_TIME).and_then(system_time);
         let time_to_live = header.ttl.map(|ms| Duration::from_millis(ms.into()));
         let expires_at = properties
             .absolute_expiry_time
             .map(|t| from_millis(t.0))
             .or_else(|| {
-                enqueued_time
+                annotations
+                    .enqueued_time
                     .zip(time_to_live)
                     .and_then(|(e, ttl)| e.checked_add(ttl))
             });
         Ok(ServiceBusReceivedMessage {
-            body: crate::message::message_body(&raw).map_err(ServiceBusError::from)?,
+            body: crate::message::body_of(&scanned).map_err(ServiceBusError::from)?,
             message_id: properties.message_id.as_ref().map(id_text),
             session_id: properties.group_id,
             correlation_id: properties.correlation_id.as_ref().map(id_text),
@@ -367,33 +370,74 @@ impl ServiceBusReceivedMessage {
             reply_to_session_id: properties.reply_to_group_id,
             content_type: properties.content_type.map(|s| s.as_str().to_owned()),
             time_to_live,
-            scheduled_enqueue_time: annotation(SCHEDULED_ENQUEUE_TIME).and_then(system_time),
-            partition_key: annotation(PARTITION_KEY)
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            sequence_number: annotation(SEQUENCE_NUMBER)
-                .and_then(Value::as_i64)
-                .unwrap_or(0),
-            enqueued_time,
+            scheduled_enqueue_time: annotations.scheduled_enqueue_time,
+            partition_key: annotations.partition_key,
+            sequence_number: annotations.sequence_number.unwrap_or(0),
+            enqueued_time: annotations.enqueued_time,
             expires_at,
             delivery_count: header.delivery_count,
-            locked_until: annotation(LOCKED_UNTIL).and_then(system_time),
+            locked_until: annotations.locked_until,
             lock_token,
-            state: match annotation(MESSAGE_STATE).and_then(Value::as_i64) {
+            state: match annotations.message_state {
                 Some(1) => ServiceBusMessageState::Deferred,
                 Some(2) => ServiceBusMessageState::Scheduled,
                 _ => ServiceBusMessageState::Active,
             },
             dead_letter_reason: app_text(DEAD_LETTER_REASON),
             dead_letter_error_description: app_text(DEAD_LETTER_DESCRIPTION),
-            dead_letter_source: annotation(DEAD_LETTER_SOURCE)
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            enqueued_sequence_number: annotation(ENQUEUE_SEQUENCE_NUMBER).and_then(Value::as_i64),
+            dead_letter_source: annotations.dead_letter_source,
+            enqueued_sequence_number: annotations.enqueue_sequence_number,
             application_properties,
             raw_amqp_message: raw,
             settlement,
         })
+    }
+}
+
+/// The message annotations the service's dialect gives meaning to, read in one pass over
+/// the map (a lookup per key would compare, and check as UTF-8, every key each time).
+#[derive(Default)]
+struct BrokerAnnotations {
+    sequence_number: Option<i64>,
+    enqueued_time: Option<SystemTime>,
+    locked_until: Option<SystemTime>,
+    message_state: Option<i64>,
+    scheduled_enqueue_time: Option<SystemTime>,
+    partition_key: Option<String>,
+    dead_letter_source: Option<String>,
+    enqueue_sequence_number: Option<i64>,
+}
+
+impl BrokerAnnotations {
+    fn read(annotations: Value) -> Self {
+        let mut read = Self::default();
+        let Value::Map(pairs) = annotations else {
+            return read;
+        };
+        for (key, value) in pairs {
+            let key: &[u8] = match &key {
+                Value::Symbol(symbol) => &symbol.0,
+                Value::String(text) => text.as_bytes(),
+                _ => continue,
+            };
+            let text = || value.as_str().map(str::to_owned);
+            match key {
+                k if k == SEQUENCE_NUMBER.as_bytes() => read.sequence_number = value.as_i64(),
+                k if k == ENQUEUED_TIME.as_bytes() => read.enqueued_time = system_time(&value),
+                k if k == LOCKED_UNTIL.as_bytes() => read.locked_until = system_time(&value),
+                k if k == MESSAGE_STATE.as_bytes() => read.message_state = value.as_i64(),
+                k if k == SCHEDULED_ENQUEUE_TIME.as_bytes() => {
+                    read.scheduled_enqueue_time = system_time(&value);
+                }
+                k if k == PARTITION_KEY.as_bytes() => read.partition_key = text(),
+                k if k == DEAD_LETTER_SOURCE.as_bytes() => read.dead_letter_source = text(),
+                k if k == ENQUEUE_SEQUENCE_NUMBER.as_bytes() => {
+                    read.enqueue_sequence_number = value.as_i64();
+                }
+                _ => {}
+            }
+        }
+        read
     }
 }
 

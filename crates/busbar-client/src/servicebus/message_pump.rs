@@ -369,13 +369,17 @@ impl HandlerCall {
         }
         let settlement = &self.settlement;
         let session_id = settlement.message.session_id.as_deref();
+        // The renewal and its error report are `$management` and handler futures of
+        // several KiB: boxed when they happen, they are not part of every message's call.
         let renewal = keep_renewed(
             locked_until,
             max,
-            || settlement.receiver.renew_lock(&settlement.message),
+            || Box::pin(settlement.receiver.renew_lock(&settlement.message)),
             |error| {
-                self.errors
-                    .report(error, ErrorSource::RenewLock, session_id)
+                Box::pin(
+                    self.errors
+                        .report(error, ErrorSource::RenewLock, session_id),
+                )
             },
         );
         let mut call = std::pin::pin!(call);

@@ -85,7 +85,6 @@ static NEXT_LINK_ID: AtomicU64 = AtomicU64::new(1);
 
 pub(crate) struct ReceiverLink {
     receiver: Receiver,
-    generation: u64,
     id: u64,
     /// Credit given and not yet used by a delivery.
     outstanding: u32,
@@ -150,7 +149,7 @@ impl ReceiverCore {
         filter: Option<Value>,
         properties: Option<Value>,
     ) -> ServiceBusResult<ReceiverLink> {
-        let (connection, generation) = client.connection_for(path).await?;
+        let (connection, _) = client.connection_for(path).await?;
         let session = connection.session().await?;
         let settle_mode = match options.receive_mode {
             ServiceBusReceiveMode::PeekLock => SettleMode::PeekLockConfirmed,
@@ -176,7 +175,6 @@ impl ReceiverCore {
         }
         Ok(ReceiverLink {
             receiver,
-            generation,
             id: NEXT_LINK_ID.fetch_add(1, Ordering::Relaxed),
             outstanding: options.prefetch_count,
             _session: crate::OwnedSession(session),
@@ -204,10 +202,10 @@ impl ReceiverCore {
         &self,
         guard: &'a mut Option<ReceiverLink>,
     ) -> ServiceBusResult<&'a mut ReceiverLink> {
-        let (_, generation) = self.client.connection_for(&self.path).await?;
-        let reusable = guard
-            .as_ref()
-            .is_some_and(|l| l.generation == generation && !l.receiver.is_closed());
+        // The client replaces its connection only once that one is closed, so a link on
+        // an open connection is current; only a new link asks for the connection (and
+        // its token), which every receive call would otherwise pay for.
+        let reusable = guard.as_ref().is_some_and(|l| !l.receiver.is_closed());
         if !reusable {
             let link = Self::attach(
                 &self.client,
@@ -308,8 +306,14 @@ impl ReceiverCore {
             take_ready(link, max, &mut deliveries)?;
         }
         if prefetching {
-            let used = u32::try_from(deliveries.len()).unwrap_or(u32::MAX);
-            link.receiver.add_credit(used)?;
+            // Topped back up once half of it is used, not by what each call took: a call
+            // taking one message would otherwise cost a flow frame (on both sides) per
+            // message.
+            let prefetch = self.options.prefetch_count;
+            if link.outstanding <= prefetch / 2 {
+                link.receiver.add_credit(prefetch - link.outstanding)?;
+                link.outstanding = prefetch;
+            }
         }
         let link_id = link.id;
         deliveries
@@ -356,52 +360,76 @@ impl ReceiverCore {
                     "the message has no lock to settle (peeked, or received in receive-and-delete mode)",
                 ));
             };
-            if let Settlement::Link { link_id, delivery_id } = message.settlement {
-                let settler = self
-                    .settler
-                    .lock()
-                    .ok()
-                    .and_then(|s| s.clone())
-                    .filter(|(id, _)| *id == link_id)
-                    .map(|(_, settler)| settler);
-                if let Some(settler) = settler {
-                    match settler.settle_confirmed(delivery_id, false, how.delivery_state()).await {
-                        Ok(Outcome::Rejected(Some(remote))) => {
-                            return Err(ServiceBusError::from_remote(&remote));
-                        }
-                        Ok(_) => return Ok(()),
-                        // The link is gone: the lock token still identifies the lock.
-                        Err(error) => tracing::debug!(%error, "settling on the link failed"),
+            if let Some(confirmation) = self.settle_on_link(message, &how) {
+                match confirmation.await {
+                    Ok(Outcome::Rejected(Some(remote))) => {
+                        return Err(ServiceBusError::from_remote(&remote));
                     }
+                    Ok(_) => return Ok(()),
+                    // The link is gone: the lock token still identifies the lock.
+                    Err(error) => tracing::debug!(%error, "settling on the link failed"),
                 }
             }
-            let mut entries = vec![
-                ("disposition-status", Value::from(how.management_status())),
-                ("lock-tokens", Value::Array(vec![Value::Uuid(*lock_token.as_bytes())])),
-            ];
-            if let Settle::DeadLetter(options) = &how {
-                entries.push((
-                    "deadletter-reason",
-                    Value::from(options.reason.clone().unwrap_or_default()),
-                ));
-                entries.push((
-                    "deadletter-description",
-                    Value::from(options.description.clone().unwrap_or_default()),
-                ));
-            }
-            if let Some(properties) = how.properties_to_modify() {
-                entries.push(("properties-to-modify", string_map(properties)));
-            }
-            if let Some(session) = &self.session_id {
-                entries.push(("session-id", Value::from(session.as_str())));
-            }
-            self.management
-                .request("com.microsoft:update-disposition", body(entries), &[])
-                .await
-                .map(|_| ())
+            // Boxed: a `$management` request is a future of several KiB, which would
+            // otherwise be part of (and copied with) every settlement, the common one on
+            // the link included.
+            Box::pin(self.settle_through_management(lock_token, how)).await
         }
         .instrument(span)
         .await
+    }
+
+    /// Sends the settlement on the link `message` came on, if that link is still the one
+    /// attached: the broker's confirmation is then awaited.
+    fn settle_on_link(
+        &self,
+        message: &ServiceBusReceivedMessage,
+        how: &Settle,
+    ) -> Option<crate::SendFuture<Outcome>> {
+        let Settlement::Link {
+            link_id,
+            delivery_id,
+        } = message.settlement
+        else {
+            return None;
+        };
+        let settler = self.settler.lock().ok()?;
+        let (id, settler) = settler.as_ref()?;
+        (*id == link_id).then(|| settler.settle_confirmed(delivery_id, false, how.delivery_state()))
+    }
+
+    async fn settle_through_management(
+        &self,
+        lock_token: uuid::Uuid,
+        how: Settle,
+    ) -> ServiceBusResult<()> {
+        let mut entries = vec![
+            ("disposition-status", Value::from(how.management_status())),
+            (
+                "lock-tokens",
+                Value::Array(vec![Value::Uuid(*lock_token.as_bytes())]),
+            ),
+        ];
+        if let Settle::DeadLetter(options) = &how {
+            entries.push((
+                "deadletter-reason",
+                Value::from(options.reason.clone().unwrap_or_default()),
+            ));
+            entries.push((
+                "deadletter-description",
+                Value::from(options.description.clone().unwrap_or_default()),
+            ));
+        }
+        if let Some(properties) = how.properties_to_modify() {
+            entries.push(("properties-to-modify", string_map(properties)));
+        }
+        if let Some(session) = &self.session_id {
+            entries.push(("session-id", Value::from(session.as_str())));
+        }
+        self.management
+            .request("com.microsoft:update-disposition", body(entries), &[])
+            .await
+            .map(|_| ())
     }
 
     pub(crate) async fn renew_message_lock(

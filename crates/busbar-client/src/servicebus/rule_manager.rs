@@ -83,8 +83,10 @@ impl ServiceBusRuleManager {
 
     /// Adds a rule: messages `filter` selects reach the subscription, changed by `action`.
     /// `MessagingEntityAlreadyExists` if the subscription has a rule of that name;
-    /// `InvalidArgument` for a filter the broker can't read. SQL parameters are not carried
-    /// over AMQP: write the values into the expression (or use the administration client).
+    /// `InvalidArgument` for a filter the broker can't read. SQL parameters (`@name`) are
+    /// written into their expressions as literals before the rule is sent: `add-rule` has no
+    /// place for them, on Azure Service Bus as on Busbar, and the rule then lists with the
+    /// values in place.
     ///
     /// ```no_run
     /// # use busbar_client::servicebus::admin::*;

@@ -4,6 +4,7 @@
 //! "Rule operations").
 
 use busbar_amqp::{Descriptor, Timestamp, Value};
+use busbar_atom::parameters::inline_parameters;
 use busbar_atom::timestamp::{format_utc, parse_utc};
 
 use super::admin::{CorrelationFilter, RuleAction, RuleFilter, RuleProperties, TypedValue};
@@ -80,6 +81,16 @@ fn typed_value(value: &Value) -> TypedValue {
     }
 }
 
+/// `expression` with its parameters written in as literals: the add-rule map has no place
+/// for them (the official SDKs drop them on this path; only the administration API carries
+/// them), so the service gets the expression they stand for.
+fn with_parameters(expression: &str, parameters: &[(String, TypedValue)]) -> Result<String> {
+    if parameters.is_empty() {
+        return Ok(expression.to_owned());
+    }
+    inline_parameters(expression, parameters).map_err(invalid)
+}
+
 /// The body of `com.microsoft:add-rule`.
 pub(super) fn add_rule_request(
     name: &str,
@@ -93,15 +104,7 @@ pub(super) fn add_rule_request(
         RuleFilter::Sql {
             expression,
             parameters,
-        } => {
-            if !parameters.is_empty() {
-                return Err(invalid(
-                    "SQL filter parameters are not carried by add-rule: write the values into the expression"
-                        .to_owned(),
-                ));
-            }
-            ("sql-filter", sql(expression))
-        }
+        } => ("sql-filter", sql(&with_parameters(expression, parameters)?)),
         RuleFilter::Correlation(c) => ("correlation-filter", correlation_map(c)?),
     };
     let mut description = vec![(text(filter_key), filter_value)];
@@ -111,13 +114,8 @@ pub(super) fn add_rule_request(
             expression,
             parameters,
         } => {
-            if !parameters.is_empty() {
-                return Err(invalid(
-                    "SQL action parameters are not carried by add-rule: write the values into the expression"
-                        .to_owned(),
-                ));
-            }
-            description.push((text("sql-rule-action"), sql(expression)));
+            let expression = with_parameters(expression, parameters)?;
+            description.push((text("sql-rule-action"), sql(&expression)));
         }
     }
     Ok(Value::Map(vec![
@@ -328,15 +326,39 @@ mod tests {
     }
 
     #[test]
-    fn refuses_what_add_rule_cannot_carry() {
-        let with_parameters = RuleFilter::Sql {
-            expression: "a = @a".to_owned(),
-            parameters: vec![("@a".to_owned(), TypedValue::Int(1))],
+    fn parameters_travel_written_into_their_expressions() {
+        let filter = RuleFilter::Sql {
+            expression: "sys.label = @subject AND n > @n".to_owned(),
+            parameters: vec![
+                ("@subject".to_owned(), TypedValue::String("it's".to_owned())),
+                ("@n".to_owned(), TypedValue::Int(1)),
+            ],
         };
-        let refused = add_rule_request("r", &with_parameters, &RuleAction::Empty)
-            .map(|_| ())
-            .map_err(|e| e.kind);
-        assert_eq!(refused, Err(ErrorKind::InvalidArgument));
+        let action = RuleAction::Sql {
+            expression: "SET x = @x".to_owned(),
+            parameters: vec![("@x".to_owned(), TypedValue::Double(2.5))],
+        };
+        let body = add_rule_request("r", &filter, &action).unwrap_or_else(|e| panic!("{e}"));
+        let description = body.map_get("rule-description");
+        let expression = |key: &str| {
+            description
+                .and_then(|d| d.map_get(key))
+                .and_then(|m| m.map_get("expression"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            expression("sql-filter").as_deref(),
+            Some("sys.label = 'it''s' AND n > 1")
+        );
+        assert_eq!(
+            expression("sql-rule-action").as_deref(),
+            Some("SET x = 2.5")
+        );
+    }
+
+    #[test]
+    fn refuses_what_add_rule_cannot_carry() {
         let duration = RuleFilter::Correlation(CorrelationFilter {
             properties: vec![("d".to_owned(), TypedValue::Duration("PT1M".to_owned()))],
             ..CorrelationFilter::default()

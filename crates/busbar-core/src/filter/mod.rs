@@ -20,7 +20,6 @@
 mod correlation;
 mod eval;
 mod lexer;
-mod parameters;
 mod parser;
 mod sql;
 mod syntax;
@@ -29,7 +28,6 @@ mod syntax;
 mod tests;
 
 pub use correlation::CorrelationFilter;
-pub use parameters::inline_parameters;
 pub use sql::{SqlFilter, SqlRuleAction};
 
 /// The longest SQL filter or rule action expression the service accepts, in UTF-16 code

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
 use super::management::{Management, ManagementError, PutMode};
+use super::model::{QueueView, RuleView, SubscriptionView, TopicView};
 use super::path::{self, Target};
 use super::read::{self, Description};
 use super::validate;
@@ -48,6 +49,16 @@ pub struct AtomError {
 }
 
 impl AtomError {
+    /// The status code Service Bus answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// What went wrong, as the service words it.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
     fn bad_request(detail: impl std::fmt::Display) -> Self {
         AtomError {
             status: StatusCode::BAD_REQUEST,
@@ -323,14 +334,49 @@ fn put(management: &dyn Management, request: &Request) -> Result<Response, AtomE
         PutMode::Update => StatusCode::OK,
     };
     let context = &request.context;
+    let entry = match put_checked(
+        management,
+        &request.target,
+        &request.path,
+        description,
+        mode,
+    )? {
+        Stored::Queue(queue) => queue_entry(context, &request.path, &queue),
+        Stored::Topic(topic) => topic_entry(&request.path, &topic),
+        Stored::Subscription(subscription) => {
+            subscription_entry(context, &request.path, &subscription)
+        }
+        Stored::Rule(rule) => rule_entry(&request.path, &rule),
+    };
+    Ok(entry_response(status, request, entry))
+}
+
+/// What a PUT stored, as the broker keeps it now.
+#[derive(Debug, Clone)]
+pub enum Stored {
+    Queue(Box<QueueView>),
+    Topic(Box<TopicView>),
+    Subscription(Box<SubscriptionView>),
+    Rule(Box<RuleView>),
+}
+
+/// Creates or updates the entity `target` names with `description`, after the checks the
+/// service makes (names, ranges, immutable properties, forwarding targets): the one way
+/// entities change over HTTP, whichever document they came in.
+pub fn put_checked(
+    management: &dyn Management,
+    target: &Target,
+    path: &str,
+    description: Description,
+    mode: PutMode,
+) -> Result<Stored, AtomError> {
     let wrong_kind = |expected: &str| {
         AtomError::bad_request(format!(
-            "A {} can't be put at '{}': it takes a {expected}.",
+            "A {} can't be put at '{path}': it takes a {expected}.",
             description.kind(),
-            request.path
         ))
     };
-    let entry = match (&request.target, description.clone()) {
+    let stored = match (target, description.clone()) {
         (Target::Entity(name), Description::Queue(mut settings)) => {
             validate::entity_name(name).map_err(AtomError::bad_request)?;
             validate::queue(&settings).map_err(AtomError::bad_request)?;
@@ -363,8 +409,7 @@ fn put(management: &dyn Management, request: &Request) -> Result<Response, AtomE
                 name,
                 settings.forward_dead_lettered_messages_to.as_deref(),
             )?;
-            let queue = management.put_queue(name, settings, mode)?;
-            queue_entry(context, &request.path, &queue)
+            Stored::Queue(Box::new(management.put_queue(name, settings, mode)?))
         }
         (Target::Entity(name), Description::Topic(settings)) => {
             validate::entity_name(name).map_err(AtomError::bad_request)?;
@@ -389,8 +434,7 @@ fn put(management: &dyn Management, request: &Request) -> Result<Response, AtomE
                 })
                 .map_err(AtomError::bad_request)?;
             }
-            let topic = management.put_topic(name, settings, mode)?;
-            topic_entry(&request.path, &topic)
+            Stored::Topic(Box::new(management.put_topic(name, settings, mode)?))
         }
         (Target::Entity(_), _) => return Err(wrong_kind("QueueDescription or TopicDescription")),
         (Target::Subscription { topic, name }, Description::Subscription(mut settings)) => {
@@ -415,8 +459,9 @@ fn put(management: &dyn Management, request: &Request) -> Result<Response, AtomE
                 &own_path,
                 settings.forward_dead_lettered_messages_to.as_deref(),
             )?;
-            let subscription = management.put_subscription(topic, name, settings, mode)?;
-            subscription_entry(context, &request.path, &subscription)
+            Stored::Subscription(Box::new(
+                management.put_subscription(topic, name, settings, mode)?,
+            ))
         }
         (Target::Subscription { .. }, _) => return Err(wrong_kind("SubscriptionDescription")),
         (
@@ -428,18 +473,23 @@ fn put(management: &dyn Management, request: &Request) -> Result<Response, AtomE
             Description::Rule(rule),
         ) => {
             validate::child_name("rule", name).map_err(AtomError::bad_request)?;
-            let rule = management.put_rule(topic, subscription, name, rule, mode)?;
-            rule_entry(&request.path, &rule)
+            Stored::Rule(Box::new(management.put_rule(
+                topic,
+                subscription,
+                name,
+                rule,
+                mode,
+            )?))
         }
         (Target::Rule { .. }, _) => return Err(wrong_kind("RuleDescription")),
         _ => {
             return Err(AtomError {
                 status: StatusCode::METHOD_NOT_ALLOWED,
-                detail: format!("SubCode=40500. PUT is not allowed on '{}'.", request.path),
+                detail: format!("SubCode=40500. PUT is not allowed on '{path}'."),
             });
         }
     };
-    Ok(entry_response(status, request, entry))
+    Ok(stored)
 }
 
 fn missing_for_update(name: &str) -> AtomError {

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use axum::Router;
 
 pub use busbar_atom::model::*;
-pub use handler::is_atom_request;
+pub use handler::{AtomError, Stored, is_atom_request, put_checked};
 use handler::{AtomState, handle};
 pub use management::*;
 

@@ -47,6 +47,7 @@ pub async fn run(args: AnalyticsArgs) -> anyhow::Result<()> {
     )
     .await?;
     projection::create_schema(&db).await?;
+    projection::rebuild_tallies(&db).await?;
     dead_letters::create_schema(&db).await?;
     bus::check_entities(
         &service.broker,

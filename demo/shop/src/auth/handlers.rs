@@ -84,9 +84,6 @@ pub async fn register(
     let email = normalized_email(&credentials.email)?;
     let password = checked_password(&credentials.password)?;
     let hash = passwords::hash(password).map_err(hashing_failed)?;
-    if !store::insert_user(&auth.db.pool, &email, &hash).await? {
-        return Err(ApiError::conflict(format!("{email} is already registered")));
-    }
     let welcome = EmailRequest {
         to: email.clone(),
         subject: "Welcome to the shop".into(),
@@ -96,11 +93,10 @@ pub async fn register(
         kind: EmailKind::Welcome,
         order_id: None,
     };
-    // The account exists either way; a welcome mail that cannot be queued is not worth
-    // failing the registration for.
-    if let Err(error) = auth.send_email(&welcome).await {
-        tracing::warn!(%error, %email, "the welcome mail could not be queued");
+    if !store::insert_user(&auth.db, &email, &hash, &welcome).await? {
+        return Err(ApiError::conflict(format!("{email} is already registered")));
     }
+    auth.mail_queued.notify_one();
     Ok((StatusCode::CREATED, Json(json!({ "email": email }))))
 }
 
@@ -154,13 +150,6 @@ pub async fn recover(
     let lifetime = auth.reset_token_lifetime;
     let expires_at =
         now_ms().saturating_add(i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX));
-    store::insert_reset_token(
-        &auth.db.pool,
-        &passwords::token_digest(&token),
-        &email,
-        expires_at,
-    )
-    .await?;
     let minutes = lifetime.as_secs().div_ceil(60);
     let mail = EmailRequest {
         to: email.clone(),
@@ -173,10 +162,15 @@ pub async fn recover(
         kind: EmailKind::PasswordReset,
         order_id: None,
     };
-    auth.send_email(&mail).await.map_err(|error| {
-        tracing::error!(%error, "the reset mail could not be queued");
-        ApiError::unavailable("the reset mail cannot be sent now; try again shortly")
-    })?;
+    store::insert_reset_token(
+        &auth.db,
+        &passwords::token_digest(&token),
+        &email,
+        expires_at,
+        &mail,
+    )
+    .await?;
+    auth.mail_queued.notify_one();
     Ok(StatusCode::ACCEPTED)
 }
 

@@ -1,9 +1,13 @@
 //! The authorization service's own database: accounts, sessions and password-reset tokens.
 //! Tokens are kept as digests (see [`super::passwords::token_digest`]); a session is valid
 //! until logout (or a password reset) revokes it, a reset token until it expires or is used.
+//! The mails an account change asks for are written to `mail_outbox` in the change's own
+//! transaction ([`super::mail_outbox`] sends them), so none is lost while the broker is down.
 
 use sqlx::{AnyPool, Row};
+use uuid::Uuid;
 
+use crate::common::contracts::EmailRequest;
 use crate::common::database::{Db, DbError};
 use crate::common::time::now_ms;
 
@@ -23,18 +27,43 @@ const SCHEMA: &[&str] = &[
         email TEXT NOT NULL,
         expires_at BIGINT NOT NULL,
         used_at BIGINT)",
+    // Mails to put on the `emails` queue; a row is deleted once the broker has it (a reset
+    // mail carries its token in clear, which should not outlive the sending).
+    "CREATE TABLE IF NOT EXISTS mail_outbox (
+        position {serial},
+        message_id TEXT NOT NULL UNIQUE,
+        body TEXT NOT NULL,
+        created_at BIGINT NOT NULL)",
 ];
 
 pub async fn migrate(db: &Db) -> Result<(), DbError> {
     db.schema(SCHEMA).await
 }
 
-/// Adds an account; `false` when the address is taken.
+/// Writes `mail` to the outbox inside `tx`; its message id is the row's own.
+async fn queue_mail(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    mail: &EmailRequest,
+) -> Result<(), sqlx::Error> {
+    let body = serde_json::to_string(mail).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query("INSERT INTO mail_outbox (message_id, body, created_at) VALUES ($1, $2, $3)")
+        .bind(Uuid::new_v4().to_string())
+        .bind(body)
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Adds an account and queues its `welcome` mail, in one transaction; `false` (and
+/// nothing done) when the address is taken.
 pub async fn insert_user(
-    pool: &AnyPool,
+    db: &Db,
     email: &str,
     password_hash: &str,
+    welcome: &EmailRequest,
 ) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin_write().await?;
     let inserted = sqlx::query(
         "INSERT INTO users (email, password_hash, created_at) VALUES ($1, $2, $3)
          ON CONFLICT (email) DO NOTHING",
@@ -42,9 +71,15 @@ pub async fn insert_user(
     .bind(email)
     .bind(password_hash)
     .bind(now_ms())
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
-    Ok(inserted.rows_affected() == 1)
+    if inserted.rows_affected() != 1 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    queue_mail(&mut tx, welcome).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// The stored password hash of an account.
@@ -95,18 +130,23 @@ pub async fn revoke_session(pool: &AnyPool, token_digest: &str) -> Result<bool, 
     Ok(revoked.rows_affected() == 1)
 }
 
+/// Keeps a reset token and queues the `mail` that carries it, in one transaction.
 pub async fn insert_reset_token(
-    pool: &AnyPool,
+    db: &Db,
     token_digest: &str,
     email: &str,
     expires_at: i64,
+    mail: &EmailRequest,
 ) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin_write().await?;
     sqlx::query("INSERT INTO reset_tokens (token_digest, email, expires_at) VALUES ($1, $2, $3)")
         .bind(token_digest)
         .bind(email)
         .bind(expires_at)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
+    queue_mail(&mut tx, mail).await?;
+    tx.commit().await?;
     Ok(())
 }
 

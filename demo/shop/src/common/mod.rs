@@ -9,4 +9,5 @@ pub mod database;
 pub mod error;
 pub mod guard;
 pub mod http;
+pub mod relay;
 pub mod time;

@@ -15,19 +15,19 @@ use serde::Deserialize;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::publisher::PublisherStats;
 use super::store::{self, Order, OrderUpdate, StoreError};
 use crate::common::contracts::{OrderItem, OrderStatus};
 use crate::common::database::Db;
 use crate::common::error::{ApiError, ApiResult};
 use crate::common::guard::USER_HEADER;
+use crate::common::relay::RelayStats;
 
 #[derive(Clone)]
 pub struct OrdersState {
     pub db: Db,
     /// Woken after each commit, so the publisher sends at once.
     pub outbox_changed: Arc<Notify>,
-    pub publisher_stats: Arc<PublisherStats>,
+    pub relay_stats: Arc<RelayStats>,
 }
 
 pub fn router(state: OrdersState) -> Router {
@@ -200,10 +200,7 @@ async fn delete(
 async fn outbox(State(state): State<OrdersState>) -> ApiResult<Json<serde_json::Value>> {
     let pending = store::pending_count(&state.db).await?;
     let stored = store::stored_count(&state.db).await?;
-    let failed_attempts = state
-        .publisher_stats
-        .failed_attempts
-        .load(Ordering::Relaxed);
+    let failed_attempts = state.relay_stats.failed_attempts.load(Ordering::Relaxed);
     Ok(Json(serde_json::json!({
         "pending": pending,
         "stored": stored,

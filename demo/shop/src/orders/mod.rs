@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use tokio::sync::Notify;
 
 use crate::common::bus::{self, Entity};
 use crate::common::config::ServiceArgs;
@@ -20,6 +19,7 @@ use crate::common::contracts::{ORDER_CHANGES_QUEUE, ORDER_EVENTS_TOPIC};
 use crate::common::database::Db;
 use crate::common::guard::InternalSecret;
 use crate::common::http::{serve, shutdown_signal};
+use crate::common::relay::RelayHandle;
 use crate::common::time::parse_duration;
 
 #[derive(Debug, Clone, Args)]
@@ -49,21 +49,14 @@ pub async fn run(
     )
     .await?;
     let client = bus::connect(&args.broker)?;
-    let outbox_changed = Arc::new(Notify::new());
-    let publisher_stats = Arc::new(publisher::PublisherStats::default());
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let publisher = tokio::spawn(publisher::run(
-        db.clone(),
-        client.clone(),
-        Arc::clone(&outbox_changed),
-        Arc::clone(&publisher_stats),
+    let relay = RelayHandle::spawn(
+        publisher::OrdersOutbox::new(db.clone(), &client),
         outbox_retention,
-        stopped,
-    ));
+    );
     let state = api::OrdersState {
         db,
-        outbox_changed,
-        publisher_stats,
+        outbox_changed: Arc::clone(&relay.changed),
+        relay_stats: Arc::clone(&relay.stats),
     };
     let served = serve(
         args.listen,
@@ -72,10 +65,7 @@ pub async fn run(
         shutdown_signal(),
     )
     .await;
-    let _ = stop.send(true);
-    if let Err(error) = publisher.await {
-        tracing::error!(%error, "the outbox publisher failed");
-    }
+    relay.stop().await;
     client.close().await;
     served
 }

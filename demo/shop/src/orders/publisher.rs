@@ -1,95 +1,56 @@
-//! Sends the outbox: each committed change to the `order-changes` queue (subject = kind) and
+//! What the orders outbox sends ([`crate::common::relay`] drives it): each committed change to the `order-changes` queue (subject = kind) and
 //! to the `order-events` topic (subject `created|updated|deleted|closed`), both with message
 //! id = change id. A row is marked sent for a destination only after the broker acknowledged
-//! it; while the broker is down the rows wait and are retried with back-off. A crash between
+//! it. A crash between
 //! the acknowledgement and the mark re-sends the same message id, which the entities'
 //! duplicate detection drops.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-
 use busbar_client::{ServiceBusClient, ServiceBusMessage, ServiceBusSender};
-use tokio::sync::{Notify, watch};
 
 use super::store::{self, Destination, Pending};
 use crate::common::contracts::{ORDER_CHANGES_QUEUE, ORDER_EVENTS_TOPIC};
 use crate::common::database::Db;
-use crate::common::time::now_ms;
+use crate::common::relay::Outbox;
 
 /// Rows read from the outbox at a time.
 const BATCH_ROWS: i64 = 100;
-/// How often the outbox is looked at when nobody said it changed (rows left by a crash).
-const IDLE_POLL: Duration = Duration::from_secs(1);
-const RETRY_FIRST: Duration = Duration::from_millis(100);
-const RETRY_MAX: Duration = Duration::from_secs(5);
-/// The longest pause between two prunings of the published rows.
-const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
-fn duration_ms(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// What the publisher went through, for `GET /outbox`.
-#[derive(Debug, Default)]
-pub struct PublisherStats {
-    /// Rounds that failed (the broker down or refusing) and were retried.
-    pub failed_attempts: AtomicU64,
-}
-
-/// Publishes until `stopped` turns true; deletes rows published longer than `retention` ago.
-pub async fn run(
+/// The orders outbox and its two destinations.
+pub struct OrdersOutbox {
     db: Db,
-    client: ServiceBusClient,
-    outbox_changed: Arc<Notify>,
-    stats: Arc<PublisherStats>,
-    retention: Duration,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let queue = client.create_sender(ORDER_CHANGES_QUEUE);
-    let topic = client.create_sender(ORDER_EVENTS_TOPIC);
-    let mut retry = RETRY_FIRST;
-    let mut last_prune: Option<Instant> = None;
-    while !*stopped.borrow() {
-        match publish_once(&db, &queue, &topic).await {
-            Ok(0) => {
-                retry = RETRY_FIRST;
-                if last_prune.is_none_or(|at| at.elapsed() >= retention.min(PRUNE_EVERY)) {
-                    last_prune = Some(Instant::now());
-                    let before = now_ms().saturating_sub(duration_ms(retention));
-                    match store::prune_published(&db, before).await {
-                        Ok(0) => {}
-                        Ok(pruned) => tracing::debug!(pruned, "outbox pruned"),
-                        Err(error) => tracing::warn!(%error, "outbox not pruned"),
-                    }
-                }
-                tokio::select! {
-                    () = outbox_changed.notified() => {}
-                    () = tokio::time::sleep(IDLE_POLL) => {}
-                    _ = stopped.changed() => {}
-                }
-            }
-            Ok(sent) => {
-                retry = RETRY_FIRST;
-                tracing::debug!(sent, "outbox published");
-            }
-            Err(error) => {
-                stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%error, retry_in = ?retry, "outbox not published; retrying");
-                tokio::select! {
-                    () = tokio::time::sleep(retry) => {}
-                    _ = stopped.changed() => {}
-                }
-                retry = (retry * 2).min(RETRY_MAX);
-            }
+    queue: ServiceBusSender,
+    topic: ServiceBusSender,
+}
+
+impl OrdersOutbox {
+    pub fn new(db: Db, client: &ServiceBusClient) -> Self {
+        OrdersOutbox {
+            db,
+            queue: client.create_sender(ORDER_CHANGES_QUEUE),
+            topic: client.create_sender(ORDER_EVENTS_TOPIC),
         }
     }
-    let _ = queue.close().await;
-    let _ = topic.close().await;
+}
+
+impl Outbox for OrdersOutbox {
+    type Error = PublishError;
+
+    async fn publish_once(&self) -> Result<usize, PublishError> {
+        publish_once(&self.db, &self.queue, &self.topic).await
+    }
+
+    async fn prune(&self, before_ms: i64) -> Result<u64, PublishError> {
+        Ok(store::prune_published(&self.db, before_ms).await?)
+    }
+
+    async fn close(&self) {
+        let _ = self.queue.close().await;
+        let _ = self.topic.close().await;
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
-enum PublishError {
+pub enum PublishError {
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error("{0}: {1}")]

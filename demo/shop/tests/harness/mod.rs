@@ -122,6 +122,10 @@ impl Process {
         }
     }
 
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// SIGKILL: no chance to finish anything.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses a part
 
 pub mod browser;
+pub mod smtp;
 
 use std::net::TcpListener;
 
@@ -18,7 +19,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use shop::common::contracts::EMAILS_QUEUE;
 
-use crate::harness::{Process, connection_string, free_port, fresh_postgres_database, wait_for};
+use crate::harness::{Process, connection_string, fresh_postgres_database, wait_for};
 
 /// The first of `count` consecutive free loopback ports, below the ephemeral range (where
 /// the system hands out ports to outgoing connections, so a block there is soon taken).
@@ -49,7 +50,9 @@ impl Stack {
     pub async fn start(services: &[&'static str], extra: &[(&str, &[&str])]) -> Stack {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temporary directory: {e}"));
         let names = ["broker", "gateway", "auth", "email", "orders", "analytics"];
-        let ports: Vec<_> = names.iter().map(|name| (*name, free_port())).collect();
+        // Below the ephemeral range, where an outgoing connection cannot take one meanwhile.
+        let base = free_port_block(names.len() as u16);
+        let ports: Vec<_> = names.iter().copied().zip(base..).collect();
         let broker_port = ports[0].1;
         let broker_args = vec![
             "broker".into(),
@@ -150,6 +153,14 @@ impl Stack {
         up.restart().await;
     }
 
+    /// The process `name` (`broker` or a service), to stop and start again.
+    pub fn process(&mut self, name: &str) -> &mut Process {
+        self.processes
+            .iter_mut()
+            .find(|process| process.name() == name)
+            .unwrap_or_else(|| panic!("{name} was not started"))
+    }
+
     pub fn port(&self, name: &str) -> u16 {
         self.ports
             .iter()
@@ -232,6 +243,46 @@ impl Stack {
             })
         })
         .await
+    }
+
+    /// [`Stack::call`] that must answer `expected`; the body.
+    pub async fn expect(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        expected: StatusCode,
+    ) -> Value {
+        let (status, answer) = self.call(method.clone(), path, token, body).await;
+        assert_eq!(status, expected, "{method} {path}: {answer}");
+        answer
+    }
+
+    /// `GET /api/dead-letters`, as a list.
+    pub async fn dead_letters(&self, token: &str) -> Vec<Value> {
+        let listed = self
+            .expect(
+                Method::GET,
+                "/api/dead-letters",
+                Some(token),
+                None,
+                StatusCode::OK,
+            )
+            .await;
+        listed.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits for the password-reset mail; the token it carries, and the mail.
+    pub async fn reset_token_by_mail(&self, token: &str) -> (String, Value) {
+        let mail = self.mail_with_subject(token, "Reset your password").await;
+        let reset_token = mail["body"]
+            .as_str()
+            .and_then(|body| body.split("Reset token: ").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no reset token in {mail}"))
+            .to_owned();
+        (reset_token, mail)
     }
 
     /// Waits for the next message in the `emails` queue's dead-letter subqueue.

@@ -1,8 +1,10 @@
 //! Filter and action parameters (`@name` in an expression, its value given beside it, as
-//! the administration API sends them): written into the expression as literals, so the
-//! engine evaluates the expression the client meant.
+//! the administration API carries them): written into the expression as literals, so an
+//! engine evaluates the expression the client meant. The broker does it to rules it is
+//! given with parameters; the SDK's rule manager does it before `add-rule`, whose map has
+//! no place for them.
 
-use super::FilterValue;
+use crate::model::TypedValue;
 
 /// `expression` with every `@name` outside string literals and delimited names replaced by
 /// the literal of its value in `parameters` (keys with or without the `@`, any case). A
@@ -10,7 +12,7 @@ use super::FilterValue;
 /// one when a rule is updated with a new filter as a keyword), and NULL matches nothing.
 pub fn inline_parameters(
     expression: &str,
-    parameters: &[(String, FilterValue)],
+    parameters: &[(String, TypedValue)],
 ) -> Result<String, String> {
     let mut out = String::with_capacity(expression.len());
     let mut chars = expression.chars().peekable();
@@ -42,7 +44,7 @@ pub fn inline_parameters(
                 let value = parameters
                     .iter()
                     .find(|(key, _)| key.trim_start_matches('@').eq_ignore_ascii_case(&name))
-                    .map_or(&FilterValue::Null, |(_, value)| value);
+                    .map(|(_, value)| value);
                 out.push_str(&literal(value));
             }
             other => out.push(other),
@@ -51,16 +53,21 @@ pub fn inline_parameters(
     Ok(out)
 }
 
-fn literal(value: &FilterValue) -> String {
+/// The SQL literal of a parameter's value; NULL for none. Dates and durations are compared
+/// as the text they were given in.
+fn literal(value: Option<&TypedValue>) -> String {
     match value {
-        FilterValue::Null => "NULL".to_owned(),
-        FilterValue::Bool(true) => "TRUE".to_owned(),
-        FilterValue::Bool(false) => "FALSE".to_owned(),
-        FilterValue::Long(n) => n.to_string(),
+        None => "NULL".to_owned(),
+        Some(TypedValue::Boolean(true)) => "TRUE".to_owned(),
+        Some(TypedValue::Boolean(false)) => "FALSE".to_owned(),
+        Some(TypedValue::Int(n)) => n.to_string(),
+        Some(TypedValue::Long(n)) => n.to_string(),
         // A whole double keeps its decimal point, so it stays a double.
-        FilterValue::Double(x) if x.is_finite() && x.fract() == 0.0 => format!("{x:.1}"),
-        FilterValue::Double(x) => x.to_string(),
-        FilterValue::String(s) => format!("'{}'", s.replace('\'', "''")),
+        Some(TypedValue::Double(x)) if x.is_finite() && x.fract() == 0.0 => format!("{x:.1}"),
+        Some(TypedValue::Double(x)) => x.to_string(),
+        Some(TypedValue::String(s) | TypedValue::DateTime(s) | TypedValue::Duration(s)) => {
+            format!("'{}'", s.replace('\'', "''"))
+        }
     }
 }
 
@@ -71,10 +78,10 @@ mod tests {
     #[test]
     fn parameters_become_literals_outside_quotes() {
         let parameters = vec![
-            ("@c".to_owned(), FilterValue::String("it's red".to_owned())),
-            ("n".to_owned(), FilterValue::Long(2)),
-            ("@x".to_owned(), FilterValue::Double(3.0)),
-            ("@B".to_owned(), FilterValue::Bool(true)),
+            ("@c".to_owned(), TypedValue::String("it's red".to_owned())),
+            ("n".to_owned(), TypedValue::Int(2)),
+            ("@x".to_owned(), TypedValue::Double(3.0)),
+            ("@B".to_owned(), TypedValue::Boolean(true)),
         ];
         assert_eq!(
             inline_parameters(
