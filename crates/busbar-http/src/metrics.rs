@@ -67,6 +67,8 @@ pub struct BrokerMetrics {
     pub fsyncs: u64,
     pub store_bytes: u64,
     pub resident_body_bytes: u64,
+    /// Spans of traced messages not exported (see `--otlp-endpoint`).
+    pub trace_spans_dropped: u64,
 }
 
 /// Observations by bucket: `counts[i]` are those of at most `bounds[i]` seconds (and more
@@ -219,7 +221,7 @@ impl Collector for Scrape {
 
         let namespace = &metrics.namespace;
         let broker = &metrics.broker;
-        let singles: [(&str, &str, MetricType, u64); 8] = [
+        let singles: [(&str, &str, MetricType, u64); 9] = [
             (
                 "busbar_active_connections",
                 "AMQP connections open now.",
@@ -267,6 +269,12 @@ impl Collector for Scrape {
                 "Bytes of message bodies the broker keeps in memory.",
                 MetricType::Gauge,
                 broker.resident_body_bytes,
+            ),
+            (
+                "busbar_trace_spans_dropped",
+                "Spans of traced messages not exported since start: the export queue was full or the collector did not take them.",
+                MetricType::Counter,
+                broker.trace_spans_dropped,
             ),
         ];
         for (name, help, kind, value) in singles {
@@ -338,6 +346,7 @@ mod tests {
                 fsyncs: 8,
                 store_bytes: 4096,
                 resident_body_bytes: 100,
+                trace_spans_dropped: 12,
             },
         }
     }
@@ -361,6 +370,7 @@ mod tests {
             "busbar_store_fsyncs_total 8",
             "busbar_store_bytes 4096",
             "busbar_resident_body_bytes 100",
+            "busbar_trace_spans_dropped_total 12",
             "# TYPE busbar_store_commit_latency_seconds histogram",
             "busbar_store_commit_latency_seconds_bucket{le=\"0.001\"} 2",
             "busbar_store_commit_latency_seconds_bucket{le=\"0.01\"} 3",

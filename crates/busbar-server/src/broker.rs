@@ -219,6 +219,8 @@ pub struct Broker<S: Store> {
     pub usage: Usage,
     /// Connections, server errors and throttled requests since start, for the metrics.
     pub stats: NamespaceStats,
+    /// Where traced messages' spans go; off unless an OTLP endpoint is configured.
+    pub tracer: crate::otlp::Tracer,
     /// Why connections are being closed, once the broker stops serving.
     stop_reason: std::sync::OnceLock<String>,
     /// Counts entity changes at run time (created, updated, deleted), so connections look
@@ -320,6 +322,7 @@ impl<S: Store> Broker<S> {
             },
             usage: Usage::default(),
             stats: NamespaceStats::default(),
+            tracer: crate::otlp::Tracer::default(),
             entities: RwLock::new(entities),
             topics: RwLock::new(topics),
             namespace: Mutex::new(namespace),

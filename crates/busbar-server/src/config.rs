@@ -95,6 +95,9 @@ pub struct BrokerConfig {
     pub emulator_logging: Option<String>,
     /// What clients may hold of the broker's resources.
     pub limits: Limits,
+    /// The OTLP/HTTP collector traced messages' spans are exported to (its base URL);
+    /// `None`: no trace export (see [`crate::otlp`]).
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for BrokerConfig {
@@ -118,6 +121,7 @@ impl Default for BrokerConfig {
             topics: Vec::new(),
             emulator_logging: None,
             limits: Limits::default(),
+            otlp_endpoint: None,
         }
     }
 }

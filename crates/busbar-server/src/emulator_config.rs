@@ -21,7 +21,7 @@
 //! * `UserConfig.Logging.Type`: kept, not acted on.
 //! * `Busbar`: `Policies[]{Name, Key, Rights[Manage|Send|Listen]}`, `MaxMessageSize`,
 //!   `Durability` (Sync|Buffered), `AmqpListen`, `AmqpsListen`, `HttpListen`, `TlsCert` and
-//!   `TlsKey` (together), `AllowPlaintext`, `DataDir`.
+//!   `TlsKey` (together), `AllowPlaintext`, `DataDir`, `OtlpEndpoint`.
 //!
 //! Durations are ISO 8601 (`PT1M`, `P14D`, `PT0.5S`). Unlike the emulator there is no cap on
 //! the number of entities, on TTL or on MaxDeliveryCount; the Service Bus ranges that matter
@@ -75,6 +75,7 @@ pub struct NativeSection {
     pub tls_key: Option<PathBuf>,
     pub allow_plaintext: Option<bool>,
     pub data_dir: Option<PathBuf>,
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Reads a configuration file (emulator `Config.json`, optionally with a `Busbar` section)
@@ -124,6 +125,7 @@ pub fn load_str(text: &str) -> Result<BrokerConfig, ConfigError> {
     if let Some(dir) = file.native.data_dir {
         config.data_dir = dir;
     }
+    config.otlp_endpoint = file.native.otlp_endpoint;
     Ok(config)
 }
 
@@ -973,7 +975,7 @@ impl Reader {
 
     fn native(&mut self, native: &Map<String, Value>) -> NativeSection {
         const PATH: &str = "Busbar";
-        const KNOWN: [&str; 10] = [
+        const KNOWN: [&str; 11] = [
             "Policies",
             "MaxMessageSize",
             "Durability",
@@ -984,6 +986,7 @@ impl Reader {
             "TlsKey",
             "AllowPlaintext",
             "DataDir",
+            "OtlpEndpoint",
         ];
         for key in native.keys() {
             if !KNOWN.iter().any(|known| known.eq_ignore_ascii_case(key)) {
@@ -1034,6 +1037,7 @@ impl Reader {
         section.data_dir = self
             .optional_name(native, PATH, "DataDir")
             .map(PathBuf::from);
+        section.otlp_endpoint = self.optional_name(native, PATH, "OtlpEndpoint");
 
         let mut names = HashSet::new();
         for (index, policy) in self.array(native, PATH, "Policies").iter().enumerate() {

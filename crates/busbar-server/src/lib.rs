@@ -22,6 +22,7 @@ pub mod emulator_config;
 pub mod limits;
 pub mod listener;
 pub mod management;
+pub mod otlp;
 pub mod relaxed_json;
 mod rest;
 pub mod session_receivers;
@@ -96,6 +97,8 @@ pub enum RunError {
     Open(#[from] OpenError),
     #[error("store: {0}")]
     Store(#[from] busbar_store::StoreError),
+    #[error(transparent)]
+    Otlp(#[from] otlp::EndpointError),
 }
 
 /// Runs the broker until `shutdown` completes.
@@ -117,8 +120,12 @@ pub async fn run(
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| RunError::DataDir(config.data_dir.display().to_string(), e))?;
     let tls = Arc::new(Tls::open(config.tls_files(), &config.data_dir)?);
+    let tracer = match &config.otlp_endpoint {
+        Some(endpoint) => otlp::Tracer::start(endpoint)?,
+        None => otlp::Tracer::default(),
+    };
     let started = Instant::now();
-    let mut broker = open_broker(&config, &policies).await?;
+    let mut broker = open_broker(&config, &policies, &tracer).await?;
     tracing::info!(
         queues = broker.entities().len(),
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -196,7 +203,7 @@ pub async fn run(
         }
         drop(store);
         let started = Instant::now();
-        broker = match reopen(&config, &policies, &current, shutdown.as_mut()).await? {
+        broker = match reopen(&config, &policies, &tracer, &current, shutdown.as_mut()).await? {
             Some(broker) => broker,
             None => break,
         };
@@ -223,8 +230,10 @@ type ServedBroker = Broker<LogStore>;
 async fn open_broker(
     config: &BrokerConfig,
     policies: &[busbar_servicebus::sas::Policy],
+    tracer: &otlp::Tracer,
 ) -> Result<Arc<ServedBroker>, RunError> {
     let config = config.clone();
+    let tracer = tracer.clone();
     let policies = policies.to_vec();
     tokio::task::spawn_blocking(move || {
         let options = LogOptions {
@@ -236,13 +245,14 @@ async fn open_broker(
         };
         let (store, recovered) = LogStore::open(&config.data_dir, options)?;
         let messages = recovered.messages.len();
-        let broker = Broker::open(
+        let mut broker = Broker::open(
             Arc::new(store),
             recovered,
             &config,
             policies,
             Arc::new(SystemClock),
         )?;
+        broker.tracer = tracer;
         tracing::info!(messages, "log replayed");
         Ok(Arc::new(broker))
     })
@@ -256,12 +266,13 @@ async fn open_broker(
 async fn reopen(
     config: &BrokerConfig,
     policies: &[busbar_servicebus::sas::Policy],
+    tracer: &otlp::Tracer,
     current: &Current,
     mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> Result<Option<Arc<ServedBroker>>, RunError> {
     let mut pause = REOPEN_RETRY_FIRST;
     loop {
-        let error = match open_broker(config, policies).await {
+        let error = match open_broker(config, policies, tracer).await {
             Ok(broker) => return Ok(Some(broker)),
             Err(error) if error.is_transient() => error,
             Err(error) => return Err(error),

@@ -571,7 +571,8 @@ fn busbar_section_sets_policies_and_broker_settings() {
         "TlsCert": "/etc/busbar/cert.pem",
         "TlsKey": "/etc/busbar/key.pem",
         "AllowPlaintext": true,
-        "DataDir": "/var/lib/busbar"
+        "DataDir": "/var/lib/busbar",
+        "OtlpEndpoint": "http://collector:4318"
       }
     }"#;
     let config = emulator_config::load_str(json).unwrap();
@@ -584,6 +585,10 @@ fn busbar_section_sets_policies_and_broker_settings() {
     assert_eq!(config.tls_key, Some(PathBuf::from("/etc/busbar/key.pem")));
     assert!(config.allow_plaintext);
     assert_eq!(config.data_dir, PathBuf::from("/var/lib/busbar"));
+    assert_eq!(
+        config.otlp_endpoint.as_deref(),
+        Some("http://collector:4318")
+    );
     assert_eq!(config.policies.len(), 2);
     assert_eq!(config.policies[0].rights, Rights::ALL);
     assert_eq!(

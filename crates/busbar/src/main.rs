@@ -170,7 +170,7 @@ struct ServeArgs {
     /// (UserConfig.Namespaces[0] queues, topics, subscriptions and rules), optionally with a
     /// "Busbar" section: {"Policies": [{"Name", "Key", "Rights": ["Manage", "Send", "Listen"]}],
     /// "MaxMessageSize", "Durability", "AmqpListen", "AmqpsListen", "HttpListen", "TlsCert",
-    /// "TlsKey", "AllowPlaintext", "DataDir"}.
+    /// "TlsKey", "AllowPlaintext", "DataDir", "OtlpEndpoint"}.
     #[arg(long, env = "BUSBAR_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -251,6 +251,13 @@ struct ServeArgs {
     #[arg(long, env = "BUSBAR_LOG", value_name = "LEVEL")]
     log: Option<String>,
 
+    /// Export traces to this OpenTelemetry collector over OTLP/HTTP (JSON to
+    /// <URL>/v1/traces, e.g. http://127.0.0.1:4318): the enqueue, deliver and settle spans
+    /// of messages whose application properties carry `traceparent` or `Diagnostic-Id`
+    /// [default: off].
+    #[arg(long, env = "BUSBAR_OTLP_ENDPOINT", value_name = "URL")]
+    otlp_endpoint: Option<String>,
+
     #[command(flatten)]
     limits: limit_args::LimitArgs,
 }
@@ -302,6 +309,9 @@ fn build_config(args: &ServeArgs) -> Result<BrokerConfig, ConfigError> {
     }
     if let Some(mib) = args.segment_mib {
         config.segment_mib = mib;
+    }
+    if let Some(endpoint) = &args.otlp_endpoint {
+        config.otlp_endpoint = Some(endpoint.clone());
     }
     if let Some(name) = &args.key.sas_key_name {
         config.root_key_name = Some(name.clone());
@@ -369,6 +379,7 @@ fn log_config(config: &BrokerConfig) {
         data_dir = %config.data_dir.display(),
         max_message_size = config.max_message_size,
         durability = %config.durability,
+        otlp_endpoint = config.otlp_endpoint.as_deref().unwrap_or("off"),
         queues = config.queues.len(),
         topics = config.topics.len(),
         policies = ?policy_names,

@@ -66,6 +66,7 @@ impl<S: Store> Broker<S> {
                 fsyncs: store.fsyncs,
                 store_bytes: store.bytes,
                 resident_body_bytes,
+                trace_spans_dropped: self.tracer.dropped(),
             },
         }
     }

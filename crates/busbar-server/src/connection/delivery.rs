@@ -15,6 +15,7 @@ use bytes::{Bytes, BytesMut};
 use super::completions::Completion;
 use super::{AfterCommit, Conn, DELIVERY_BATCH, LinkKind, Outstanding};
 use crate::broker::{Entity, Settled, wake};
+use crate::otlp;
 
 /// Why a locked message did not go out to the receiver.
 enum Undeliverable {
@@ -266,6 +267,7 @@ impl<S: Store> Conn<S> {
         let Some(lock) = delivery.lock else {
             return Err(Undeliverable::Transient);
         };
+        let started = self.broker.tracer.is_on().then(otlp::now_unix_ns);
         let peek_lock = mode == ReceiveMode::PeekLock;
         let stamp = Stamp {
             lock_token: peek_lock.then_some(lock.token),
@@ -284,6 +286,7 @@ impl<S: Store> Conn<S> {
                     ))
                 })?,
         };
+        let trace = self.broker.tracer.context_of(&body);
         let mut payload = BytesMut::with_capacity(body.len() + 96);
         write_delivery(&mut payload, &body, &stamp).map_err(|error| {
             Undeliverable::Unreadable(format!(
@@ -303,6 +306,13 @@ impl<S: Store> Conn<S> {
             .send_message(link, tag, payload.freeze(), !peek_lock, token)
         {
             Ok(_) => {
+                if let (Some(context), Some(started)) = (trace, started) {
+                    let stage = otlp::Stage::Deliver {
+                        delivery_count: delivery.meta.delivery_count,
+                    };
+                    let span = otlp::Span::ending_now(context, stage, &entity.name, started);
+                    self.broker.tracer.record(span);
+                }
                 if peek_lock {
                     if let Some(LinkKind::Consumer(consumer)) = self.links.get_mut(&link) {
                         consumer.unsettled += 1;
@@ -314,6 +324,7 @@ impl<S: Store> Conn<S> {
                             entity: Arc::clone(entity),
                             kind,
                             lock: lock.token,
+                            trace,
                         },
                     );
                 }
@@ -370,6 +381,9 @@ impl<S: Store> Conn<S> {
             return;
         }
         let echo = settlement.echo();
+        let started = outstanding
+            .trace
+            .map(|context| (context, otlp::now_unix_ns()));
         let now = self.broker.now_ms();
         let mut journal = self.broker.journal();
         let kind = outstanding.kind;
@@ -415,6 +429,13 @@ impl<S: Store> Conn<S> {
             (result, waiters)
         };
         wake(waiters);
+        if let Some((context, started)) = started {
+            let stage = otlp::Stage::Settle(otlp::Outcome::of(&settlement));
+            let mut span =
+                otlp::Span::ending_now(context, stage, &outstanding.entity.name, started);
+            span.failure = result.as_ref().err().map(ToString::to_string);
+            self.broker.tracer.record(span);
+        }
         match result {
             Ok(()) => {
                 let settled = match settlement {

@@ -226,6 +226,8 @@ struct Outstanding {
     entity: Arc<Entity>,
     kind: SubQueueKind,
     lock: uuid::Uuid,
+    /// The message's trace context, when traces are exported and it carries one.
+    trace: Option<crate::otlp::TraceContext>,
 }
 
 /// Something to do once the store has made a change durable.
@@ -245,6 +247,8 @@ enum AfterCommit {
     },
     /// Sent bytes that are no longer waiting to become durable (see back-pressure).
     Settled { bytes: u64 },
+    /// Spans of traced messages whose enqueueing ends with the commit.
+    Trace(Vec<crate::otlp::Span>),
 }
 
 type PendingCommit = Pin<Box<dyn Future<Output = Result<(), busbar_store::StoreError>> + Send>>;
@@ -657,6 +661,14 @@ impl<S: Store> Conn<S> {
                 }
                 AfterCommit::Settled { bytes } => {
                     self.uncommitted_bytes = self.uncommitted_bytes.saturating_sub(bytes);
+                }
+                AfterCommit::Trace(spans) => {
+                    let end = crate::otlp::now_unix_ns();
+                    for mut span in spans {
+                        span.end_unix_ns = end.max(span.start_unix_ns);
+                        span.failure = failure.map(str::to_owned);
+                        self.broker.tracer.record(span);
+                    }
                 }
             }
         }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use busbar_amqp::engine::{IncomingMessage, LinkRef};
 use busbar_amqp::performative::DeliveryState;
-use busbar_core::{ConsumerId, CoreError};
+use busbar_core::{ConsumerId, CoreError, NewMessage};
 use busbar_servicebus::authorization::Action;
 use busbar_servicebus::conditions;
 use busbar_servicebus::message::new_messages;
@@ -17,6 +17,7 @@ use bytes::Bytes;
 
 use crate::broker::{Broker, Entity, Route, TOKEN_GRACE_SECS};
 use crate::management;
+use crate::otlp::{self, TraceContext};
 
 use super::attach::{parsed_path, sub_queue_of};
 use super::{AfterCommit, Conn, ConsumerLink, LinkKind, SendTarget};
@@ -101,11 +102,15 @@ impl<S: Store> Conn<S> {
         if let Some(why) = Broker::<S>::refuse_without_session(&route, &batch) {
             return self.settle_now(&message, rejected(conditions::NOT_ALLOWED, why));
         }
+        let traced = self.traced_arrivals(&route, &batch);
         let now = self.broker.now_ms();
         let mut journal = self.broker.journal();
         let result = self.broker.store_routed(&route, batch, now, &mut journal);
         match result {
             Ok(_) => {
+                if !traced.is_empty() {
+                    self.round_actions.push(AfterCommit::Trace(traced));
+                }
                 self.keep_commit(journal.into_commit());
                 self.count_uncommitted(message.payload.len() as u64);
                 if !message.settled {
@@ -126,9 +131,32 @@ impl<S: Store> Conn<S> {
                         conditions::INTERNAL_ERROR
                     }
                 };
+                for mut span in traced {
+                    span.failure = Some(error.to_string());
+                    self.broker.tracer.record(span);
+                }
                 self.settle_now(&message, rejected(condition, error.to_string()));
             }
         }
+    }
+
+    /// The enqueue spans, started now, of the messages of `batch` that carry a trace
+    /// context; none when traces are not exported.
+    fn traced_arrivals(&self, route: &Route, batch: &[NewMessage]) -> Vec<otlp::Span> {
+        let tracer = &self.broker.tracer;
+        if !tracer.is_on() {
+            return Vec::new();
+        }
+        let arrived = otlp::now_unix_ns();
+        let entity = match route {
+            Route::Deliver(entity) | Route::TransferFailed(entity, _) => &entity.name,
+            Route::Publish(topic) => &topic.name,
+        };
+        batch
+            .iter()
+            .filter_map(|message| TraceContext::of_message(&message.body))
+            .map(|context| otlp::Span::ending_now(context, otlp::Stage::Enqueue, entity, arrived))
+            .collect()
     }
 
     /// Reads a `$cbs` or `$management` request and takes it (settles it accepted), or
