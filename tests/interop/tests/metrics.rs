@@ -75,11 +75,11 @@ fn completions_settled_by_the_client_count_too() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
+        .expect("a runtime");
     runtime.block_on(async {
         let connection = Connection::connect(&addr, ConnectOptions::default())
             .await
-            .unwrap();
+            .expect("connect");
         let audience = format!("sb://{addr}/{QUEUE}");
         let expiry = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -88,9 +88,9 @@ fn completions_settled_by_the_client_count_too() {
         connection
             .put_token(&audience, &sas_token(&audience, KEY_NAME, KEY, expiry))
             .await
-            .unwrap();
-        let session = connection.session().await.unwrap();
-        let sender = session.sender(QUEUE).await.unwrap();
+            .expect("put-token");
+        let session = connection.session().await.expect("a session");
+        let sender = session.sender(QUEUE).await.expect("a sender");
         for i in 0..COUNT {
             let outcome = sender
                 .send(encode_message(format!("m{i}").as_bytes()))
@@ -101,10 +101,10 @@ fn completions_settled_by_the_client_count_too() {
             settle_mode: SettleMode::PeekLock,
             credit: 100,
         };
-        let mut receiver = session.receiver(QUEUE, options).await.unwrap();
+        let mut receiver = session.receiver(QUEUE, options).await.expect("a receiver");
         for _ in 0..COUNT {
-            let delivery = receiver.recv().await.unwrap();
-            receiver.accept(&delivery).unwrap();
+            let delivery = receiver.recv().await.expect("a delivery");
+            receiver.accept(&delivery).expect("accept");
         }
         // Settled first: nothing answers, so wait for the broker to have applied them.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

@@ -371,8 +371,12 @@ impl<S: Store> Conn<S> {
                 self.notify.notify_one();
             }
         }
-        if settled_by_peer && matches!(settlement, Settlement::Complete) {
-            // Applied with the others of this read (see `completions`).
+        if settled_by_peer
+            && matches!(settlement, Settlement::Complete)
+            && outstanding.trace.is_none()
+        {
+            // Applied with the others of this read (see `completions`); a traced one goes
+            // alone below, where its settle span is recorded.
             self.completions.push(Completion {
                 entity: outstanding.entity,
                 kind: outstanding.kind,
