@@ -8,7 +8,7 @@ use busbar_amqp::value::Value;
 use busbar_core::{CoreError, Delivery, REASON_UNREADABLE, ReceiveMode, SubQueueKind};
 use busbar_servicebus::conditions;
 use busbar_servicebus::message::{Stamp, write_delivery};
-use busbar_servicebus::settlement::{Settlement, lock_lost, rejected};
+use busbar_servicebus::settlement::{Settlement, lock_lost};
 use busbar_store::Store;
 use bytes::{Bytes, BytesMut};
 
@@ -371,16 +371,14 @@ impl<S: Store> Conn<S> {
                 self.notify.notify_one();
             }
         }
-        if settled_by_peer
-            && matches!(settlement, Settlement::Complete)
-            && outstanding.trace.is_none()
-        {
+        if matches!(settlement, Settlement::Complete) && outstanding.trace.is_none() {
             // Applied with the others of this read (see `completions`); a traced one goes
             // alone below, where its settle span is recorded.
             self.completions.push(Completion {
                 entity: outstanding.entity,
                 kind: outstanding.kind,
                 lock: outstanding.lock,
+                answer: (!settled_by_peer).then_some((link, delivery_id)),
             });
             return;
         }
@@ -470,20 +468,9 @@ impl<S: Store> Conn<S> {
                 }
             }
             Err(error) => {
-                let condition = match &error {
-                    CoreError::Store(store) if store.is_retryable() => conditions::SERVER_BUSY,
-                    _ => {
-                        tracing::error!(entity = %outstanding.entity.name, %error, "settlement failed");
-                        conditions::INTERNAL_ERROR
-                    }
-                };
-                self.broker.stats.count_refusal(condition);
+                let failure = self.settlement_failure(&outstanding.entity, &error);
                 if !settled_by_peer {
-                    let _ = self.engine.settle(
-                        link,
-                        delivery_id,
-                        rejected(condition, error.to_string()),
-                    );
+                    let _ = self.engine.settle(link, delivery_id, failure);
                 }
             }
         }
