@@ -5,6 +5,7 @@
 //! given `--broker-pid`, the broker's CPU per message and RSS. It only generates load and
 //! measures; it never starts, configures or inspects brokers beyond `/proc/<pid>`.
 
+mod connections;
 mod entities;
 mod fanout;
 mod independent;
@@ -193,6 +194,15 @@ enum Scenario {
         #[arg(long, value_enum)]
         phase: entities::Phase,
     },
+    /// A busy client's round trip (`rtt`) on the idle broker, then with CONNECTIONS idle
+    /// connections open, each with its token and a receiver link without credit.
+    Connections {
+        #[arg(long, default_value_t = 10_000)]
+        connections: u32,
+        /// Round trips in each of the two measurements.
+        #[arg(long, default_value_t = 1000)]
+        rtt_count: u64,
+    },
     /// Receives and accepts until the queue stays empty for IDLE_MS.
     Drain {
         #[arg(long, default_value_t = 1000)]
@@ -356,6 +366,10 @@ async fn run(cli: Cli) -> Result<Json> {
             concurrency,
             prefetch,
         } => processor::run(c, count, concurrency, prefetch).await,
+        Scenario::Connections {
+            connections,
+            rtt_count,
+        } => connections::run(c, connections, rtt_count).await,
         Scenario::Spread {
             queues,
             per_queue,
