@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Private RabbitMQ 3.x node on loopback with the AMQP 1.0 plugin, for benchmarks.
-#   rabbit.sh start | stop | declare | pid | status
+#   rabbit.sh start | stop | declare | declare-fanout N... | declare-queues N | pid | status
 # State lives in $RABBIT_DIR (default /tmp/busbar-bench-rabbit); AMQP on 127.0.0.1:$RABBIT_PORT
 # (default 5682). Queues: 'bench' (durable classic) and 'benchq' (durable quorum), addressed
 # over AMQP 1.0 as /amq/queue/bench and /amq/queue/benchq; SASL PLAIN guest/guest.
+# declare-fanout N: fanout exchange fanN bound to N durable quorum queues fanN-0..fanN-{N-1}
+# (published to as /exchange/fanN), purged. declare-queues N: durable quorum queues q0..q{N-1}.
 set -euo pipefail
 R=${RABBIT_DIR:-/tmp/busbar-bench-rabbit}
 PORT=${RABBIT_PORT:-5682}
@@ -52,6 +54,34 @@ for q in ("bench", "benchq"):
 c.close()
 PY
     ;;
+declare-fanout)
+    shift
+    /usr/bin/python3 - "$PORT" "$@" <<'PY'
+import sys, pika
+c = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", int(sys.argv[1]),
+                            credentials=pika.PlainCredentials("guest", "guest")))
+ch = c.channel()
+for n in map(int, sys.argv[2:]):
+    ch.exchange_declare(f"fan{n}", exchange_type="fanout", durable=True)
+    for i in range(n):
+        q = f"fan{n}-{i}"
+        ch.queue_declare(q, durable=True, arguments={"x-queue-type": "quorum"})
+        ch.queue_bind(q, f"fan{n}")
+        ch.queue_purge(q)
+c.close()
+PY
+    ;;
+declare-queues)
+    /usr/bin/python3 - "$PORT" "$2" <<'PY'
+import sys, pika
+c = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", int(sys.argv[1]),
+                            credentials=pika.PlainCredentials("guest", "guest")))
+ch = c.channel()
+for i in range(int(sys.argv[2])):
+    ch.queue_declare(f"q{i}", durable=True, arguments={"x-queue-type": "quorum"})
+c.close()
+PY
+    ;;
 purge)
     /usr/bin/python3 - "$PORT" <<'PY'
 import sys, pika
@@ -75,7 +105,7 @@ stop)
     fi
     ;;
 *)
-    echo "usage: $0 start|stop|declare|purge|pid|status" >&2
+    echo "usage: $0 start|stop|declare|declare-fanout N...|declare-queues N|purge|pid|status" >&2
     exit 2
     ;;
 esac

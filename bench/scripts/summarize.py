@@ -37,6 +37,24 @@ CASES = [
 PEERS = ["rabbit-classic", "rabbit-quorum"]
 
 
+def scenario_cases(cases):
+    """Rows for the scenarios whose case names carry their size: fanout-N, send-large-S,
+    recv-large-S, in the order of N and S."""
+    rows = []
+    fanouts = sorted({int(c.split("-")[1]) for c in cases if c.startswith("fanout-")})
+    for n in fanouts:
+        rows.append((f"fanout-{n}", "msgs_per_sec", f"fan-out to {n} subscriptions: deliveries/s", True))
+        rows.append((f"fanout-{n}", "broker_cpu_us_per_msg", f"fan-out to {n}: broker CPU µs/delivery", False))
+        rows.append((f"fanout-{n}", "p99_us", f"fan-out to {n}: publish→delivery p99 (ms)", False))
+    sizes = sorted({int(c.rsplit("-", 1)[1]) for c in cases if c.startswith(("send-large-", "recv-large-"))})
+    for size in sizes:
+        label = f"{size / 1048576:g} MiB" if size % 1048576 == 0 else f"{size} B"
+        for kind in ("send", "recv"):
+            rows.append((f"{kind}-large-{size}", "mb_per_sec", f"{kind} {label} bodies (MB/s)", True))
+            rows.append((f"{kind}-large-{size}", "broker_cpu_us_per_msg", f"{kind} {label}: broker CPU µs/msg", False))
+    return rows
+
+
 def main():
     runs = defaultdict(list)
     others = []
@@ -70,6 +88,8 @@ def main():
             return "–"
         if field.endswith("_us") and field not in ("broker_cpu_us_per_msg",):
             return f"{v / 1000:.2f}"
+        if field == "mb_per_sec":
+            return f"{v:.1f}"
         if field in ("msgs_per_sec", "drain_msgs_per_sec", "drained_after_restart", "ready_ms",
                      "first_message_ms"):
             return f"{v:.0f}"
@@ -80,9 +100,11 @@ def main():
         head += [f"busbar/{p}" for p in PEERS if p in brokers]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    for case, field, title, higher_better in CASES:
+    for case, field, title, higher_better in CASES + scenario_cases({k[0] for k in runs}):
         row = [title]
         vals = {b: med(case, b, field) for b in brokers}
+        if all(v is None for v in vals.values()):
+            continue
         row += [fmt(vals[b], field) for b in brokers]
         if "busbar" in brokers:
             for p in PEERS:
@@ -91,6 +113,11 @@ def main():
                 a, b = vals.get("busbar"), vals.get(p)
                 row.append(f"{a / b:.2f}×" if a is not None and b else "–")
         print("| " + " | ".join(row) + " |")
+    disk = [r["mb_per_sec"] for (case, _), rs in runs.items() if case == "disk-seq-write"
+            for r in rs if r.get("mb_per_sec") is not None]
+    if disk:
+        print()
+        print(f"Disk sequential write (dd, 1 MiB blocks, O_DIRECT): {statistics.median(disk):.1f} MB/s.")
     n = sum(len(v) for v in runs.values())
     print()
     print(f"Median of {n} runs over {len(runs)} case/broker pairs; 1 KiB durable messages; "

@@ -5,6 +5,9 @@
 //! given `--broker-pid`, the broker's CPU per message and RSS. It only generates load and
 //! measures; it never starts, configures or inspects brokers beyond `/proc/<pid>`.
 
+mod connections;
+mod entities;
+mod fanout;
 mod independent;
 mod inflight;
 mod processor;
@@ -158,6 +161,47 @@ enum Scenario {
         /// prefetch_count.
         #[arg(long, default_value_t = 1000)]
         prefetch: u32,
+    },
+    /// One publisher on --queue (a topic or exchange), one consumer connection per
+    /// subscription; every message reaches every subscription. `msgs` counts deliveries.
+    Fanout {
+        /// Messages published.
+        #[arg(long, default_value_t = 10_000)]
+        count: u64,
+        /// Number of subscriptions (consumers).
+        #[arg(long, default_value_t = 1)]
+        subscriptions: u32,
+        /// Address of subscription i, `{i}` replaced by 0..N (Busbar:
+        /// `topic/Subscriptions/s{i}`, RabbitMQ 3.x: `/amq/queue/q{i}`).
+        #[arg(long)]
+        subscription_template: String,
+        #[arg(long, default_value_t = 1000)]
+        window: usize,
+        #[arg(long, default_value_t = 1000)]
+        credit: u32,
+    },
+    /// Messages spread over many queues on one connection: for each queue in turn, attach,
+    /// send (or receive and accept) PER_QUEUE messages, detach.
+    Spread {
+        #[arg(long, default_value_t = 10_000)]
+        queues: u32,
+        #[arg(long, default_value_t = 100)]
+        per_queue: u32,
+        /// Address of queue i, `{i}` replaced by 0..N (Busbar: `q{i}`, RabbitMQ 3.x:
+        /// `/amq/queue/q{i}`).
+        #[arg(long, default_value = "q{i}")]
+        queue_template: String,
+        #[arg(long, value_enum)]
+        phase: entities::Phase,
+    },
+    /// A busy client's round trip (`rtt`) on the idle broker, then with CONNECTIONS idle
+    /// connections open, each with its token and a receiver link without credit.
+    Connections {
+        #[arg(long, default_value_t = 10_000)]
+        connections: u32,
+        /// Round trips in each of the two measurements.
+        #[arg(long, default_value_t = 1000)]
+        rtt_count: u64,
     },
     /// Receives and accepts until the queue stays empty for IDLE_MS.
     Drain {
@@ -322,6 +366,33 @@ async fn run(cli: Cli) -> Result<Json> {
             concurrency,
             prefetch,
         } => processor::run(c, count, concurrency, prefetch).await,
+        Scenario::Connections {
+            connections,
+            rtt_count,
+        } => connections::run(c, connections, rtt_count).await,
+        Scenario::Spread {
+            queues,
+            per_queue,
+            queue_template,
+            phase,
+        } => entities::run(c, queues, per_queue, &queue_template, phase).await,
+        Scenario::Fanout {
+            count,
+            subscriptions,
+            subscription_template,
+            window,
+            credit,
+        } => {
+            fanout::run(
+                c,
+                count,
+                subscriptions,
+                &subscription_template,
+                window,
+                credit,
+            )
+            .await
+        }
     }
 }
 
@@ -696,6 +767,7 @@ fn report(
         "msgs": msgs,
         "secs": (secs * 1000.0).round() / 1000.0,
         "msgs_per_sec": if secs > 0.0 { round1(msgs as f64 / secs) } else { 0.0 },
+        "mb_per_sec": if secs > 0.0 { round1(msgs as f64 * c.size as f64 / secs / 1e6) } else { 0.0 },
         "p50_us": pct(0.5),
         "p90_us": pct(0.9),
         "p99_us": pct(0.99),
