@@ -214,7 +214,6 @@ struct Session {
     awaiting_settlement: HashMap<u32, Reply<Outcome>>,
     links: HashMap<u32, Link>,
     remote_handles: HashMap<u32, u32>,
-    next_handle: u32,
 }
 
 impl Session {
@@ -233,7 +232,6 @@ impl Session {
             awaiting_settlement: HashMap::new(),
             links: HashMap::new(),
             remote_handles: HashMap::new(),
-            next_handle: 0,
         }
     }
 
@@ -830,8 +828,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
             let _ = reply.send(Err(Error::SessionEnded(None)));
             return;
         };
-        let handle = s.next_handle;
-        s.next_handle = s.next_handle.wrapping_add(1);
+        // The lowest handle not in use: the peer's handle-max bounds the links a session
+        // has at once, so a long-lived session must reuse the handles of detached links.
+        let Some(handle) = (0..=u32::MAX).find(|h| !s.links.contains_key(h)) else {
+            let _ = reply.send(Err(Error::InvalidArgument("no link handle left")));
+            return;
+        };
         let kind = match (spec.role, deliveries) {
             (Role::Sender, _) => LinkKind::Sender(SenderLink {
                 delivery_count: 0,

@@ -752,3 +752,42 @@ async fn settlements_made_one_scheduler_round_after_another_travel_as_one_range(
     }
     peer.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_detached_links_handle_is_used_again() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let peer = tokio::spawn(async move {
+        let mut peer = Peer::accept(&listener).await;
+        peer.handshake(1 << 16, None).await;
+        peer.begin(1000).await;
+        let mut handles = Vec::new();
+        for _ in 0..3 {
+            let a = peer.attach().await;
+            handles.push(a.handle);
+            peer.send(&[Frame::amqp(7, echo_attach(&a, 5))]).await;
+            let (_, p, _) = peer.perf().await;
+            assert!(
+                matches!(p, Performative::Detach(Detach { handle, closed: true, .. }) if handle == a.handle)
+            );
+            peer.send(&[Frame::amqp(
+                7,
+                Detach {
+                    handle: 5,
+                    closed: true,
+                    error: None,
+                },
+            )])
+            .await;
+        }
+        handles
+    });
+    let conn = Connection::connect(&addr, plain_options()).await.unwrap();
+    let session = conn.session().await.unwrap();
+    for _ in 0..3 {
+        let sender = session.sender("q").await.unwrap();
+        sender.close().await.unwrap();
+    }
+    // A session's handle-max bounds the links it has at once, not over its life.
+    assert_eq!(peer.await.unwrap(), [0, 0, 0]);
+}
