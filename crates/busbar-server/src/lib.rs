@@ -101,6 +101,8 @@ pub enum RunError {
     Otlp(#[from] otlp::EndpointError),
 }
 
+mod signals;
+pub use signals::{StopSignal, stop_signal};
 /// Runs the broker until `shutdown` completes.
 ///
 /// A failed fsync poisons the store (its pages may already be gone, so the same file is

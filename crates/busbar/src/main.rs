@@ -340,30 +340,11 @@ fn init_tracing(directive: Option<&str>) -> anyhow::Result<()> {
 
 /// Completes on Ctrl-C (SIGINT) or, on Unix, SIGTERM.
 async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
+    match busbar_server::stop_signal().await {
+        busbar_server::StopSignal::CtrlC => tracing::info!("Ctrl-C received, shutting down"),
+        busbar_server::StopSignal::Terminate => {
+            tracing::info!("SIGTERM received, shutting down")
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-
-    tokio::select! {
-        () = ctrl_c => tracing::info!("Ctrl-C received, shutting down"),
-        () = terminate => tracing::info!("SIGTERM received, shutting down"),
     }
 }
 
