@@ -163,7 +163,7 @@ def ratio_text(ratio, per_rep):
 def main():
     # (case, broker) -> {(file, rep or line number): run}
     runs = defaultdict(dict)
-    metas, failed, others, steals = [], [], [], []
+    metas, failed, others, steals, elapsed = [], [], [], [], []
     superseded = 0
     for file_no, path in enumerate(sys.argv[1:]):
         with open(path) as f:
@@ -174,6 +174,9 @@ def main():
                 r = json.loads(line)
                 if r.get("case") == "meta":
                     metas.append(r)
+                    continue
+                if r.get("case") == "elapsed":
+                    elapsed.append(r["secs"])
                     continue
                 if r.get("failed"):
                     failed.append(f"{r.get('case')} on {r.get('broker')} (repetition {r.get('rep', '?')})")
@@ -235,6 +238,8 @@ def main():
     for m in metas:
         print(f"Run of {m.get('started')}: `{m.get('command')}` at commit {m.get('commit')}, "
               f"RabbitMQ {m.get('rabbitmq')}, {m.get('cores')} cores.")
+    for secs in elapsed:
+        print(f"The whole run took {secs // 60} min {secs % 60} s.")
     print(f"Figures are medians over the repetitions ({'/'.join(map(str, reps)) or '?'}), "
           "in brackets the lowest and highest run. Busbar ÷ peer is the ratio of the medians, "
           "in brackets the lowest and highest ratio of one repetition's Busbar run to the "
