@@ -13,6 +13,9 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use crate::error::CodecError;
 use crate::value::{Descriptor, Symbol, Timestamp, Value};
 
+mod map_reader;
+pub use map_reader::{MapKey, MapReader};
+
 /// Deepest nesting of compound or described values accepted from the wire.
 pub const MAX_DEPTH: usize = 64;
 
@@ -95,7 +98,9 @@ fn take_u32(buf: &mut Bytes) -> Result<u32, CodecError> {
 fn take_array<const N: usize>(buf: &mut Bytes) -> Result<[u8; N], CodecError> {
     need(buf, N)?;
     let mut out = [0u8; N];
-    buf.copy_to_slice(&mut out);
+    // A fixed-size copy out of the slice: `Buf::copy_to_slice` loops over chunks.
+    out.copy_from_slice(&buf[..N]);
+    buf.advance(N);
     Ok(out)
 }
 
@@ -126,6 +131,11 @@ fn decode_at_depth(buf: &mut Bytes, depth: usize) -> Result<Value, CodecError> {
         return Err(CodecError::TooDeep);
     }
     let code = take_u8(buf)?;
+    decode_after_code(code, buf, depth)
+}
+
+/// Decodes the value (described or not) whose constructor `code` has already been read.
+fn decode_after_code(code: u8, buf: &mut Bytes, depth: usize) -> Result<Value, CodecError> {
     if code == fc::DESCRIBED {
         let descriptor = decode_descriptor(buf, depth + 1)?;
         let value = decode_at_depth(buf, depth + 1)?;
@@ -150,11 +160,15 @@ fn decode_descriptor(buf: &mut Bytes, depth: usize) -> Result<Descriptor, CodecE
     }
 }
 
-fn decode_str(bytes: Bytes) -> Result<String, CodecError> {
-    match std::str::from_utf8(&bytes) {
-        Ok(s) => Ok(s.to_owned()),
-        Err(_) => Err(CodecError::InvalidUtf8),
-    }
+/// Reads a string of `n` bytes, copied straight out of the input (no intermediate slice).
+fn take_str(buf: &mut Bytes, n: usize) -> Result<String, CodecError> {
+    need(buf, n)?;
+    let text = match std::str::from_utf8(&buf[..n]) {
+        Ok(s) => s.to_owned(),
+        Err(_) => return Err(CodecError::InvalidUtf8),
+    };
+    buf.advance(n);
+    Ok(text)
 }
 
 fn decode_char(v: u32) -> Result<char, CodecError> {
@@ -197,7 +211,7 @@ fn decode_with_code(code: u8, buf: &mut Bytes, depth: usize) -> Result<Value, Co
         }
         fc::STR8 | fc::STR32 => {
             let n = take_size(code, buf)?;
-            Value::String(decode_str(take_bytes(buf, n)?)?)
+            Value::String(take_str(buf, n)?)
         }
         fc::SYM8 | fc::SYM32 => {
             let n = take_size(code, buf)?;
@@ -814,6 +828,11 @@ pub(crate) fn invalid(
 /// Reads a `0x00` descriptor constructor and the descriptor, mapping symbolic descriptors
 /// of the standard types to their numeric codes.
 pub(crate) fn read_descriptor(buf: &mut Bytes) -> Result<Descriptor, CodecError> {
+    // Every standard type is described by a small code, `00 53 xx`.
+    if let [fc::DESCRIBED, fc::SMALLULONG, code, ..] = buf[..] {
+        buf.advance(3);
+        return Ok(Descriptor::Code(code.into()));
+    }
     let code = take_u8(buf)?;
     if code != fc::DESCRIBED {
         return Err(CodecError::UnexpectedDescriptor(format!(
@@ -916,14 +935,31 @@ impl FieldReader {
 
     /// The next field, `None` when null or absent.
     pub(crate) fn value(&mut self) -> Result<Option<Value>, CodecError> {
+        match self.next_code()? {
+            None => Ok(None),
+            Some(code) => self.decode_rest(code).map(Some),
+        }
+    }
+
+    /// The constructor of the next field, `None` when it is null or absent. The typed
+    /// readers below decode the common constructors of their type straight from the list
+    /// body and hand any other to [`Self::decode_rest`], so that they accept exactly what
+    /// decoding the field as a [`Value`] and converting it would.
+    #[inline]
+    fn next_code(&mut self) -> Result<Option<u8>, CodecError> {
         if self.remaining == 0 {
             return Ok(None);
         }
         self.remaining -= 1;
-        match decode_at_depth(&mut self.body, 1)? {
-            Value::Null => Ok(None),
-            v => Ok(Some(v)),
+        match take_u8(&mut self.body)? {
+            fc::NULL => Ok(None),
+            code => Ok(Some(code)),
         }
+    }
+
+    /// The field whose constructor `next_code` returned, decoded as a [`Value`].
+    fn decode_rest(&mut self, code: u8) -> Result<Value, CodecError> {
+        decode_after_code(code, &mut self.body, 1)
     }
 
     /// The next field, decoded by `f` straight from the list body unless it is null or
@@ -959,15 +995,20 @@ impl FieldReader {
         })
     }
 
+    #[inline]
     pub(crate) fn uint(&mut self, field: &'static str) -> Result<Option<u32>, CodecError> {
-        match self.value()? {
-            None => Ok(None),
-            Some(v) => v
-                .as_i64()
-                .and_then(|x| u32::try_from(x).ok())
-                .map(Some)
-                .ok_or_else(|| self.invalid(field, "expected an unsigned 32-bit integer")),
-        }
+        let value = match self.next_code()? {
+            None => return Ok(None),
+            Some(fc::UINT0) => return Ok(Some(0)),
+            Some(fc::SMALLUINT | fc::UBYTE) => return Ok(Some(take_u8(&mut self.body)?.into())),
+            Some(fc::UINT) => return Ok(Some(u32::from_be_bytes(take_array(&mut self.body)?))),
+            Some(code) => self.decode_rest(code)?,
+        };
+        value
+            .as_i64()
+            .and_then(|x| u32::try_from(x).ok())
+            .map(Some)
+            .ok_or_else(|| self.invalid(field, "expected an unsigned 32-bit integer"))
     }
 
     pub(crate) fn req_uint(&mut self, field: &'static str) -> Result<u32, CodecError> {
@@ -984,6 +1025,7 @@ impl FieldReader {
         }
     }
 
+    #[inline]
     pub(crate) fn ubyte(&mut self, field: &'static str) -> Result<Option<u8>, CodecError> {
         match self.uint(field)? {
             None => Ok(None),
@@ -1005,25 +1047,40 @@ impl FieldReader {
         }
     }
 
+    #[inline]
     pub(crate) fn boolean(&mut self, field: &'static str) -> Result<Option<bool>, CodecError> {
-        match self.value()? {
+        match self.next_code()? {
             None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(b)),
-            Some(_) => Err(self.invalid(field, "expected a boolean")),
+            Some(fc::TRUE) => Ok(Some(true)),
+            Some(fc::FALSE) => Ok(Some(false)),
+            Some(fc::BOOL) => Ok(Some(take_u8(&mut self.body)? != 0)),
+            Some(code) => match self.decode_rest(code)? {
+                Value::Bool(b) => Ok(Some(b)),
+                _ => Err(self.invalid(field, "expected a boolean")),
+            },
         }
     }
 
+    #[inline]
     pub(crate) fn string(&mut self, field: &'static str) -> Result<Option<String>, CodecError> {
-        match self.value()? {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(Value::Symbol(s)) => std::str::from_utf8(&s.0)
+        let value = match self.next_code()? {
+            None => return Ok(None),
+            Some(code @ (fc::STR8 | fc::STR32)) => {
+                let n = take_size(code, &mut self.body)?;
+                return take_str(&mut self.body, n).map(Some);
+            }
+            Some(code) => self.decode_rest(code)?,
+        };
+        match value {
+            Value::String(s) => Ok(Some(s)),
+            Value::Symbol(s) => std::str::from_utf8(&s.0)
                 .map(|s| Some(s.to_owned()))
                 .map_err(|_| CodecError::InvalidUtf8),
-            Some(_) => Err(self.invalid(field, "expected a string")),
+            _ => Err(self.invalid(field, "expected a string")),
         }
     }
 
+    #[inline]
     pub(crate) fn symbol(&mut self, field: &'static str) -> Result<Option<Symbol>, CodecError> {
         match self.value()? {
             None => Ok(None),
@@ -1033,6 +1090,7 @@ impl FieldReader {
         }
     }
 
+    #[inline]
     pub(crate) fn binary(&mut self, field: &'static str) -> Result<Option<Bytes>, CodecError> {
         match self.value()? {
             None => Ok(None),
@@ -1041,18 +1099,24 @@ impl FieldReader {
         }
     }
 
+    #[inline]
     pub(crate) fn timestamp(
         &mut self,
         field: &'static str,
     ) -> Result<Option<Timestamp>, CodecError> {
-        match self.value()? {
-            None => Ok(None),
-            Some(Value::Timestamp(t)) => Ok(Some(t)),
-            Some(v) => v
-                .as_i64()
-                .map(|x| Some(Timestamp(x)))
-                .ok_or_else(|| self.invalid(field, "expected a timestamp")),
-        }
+        let value = match self.next_code()? {
+            None => return Ok(None),
+            Some(fc::TIMESTAMP) => {
+                return Ok(Some(Timestamp(i64::from_be_bytes(take_array(
+                    &mut self.body,
+                )?))));
+            }
+            Some(code) => self.decode_rest(code)?,
+        };
+        value
+            .as_i64()
+            .map(|x| Some(Timestamp(x)))
+            .ok_or_else(|| self.invalid(field, "expected a timestamp"))
     }
 }
 
