@@ -110,6 +110,20 @@ fn take_bytes(buf: &mut Bytes, n: usize) -> Result<Bytes, CodecError> {
     Ok(buf.split_to(n))
 }
 
+/// Reads a binary value (`vbin8` or `vbin32`) as a slice of the input; `None`, with nothing
+/// read, when the next value is of another type.
+pub(crate) fn take_binary(buf: &mut Bytes) -> Result<Option<Bytes>, CodecError> {
+    match buf.first() {
+        Some(&code @ (fc::VBIN8 | fc::VBIN32)) => {
+            buf.advance(1);
+            let n = take_size(code, buf)?;
+            take_bytes(buf, n).map(Some)
+        }
+        Some(_) => Ok(None),
+        None => Err(CodecError::Incomplete { needed: 1 }),
+    }
+}
+
 /// Size prefix of a variable-width or compound value: one byte for the `0xa_`, `0xc_`,
 /// `0xe_` families, four bytes for `0xb_`, `0xd_`, `0xf_`.
 #[inline]
@@ -126,6 +140,7 @@ pub fn decode_value(buf: &mut Bytes) -> Result<Value, CodecError> {
     decode_at_depth(buf, 0)
 }
 
+#[inline]
 fn decode_at_depth(buf: &mut Bytes, depth: usize) -> Result<Value, CodecError> {
     if depth > MAX_DEPTH {
         return Err(CodecError::TooDeep);
@@ -135,6 +150,7 @@ fn decode_at_depth(buf: &mut Bytes, depth: usize) -> Result<Value, CodecError> {
 }
 
 /// Decodes the value (described or not) whose constructor `code` has already been read.
+#[inline]
 fn decode_after_code(code: u8, buf: &mut Bytes, depth: usize) -> Result<Value, CodecError> {
     if code == fc::DESCRIBED {
         let descriptor = decode_descriptor(buf, depth + 1)?;
@@ -995,8 +1011,18 @@ impl FieldReader {
         })
     }
 
-    #[inline]
+    // The typed readers check for an absent field inline: most fields of a properties
+    // section are absent, and a call each cost more than the rest of their reading.
+
+    #[inline(always)]
     pub(crate) fn uint(&mut self, field: &'static str) -> Result<Option<u32>, CodecError> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        self.present_uint(field)
+    }
+
+    fn present_uint(&mut self, field: &'static str) -> Result<Option<u32>, CodecError> {
         let value = match self.next_code()? {
             None => return Ok(None),
             Some(fc::UINT0) => return Ok(Some(0)),
@@ -1025,7 +1051,6 @@ impl FieldReader {
         }
     }
 
-    #[inline]
     pub(crate) fn ubyte(&mut self, field: &'static str) -> Result<Option<u8>, CodecError> {
         match self.uint(field)? {
             None => Ok(None),
@@ -1047,8 +1072,15 @@ impl FieldReader {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn boolean(&mut self, field: &'static str) -> Result<Option<bool>, CodecError> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        self.present_boolean(field)
+    }
+
+    fn present_boolean(&mut self, field: &'static str) -> Result<Option<bool>, CodecError> {
         match self.next_code()? {
             None => Ok(None),
             Some(fc::TRUE) => Ok(Some(true)),
@@ -1061,8 +1093,15 @@ impl FieldReader {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn string(&mut self, field: &'static str) -> Result<Option<String>, CodecError> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        self.present_string(field)
+    }
+
+    fn present_string(&mut self, field: &'static str) -> Result<Option<String>, CodecError> {
         let value = match self.next_code()? {
             None => return Ok(None),
             Some(code @ (fc::STR8 | fc::STR32)) => {
@@ -1080,8 +1119,15 @@ impl FieldReader {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn symbol(&mut self, field: &'static str) -> Result<Option<Symbol>, CodecError> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        self.present_symbol(field)
+    }
+
+    fn present_symbol(&mut self, field: &'static str) -> Result<Option<Symbol>, CodecError> {
         match self.value()? {
             None => Ok(None),
             Some(Value::Symbol(s)) => Ok(Some(s)),
@@ -1090,8 +1136,15 @@ impl FieldReader {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn binary(&mut self, field: &'static str) -> Result<Option<Bytes>, CodecError> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        self.present_binary(field)
+    }
+
+    fn present_binary(&mut self, field: &'static str) -> Result<Option<Bytes>, CodecError> {
         match self.value()? {
             None => Ok(None),
             Some(Value::Binary(b)) => Ok(Some(b)),
@@ -1099,11 +1152,18 @@ impl FieldReader {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn timestamp(
         &mut self,
         field: &'static str,
     ) -> Result<Option<Timestamp>, CodecError> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        self.present_timestamp(field)
+    }
+
+    fn present_timestamp(&mut self, field: &'static str) -> Result<Option<Timestamp>, CodecError> {
         let value = match self.next_code()? {
             None => return Ok(None),
             Some(fc::TIMESTAMP) => {

@@ -12,7 +12,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::codec::{
     CompoundWriter, FieldReader, FieldWriter, MapReader, decode_value, descriptor_code,
-    encode_descriptor, encode_value, encode_variable, fc, read_descriptor, skip_value,
+    encode_descriptor, encode_value, encode_variable, fc, read_descriptor, skip_value, take_binary,
     take_compound, take_u8,
 };
 use crate::error::CodecError;
@@ -354,9 +354,9 @@ impl ScannedMessage {
 /// Reads one `data` section (descriptor included) and returns its binary.
 fn take_data_section(buf: &mut Bytes) -> Result<Bytes, CodecError> {
     read_descriptor(buf)?;
-    match decode_value(buf)? {
-        Value::Binary(b) => Ok(b),
-        _ => Err(CodecError::InvalidField {
+    match take_binary(buf)? {
+        Some(b) => Ok(b),
+        None => Err(CodecError::InvalidField {
             composite: "data",
             field: "(value)",
             reason: "data section is not a binary",
