@@ -950,7 +950,11 @@ impl FieldReader {
     }
 
     /// The next field, `None` when null or absent.
+    #[inline]
     pub(crate) fn value(&mut self) -> Result<Option<Value>, CodecError> {
+        if self.skip_empty() {
+            return Ok(None);
+        }
         match self.next_code()? {
             None => Ok(None),
             Some(code) => self.decode_rest(code).map(Some),
@@ -971,6 +975,13 @@ impl FieldReader {
             fc::NULL => Ok(None),
             code => Ok(Some(code)),
         }
+    }
+
+    /// The bytes of the variable-width field whose constructor `next_code` returned, as a
+    /// slice of the input.
+    fn variable_bytes(&mut self, code: u8) -> Result<Bytes, CodecError> {
+        let n = take_size(code, &mut self.body)?;
+        take_bytes(&mut self.body, n)
     }
 
     /// The field whose constructor `next_code` returned, decoded as a [`Value`].
@@ -1011,12 +1022,25 @@ impl FieldReader {
         })
     }
 
-    // The typed readers check for an absent field inline: most fields of a properties
-    // section are absent, and a call each cost more than the rest of their reading.
+    /// Consumes the next field if it is absent or null, saying whether it was. The typed
+    /// readers check this inline: most fields of a properties section are absent or null,
+    /// and a call each cost more than the rest of their reading.
+    #[inline(always)]
+    fn skip_empty(&mut self) -> bool {
+        if self.remaining == 0 {
+            return true;
+        }
+        if self.body.first() == Some(&fc::NULL) {
+            self.remaining -= 1;
+            self.body.advance(1);
+            return true;
+        }
+        false
+    }
 
     #[inline(always)]
     pub(crate) fn uint(&mut self, field: &'static str) -> Result<Option<u32>, CodecError> {
-        if self.remaining == 0 {
+        if self.skip_empty() {
             return Ok(None);
         }
         self.present_uint(field)
@@ -1074,7 +1098,7 @@ impl FieldReader {
 
     #[inline(always)]
     pub(crate) fn boolean(&mut self, field: &'static str) -> Result<Option<bool>, CodecError> {
-        if self.remaining == 0 {
+        if self.skip_empty() {
             return Ok(None);
         }
         self.present_boolean(field)
@@ -1095,7 +1119,7 @@ impl FieldReader {
 
     #[inline(always)]
     pub(crate) fn string(&mut self, field: &'static str) -> Result<Option<String>, CodecError> {
-        if self.remaining == 0 {
+        if self.skip_empty() {
             return Ok(None);
         }
         self.present_string(field)
@@ -1121,34 +1145,44 @@ impl FieldReader {
 
     #[inline(always)]
     pub(crate) fn symbol(&mut self, field: &'static str) -> Result<Option<Symbol>, CodecError> {
-        if self.remaining == 0 {
+        if self.skip_empty() {
             return Ok(None);
         }
         self.present_symbol(field)
     }
 
     fn present_symbol(&mut self, field: &'static str) -> Result<Option<Symbol>, CodecError> {
-        match self.value()? {
-            None => Ok(None),
-            Some(Value::Symbol(s)) => Ok(Some(s)),
-            Some(Value::String(s)) => Ok(Some(Symbol(Bytes::from(s.into_bytes())))),
-            Some(_) => Err(self.invalid(field, "expected a symbol")),
+        let value = match self.next_code()? {
+            None => return Ok(None),
+            Some(code @ (fc::SYM8 | fc::SYM32)) => {
+                return self.variable_bytes(code).map(|b| Some(Symbol(b)));
+            }
+            Some(code) => self.decode_rest(code)?,
+        };
+        match value {
+            Value::Symbol(s) => Ok(Some(s)),
+            Value::String(s) => Ok(Some(Symbol(Bytes::from(s.into_bytes())))),
+            _ => Err(self.invalid(field, "expected a symbol")),
         }
     }
 
     #[inline(always)]
     pub(crate) fn binary(&mut self, field: &'static str) -> Result<Option<Bytes>, CodecError> {
-        if self.remaining == 0 {
+        if self.skip_empty() {
             return Ok(None);
         }
         self.present_binary(field)
     }
 
     fn present_binary(&mut self, field: &'static str) -> Result<Option<Bytes>, CodecError> {
-        match self.value()? {
-            None => Ok(None),
-            Some(Value::Binary(b)) => Ok(Some(b)),
-            Some(_) => Err(self.invalid(field, "expected a binary")),
+        let value = match self.next_code()? {
+            None => return Ok(None),
+            Some(code @ (fc::VBIN8 | fc::VBIN32)) => return self.variable_bytes(code).map(Some),
+            Some(code) => self.decode_rest(code)?,
+        };
+        match value {
+            Value::Binary(b) => Ok(Some(b)),
+            _ => Err(self.invalid(field, "expected a binary")),
         }
     }
 
@@ -1157,7 +1191,7 @@ impl FieldReader {
         &mut self,
         field: &'static str,
     ) -> Result<Option<Timestamp>, CodecError> {
-        if self.remaining == 0 {
+        if self.skip_empty() {
             return Ok(None);
         }
         self.present_timestamp(field)

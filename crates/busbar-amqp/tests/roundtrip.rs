@@ -651,12 +651,43 @@ fn map_key() -> impl Strategy<Value = Value> {
     ]
 }
 
-/// Map entries: a named key's text (`None` for other keys) and the value, if read.
-type Entries = Vec<(Option<Vec<u8>>, Option<Value>)>;
+/// How a test reads a map entry's value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Read {
+    Skip,
+    Value,
+    Integer,
+}
+
+fn read() -> impl Strategy<Value = Read> {
+    prop_oneof![Just(Read::Skip), Just(Read::Value), Just(Read::Integer)]
+}
+
+/// A map entry's value as the test read it.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Skipped,
+    Value(Value),
+    Integer(Option<i64>),
+}
+
+impl Seen {
+    /// What reading `value` as `how` says it is.
+    fn of(value: Value, how: Read) -> Self {
+        match how {
+            Read::Skip => Seen::Skipped,
+            Read::Value => Seen::Value(value),
+            Read::Integer => Seen::Integer(value.as_i64()),
+        }
+    }
+}
+
+/// Map entries: a named key's text (`None` for other keys) and the value as read.
+type Entries = Vec<(Option<Vec<u8>>, Seen)>;
 
 /// The entries `MapReader` reads from the encoded `map`: named keys as text, other keys as
-/// `None`, each value decoded unless `skip` says so for that entry.
-fn read_entries(map: &Bytes, skip: &[bool]) -> Result<Entries, busbar_amqp::CodecError> {
+/// `None`, each value read as `reads` says for that entry (decoded when it says nothing).
+fn read_entries(map: &Bytes, reads: &[Read]) -> Result<Entries, busbar_amqp::CodecError> {
     let mut buf = map.clone();
     let mut reader = MapReader::open(&mut buf)?;
     let mut out = Vec::new();
@@ -665,10 +696,10 @@ fn read_entries(map: &Bytes, skip: &[bool]) -> Result<Entries, busbar_amqp::Code
             MapKey::Name(name) => Some(name.to_vec()),
             MapKey::Other => None,
         };
-        let value = if skip.get(out.len()).copied().unwrap_or(false) {
-            None
-        } else {
-            Some(reader.value()?)
+        let value = match reads.get(out.len()).copied().unwrap_or(Read::Value) {
+            Read::Skip => Seen::Skipped,
+            Read::Value => Seen::Value(reader.value()?),
+            Read::Integer => Seen::Integer(reader.integer_value()?),
         };
         out.push((key, value));
     }
@@ -708,7 +739,7 @@ proptest! {
     #[test]
     fn map_reader_sees_the_entries_value_decode_sees(
         pairs in prop::collection::vec((map_key(), value()), 0..8),
-        skip in prop::collection::vec(any::<bool>(), 8),
+        reads in prop::collection::vec(read(), 8),
     ) {
         let mut out = BytesMut::new();
         encode_value(&Value::Map(pairs.clone()), &mut out);
@@ -718,17 +749,17 @@ proptest! {
         };
         let expected: Vec<_> = decoded
             .into_iter()
-            .zip(&skip)
-            .map(|((k, v), skipped)| {
+            .zip(&reads)
+            .map(|((k, v), &how)| {
                 let key = match k {
                     Value::Symbol(s) => Some(s.0.to_vec()),
                     Value::String(s) => Some(s.into_bytes()),
                     _ => None,
                 };
-                (key, (!skipped).then_some(v))
+                (key, Seen::of(v, how))
             })
             .collect();
-        prop_assert_eq!(read_entries(&map, &skip).unwrap(), expected);
+        prop_assert_eq!(read_entries(&map, &reads).unwrap(), expected);
     }
 
     #[test]
@@ -736,22 +767,22 @@ proptest! {
         pairs in prop::collection::vec((map_key(), value()), 0..6),
         cut in any::<prop::sample::Index>(),
         flip in any::<(prop::sample::Index, u8)>(),
-        skip in prop::collection::vec(any::<bool>(), 6),
+        reads in prop::collection::vec(read(), 6),
     ) {
         let mut out = BytesMut::new();
         encode_value(&Value::Map(pairs), &mut out);
         // Cut short: always an error, never a panic.
         let truncated = out.clone().freeze().slice(..cut.index(out.len()));
-        prop_assert!(read_entries(&truncated, &skip).is_err());
-        // One byte changed: the reader agrees with decoding the map as a value (skipped
-        // values are still checked).
+        prop_assert!(read_entries(&truncated, &reads).is_err());
+        // One byte changed: the reader agrees with decoding the map as a value (values
+        // skipped or read as integers are still checked).
         let at = flip.0.index(out.len());
         out[at] ^= flip.1;
         let corrupt = out.freeze();
         let mut rest = corrupt.clone();
         let by_value = decode_value(&mut rest)
             .is_ok_and(|v| matches!(v, Value::Map(_) | Value::Null) && rest.is_empty());
-        let read = read_entries(&corrupt, &skip);
+        let read = read_entries(&corrupt, &reads);
         prop_assert_eq!(read.is_ok(), by_value, "{:?}", read);
     }
 }

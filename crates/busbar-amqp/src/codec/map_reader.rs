@@ -4,7 +4,9 @@
 
 use bytes::{Buf, Bytes};
 
-use super::{decode_after_code, decode_at_depth, fc, need, take_compound, take_size, take_u8};
+use super::{
+    decode_after_code, decode_at_depth, fc, need, take_array, take_compound, take_size, take_u8,
+};
 use crate::error::CodecError;
 use crate::value::Value;
 
@@ -89,10 +91,39 @@ impl MapReader {
 
     /// The current entry's value.
     pub fn value(&mut self) -> Result<Value, CodecError> {
+        self.start_value()?;
+        decode_at_depth(&mut self.body, ENTRY_DEPTH)
+    }
+
+    /// The current entry's value as [`Value::as_i64`] reads it: a whole number (of any
+    /// integer type, or a timestamp) that fits, else `None`. The usual encodings of a long,
+    /// an int and a timestamp are read without building a [`Value`]; any other value is
+    /// decoded, so it is checked all the same.
+    pub fn integer_value(&mut self) -> Result<Option<i64>, CodecError> {
+        self.start_value()?;
+        let body = &mut self.body;
+        let code = match body.first() {
+            Some(&code @ (fc::LONG | fc::TIMESTAMP | fc::INT | fc::SMALLLONG | fc::SMALLINT)) => {
+                code
+            }
+            _ => return Ok(decode_at_depth(body, ENTRY_DEPTH)?.as_i64()),
+        };
+        body.advance(1);
+        let whole = match code {
+            fc::LONG | fc::TIMESTAMP => i64::from_be_bytes(take_array(body)?),
+            fc::INT => i32::from_be_bytes(take_array(body)?).into(),
+            _ => i8::from_be_bytes(take_array(body)?).into(),
+        };
+        Ok(Some(whole))
+    }
+
+    /// Moves past the current entry's key text, to its value.
+    #[inline]
+    fn start_value(&mut self) -> Result<(), CodecError> {
         let Some(key_len) = self.unread_value_after.take() else {
             return Err(CodecError::Other("map value read before its key"));
         };
         self.body.advance(key_len);
-        decode_at_depth(&mut self.body, ENTRY_DEPTH)
+        Ok(())
     }
 }
