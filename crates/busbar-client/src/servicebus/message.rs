@@ -414,19 +414,19 @@ impl BrokerAnnotations {
             let MapKey::Name(key) = key else { continue };
             match key {
                 k if k == SEQUENCE_NUMBER.as_bytes() => {
-                    read.sequence_number = entries.value()?.as_i64();
+                    read.sequence_number = entries.integer_value()?;
                 }
                 k if k == ENQUEUED_TIME.as_bytes() => {
-                    read.enqueued_time = system_time(&entries.value()?);
+                    read.enqueued_time = entries.integer_value()?.map(from_millis);
                 }
                 k if k == LOCKED_UNTIL.as_bytes() => {
-                    read.locked_until = system_time(&entries.value()?);
+                    read.locked_until = entries.integer_value()?.map(from_millis);
                 }
                 k if k == MESSAGE_STATE.as_bytes() => {
-                    read.message_state = entries.value()?.as_i64();
+                    read.message_state = entries.integer_value()?;
                 }
                 k if k == SCHEDULED_ENQUEUE_TIME.as_bytes() => {
-                    read.scheduled_enqueue_time = system_time(&entries.value()?);
+                    read.scheduled_enqueue_time = entries.integer_value()?.map(from_millis);
                 }
                 k if k == PARTITION_KEY.as_bytes() => {
                     read.partition_key = text(&entries.value()?);
@@ -435,7 +435,7 @@ impl BrokerAnnotations {
                     read.dead_letter_source = text(&entries.value()?);
                 }
                 k if k == ENQUEUE_SEQUENCE_NUMBER.as_bytes() => {
-                    read.enqueue_sequence_number = entries.value()?.as_i64();
+                    read.enqueue_sequence_number = entries.integer_value()?;
                 }
                 _ => {}
             }
