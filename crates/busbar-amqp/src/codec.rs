@@ -312,35 +312,55 @@ fn decode_array_body(body: &mut Bytes, count: usize, depth: usize) -> Result<Val
 }
 
 /// Skips one encoded value without decoding it (compound values are skipped by their size
-/// prefix). Returns the number of bytes skipped.
+/// prefix). Returns the number of bytes skipped; on error `buf` is left as it was.
 pub fn skip_value(buf: &mut Bytes) -> Result<usize, CodecError> {
-    let before = buf.len();
-    skip_at_depth(buf, 0)?;
-    Ok(before - buf.len())
+    let n = value_len_at(buf, 0)?;
+    buf.advance(n);
+    Ok(n)
 }
 
-fn skip_at_depth(buf: &mut Bytes, depth: usize) -> Result<(), CodecError> {
+/// The length of the encoded value at the start of `buf`, read from its constructors and
+/// size prefixes only. Works on the slice: this runs for every section of every message.
+fn value_len_at(buf: &[u8], depth: usize) -> Result<usize, CodecError> {
     if depth > MAX_DEPTH {
         return Err(CodecError::TooDeep);
     }
-    let code = take_u8(buf)?;
+    let Some((&code, rest)) = buf.split_first() else {
+        return Err(CodecError::Incomplete { needed: 1 });
+    };
     if code == fc::DESCRIBED {
-        skip_at_depth(buf, depth + 1)?;
-        return skip_at_depth(buf, depth + 1);
+        let descriptor = value_len_at(rest, depth + 1)?;
+        let value = value_len_at(&rest[descriptor..], depth + 1)?;
+        return Ok(1 + descriptor + value);
     }
-    let width = match code >> 4 {
-        0x4 => 0,
-        0x5 => 1,
-        0x6 => 2,
-        0x7 => 4,
-        0x8 => 8,
-        0x9 => 16,
-        0xa..=0xf => take_size(code, buf)?,
+    let (prefix, width) = match code >> 4 {
+        0x4 => (0, 0),
+        0x5 => (0, 1),
+        0x6 => (0, 2),
+        0x7 => (0, 4),
+        0x8 => (0, 8),
+        0x9 => (0, 16),
+        0xa | 0xc | 0xe => match rest.first() {
+            Some(&n) => (1, usize::from(n)),
+            None => return Err(CodecError::Incomplete { needed: 1 }),
+        },
+        0xb | 0xd | 0xf => match rest.first_chunk::<4>() {
+            Some(&n) => (4, u32::from_be_bytes(n) as usize),
+            None => {
+                return Err(CodecError::Incomplete {
+                    needed: 4 - rest.len(),
+                });
+            }
+        },
         _ => return Err(CodecError::InvalidFormatCode(code)),
     };
-    need(buf, width)?;
-    buf.advance(width);
-    Ok(())
+    let available = rest.len() - prefix;
+    if available < width {
+        return Err(CodecError::Incomplete {
+            needed: width - available,
+        });
+    }
+    Ok(1 + prefix + width)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -124,6 +124,28 @@ proptest! {
         let n = cut.index(out.len());
         let mut buf = Bytes::copy_from_slice(&out[..n]);
         prop_assert!(decode_value(&mut buf).is_err());
+        let mut skipped = Bytes::copy_from_slice(&out[..n]);
+        prop_assert!(skip_value(&mut skipped).is_err());
+        prop_assert_eq!(&skipped[..], &out[..n], "left as it was");
+    }
+
+    /// One byte changed, so constructors and sizes the encoder never writes turn up: what
+    /// decoding reads as one value, skipping spans exactly.
+    #[test]
+    fn skip_value_spans_what_value_decode_reads(
+        v in value(),
+        flip in any::<(prop::sample::Index, u8)>(),
+    ) {
+        let mut out = BytesMut::new();
+        encode_value(&v, &mut out);
+        let at = flip.0.index(out.len());
+        out[at] ^= flip.1;
+        let corrupt = out.freeze();
+        let mut decoded = corrupt.clone();
+        if decode_value(&mut decoded).is_ok() {
+            let mut skipped = corrupt.clone();
+            prop_assert_eq!(skip_value(&mut skipped).ok(), Some(corrupt.len() - decoded.len()));
+        }
     }
 }
 
