@@ -12,6 +12,8 @@ use crate::codec::{
 use crate::error::CodecError;
 use crate::value::{Descriptor, Symbol, Value};
 
+mod common_disposition;
+
 /// Descriptor codes from the AMQP 1.0 specification.
 pub mod code {
     pub const OPEN: u64 = 0x10;
@@ -759,6 +761,15 @@ impl Performative {
     /// Decodes a performative and advances `body` past it; for a transfer what remains is
     /// the payload.
     pub fn decode(body: &mut Bytes) -> Result<Self, CodecError> {
+        // One per settled message from most clients: read without the generic decode.
+        if let Some(disposition) = Disposition::decode_common(body) {
+            return Ok(Performative::Disposition(disposition));
+        }
+        Self::decode_generic(body)
+    }
+
+    /// [`Performative::decode`] field by field, whatever the encoding.
+    fn decode_generic(body: &mut Bytes) -> Result<Self, CodecError> {
         let d = read_descriptor(body)?;
         let Some(c) = descriptor_code(&d) else {
             return Err(CodecError::UnexpectedDescriptor(format!("{d:?}")));
