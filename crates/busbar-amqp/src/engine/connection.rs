@@ -424,7 +424,7 @@ impl Connection {
                 credit_held: *credit_held,
             };
             match performative {
-                Performative::Attach(attach) => ctx.on_attach(attach),
+                Performative::Attach(attach) => ctx.on_attach(*attach),
                 Performative::Flow(flow) => {
                     ctx.on_flow(&flow);
                     Ok(())
