@@ -197,6 +197,16 @@ struct Plan {
     dead_letter_reserved: Seq,
 }
 
+impl Plan {
+    fn with_capacity(messages: usize) -> Plan {
+        Plan {
+            records: Vec::with_capacity(messages),
+            steps: Vec::with_capacity(messages),
+            dead_letter_reserved: 0,
+        }
+    }
+}
+
 impl Queue {
     pub fn new(
         name: impl Into<String>,
@@ -728,7 +738,9 @@ impl Queue {
             }
             seqs.push(seq);
         }
-        let mut plan = Plan::default();
+        // At least a record and a step per message; grown one at a time, they were copied
+        // over and over for the settlements of a read.
+        let mut plan = Plan::with_capacity(seqs.len());
         for seq in seqs {
             match disposition {
                 Disposition::Complete => self.plan_remove(kind, seq, &mut plan),
