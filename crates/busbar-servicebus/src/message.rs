@@ -170,15 +170,17 @@ const STAMP_ROOM: usize = 256;
 
 /// `stored` stamped for delivery (see [`write_delivery`]) in a buffer allocated once.
 pub fn stamped_delivery(stored: &Bytes, stamp: &Stamp) -> Result<Bytes, CodecError> {
-    let mut out = BytesMut::with_capacity(stored.len() + STAMP_ROOM);
+    let mut out = BytesMut::new();
     write_delivery(&mut out, stored, stamp)?;
     Ok(out.freeze())
 }
 
 /// Writes `stored` out for delivery with `stamp` applied: header (delivery-count; the
 /// stored durable/priority/ttl kept), Service Bus annotations, absolute-expiry-time.
+/// Room for the largest stamp is reserved first, so `out` grows at most once.
 pub fn write_delivery(out: &mut BytesMut, stored: &Bytes, stamp: &Stamp) -> Result<(), CodecError> {
     let scanned = scan_sections(stored)?;
+    out.reserve(stored.len() + STAMP_ROOM);
     write_scanned_delivery(out, &scanned, stamp)
 }
 

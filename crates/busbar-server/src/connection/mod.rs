@@ -31,6 +31,7 @@ use crate::limits::LimitExceeded;
 mod attach;
 mod completions;
 mod delivery;
+mod delivery_buffer;
 mod handshake;
 mod message_sessions;
 mod read_buffer;
@@ -326,6 +327,7 @@ pub async fn serve<S: Store>(
         responders: Vec::new(),
         outstanding: FastMap::default(),
         completions: Vec::new(),
+        deliveries: delivery_buffer::DeliveryBuffer::default(),
         next_token: 1,
         notify: Arc::new(Notify::new()),
         round_commit: None,
@@ -377,6 +379,8 @@ struct Conn<S: Store> {
     outstanding: FastMap<u64, Outstanding>,
     /// Settled-by-peer completions not applied yet (see [`completions`]).
     completions: Vec<completions::Completion>,
+    /// What the deliveries this connection sends are written to.
+    deliveries: delivery_buffer::DeliveryBuffer,
     next_token: u64,
     /// Woken when a queue this connection waits on may have messages.
     notify: Arc<Notify>,
