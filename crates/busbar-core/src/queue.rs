@@ -27,7 +27,7 @@ use crate::quota;
 
 mod message_sessions;
 mod repair;
-use crate::subqueue::{ConsumerId, Entry, SubQueue, SubQueueCounts, SubQueueKind};
+use crate::subqueue::{ConsumerId, Entry, FastSet, SubQueue, SubQueueCounts, SubQueueKind};
 pub use message_sessions::{MessageSessionGrant, MessageSessionPick};
 
 /// Dead-letter reason for messages that failed `max_delivery_count` times.
@@ -729,7 +729,8 @@ impl Queue {
             ));
         }
         let mut seqs = Vec::with_capacity(tokens.len());
-        let mut named = HashSet::with_capacity(tokens.len());
+        // The seqs of locks the broker handed out, not chosen by the client.
+        let mut named = FastSet::with_capacity_and_hasher(tokens.len(), Default::default());
         for &token in tokens {
             let seq = self.held(kind, token, now_ms)?;
             // Named again, its lock would be gone by its second turn.

@@ -10,7 +10,7 @@
 //! (`crate::dedup`), and nothing else needs the id of a queued message, so every
 //! [`MessageMeta`] handed out here has `message_id: None`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use busbar_store::{BodyRef, EntityId, MessageMeta, MessageState, Seq};
 use bytes::Bytes;
@@ -44,6 +44,8 @@ pub struct ConsumerId(pub u64);
 /// lock tokens (never chosen by a client): SipHash's resistance to chosen keys buys nothing
 /// there and cost about a tenth of a received message's instructions.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// A set of such keys.
+pub(crate) type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
 /// Exact message counts of one subqueue, maintained on every change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

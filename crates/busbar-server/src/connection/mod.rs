@@ -327,6 +327,7 @@ pub async fn serve<S: Store>(
         responders: Vec::new(),
         outstanding: FastMap::default(),
         completions: Vec::new(),
+        completion_locks: Vec::new(),
         deliveries: delivery_buffer::DeliveryBuffer::default(),
         next_token: 1,
         notify: Arc::new(Notify::new()),
@@ -379,6 +380,8 @@ struct Conn<S: Store> {
     outstanding: FastMap<u64, Outstanding>,
     /// Settled-by-peer completions not applied yet (see [`completions`]).
     completions: Vec<completions::Completion>,
+    /// The locks of one entity's completions, while they are applied.
+    completion_locks: Vec<uuid::Uuid>,
     /// What the deliveries this connection sends are written to.
     deliveries: delivery_buffer::DeliveryBuffer,
     next_token: u64,
