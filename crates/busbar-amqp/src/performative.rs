@@ -12,6 +12,8 @@ use crate::codec::{
 use crate::error::CodecError;
 use crate::value::{Descriptor, Symbol, Value};
 
+mod common_disposition;
+
 /// Descriptor codes from the AMQP 1.0 specification.
 pub mod code {
     pub const OPEN: u64 = 0x10;
@@ -246,14 +248,13 @@ pub struct Close {
 }
 
 /// The nine AMQP performatives.
-// Attach is far larger than the rest; it stays inline because the variants' payload types
-// are part of the engine's interface, and frames are moved rarely enough not to matter.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Performative {
     Open(Open),
     Begin(Begin),
-    Attach(Attach),
+    /// Boxed: an attach (688 bytes with its termini) sized every frame, and each received
+    /// transfer or disposition is moved a few times on its way to the engine.
+    Attach(Box<Attach>),
     Flow(Flow),
     Transfer(Transfer),
     Disposition(Disposition),
@@ -759,6 +760,15 @@ impl Performative {
     /// Decodes a performative and advances `body` past it; for a transfer what remains is
     /// the payload.
     pub fn decode(body: &mut Bytes) -> Result<Self, CodecError> {
+        // One per settled message from most clients: read without the generic decode.
+        if let Some(disposition) = Disposition::decode_common(body) {
+            return Ok(Performative::Disposition(disposition));
+        }
+        Self::decode_generic(body)
+    }
+
+    /// [`Performative::decode`] field by field, whatever the encoding.
+    fn decode_generic(body: &mut Bytes) -> Result<Self, CodecError> {
         let d = read_descriptor(body)?;
         let Some(c) = descriptor_code(&d) else {
             return Err(CodecError::UnexpectedDescriptor(format!("{d:?}")));
@@ -779,7 +789,7 @@ impl Performative {
         Ok(match c {
             code::OPEN => Performative::Open(Open::decode_fields(&mut f)?),
             code::BEGIN => Performative::Begin(Begin::decode_fields(&mut f)?),
-            code::ATTACH => Performative::Attach(Attach::decode_fields(&mut f)?),
+            code::ATTACH => Performative::Attach(Box::new(Attach::decode_fields(&mut f)?)),
             code::FLOW => Performative::Flow(Flow::decode_fields(&mut f)?),
             code::TRANSFER => Performative::Transfer(Transfer::decode_fields(&mut f)?),
             code::DISPOSITION => Performative::Disposition(Disposition::decode_fields(&mut f)?),
@@ -848,17 +858,13 @@ macro_rules! into_performative {
         }
     )*};
 }
-into_performative!(
-    Open,
-    Begin,
-    Attach,
-    Flow,
-    Transfer,
-    Disposition,
-    Detach,
-    End,
-    Close
-);
+into_performative!(Open, Begin, Flow, Transfer, Disposition, Detach, End, Close);
+
+impl From<Attach> for Performative {
+    fn from(p: Attach) -> Self {
+        Performative::Attach(Box::new(p))
+    }
+}
 
 impl SaslCode {
     fn from_wire(v: u8) -> Option<Self> {

@@ -340,7 +340,7 @@ fn performative() -> BoxedStrategy<Performative> {
                 desired_capabilities: None,
                 properties: p,
             })),
-        attach().prop_map(Performative::Attach),
+        attach().prop_map(Performative::from),
         (
             any::<Option<u32>>(),
             any::<(u32, u32, u32)>(),

@@ -27,7 +27,7 @@ use crate::quota;
 
 mod message_sessions;
 mod repair;
-use crate::subqueue::{ConsumerId, Entry, SubQueue, SubQueueCounts, SubQueueKind};
+use crate::subqueue::{ConsumerId, Entry, FastSet, SubQueue, SubQueueCounts, SubQueueKind};
 pub use message_sessions::{MessageSessionGrant, MessageSessionPick};
 
 /// Dead-letter reason for messages that failed `max_delivery_count` times.
@@ -195,6 +195,16 @@ struct Plan {
     steps: Vec<Step>,
     /// Dead-letter seqs handed out by this plan, beyond the subqueue's last_seq.
     dead_letter_reserved: Seq,
+}
+
+impl Plan {
+    fn with_capacity(messages: usize) -> Plan {
+        Plan {
+            records: Vec::with_capacity(messages),
+            steps: Vec::with_capacity(messages),
+            dead_letter_reserved: 0,
+        }
+    }
 }
 
 impl Queue {
@@ -719,7 +729,8 @@ impl Queue {
             ));
         }
         let mut seqs = Vec::with_capacity(tokens.len());
-        let mut named = HashSet::with_capacity(tokens.len());
+        // The seqs of locks the broker handed out, not chosen by the client.
+        let mut named = FastSet::with_capacity_and_hasher(tokens.len(), Default::default());
         for &token in tokens {
             let seq = self.held(kind, token, now_ms)?;
             // Named again, its lock would be gone by its second turn.
@@ -728,7 +739,9 @@ impl Queue {
             }
             seqs.push(seq);
         }
-        let mut plan = Plan::default();
+        // At least a record and a step per message; grown one at a time, they were copied
+        // over and over for the settlements of a read.
+        let mut plan = Plan::with_capacity(seqs.len());
         for seq in seqs {
             match disposition {
                 Disposition::Complete => self.plan_remove(kind, seq, &mut plan),

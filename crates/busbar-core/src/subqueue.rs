@@ -10,7 +10,7 @@
 //! (`crate::dedup`), and nothing else needs the id of a queued message, so every
 //! [`MessageMeta`] handed out here has `message_id: None`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use busbar_store::{BodyRef, EntityId, MessageMeta, MessageState, Seq};
 use bytes::Bytes;
@@ -44,6 +44,8 @@ pub struct ConsumerId(pub u64);
 /// lock tokens (never chosen by a client): SipHash's resistance to chosen keys buys nothing
 /// there and cost about a tenth of a received message's instructions.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// A set of such keys.
+pub(crate) type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
 /// Exact message counts of one subqueue, maintained on every change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -625,8 +627,11 @@ impl SubQueue {
         body_ref: BodyRef,
         body: Option<Bytes>,
     ) {
-        if let Some(old) = self.remove(seq) {
-            // Only replay can meet a seq twice; the newer record wins.
+        // Only replay can meet a seq twice; the newer record wins. A seq past the last one
+        // is new, and a send need not look for it.
+        if seq <= self.last_seq
+            && let Some(old) = self.remove(seq)
+        {
             tracing::debug!(entity = self.entity, seq, "replacing message {old:?}");
         }
         let MessageMeta {
@@ -676,7 +681,7 @@ impl SubQueue {
 
     /// Drops a message; returns where its body was.
     pub(crate) fn remove(&mut self, seq: Seq) -> Option<BodyRef> {
-        self.unlock(seq);
+        self.drop_lock(seq);
         let state = self.slot(seq)?.state;
         self.index_state(seq, state, false);
         let (number, offset) = split(seq);
@@ -703,7 +708,7 @@ impl SubQueue {
     /// Changes the mutable part of a message; also drops its lock, since every settlement
     /// that changes state ends the lock.
     pub(crate) fn update(&mut self, seq: Seq, delivery_count: u32, state: MessageState) {
-        self.unlock(seq);
+        self.drop_lock(seq);
         let Some(old) = self.slot(seq).map(|slot| slot.state) else {
             return;
         };
@@ -732,7 +737,7 @@ impl SubQueue {
     }
 
     pub(crate) fn lock(&mut self, seq: Seq, token: Uuid, until_ms: i64, owner: ConsumerId) {
-        self.unlock(seq);
+        self.drop_lock(seq);
         let Some(state) = self.slot(seq).map(|slot| slot.state) else {
             return;
         };
@@ -763,18 +768,28 @@ impl SubQueue {
 
     /// Drops the lock on `seq`, if any, making an active message available again.
     pub(crate) fn unlock(&mut self, seq: Seq) -> bool {
-        let Some(lock) = self.held.remove(&seq) else {
+        if !self.drop_lock(seq) {
             return false;
-        };
-        self.locks.remove(&lock.token);
-        self.lock_deadlines.remove(&(lock.until_ms, seq));
-        self.counts.locked -= 1;
+        }
         if self
             .slot(seq)
             .is_some_and(|slot| slot.state == MessageState::Active)
         {
             self.set_available(seq, true);
         }
+        true
+    }
+
+    /// Drops the lock on `seq`, if any, leaving the message's availability to the caller,
+    /// which is about to remove it or set its state (making a completed message available
+    /// only to take it away again cost a tenth of a completion).
+    fn drop_lock(&mut self, seq: Seq) -> bool {
+        let Some(lock) = self.held.remove(&seq) else {
+            return false;
+        };
+        self.locks.remove(&lock.token);
+        self.lock_deadlines.remove(&(lock.until_ms, seq));
+        self.counts.locked -= 1;
         true
     }
 

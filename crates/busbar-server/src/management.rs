@@ -9,11 +9,11 @@ use std::sync::Arc;
 use busbar_amqp::value::{Timestamp, Value};
 use busbar_core::{ConsumerId, CoreError, Disposition, ReceiveMode, SubQueueKind};
 use busbar_servicebus::conditions;
-use busbar_servicebus::message::{Stamp, inbound, properties_to_modify, write_delivery};
+use busbar_servicebus::message::{Stamp, inbound, properties_to_modify, stamped_delivery};
 use busbar_servicebus::request::{Request, management_response};
 use busbar_servicebus::rules::{rule_entry, rule_from_request};
 use busbar_store::Store;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use uuid::Uuid;
 
 use crate::broker::{
@@ -258,8 +258,7 @@ fn encoded<S: Store>(
         state: meta.state as i32,
         expires_at_ms: meta.expires_at_ms,
     };
-    let mut out = BytesMut::with_capacity(body.len() + 96);
-    write_delivery(&mut out, &body, &stamp).map_err(|e| {
+    let stamped = stamped_delivery(&body, &stamp).map_err(|e| {
         Failure(
             500,
             conditions::INTERNAL_ERROR,
@@ -267,7 +266,7 @@ fn encoded<S: Store>(
         )
     })?;
     let _ = context;
-    Ok(out.freeze())
+    Ok(stamped)
 }
 
 fn peek<S: Store>(context: &Context<'_, S>, request: &Request) -> Outcome<S> {

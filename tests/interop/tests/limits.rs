@@ -209,7 +209,7 @@ impl<'b> Raw<'b> {
                     performative: Performative::Attach(a),
                     ..
                 } if frame.channel == channel && a.name.ends_with(&format!("-{handle}")) => {
-                    Some(a.clone())
+                    Some(a.as_ref().clone())
                 }
                 _ => None,
             })

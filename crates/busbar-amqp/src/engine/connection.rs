@@ -424,7 +424,7 @@ impl Connection {
                 credit_held: *credit_held,
             };
             match performative {
-                Performative::Attach(attach) => ctx.on_attach(attach),
+                Performative::Attach(attach) => ctx.on_attach(*attach),
                 Performative::Flow(flow) => {
                     ctx.on_flow(&flow);
                     Ok(())
@@ -1471,20 +1471,17 @@ impl SessionCtx<'_> {
         }
         let first = disposition.first;
         let span = u64::from(disposition.last.unwrap_or(first).wrapping_sub(first)) + 1;
-        let ids = &mut *self.scratch_ids;
-        ids.clear();
+        let session = SessionRef {
+            channel: self.out.channel,
+            serial: core.serial,
+        };
         let unsettled = &mut core.unsettled_out;
-        if span <= unsettled.len() as u64 {
-            let mut id = first;
-            for _ in 0..span {
-                if unsettled.contains_key(&id) {
-                    ids.push(id);
-                }
-                id = id.wrapping_add(1);
-            }
-        } else {
-            // A range wider than what is unsettled (possibly hostile): walk the unsettled
-            // deliveries instead of the range.
+        // A range wider than what is unsettled (possibly hostile) walks the unsettled
+        // deliveries instead of the range, in the range's order.
+        let wide = span > unsettled.len() as u64;
+        let ids = &mut *self.scratch_ids;
+        if wide {
+            ids.clear();
             ids.extend(
                 unsettled
                     .keys()
@@ -1493,20 +1490,17 @@ impl SessionCtx<'_> {
             );
             ids.sort_unstable_by_key(|id| id.wrapping_sub(first));
         }
-        let sref = SessionRef {
-            channel: self.out.channel,
-            serial: core.serial,
-        };
-        for &id in ids.iter() {
+        let sink = &mut *self.out.sink;
+        let mut settle = |id: u32| {
             let delivery = if disposition.settled {
                 unsettled.remove(&id)
             } else {
                 unsettled.get(&id).copied()
             };
             if let Some(d) = delivery {
-                self.out.sink.event(Event::Settled {
+                sink.event(Event::Settled {
                     link: LinkRef {
-                        session: sref,
+                        session,
                         handle: d.handle,
                         serial: d.link_serial,
                         broker_is_sender: true,
@@ -1516,6 +1510,15 @@ impl SessionCtx<'_> {
                     state: disposition.state.clone(),
                     settled_by_peer: disposition.settled,
                 });
+            }
+        };
+        if wide {
+            ids.iter().for_each(|&id| settle(id));
+        } else {
+            let mut id = first;
+            for _ in 0..span {
+                settle(id);
+                id = id.wrapping_add(1);
             }
         }
     }

@@ -7,10 +7,10 @@ use busbar_amqp::performative::DeliveryState;
 use busbar_amqp::value::Value;
 use busbar_core::{CoreError, Delivery, REASON_UNREADABLE, ReceiveMode, SubQueueKind};
 use busbar_servicebus::conditions;
-use busbar_servicebus::message::{Stamp, write_delivery};
+use busbar_servicebus::message::Stamp;
 use busbar_servicebus::settlement::{Settlement, lock_lost};
 use busbar_store::Store;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::completions::Completion;
 use super::{AfterCommit, Conn, DELIVERY_BATCH, LinkKind, Outstanding};
@@ -287,23 +287,25 @@ impl<S: Store> Conn<S> {
                 })?,
         };
         let trace = self.broker.tracer.context_of(&body);
-        let mut payload = BytesMut::with_capacity(body.len() + 96);
-        write_delivery(&mut payload, &body, &stamp).map_err(|error| {
-            Undeliverable::Unreadable(format!(
-                "Stored message {} can't be read: {error}",
-                delivery.seq
-            ))
-        })?;
+        let tag = if peek_lock {
+            lock.token.to_bytes_le()
+        } else {
+            u128::from(delivery.seq).to_le_bytes()
+        };
+        let (tag, payload) = self
+            .deliveries
+            .stamp(&tag, &body, &stamp)
+            .map_err(|error| {
+                Undeliverable::Unreadable(format!(
+                    "Stored message {} can't be read: {error}",
+                    delivery.seq
+                ))
+            })?;
         let token = self.next_token;
         self.next_token += 1;
-        let tag = if peek_lock {
-            Bytes::copy_from_slice(&lock.token.to_bytes_le())
-        } else {
-            Bytes::copy_from_slice(&u128::from(delivery.seq).to_le_bytes())
-        };
         match self
             .engine
-            .send_message(link, tag, payload.freeze(), !peek_lock, token)
+            .send_message(link, tag, payload, !peek_lock, token)
         {
             Ok(_) => {
                 if let (Some(context), Some(started)) = (trace, started) {
