@@ -20,8 +20,32 @@ pub use map_reader::{MapKey, MapReader};
 pub const MAX_DEPTH: usize = 64;
 
 /// Arrays of zero-width elements (nulls, `true`, `uint0`...) consume no input per element,
-/// so their count cannot be checked against the input; cap it instead.
+/// so their count cannot be checked against the input; cap it instead. The cap is on all
+/// such elements of one decoded value, not on each array: an array (or list) of 9-byte
+/// arrays of 4096 nulls each would otherwise build 450 values per byte of input.
 const MAX_ZERO_WIDTH_ARRAY: usize = 4096;
+
+/// Zero-width array elements one decode may still build (see [`MAX_ZERO_WIDTH_ARRAY`]).
+#[derive(Debug)]
+struct ZeroWidthBudget(usize);
+
+impl Default for ZeroWidthBudget {
+    fn default() -> Self {
+        ZeroWidthBudget(MAX_ZERO_WIDTH_ARRAY)
+    }
+}
+
+impl ZeroWidthBudget {
+    fn spend(&mut self, count: usize) -> Result<(), CodecError> {
+        match self.0.checked_sub(count) {
+            Some(left) => {
+                self.0 = left;
+                Ok(())
+            }
+            None => Err(CodecError::Other("array count exceeds its size")),
+        }
+    }
+}
 
 /// Format codes.
 pub mod fc {
@@ -137,36 +161,49 @@ fn take_size(code: u8, buf: &mut Bytes) -> Result<usize, CodecError> {
 
 /// Decodes one value and advances `buf` past it.
 pub fn decode_value(buf: &mut Bytes) -> Result<Value, CodecError> {
-    decode_at_depth(buf, 0)
+    decode_at_depth(buf, 0, &mut ZeroWidthBudget::default())
 }
 
 #[inline]
-fn decode_at_depth(buf: &mut Bytes, depth: usize) -> Result<Value, CodecError> {
+fn decode_at_depth(
+    buf: &mut Bytes,
+    depth: usize,
+    budget: &mut ZeroWidthBudget,
+) -> Result<Value, CodecError> {
     if depth > MAX_DEPTH {
         return Err(CodecError::TooDeep);
     }
     let code = take_u8(buf)?;
-    decode_after_code(code, buf, depth)
+    decode_after_code(code, buf, depth, budget)
 }
 
 /// Decodes the value (described or not) whose constructor `code` has already been read.
 #[inline]
-fn decode_after_code(code: u8, buf: &mut Bytes, depth: usize) -> Result<Value, CodecError> {
+fn decode_after_code(
+    code: u8,
+    buf: &mut Bytes,
+    depth: usize,
+    budget: &mut ZeroWidthBudget,
+) -> Result<Value, CodecError> {
     if code == fc::DESCRIBED {
-        let descriptor = decode_descriptor(buf, depth + 1)?;
-        let value = decode_at_depth(buf, depth + 1)?;
+        let descriptor = decode_descriptor(buf, depth + 1, budget)?;
+        let value = decode_at_depth(buf, depth + 1, budget)?;
         return Ok(Value::Described(Box::new(descriptor), Box::new(value)));
     }
-    decode_with_code(code, buf, depth)
+    decode_with_code(code, buf, depth, budget)
 }
 
 /// Decodes a descriptor (the value following a `0x00` constructor).
 pub fn decode_descriptor_value(buf: &mut Bytes) -> Result<Descriptor, CodecError> {
-    decode_descriptor(buf, 0)
+    decode_descriptor(buf, 0, &mut ZeroWidthBudget::default())
 }
 
-fn decode_descriptor(buf: &mut Bytes, depth: usize) -> Result<Descriptor, CodecError> {
-    match decode_at_depth(buf, depth)? {
+fn decode_descriptor(
+    buf: &mut Bytes,
+    depth: usize,
+    budget: &mut ZeroWidthBudget,
+) -> Result<Descriptor, CodecError> {
+    match decode_at_depth(buf, depth, budget)? {
         Value::Symbol(s) => Ok(Descriptor::Symbol(s)),
         Value::Ulong(v) => Ok(Descriptor::Code(v)),
         other => match other.as_i64() {
@@ -192,7 +229,12 @@ fn decode_char(v: u32) -> Result<char, CodecError> {
 }
 
 /// Decodes the value whose constructor `code` has already been read.
-fn decode_with_code(code: u8, buf: &mut Bytes, depth: usize) -> Result<Value, CodecError> {
+fn decode_with_code(
+    code: u8,
+    buf: &mut Bytes,
+    depth: usize,
+    budget: &mut ZeroWidthBudget,
+) -> Result<Value, CodecError> {
     Ok(match code {
         fc::NULL => Value::Null,
         fc::TRUE => Value::Bool(true),
@@ -246,15 +288,15 @@ fn decode_with_code(code: u8, buf: &mut Bytes, depth: usize) -> Result<Value, Co
             let v = if is_map {
                 let mut pairs = Vec::with_capacity(count / 2);
                 for _ in 0..count / 2 {
-                    let k = decode_at_depth(&mut body, depth + 1)?;
-                    let v = decode_at_depth(&mut body, depth + 1)?;
+                    let k = decode_at_depth(&mut body, depth + 1, budget)?;
+                    let v = decode_at_depth(&mut body, depth + 1, budget)?;
                     pairs.push((k, v));
                 }
                 Value::Map(pairs)
             } else {
                 let mut items = Vec::with_capacity(count);
                 for _ in 0..count {
-                    items.push(decode_at_depth(&mut body, depth + 1)?);
+                    items.push(decode_at_depth(&mut body, depth + 1, budget)?);
                 }
                 Value::List(items)
             };
@@ -265,7 +307,7 @@ fn decode_with_code(code: u8, buf: &mut Bytes, depth: usize) -> Result<Value, Co
         }
         fc::ARRAY8 | fc::ARRAY32 => {
             let (mut body, count) = take_compound(code, buf)?;
-            let v = decode_array_body(&mut body, count, depth + 1)?;
+            let v = decode_array_body(&mut body, count, depth + 1, budget)?;
             if !body.is_empty() {
                 return Err(CodecError::Other("trailing bytes inside array"));
             }
@@ -283,26 +325,32 @@ pub(crate) fn take_compound(code: u8, buf: &mut Bytes) -> Result<(Bytes, usize),
     Ok((body, count))
 }
 
-fn decode_array_body(body: &mut Bytes, count: usize, depth: usize) -> Result<Value, CodecError> {
+fn decode_array_body(
+    body: &mut Bytes,
+    count: usize,
+    depth: usize,
+    budget: &mut ZeroWidthBudget,
+) -> Result<Value, CodecError> {
     if depth > MAX_DEPTH {
         return Err(CodecError::TooDeep);
     }
     let mut code = take_u8(body)?;
     let mut descriptor = None;
     if code == fc::DESCRIBED {
-        descriptor = Some(decode_descriptor(body, depth + 1)?);
+        descriptor = Some(decode_descriptor(body, depth + 1, budget)?);
         code = take_u8(body)?;
         if code == fc::DESCRIBED {
             return Err(CodecError::Other("array element descriptor nested too far"));
         }
     }
-    let zero_width = matches!(code, 0x40..=0x45);
-    if (zero_width && count > MAX_ZERO_WIDTH_ARRAY) || (!zero_width && count > body.len()) {
+    if matches!(code, 0x40..=0x45) {
+        budget.spend(count)?;
+    } else if count > body.len() {
         return Err(CodecError::Other("array count exceeds its size"));
     }
     let mut items = Vec::with_capacity(count);
     for _ in 0..count {
-        let item = decode_with_code(code, body, depth)?;
+        let item = decode_with_code(code, body, depth, budget)?;
         items.push(match &descriptor {
             Some(d) => Value::Described(Box::new(d.clone()), Box::new(item)),
             None => item,
@@ -875,7 +923,7 @@ pub(crate) fn read_descriptor(buf: &mut Bytes) -> Result<Descriptor, CodecError>
             "expected a described type, found format code 0x{code:02x}"
         )));
     }
-    decode_descriptor(buf, 0)
+    decode_descriptor(buf, 0, &mut ZeroWidthBudget::default())
 }
 
 /// The numeric code of a descriptor, translating the standard symbolic names.
@@ -1006,7 +1054,7 @@ impl FieldReader {
 
     /// The field whose constructor `next_code` returned, decoded as a [`Value`].
     fn decode_rest(&mut self, code: u8) -> Result<Value, CodecError> {
-        decode_after_code(code, &mut self.body, 1)
+        decode_after_code(code, &mut self.body, 1, &mut ZeroWidthBudget::default())
     }
 
     /// The next field, decoded by `f` straight from the list body unless it is null or

@@ -94,12 +94,17 @@ pub fn scan_sections(msg: &Bytes) -> Result<ScannedMessage, CodecError> {
                         sections.body = Some(range);
                         sections.body_kind = Some(kind);
                     }
-                    Some(body) if body.end == range.start && sections.body_kind == Some(kind) => {
+                    // One or more data or amqp-sequence sections, or a single amqp-value.
+                    Some(body)
+                        if body.end == range.start
+                            && sections.body_kind == Some(kind)
+                            && kind != BodyKind::AmqpValue =>
+                    {
                         body.end = range.end;
                     }
                     Some(_) => {
                         return Err(CodecError::Other(
-                            "body sections must be adjacent and of one kind",
+                            "body sections must be adjacent and of one kind, amqp-value alone",
                         ));
                     }
                 }

@@ -275,6 +275,11 @@ fn malformed_messages_are_errors() {
         0x00, 0x53, 0x75, 0xa0, 0x00, 0x00, 0x53, 0x73, 0x45, 0x00, 0x53, 0x75, 0xa0, 0x00,
     ];
     assert!(scan_sections(&Bytes::copy_from_slice(&split)).is_err());
+    // two amqp-value sections (amqp-sequence and data sections may repeat, amqp-value not)
+    let two_values = [0x00, 0x53, 0x77, 0x40, 0x00, 0x53, 0x77, 0x40];
+    assert!(scan_sections(&Bytes::copy_from_slice(&two_values)).is_err());
+    let two_sequences = [0x00, 0x53, 0x76, 0x45, 0x00, 0x53, 0x76, 0x45];
+    assert!(scan_sections(&Bytes::copy_from_slice(&two_sequences)).is_ok());
 }
 
 #[test]

@@ -864,3 +864,52 @@ fn map_reader_reads_null_as_no_entries_and_refuses_other_types() {
         .is_err()
     );
 }
+
+/// Elements a decoded value holds, nested ones included.
+fn elements(v: &Value) -> usize {
+    match v {
+        Value::List(items) | Value::Array(items) => {
+            items.len() + items.iter().map(elements).sum::<usize>()
+        }
+        Value::Map(pairs) => {
+            2 * pairs.len()
+                + pairs
+                    .iter()
+                    .map(|(k, v)| elements(k) + elements(v))
+                    .sum::<usize>()
+        }
+        Value::Described(_, inner) => elements(inner),
+        _ => 0,
+    }
+}
+
+/// An array of arrays of nulls: each inner array is 9 bytes on the wire (size, count,
+/// constructor) and may declare 4096 nulls, so a frame's worth of them would decode to
+/// tens of gigabytes of `Value`s. What decoding builds must stay in proportion to the input.
+#[test]
+fn arrays_of_zero_width_arrays_do_not_amplify() {
+    let inner = [0xf0, 0, 0, 0, 5, 0, 0, 0x10, 0, 0x40];
+    let n: u32 = 100;
+    let mut body = Vec::new();
+    body.extend_from_slice(&n.to_be_bytes());
+    body.push(0xf0);
+    for _ in 0..n {
+        body.extend_from_slice(&inner[1..]);
+    }
+    let mut wire = vec![0xf0];
+    wire.extend_from_slice(&u32::try_from(body.len()).unwrap().to_be_bytes());
+    wire.extend_from_slice(&body);
+    let len = wire.len();
+    // One array of 4096 nulls is still read.
+    let one = decode_value(&mut Bytes::copy_from_slice(&inner)).unwrap();
+    assert_eq!(one, Value::Array(vec![Value::Null; 4096]));
+    match decode_value(&mut Bytes::from(wire)) {
+        Err(_) => {}
+        Ok(v) => assert!(
+            elements(&v) <= 8 * len,
+            "{} bytes decoded to {} elements",
+            len,
+            elements(&v)
+        ),
+    }
+}

@@ -5,7 +5,8 @@
 use bytes::{Buf, Bytes};
 
 use super::{
-    decode_after_code, decode_at_depth, fc, need, take_array, take_compound, take_size, take_u8,
+    ZeroWidthBudget, decode_after_code, decode_at_depth, fc, need, take_array, take_compound,
+    take_size, take_u8,
 };
 use crate::error::CodecError;
 use crate::value::Value;
@@ -22,6 +23,8 @@ pub struct MapReader {
     /// Set while the current entry's value is unread: how many bytes of key text precede it
     /// at the front of `body` (kept there so that the key can be lent without a copy).
     unread_value_after: Option<usize>,
+    /// Shared by all the entries: the map is one value, however it is read.
+    budget: ZeroWidthBudget,
 }
 
 /// The key of a map entry.
@@ -57,6 +60,7 @@ impl MapReader {
             body,
             remaining: count / 2,
             unread_value_after: None,
+            budget: ZeroWidthBudget::default(),
         })
     }
 
@@ -75,7 +79,7 @@ impl MapReader {
         self.remaining -= 1;
         let code = take_u8(&mut self.body)?;
         if !matches!(code, fc::SYM8 | fc::SYM32 | fc::STR8 | fc::STR32) {
-            decode_after_code(code, &mut self.body, ENTRY_DEPTH)?;
+            decode_after_code(code, &mut self.body, ENTRY_DEPTH, &mut self.budget)?;
             self.unread_value_after = Some(0);
             return Ok(Some(MapKey::Other));
         }
@@ -92,7 +96,7 @@ impl MapReader {
     /// The current entry's value.
     pub fn value(&mut self) -> Result<Value, CodecError> {
         self.start_value()?;
-        decode_at_depth(&mut self.body, ENTRY_DEPTH)
+        decode_at_depth(&mut self.body, ENTRY_DEPTH, &mut self.budget)
     }
 
     /// The current entry's value as [`Value::as_i64`] reads it: a whole number (of any
@@ -106,7 +110,7 @@ impl MapReader {
             Some(&code @ (fc::LONG | fc::TIMESTAMP | fc::INT | fc::SMALLLONG | fc::SMALLINT)) => {
                 code
             }
-            _ => return Ok(decode_at_depth(body, ENTRY_DEPTH)?.as_i64()),
+            _ => return Ok(decode_at_depth(body, ENTRY_DEPTH, &mut self.budget)?.as_i64()),
         };
         body.advance(1);
         let whole = match code {
