@@ -17,6 +17,10 @@ use super::{AfterCommit, Conn, DELIVERY_BATCH, LinkKind, Outstanding};
 use crate::broker::{Entity, Settled, wake};
 use crate::otlp;
 
+/// Room for what a delivery adds to the stored message (header, lock token, annotations,
+/// expiry), so that a large body is not copied twice when the buffer grows.
+const DELIVERY_STAMP_ROOM: usize = 512;
+
 /// Why a locked message did not go out to the receiver.
 enum Undeliverable {
     /// The link or session can't take it now (credit, window); it goes back untouched.
@@ -287,7 +291,7 @@ impl<S: Store> Conn<S> {
                 })?,
         };
         let trace = self.broker.tracer.context_of(&body);
-        let mut payload = BytesMut::with_capacity(body.len() + 96);
+        let mut payload = BytesMut::with_capacity(body.len() + DELIVERY_STAMP_ROOM);
         write_delivery(&mut payload, &body, &stamp).map_err(|error| {
             Undeliverable::Unreadable(format!(
                 "Stored message {} can't be read: {error}",
