@@ -224,6 +224,33 @@ pub fn encode_frame(frame: &Frame, out: &mut BytesMut) {
     }
 }
 
+/// Like [`encode_frame`], except that a payload of `separate_from` bytes or more is left
+/// out of `out` and returned: the frame's size counts it, so it must be written right
+/// after what `out` holds now (a vectored write, with no copy of a large payload).
+pub fn encode_frame_head<'a>(
+    frame: &'a Frame,
+    out: &mut BytesMut,
+    separate_from: usize,
+) -> Option<&'a Bytes> {
+    match &frame.body {
+        FrameBody::Amqp {
+            performative,
+            payload,
+        } if payload.len() >= separate_from => {
+            let start = begin_frame(FRAME_TYPE_AMQP, frame.channel, out);
+            performative.encode(out);
+            let size = (out.len() - start).saturating_add(payload.len());
+            let size = u32::try_from(size).unwrap_or(u32::MAX);
+            out[start..start + 4].copy_from_slice(&size.to_be_bytes());
+            Some(payload)
+        }
+        _ => {
+            encode_frame(frame, out);
+            None
+        }
+    }
+}
+
 /// Writes one transfer frame: header, performative, payload, without building a `Frame`.
 pub fn encode_transfer(channel: u16, transfer: &Transfer, payload: &[u8], out: &mut BytesMut) {
     encode_transfer_parts(channel, transfer, &[payload], out);
@@ -358,5 +385,35 @@ mod tests {
         }
         assert_eq!(frames, 4);
         assert_eq!(joined, payload);
+    }
+
+    /// A frame head followed by its separated payload is byte for byte the whole frame.
+    #[test]
+    fn frame_head_and_separated_payload_make_the_frame() {
+        let transfer = Frame {
+            channel: 2,
+            body: FrameBody::Amqp {
+                performative: Performative::Transfer(Transfer {
+                    handle: 1,
+                    delivery_id: Some(4),
+                    more: true,
+                    ..Transfer::default()
+                }),
+                payload: Bytes::from((0..5000u32).map(|i| i as u8).collect::<Vec<_>>()),
+            },
+        };
+        for frame in [Frame::heartbeat(), transfer] {
+            let mut whole = BytesMut::new();
+            encode_frame(&frame, &mut whole);
+            for separate_from in [0, 4999, 5000, 5001] {
+                let mut head = BytesMut::from(&b"before"[..]);
+                let payload = encode_frame_head(&frame, &mut head, separate_from);
+                let mut joined = head[6..].to_vec();
+                if let Some(payload) = payload {
+                    joined.extend_from_slice(payload);
+                }
+                assert_eq!(joined, whole, "separating from {separate_from}");
+            }
+        }
     }
 }

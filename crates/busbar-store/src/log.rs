@@ -11,8 +11,9 @@
 //!
 //! Write path: `append` encodes its records into one frame outside any lock, then, under
 //! the state mutex, reserves the frame's position (which fixes the [`BodyRef`]s), copies
-//! the frame into the pending buffer and takes a ticket. One writer thread repeatedly
-//! takes everything pending, writes it with one positional write per segment touched,
+//! the frame into the pending buffer (a large one is handed over instead) and takes a
+//! ticket. One writer thread repeatedly takes everything pending, writes it with one
+//! positional write per run of small frames and per large frame,
 //! issues one `fdatasync` for the whole group, and resolves every commit up to the last
 //! ticket it took (group commit).
 //!
@@ -72,6 +73,8 @@ const POOL_BUFFERS: usize = 4;
 const NO_SPACE_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(10);
 const NO_SPACE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 const POOL_BUFFER_MAX: usize = 16 << 20;
+/// Frames from this size on are handed to the writer in the buffer they were encoded in.
+const ADOPT_FRAME_FROM: usize = 64 * 1024;
 
 /// Options for [`LogStore::open`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,8 +102,12 @@ struct Chunk {
     segment: u32,
     start: u64,
     buf: Vec<u8>,
+    /// A large frame's own buffer, taken over whole: what follows it goes into a chunk of
+    /// its own rather than growing (and so copying) it.
+    adopted: bool,
 }
 
+#[derive(Default)]
 struct State {
     closing: bool,
     poisoned: Option<String>,
@@ -153,8 +160,22 @@ impl State {
         buf
     }
 
-    fn push_frame(&mut self, segment: u32, start: u64, frame: &[u8]) {
+    /// Queues `frame` for writing at `start`. A large frame is taken over whole (`frame`
+    /// gets a pooled buffer in exchange) rather than copied; small ones are gathered into
+    /// one buffer, written with one call.
+    fn push_frame(&mut self, segment: u32, start: u64, frame: &mut Vec<u8>) {
+        if frame.len() >= ADOPT_FRAME_FROM {
+            let buf = std::mem::replace(frame, self.take_buffer());
+            self.pending.push(Chunk {
+                segment,
+                start,
+                buf,
+                adopted: true,
+            });
+            return;
+        }
         if let Some(last) = self.pending.last_mut()
+            && !last.adopted
             && last.segment == segment
             && last.start + last.buf.len() as u64 == start
         {
@@ -167,6 +188,7 @@ impl State {
             segment,
             start,
             buf,
+            adopted: false,
         });
     }
 
@@ -184,6 +206,7 @@ impl State {
             segment: next,
             start: 0,
             buf,
+            adopted: false,
         });
         self.segment = next;
         self.segment_has_batches = false;
@@ -1008,6 +1031,24 @@ mod tests {
 
     fn remove(entity: u32, seq: u64, body: BodyRef) -> Record {
         Record::Remove { entity, seq, body }
+    }
+
+    /// A large frame goes to the writer in the buffer it was encoded in, not copied; the
+    /// small frames after it are gathered into a chunk of their own, not appended to it.
+    #[test]
+    fn a_large_frame_is_queued_without_a_copy_and_small_ones_after_it_apart() {
+        let mut state = State::default();
+        let mut large = vec![1u8; ADOPT_FRAME_FROM];
+        let encoded_at = large.as_ptr();
+        state.push_frame(1, 0, &mut large);
+        let after = ADOPT_FRAME_FROM as u64;
+        state.push_frame(1, after, &mut vec![2u8; 100]);
+        state.push_frame(1, after + 100, &mut vec![3u8; 100]);
+        assert_eq!(state.pending.len(), 2);
+        assert_eq!(state.pending[0].buf.as_ptr(), encoded_at);
+        assert_eq!(state.pending[0].buf, vec![1u8; ADOPT_FRAME_FROM]);
+        assert_eq!(state.pending[1].start, after);
+        assert_eq!(state.pending[1].buf, [[2u8; 100], [3u8; 100]].concat());
     }
 
     #[test]

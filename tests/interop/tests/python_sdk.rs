@@ -74,6 +74,15 @@ fn python_oversized_message_is_refused_and_sender_survives() {
 }
 
 #[test]
+fn python_large_messages_round_trip_byte_exact() {
+    let broker = broker_with(
+        QueueSpec::new("large"),
+        &["--max-message-size", &(32 << 20).to_string()],
+    );
+    broker.run_python("large_messages.py", &["large"]);
+}
+
+#[test]
 fn python_closing_a_prefetching_receiver_releases_its_messages() {
     let broker = broker_with(QueueSpec::new("prefetch").lock_duration("PT30S"), &[]);
     broker.run_python("release_on_close.py", &["prefetch"]);

@@ -23,6 +23,11 @@ pub(crate) struct EarlyFlow {
     pub drain: bool,
 }
 
+/// What a frame kept for joining holds besides its payload: its handle, and its header
+/// and performative, which stay in the read buffer the payload is a slice of. Counted so
+/// that a delivery sent in tiny frames can't pin more memory than it is charged for.
+const HELD_PER_FRAME: usize = 64;
+
 /// A delivery whose transfers carry `more=true`, being joined.
 #[derive(Debug)]
 pub(crate) struct Partial {
@@ -37,7 +42,10 @@ pub(crate) struct Partial {
 pub(crate) enum PartialBody {
     /// Only the first frame so far: kept as the zero-copy slice it arrived as.
     First(Bytes),
-    Joined(BytesMut),
+    /// Several frames, each kept as it arrived, joined once the last is in: into one
+    /// buffer of the delivery's size, so no byte is copied twice while a large message
+    /// grows frame by frame.
+    Frames { frames: Vec<Bytes>, len: usize },
     /// Over the size limit: the rest of the delivery is read and dropped.
     Discarding,
 }
@@ -83,7 +91,9 @@ impl Partial {
     pub fn held_bytes(&self) -> usize {
         match &self.body {
             PartialBody::First(b) => b.len(),
-            PartialBody::Joined(b) => b.capacity(),
+            PartialBody::Frames { frames, len } => {
+                len.saturating_add(frames.len().saturating_mul(HELD_PER_FRAME))
+            }
             PartialBody::Discarding => 0,
         }
     }
@@ -93,7 +103,7 @@ impl Partial {
     pub fn append(&mut self, chunk: &Bytes, limit: u64) -> bool {
         let so_far = match &self.body {
             PartialBody::First(b) => b.len(),
-            PartialBody::Joined(b) => b.len(),
+            PartialBody::Frames { len, .. } => *len,
             PartialBody::Discarding => return false,
         };
         if (so_far as u64).saturating_add(chunk.len() as u64) > limit {
@@ -102,13 +112,16 @@ impl Partial {
         }
         match &mut self.body {
             PartialBody::First(first) => {
-                // Grow geometrically from what has arrived, never from a declared size.
-                let mut joined = BytesMut::with_capacity((so_far + chunk.len()) * 2);
-                joined.extend_from_slice(first);
-                joined.extend_from_slice(chunk);
-                self.body = PartialBody::Joined(joined);
+                let first = std::mem::take(first);
+                self.body = PartialBody::Frames {
+                    frames: vec![first, chunk.clone()],
+                    len: so_far + chunk.len(),
+                };
             }
-            PartialBody::Joined(joined) => joined.extend_from_slice(chunk),
+            PartialBody::Frames { frames, len } => {
+                frames.push(chunk.clone());
+                *len += chunk.len();
+            }
             PartialBody::Discarding => {}
         }
         true
@@ -120,8 +133,58 @@ impl PartialBody {
     pub fn into_payload(self) -> Option<Bytes> {
         match self {
             PartialBody::First(b) => Some(b),
-            PartialBody::Joined(b) => Some(b.freeze()),
+            PartialBody::Frames { frames, len } => {
+                let mut joined = BytesMut::with_capacity(len);
+                for frame in &frames {
+                    joined.extend_from_slice(frame);
+                }
+                Some(joined.freeze())
+            }
             PartialBody::Discarding => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partial(first: &[u8]) -> Partial {
+        Partial {
+            delivery_id: 0,
+            tag: Bytes::new(),
+            settled: false,
+            message_format: 0,
+            body: PartialBody::First(Bytes::copy_from_slice(first)),
+        }
+    }
+
+    /// Frames are joined in order once, and until then each one kept is charged for what
+    /// it holds besides its payload, so tiny frames can't pin memory for free.
+    #[test]
+    fn frames_join_in_order_and_each_kept_frame_is_charged() {
+        let mut delivery = partial(b"ab");
+        for byte in 0..1000u32 {
+            assert!(delivery.append(&Bytes::from(vec![byte as u8]), u64::MAX));
+        }
+        assert!(delivery.held_bytes() >= 1002 + 1000 * HELD_PER_FRAME);
+        let joined = delivery.body.into_payload().unwrap_or_default();
+        let expected: Vec<u8> = b"ab"
+            .iter()
+            .copied()
+            .chain((0..1000u32).map(|b| b as u8))
+            .collect();
+        assert_eq!(joined, expected);
+    }
+
+    /// Past the limit the delivery is dropped, whatever arrives after.
+    #[test]
+    fn a_delivery_over_the_limit_is_discarded() {
+        let mut delivery = partial(b"abc");
+        assert!(delivery.append(&Bytes::from_static(b"de"), 5));
+        assert!(!delivery.append(&Bytes::from_static(b"f"), 5));
+        assert!(!delivery.append(&Bytes::from_static(b"g"), 100));
+        assert_eq!(delivery.held_bytes(), 0);
+        assert!(delivery.body.into_payload().is_none());
     }
 }

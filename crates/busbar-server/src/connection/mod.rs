@@ -11,7 +11,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use busbar_amqp::engine::{Connection, ConnectionConfig, Event, LinkRef, TickAction};
-use busbar_amqp::frame::{FrameDecoder, encode_frame};
+use busbar_amqp::frame::FrameDecoder;
 use busbar_amqp::performative::{DeliveryState, ErrorCondition};
 use busbar_amqp::value::Value;
 use busbar_core::{ConsumerId, ReceiveMode, SubQueueKind};
@@ -32,6 +32,7 @@ mod attach;
 mod completions;
 mod delivery;
 mod delivery_buffer;
+mod gathered_write;
 mod handshake;
 mod message_sessions;
 mod read_buffer;
@@ -423,7 +424,7 @@ impl<S: Store> Conn<S> {
     ) {
         let mut decoder = FrameDecoder::new(MAX_FRAME_SIZE);
         let mut frames = Vec::new();
-        let mut write_buf = BytesMut::with_capacity(64 * 1024);
+        let mut output = gathered_write::Output::new(64 * 1024);
         let mut eof = false;
         let mut entity_changes = self.broker.entity_changes();
         let mut token_check = tokio::time::interval(TOKEN_CHECK_INTERVAL);
@@ -471,13 +472,10 @@ impl<S: Store> Conn<S> {
             let now = elapsed_ms(self.epoch);
             self.engine.poll_output(&mut frames, now);
             if !frames.is_empty() {
-                write_buf.clear();
-                for frame in frames.drain(..) {
-                    encode_frame(&frame, &mut write_buf);
-                }
+                output.encode(&mut frames);
                 // Flushed: over a WebSocket or TLS, nothing goes out before.
                 let write = async {
-                    stream.write_all(&write_buf).await?;
+                    output.write_to(&mut stream).await?;
                     stream.flush().await
                 };
                 let written =

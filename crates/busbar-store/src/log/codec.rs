@@ -37,6 +37,10 @@ const TAG_REMOVE: u8 = 3;
 /// so that deleting older segments never loses `last_seq`.
 const TAG_CHECKPOINT: u8 = 4;
 
+/// Bodies from this size on are checksummed once, the frame's checksum combining theirs;
+/// below it, hashing the body again costs less than the combination.
+const COMBINE_CRC_FROM: usize = 64 * 1024;
+
 const FLAG_EXPIRES: u8 = 1;
 const FLAG_SCHEDULED: u8 = 2;
 const FLAG_SESSION: u8 = 4;
@@ -159,6 +163,10 @@ pub(crate) fn encode_batch(
     bodies.clear();
     out.reserve(encoded_len(records));
     out.extend_from_slice(&[0u8; FRAME_HEADER_LEN]);
+    // The frame's checksum runs over what is written so far whenever a large body comes,
+    // and takes the body's own checksum in by combination, so no large body is read twice.
+    let mut frame_crc = crc32fast::Hasher::new();
+    let mut hashed = FRAME_HEADER_LEN;
     let count = u32::try_from(records.len()).map_err(|_| too_large("a batch"))?;
     out.extend_from_slice(&count.to_le_bytes());
     for r in records {
@@ -174,10 +182,21 @@ pub(crate) fn encode_batch(
                 out.extend_from_slice(&seq.to_le_bytes());
                 put_meta(out, meta)?;
                 let len = u32::try_from(body.len()).map_err(|_| too_large("a message body"))?;
+                let body_crc = crc32fast::hash(body);
                 out.extend_from_slice(&len.to_le_bytes());
-                out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+                out.extend_from_slice(&body_crc.to_le_bytes());
                 bodies.push((out.len() as u64, len));
-                out.extend_from_slice(body);
+                if body.len() >= COMBINE_CRC_FROM {
+                    frame_crc.update(&out[hashed..]);
+                    frame_crc.combine(&crc32fast::Hasher::new_with_initial_len(
+                        body_crc,
+                        body.len() as u64,
+                    ));
+                    out.extend_from_slice(body);
+                    hashed = out.len();
+                } else {
+                    out.extend_from_slice(body);
+                }
             }
             Record::Update {
                 entity,
@@ -201,7 +220,8 @@ pub(crate) fn encode_batch(
             }
         }
     }
-    seal_frame(out, 0)
+    frame_crc.update(&out[hashed..]);
+    seal_frame_with(out, 0, frame_crc.finalize())
 }
 
 /// Appends a frame holding one checkpoint record to `out`.
@@ -224,9 +244,14 @@ pub(crate) fn encode_checkpoint<'a>(
 
 /// Fills in length and CRC of the frame starting at `start` and running to the end.
 fn seal_frame(out: &mut [u8], start: usize) -> Result<(), StoreError> {
-    let payload = &out[start + FRAME_HEADER_LEN..];
-    let len = u32::try_from(payload.len()).map_err(|_| too_large("a batch"))?;
-    let crc = crc32fast::hash(payload);
+    let crc = crc32fast::hash(&out[start + FRAME_HEADER_LEN..]);
+    seal_frame_with(out, start, crc)
+}
+
+/// Fills in length and the given CRC of the frame starting at `start`.
+fn seal_frame_with(out: &mut [u8], start: usize, crc: u32) -> Result<(), StoreError> {
+    let payload_len = out.len() - start - FRAME_HEADER_LEN;
+    let len = u32::try_from(payload_len).map_err(|_| too_large("a batch"))?;
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
     Ok(())
@@ -616,6 +641,49 @@ mod tests {
     }
 
     use bytes::Bytes;
+
+    /// Large bodies are checksummed once and their checksum combined into the frame's;
+    /// the frame's checksum must still be that of its whole payload, with large and small
+    /// bodies mixed and a large one last.
+    #[test]
+    fn frame_checksum_covers_large_bodies_checksummed_once() {
+        let body = |len: usize, seed: u8| {
+            Bytes::from(
+                (0..len)
+                    .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let enqueue = |seq, body| Record::Enqueue {
+            entity: 3,
+            seq,
+            meta: MessageMeta::default(),
+            body,
+        };
+        let mut records = sample();
+        records.insert(1, enqueue(2, body(COMBINE_CRC_FROM, 1)));
+        records.push(enqueue(3, body(100, 2)));
+        records.push(enqueue(4, body(3 * COMBINE_CRC_FROM + 5, 3)));
+        let mut out = Vec::new();
+        let mut bodies = Vec::new();
+        encode_batch(&records, &mut out, &mut bodies).expect("encode");
+        let (len, crc) = frame_header(&out);
+        assert_eq!(len as usize, out.len() - FRAME_HEADER_LEN);
+        assert_eq!(crc, crc32fast::hash(&out[FRAME_HEADER_LEN..]));
+        for (&(rel, blen), record) in bodies.iter().zip(
+            records
+                .iter()
+                .filter(|r| matches!(r, Record::Enqueue { .. })),
+        ) {
+            let Record::Enqueue { body, .. } = record else {
+                unreachable!()
+            };
+            let at = rel as usize;
+            assert_eq!(&out[at..at + blen as usize], &body[..]);
+            let stored_crc = u32::from_le_bytes(out[at - 4..at].try_into().expect("4 bytes"));
+            assert_eq!(stored_crc, crc32fast::hash(body));
+        }
+    }
 
     #[test]
     fn batch_round_trips_and_locates_bodies() {
