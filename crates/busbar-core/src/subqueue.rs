@@ -16,6 +16,8 @@ use busbar_store::{BodyRef, EntityId, MessageMeta, MessageState, Seq};
 use bytes::Bytes;
 use uuid::Uuid;
 
+use crate::resident::ResidentBudget;
+
 /// Which stream of a queue an operation addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SubQueueKind {
@@ -359,7 +361,8 @@ impl<'a> Entry<'a> {
 /// - it is in `scheduled_at` exactly when the message has a scheduled time (in any state);
 /// - it is in `expiries` exactly when the message has an expiry time;
 /// - it is in `held`, `lock_deadlines` and (by token) `locks` exactly when locked;
-/// - it is in `bodies` exactly when its body is resident; `resident_bytes` sums them;
+/// - it is in `bodies` exactly when its body is resident; `resident_bytes` sums them and
+///   is what this subqueue holds of `budget`;
 /// - `stored_bytes` sums the stored body lengths (`body_ref.len`) of all its messages;
 /// - `counts` are the exact counts by state and of locks.
 #[derive(Debug)]
@@ -390,11 +393,23 @@ pub struct SubQueue {
     lock_deadlines: BTreeSet<(i64, Seq)>,
     counts: SubQueueCounts,
     resident_bytes: u64,
+    budget: ResidentBudget,
     stored_bytes: u64,
 }
 
+impl Drop for SubQueue {
+    fn drop(&mut self) {
+        self.budget.give_back(self.resident_bytes);
+    }
+}
+
 impl SubQueue {
-    pub(crate) fn new(entity: EntityId, kind: SubQueueKind, last_seq: Seq) -> Self {
+    pub(crate) fn new(
+        entity: EntityId,
+        kind: SubQueueKind,
+        last_seq: Seq,
+        budget: ResidentBudget,
+    ) -> Self {
         SubQueue {
             entity,
             kind,
@@ -414,6 +429,7 @@ impl SubQueue {
             lock_deadlines: BTreeSet::new(),
             counts: SubQueueCounts::default(),
             resident_bytes: 0,
+            budget,
             stored_bytes: 0,
         }
     }
@@ -617,7 +633,8 @@ impl SubQueue {
             .collect()
     }
 
-    /// Stores a message. Its `message_id` is dropped (see the module docs).
+    /// Stores a message. Its `message_id` is dropped (see the module docs). `body` is kept
+    /// resident if the shared budget has room for it.
     pub(crate) fn insert(
         &mut self,
         seq: Seq,
@@ -641,8 +658,7 @@ impl SubQueue {
         self.last_seq = self.last_seq.max(seq);
         self.stored_bytes += u64::from(body_ref.len);
         if let Some(body) = body {
-            self.resident_bytes += body.len() as u64;
-            self.bodies.insert(seq, body);
+            self.keep_body(seq, body);
         }
         if let Some(at) = scheduled_at_ms {
             self.scheduled_at.insert(seq, at);
@@ -694,9 +710,7 @@ impl SubQueue {
             self.expiries.remove(&(slot.expires_at_ms, seq));
         }
         self.scheduled_at.remove(&seq);
-        if let Some(body) = self.bodies.remove(&seq) {
-            self.resident_bytes -= body.len() as u64;
-        }
+        self.drop_body(seq);
         Some(slot.body_ref)
     }
 
@@ -715,19 +729,34 @@ impl SubQueue {
         self.index_state(seq, state, true);
     }
 
-    /// Swaps in a rewritten body (properties modified at settlement).
+    /// Swaps in a rewritten body (properties modified at settlement); `body` is kept
+    /// resident as by [`Self::insert`].
     pub(crate) fn replace_body(&mut self, seq: Seq, body_ref: BodyRef, body: Option<Bytes>) {
         let Some(slot) = self.slot_mut(seq) else {
             return;
         };
         let old_len = std::mem::replace(&mut slot.body_ref, body_ref).len;
         self.stored_bytes = self.stored_bytes - u64::from(old_len) + u64::from(body_ref.len);
-        if let Some(old) = self.bodies.remove(&seq) {
-            self.resident_bytes -= old.len() as u64;
-        }
+        self.drop_body(seq);
         if let Some(new) = body {
-            self.resident_bytes += new.len() as u64;
-            self.bodies.insert(seq, new);
+            self.keep_body(seq, new);
+        }
+    }
+
+    /// Keeps `body` in memory if the shared budget has room; `seq` holds none yet.
+    fn keep_body(&mut self, seq: Seq, body: Bytes) {
+        let len = body.len() as u64;
+        if self.budget.take(len) {
+            self.resident_bytes += len;
+            self.bodies.insert(seq, body);
+        }
+    }
+
+    fn drop_body(&mut self, seq: Seq) {
+        if let Some(body) = self.bodies.remove(&seq) {
+            let len = body.len() as u64;
+            self.resident_bytes -= len;
+            self.budget.give_back(len);
         }
     }
 
@@ -946,7 +975,7 @@ mod tests {
     /// keeps peek order, availability and counts right.
     #[test]
     fn chunks_turn_dense_and_sparse_and_go_away() {
-        let mut sub = SubQueue::new(1, SubQueueKind::Main, 0);
+        let mut sub = SubQueue::new(1, SubQueueKind::Main, 0, ResidentBudget::unbounded());
         let total = 3 * CHUNK_SLOTS as Seq + 17;
         for seq in 1..=total {
             let state = if seq % 64 == 0 {
@@ -998,7 +1027,7 @@ mod tests {
     /// find scheduled and deferred ones through their own index.
     #[test]
     fn pages_by_state_start_where_asked() {
-        let mut sub = SubQueue::new(1, SubQueueKind::Main, 0);
+        let mut sub = SubQueue::new(1, SubQueueKind::Main, 0, ResidentBudget::unbounded());
         let total = 3 * CHUNK_SLOTS as Seq;
         for seq in 1..=total {
             let state = match seq % 100 {
@@ -1043,7 +1072,7 @@ mod tests {
 
     #[test]
     fn locks_and_bodies_live_beside_the_slots() {
-        let mut sub = SubQueue::new(1, SubQueueKind::Main, 0);
+        let mut sub = SubQueue::new(1, SubQueueKind::Main, 0, ResidentBudget::unbounded());
         for seq in 1..=3 {
             sub.insert(
                 seq,
