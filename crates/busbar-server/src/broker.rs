@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use busbar_core::namespace::split_subscription_path;
 use busbar_core::{
     Clock, ConsumerId, Delivery, EntityStatus, Journal, Namespace, NewMessage, Queue, QueueConfig,
-    ReceiveMode, SubQueueKind,
+    ReceiveMode, ResidentBudget, SubQueueKind,
 };
 use busbar_servicebus::authorization::{self, Action, Denied};
 use busbar_servicebus::sas::{self, Claims, Policy};
@@ -215,6 +215,8 @@ pub struct Broker<S: Store> {
     topics: RwLock<HashMap<String, Arc<TopicEntity>>>,
     /// The catalog as last saved; changed (and saved) when rules are added or removed.
     namespace: Mutex<Namespace>,
+    /// Message bodies kept in memory, over every queue (`Limits::max_resident_body_bytes`).
+    pub resident: ResidentBudget,
     /// What all connections hold together, against [`Settings::limits`].
     pub usage: Usage,
     /// Connections, server errors and throttled requests since start, for the metrics.
@@ -266,6 +268,7 @@ impl<S: Store> Broker<S> {
             recovered
         };
 
+        let resident = ResidentBudget::new(config.limits.max_resident_body_bytes);
         let mut by_entity: HashMap<u32, Vec<RecoveredMessage>> = HashMap::new();
         for message in recovered.messages {
             by_entity.entry(message.entity).or_default().push(message);
@@ -283,13 +286,14 @@ impl<S: Store> Broker<S> {
             ] {
                 messages.extend(by_entity.remove(&entity).unwrap_or_default());
             }
-            let queue = Queue::restore(
+            let queue = Queue::restore_within(
                 definition.name.clone(),
                 definition.config.clone(),
                 definition.main_entity,
                 definition.dead_letter_entity,
                 &recovered.last_seq,
                 messages,
+                &resident,
             );
             entities.insert(
                 definition.name.to_ascii_lowercase(),
@@ -308,6 +312,7 @@ impl<S: Store> Broker<S> {
                 &recovered.last_seq,
                 markers,
                 scheduled,
+                &resident,
             )?;
             topics.insert(definition.name.to_ascii_lowercase(), Arc::new(topic));
         }
@@ -326,6 +331,7 @@ impl<S: Store> Broker<S> {
             entities: RwLock::new(entities),
             topics: RwLock::new(topics),
             namespace: Mutex::new(namespace),
+            resident,
             stop_reason: std::sync::OnceLock::new(),
             changes: tokio::sync::watch::Sender::new(0),
         })
