@@ -14,7 +14,7 @@ use busbar_core::{
 };
 use busbar_servicebus::authorization::{self, Action, Denied};
 use busbar_servicebus::sas::{self, Claims, Policy};
-use busbar_store::{BodyRef, MessageMeta, Record, Recovered, RecoveredMessage, Store, StoreError};
+use busbar_store::{BodyRef, MessageMeta, Record, Recovered, Store, StoreError};
 use bytes::Bytes;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -25,6 +25,7 @@ use crate::limits::{Limits, Usage};
 mod descriptions;
 mod lifecycle;
 mod metrics;
+mod recovered;
 mod stats;
 mod topics;
 mod validation;
@@ -32,6 +33,7 @@ pub use descriptions::{
     QueueDescription, RuntimeCounts, SubscriptionDescription, TopicDescription, runtime_counts,
 };
 pub use lifecycle::EntityError;
+use recovered::RecoveredByEntity;
 pub use stats::{EntityStats, NamespaceStats, Settled, Traffic};
 pub use topics::{
     REASON_FILTER_EXCEPTION, REASON_SESSION_ID_NULL, RuleChangeError, SubscriptionEntry,
@@ -269,30 +271,23 @@ impl<S: Store> Broker<S> {
         };
 
         let resident = ResidentBudget::new(config.limits.max_resident_body_bytes);
-        let mut by_entity: HashMap<u32, Vec<RecoveredMessage>> = HashMap::new();
-        for message in recovered.messages {
-            by_entity.entry(message.entity).or_default().push(message);
-        }
+        let by_entity = RecoveredByEntity::new(recovered.messages);
         let mut entities = HashMap::new();
         for definition in namespace.queues() {
-            let mut messages = by_entity
-                .remove(&definition.main_entity)
-                .unwrap_or_default();
-            for entity in [
+            let owned = [
+                definition.main_entity,
                 definition.dead_letter_entity,
                 definition.transfer_dead_letter_entity,
                 busbar_core::entity_id::marker_entity(definition.main_entity),
                 busbar_core::entity_id::session_state_entity(definition.main_entity),
-            ] {
-                messages.extend(by_entity.remove(&entity).unwrap_or_default());
-            }
+            ];
             let queue = Queue::restore_within(
                 definition.name.clone(),
                 definition.config.clone(),
                 definition.main_entity,
                 definition.dead_letter_entity,
                 &recovered.last_seq,
-                messages,
+                by_entity.of(&owned),
                 &resident,
             );
             entities.insert(
@@ -302,16 +297,14 @@ impl<S: Store> Broker<S> {
         }
         let mut topics = HashMap::new();
         for definition in namespace.topics() {
-            let markers = by_entity
-                .remove(&busbar_core::entity_id::marker_entity(definition.entity))
-                .unwrap_or_default();
-            let scheduled = by_entity.remove(&definition.entity).unwrap_or_default();
+            let markers = [busbar_core::entity_id::marker_entity(definition.entity)];
+            let scheduled = [definition.entity];
             let topic = topic_entity(
                 definition,
                 &entities,
                 &recovered.last_seq,
-                markers,
-                scheduled,
+                by_entity.of(&markers),
+                by_entity.of(&scheduled),
                 &resident,
             )?;
             topics.insert(definition.name.to_ascii_lowercase(), Arc::new(topic));
@@ -836,23 +829,24 @@ fn remove_orphans<S: Store>(
     mut recovered: Recovered,
 ) -> Result<Recovered, StoreError> {
     let owned = namespace.owned_entity_ids();
-    let (kept, orphans): (Vec<_>, Vec<_>) = std::mem::take(&mut recovered.messages)
-        .into_iter()
-        .partition(|message| owned.contains(&message.entity));
-    recovered.messages = kept;
-    if !orphans.is_empty() {
-        tracing::info!(
-            messages = orphans.len(),
-            "removing the messages of deleted entities"
-        );
-        let removals = orphans
-            .into_iter()
-            .map(|message| Record::Remove {
+    // In place: the recovered messages may be most of the broker's memory at this point.
+    let mut removals = Vec::new();
+    recovered.messages.retain(|message| {
+        let keep = owned.contains(&message.entity);
+        if !keep {
+            removals.push(Record::Remove {
                 entity: message.entity,
                 seq: message.seq,
                 body: message.body,
-            })
-            .collect();
+            });
+        }
+        keep
+    });
+    if !removals.is_empty() {
+        tracing::info!(
+            messages = removals.len(),
+            "removing the messages of deleted entities"
+        );
         // Durable with the next group commit; if not, the next start does this again.
         drop(store.append(removals)?);
     }
