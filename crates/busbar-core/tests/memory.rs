@@ -2,7 +2,8 @@
 //!
 //! Bodies are not resident (budget 0) and the journal keeps nothing, so what is measured
 //! is the queue's own per-message bookkeeping. `BUSBAR_MEMORY_MESSAGES` sets the size
-//! (e.g. 1000000 in release mode); the result is printed and checked against a ceiling.
+//! (e.g. 1000000 in release mode); the result is printed and checked against a ceiling,
+//! as is the heap of a thousand small queues (the per-queue part of many entities).
 
 // A `#[global_allocator]` needs `unsafe impl GlobalAlloc`; this binary only wraps the
 // system allocator to count live bytes, which is the only way to measure heap use from
@@ -183,4 +184,32 @@ fn queued_messages_cost_little_heap() {
 
     assert!(plain <= 100.0, "{plain:.1} bytes/message without ttl");
     assert!(with_ttl <= 100.0, "{with_ttl:.1} bytes/message with ttl");
+
+    // Messages spread thin: many queues of 100 each, as a broker of many entities holds.
+    let (empty, per_empty) = bytes_per_small_queue(1000, 0);
+    eprintln!("1000 empty queues: {per_empty:.0} heap bytes/queue");
+    drop(empty);
+    let (queues, per_queue) = bytes_per_small_queue(1000, 100);
+    eprintln!("1000 queues of 100 messages: {per_queue:.0} heap bytes/queue");
+    drop(queues);
+    assert!(per_queue <= 11.0 * 1024.0, "{per_queue:.0} bytes/queue");
+}
+
+/// Heap bytes per queue of `count` queues holding `each` messages.
+fn bytes_per_small_queue(count: u32, each: u64) -> (Vec<Queue>, f64) {
+    let before = live_bytes();
+    let mut journal = ForgetfulJournal::default();
+    let queues: Vec<Queue> = (0..count)
+        .map(|i| {
+            let mut queue = Queue::new(format!("q{i}"), config(None), 10 + 3 * i, 11 + 3 * i);
+            let messages = (0..each).map(|_| NewMessage {
+                body: Bytes::from_static(&[7u8; 1024]),
+                ..NewMessage::default()
+            });
+            queue.enqueue(messages, 0, &mut journal).expect("enqueue");
+            queue
+        })
+        .collect();
+    let per_queue = (live_bytes() - before) as f64 / f64::from(count);
+    (queues, per_queue)
 }
