@@ -47,6 +47,19 @@ pub struct ConsumerId(pub u64);
 /// there and cost about a tenth of a received message's instructions.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+/// A per-message map that empties keeps at most this much room...
+const ROOM_KEPT_WHEN_EMPTY: usize = 32;
+
+/// ...and gives the rest back: a queue drained after it held many messages (locked, or
+/// with resident bodies) would otherwise keep their room, kilobytes per queue, for as long
+/// as it stays idle. A queue whose in-flight count often falls to zero from a high
+/// water mark pays a regrowth each time; one with few in flight pays nothing.
+fn release_room_when_empty<K: Eq + std::hash::Hash, V>(map: &mut FastMap<K, V>) {
+    if map.is_empty() && map.capacity() > ROOM_KEPT_WHEN_EMPTY {
+        map.shrink_to_fit();
+    }
+}
+
 /// Exact message counts of one subqueue, maintained on every change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SubQueueCounts {
@@ -759,6 +772,7 @@ impl SubQueue {
             let len = body.len() as u64;
             self.resident_bytes -= len;
             self.budget.give_back(len);
+            release_room_when_empty(&mut self.bodies);
         }
     }
 
@@ -798,6 +812,8 @@ impl SubQueue {
             return false;
         };
         self.locks.remove(&lock.token);
+        release_room_when_empty(&mut self.held);
+        release_room_when_empty(&mut self.locks);
         self.lock_deadlines.remove(&(lock.until_ms, seq));
         self.counts.locked -= 1;
         if self
