@@ -19,6 +19,7 @@ pub mod journal;
 pub mod namespace;
 pub mod queue;
 pub mod quota;
+pub mod resident;
 pub mod rules;
 pub mod subqueue;
 pub mod topic;
@@ -32,4 +33,5 @@ pub use queue::{
     Delivery, Disposition, LockGrant, MessageSessionGrant, MessageSessionPick, NewMessage, Queue,
     QueueCounts, REASON_MAX_DELIVERY, REASON_TTL_EXPIRED, REASON_UNREADABLE, ReceiveMode,
 };
+pub use resident::ResidentBudget;
 pub use subqueue::{ConsumerId, MessageView, SubQueue, SubQueueCounts, SubQueueKind};

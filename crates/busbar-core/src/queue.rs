@@ -24,6 +24,7 @@ use crate::entity_id::{marker_entity, transfer_dead_letter_entity};
 use crate::error::CoreError;
 use crate::journal::{BodyEdit, Journal};
 use crate::quota;
+use crate::resident::ResidentBudget;
 
 mod message_sessions;
 mod repair;
@@ -208,30 +209,47 @@ impl Plan {
 }
 
 impl Queue {
+    /// An empty queue that keeps its bodies resident within its own
+    /// `resident_body_budget_bytes` alone.
     pub fn new(
         name: impl Into<String>,
         config: QueueConfig,
         main_entity: EntityId,
         dead_letter_entity: EntityId,
     ) -> Self {
-        Queue {
-            name: name.into(),
+        Self::new_within(
+            name,
             config,
-            main: SubQueue::new(main_entity, SubQueueKind::Main, 0),
-            dead_letter: SubQueue::new(dead_letter_entity, SubQueueKind::DeadLetter, 0),
-            transfer_dead_letter: SubQueue::new(
-                transfer_dead_letter_entity(dead_letter_entity),
-                SubQueueKind::TransferDeadLetter,
-                0,
-            ),
-            duplicates: DuplicateWindow::new(marker_entity(main_entity), 0),
-            sessions: message_sessions::MessageSessions::new(main_entity, &HashMap::new()),
-        }
+            main_entity,
+            dead_letter_entity,
+            &ResidentBudget::unbounded(),
+        )
+    }
+
+    /// An empty queue that keeps its bodies resident within its own
+    /// `resident_body_budget_bytes` and within `budget`, which it shares with others.
+    pub fn new_within(
+        name: impl Into<String>,
+        config: QueueConfig,
+        main_entity: EntityId,
+        dead_letter_entity: EntityId,
+        budget: &ResidentBudget,
+    ) -> Self {
+        Self::restore_within(
+            name,
+            config,
+            main_entity,
+            dead_letter_entity,
+            &HashMap::new(),
+            [],
+            budget,
+        )
     }
 
     /// Rebuilds a queue from recovered messages. No locks survive a restart; delivery
     /// counts and states do. Messages of other entities are ignored. `last_seqs` keeps
     /// sequence numbers from going backwards after the newest messages were removed.
+    /// Recovered bodies stay in the store until delivered.
     pub fn restore(
         name: impl Into<String>,
         config: QueueConfig,
@@ -240,20 +258,38 @@ impl Queue {
         last_seqs: &HashMap<EntityId, Seq>,
         messages: impl IntoIterator<Item = RecoveredMessage>,
     ) -> Self {
+        Self::restore_within(
+            name,
+            config,
+            main_entity,
+            dead_letter_entity,
+            last_seqs,
+            messages,
+            &ResidentBudget::unbounded(),
+        )
+    }
+
+    /// [`Self::restore`], the bodies it keeps from then on bounded by `budget` too (see
+    /// [`Self::new_within`]).
+    pub fn restore_within(
+        name: impl Into<String>,
+        config: QueueConfig,
+        main_entity: EntityId,
+        dead_letter_entity: EntityId,
+        last_seqs: &HashMap<EntityId, Seq>,
+        messages: impl IntoIterator<Item = RecoveredMessage>,
+        budget: &ResidentBudget,
+    ) -> Self {
         let last = |entity| last_seqs.get(&entity).copied().unwrap_or(0);
+        let sub = |entity, kind| SubQueue::new(entity, kind, last(entity), budget.clone());
         let mut queue = Queue {
             name: name.into(),
             config,
-            main: SubQueue::new(main_entity, SubQueueKind::Main, last(main_entity)),
-            dead_letter: SubQueue::new(
-                dead_letter_entity,
-                SubQueueKind::DeadLetter,
-                last(dead_letter_entity),
-            ),
-            transfer_dead_letter: SubQueue::new(
+            main: sub(main_entity, SubQueueKind::Main),
+            dead_letter: sub(dead_letter_entity, SubQueueKind::DeadLetter),
+            transfer_dead_letter: sub(
                 transfer_dead_letter_entity(dead_letter_entity),
                 SubQueueKind::TransferDeadLetter,
-                last(transfer_dead_letter_entity(dead_letter_entity)),
             ),
             duplicates: DuplicateWindow::new(
                 marker_entity(main_entity),
@@ -1280,7 +1316,8 @@ impl Queue {
         Ok(())
     }
 
-    /// Keeps a body in memory only while the queue stays under its resident budget.
+    /// Offers a body for keeping in memory while the queue stays under its own resident
+    /// budget; the subqueue keeps it if the shared budget has room too.
     fn keep_resident(&self, body: Bytes) -> Option<Bytes> {
         let resident = self.main.resident_bytes() + self.dead_letter.resident_bytes();
         (resident + body.len() as u64 <= self.config.resident_body_budget_bytes).then_some(body)

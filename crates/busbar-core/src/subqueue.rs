@@ -16,6 +16,8 @@ use busbar_store::{BodyRef, EntityId, MessageMeta, MessageState, Seq};
 use bytes::Bytes;
 use uuid::Uuid;
 
+use crate::resident::ResidentBudget;
+
 /// Which stream of a queue an operation addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SubQueueKind {
@@ -46,6 +48,19 @@ pub struct ConsumerId(pub u64);
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// A set of such keys.
 pub(crate) type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
+
+/// A per-message map that empties keeps at most this much room...
+const ROOM_KEPT_WHEN_EMPTY: usize = 32;
+
+/// ...and gives the rest back: a queue drained after it held many messages (locked, or
+/// with resident bodies) would otherwise keep their room, kilobytes per queue, for as long
+/// as it stays idle. A queue whose in-flight count often falls to zero from a high
+/// water mark pays a regrowth each time; one with few in flight pays nothing.
+fn release_room_when_empty<K: Eq + std::hash::Hash, V>(map: &mut FastMap<K, V>) {
+    if map.is_empty() && map.capacity() > ROOM_KEPT_WHEN_EMPTY {
+        map.shrink_to_fit();
+    }
+}
 
 /// Exact message counts of one subqueue, maintained on every change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -361,7 +376,8 @@ impl<'a> Entry<'a> {
 /// - it is in `scheduled_at` exactly when the message has a scheduled time (in any state);
 /// - it is in `expiries` exactly when the message has an expiry time;
 /// - it is in `held`, `lock_deadlines` and (by token) `locks` exactly when locked;
-/// - it is in `bodies` exactly when its body is resident; `resident_bytes` sums them;
+/// - it is in `bodies` exactly when its body is resident; `resident_bytes` sums them and
+///   is what this subqueue holds of `budget`;
 /// - `stored_bytes` sums the stored body lengths (`body_ref.len`) of all its messages;
 /// - `counts` are the exact counts by state and of locks.
 #[derive(Debug)]
@@ -369,8 +385,10 @@ pub struct SubQueue {
     entity: EntityId,
     kind: SubQueueKind,
     last_seq: Seq,
-    /// Chunk number (`seq >> CHUNK_BITS`) → its messages.
-    chunks: BTreeMap<u64, Chunk>,
+    /// Chunk number (`seq >> CHUNK_BITS`) → its messages. Boxed: a map node has room
+    /// for eleven entries, and a queue of a few messages has one chunk, which inline would
+    /// cost eleven chunks' room (1.9 KiB) per queue.
+    chunks: BTreeMap<u64, Box<Chunk>>,
     len: usize,
     available_chunks: BTreeSet<u64>,
     /// Available seqs of each session (messages with a session id), so a session
@@ -392,11 +410,23 @@ pub struct SubQueue {
     lock_deadlines: BTreeSet<(i64, Seq)>,
     counts: SubQueueCounts,
     resident_bytes: u64,
+    budget: ResidentBudget,
     stored_bytes: u64,
 }
 
+impl Drop for SubQueue {
+    fn drop(&mut self) {
+        self.budget.give_back(self.resident_bytes);
+    }
+}
+
 impl SubQueue {
-    pub(crate) fn new(entity: EntityId, kind: SubQueueKind, last_seq: Seq) -> Self {
+    pub(crate) fn new(
+        entity: EntityId,
+        kind: SubQueueKind,
+        last_seq: Seq,
+        budget: ResidentBudget,
+    ) -> Self {
         SubQueue {
             entity,
             kind,
@@ -416,6 +446,7 @@ impl SubQueue {
             lock_deadlines: BTreeSet::new(),
             counts: SubQueueCounts::default(),
             resident_bytes: 0,
+            budget,
             stored_bytes: 0,
         }
     }
@@ -619,7 +650,8 @@ impl SubQueue {
             .collect()
     }
 
-    /// Stores a message. Its `message_id` is dropped (see the module docs).
+    /// Stores a message. Its `message_id` is dropped (see the module docs). `body` is kept
+    /// resident if the shared budget has room for it.
     pub(crate) fn insert(
         &mut self,
         seq: Seq,
@@ -646,8 +678,7 @@ impl SubQueue {
         self.last_seq = self.last_seq.max(seq);
         self.stored_bytes += u64::from(body_ref.len);
         if let Some(body) = body {
-            self.resident_bytes += body.len() as u64;
-            self.bodies.insert(seq, body);
+            self.keep_body(seq, body);
         }
         if let Some(at) = scheduled_at_ms {
             self.scheduled_at.insert(seq, at);
@@ -661,7 +692,7 @@ impl SubQueue {
         let (number, offset) = split(seq);
         self.chunks
             .entry(number)
-            .or_insert_with(Chunk::new)
+            .or_insert_with(|| Box::new(Chunk::new()))
             .slots
             .insert(
                 offset,
@@ -699,9 +730,7 @@ impl SubQueue {
             self.expiries.remove(&(slot.expires_at_ms, seq));
         }
         self.scheduled_at.remove(&seq);
-        if let Some(body) = self.bodies.remove(&seq) {
-            self.resident_bytes -= body.len() as u64;
-        }
+        self.drop_body(seq);
         Some(slot.body_ref)
     }
 
@@ -720,19 +749,35 @@ impl SubQueue {
         self.index_state(seq, state, true);
     }
 
-    /// Swaps in a rewritten body (properties modified at settlement).
+    /// Swaps in a rewritten body (properties modified at settlement); `body` is kept
+    /// resident as by [`Self::insert`].
     pub(crate) fn replace_body(&mut self, seq: Seq, body_ref: BodyRef, body: Option<Bytes>) {
         let Some(slot) = self.slot_mut(seq) else {
             return;
         };
         let old_len = std::mem::replace(&mut slot.body_ref, body_ref).len;
         self.stored_bytes = self.stored_bytes - u64::from(old_len) + u64::from(body_ref.len);
-        if let Some(old) = self.bodies.remove(&seq) {
-            self.resident_bytes -= old.len() as u64;
-        }
+        self.drop_body(seq);
         if let Some(new) = body {
-            self.resident_bytes += new.len() as u64;
-            self.bodies.insert(seq, new);
+            self.keep_body(seq, new);
+        }
+    }
+
+    /// Keeps `body` in memory if the shared budget has room; `seq` holds none yet.
+    fn keep_body(&mut self, seq: Seq, body: Bytes) {
+        let len = body.len() as u64;
+        if self.budget.take(len) {
+            self.resident_bytes += len;
+            self.bodies.insert(seq, body);
+        }
+    }
+
+    fn drop_body(&mut self, seq: Seq) {
+        if let Some(body) = self.bodies.remove(&seq) {
+            let len = body.len() as u64;
+            self.resident_bytes -= len;
+            self.budget.give_back(len);
+            release_room_when_empty(&mut self.bodies);
         }
     }
 
@@ -788,6 +833,8 @@ impl SubQueue {
             return false;
         };
         self.locks.remove(&lock.token);
+        release_room_when_empty(&mut self.held);
+        release_room_when_empty(&mut self.locks);
         self.lock_deadlines.remove(&(lock.until_ms, seq));
         self.counts.locked -= 1;
         true
@@ -961,7 +1008,7 @@ mod tests {
     /// keeps peek order, availability and counts right.
     #[test]
     fn chunks_turn_dense_and_sparse_and_go_away() {
-        let mut sub = SubQueue::new(1, SubQueueKind::Main, 0);
+        let mut sub = SubQueue::new(1, SubQueueKind::Main, 0, ResidentBudget::unbounded());
         let total = 3 * CHUNK_SLOTS as Seq + 17;
         for seq in 1..=total {
             let state = if seq % 64 == 0 {
@@ -1013,7 +1060,7 @@ mod tests {
     /// find scheduled and deferred ones through their own index.
     #[test]
     fn pages_by_state_start_where_asked() {
-        let mut sub = SubQueue::new(1, SubQueueKind::Main, 0);
+        let mut sub = SubQueue::new(1, SubQueueKind::Main, 0, ResidentBudget::unbounded());
         let total = 3 * CHUNK_SLOTS as Seq;
         for seq in 1..=total {
             let state = match seq % 100 {
@@ -1058,7 +1105,7 @@ mod tests {
 
     #[test]
     fn locks_and_bodies_live_beside_the_slots() {
-        let mut sub = SubQueue::new(1, SubQueueKind::Main, 0);
+        let mut sub = SubQueue::new(1, SubQueueKind::Main, 0, ResidentBudget::unbounded());
         for seq in 1..=3 {
             sub.insert(
                 seq,

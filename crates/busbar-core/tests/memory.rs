@@ -2,7 +2,8 @@
 //!
 //! Bodies are not resident (budget 0) and the journal keeps nothing, so what is measured
 //! is the queue's own per-message bookkeeping. `BUSBAR_MEMORY_MESSAGES` sets the size
-//! (e.g. 1000000 in release mode); the result is printed and checked against a ceiling.
+//! (e.g. 1000000 in release mode); the result is printed and checked against a ceiling,
+//! as is the heap of a thousand small queues (the per-queue part of many entities).
 
 // A `#[global_allocator]` needs `unsafe impl GlobalAlloc`; this binary only wraps the
 // system allocator to count live bytes, which is the only way to measure heap use from
@@ -12,7 +13,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use busbar_core::{ConsumerId, Journal, NewMessage, Queue, QueueConfig, ReceiveMode, SubQueueKind};
+use busbar_core::{
+    ConsumerId, Delivery, Journal, NewMessage, Queue, QueueConfig, ReceiveMode, SubQueueKind,
+};
 use busbar_store::{BodyRef, MessageMeta, Record, StoreError};
 use bytes::Bytes;
 
@@ -155,16 +158,7 @@ fn queued_messages_cost_little_heap() {
     let before = live_bytes();
     let mut queue = queue;
     for expected in 1..=1000 {
-        let delivery = queue
-            .next_for_delivery(
-                SubQueueKind::Main,
-                ReceiveMode::PeekLock,
-                ConsumerId(1),
-                0,
-                &mut journal,
-            )
-            .expect("receive")
-            .expect("message");
+        let delivery = peek_lock(&mut queue, &mut journal);
         assert_eq!(delivery.seq, expected);
         let token = delivery.lock.expect("locked").token;
         queue
@@ -183,4 +177,69 @@ fn queued_messages_cost_little_heap() {
 
     assert!(plain <= 100.0, "{plain:.1} bytes/message without ttl");
     assert!(with_ttl <= 100.0, "{with_ttl:.1} bytes/message with ttl");
+
+    // Messages spread thin: many queues of 100 each, as a broker of many entities holds.
+    let (empty, per_empty) = bytes_per_small_queue(1000, 0, config(None));
+    eprintln!("1000 empty queues: {per_empty:.0} heap bytes/queue");
+    drop(empty);
+    let (queues, per_queue) = bytes_per_small_queue(1000, 100, config(None));
+    eprintln!("1000 queues of 100 messages: {per_queue:.0} heap bytes/queue");
+    drop(queues);
+    assert!(per_queue <= 11.0 * 1024.0, "{per_queue:.0} bytes/queue");
+
+    // Once a receiver has held all of a queue's messages (and their bodies) and completed
+    // them, the queue costs about what an empty one does (its emptied B-trees keep a node).
+    let before = live_bytes();
+    let resident = QueueConfig::default();
+    let (mut queues, _) = bytes_per_small_queue(1000, 100, resident);
+    let mut journal = ForgetfulJournal::default();
+    for queue in &mut queues {
+        let tokens: Vec<_> = (0..100)
+            .map(|_| peek_lock(queue, &mut journal).lock.expect("locked").token)
+            .collect();
+        for token in tokens {
+            queue
+                .complete(SubQueueKind::Main, token, 0, &mut journal)
+                .expect("complete");
+        }
+    }
+    let per_drained = (live_bytes() - before) as f64 / 1000.0;
+    eprintln!("1000 queues drained: {per_drained:.0} heap bytes/queue");
+    drop(queues);
+    assert!(
+        per_drained <= per_empty + 1024.0,
+        "{per_drained:.0} bytes/queue drained, {per_empty:.0} empty"
+    );
+}
+
+fn peek_lock(queue: &mut Queue, journal: &mut ForgetfulJournal) -> Delivery {
+    queue
+        .next_for_delivery(
+            SubQueueKind::Main,
+            ReceiveMode::PeekLock,
+            ConsumerId(1),
+            0,
+            journal,
+        )
+        .expect("receive")
+        .expect("message")
+}
+
+/// Heap bytes per queue of `count` queues holding `each` messages.
+fn bytes_per_small_queue(count: u32, each: u64, config: QueueConfig) -> (Vec<Queue>, f64) {
+    let before = live_bytes();
+    let mut journal = ForgetfulJournal::default();
+    let queues: Vec<Queue> = (0..count)
+        .map(|i| {
+            let mut queue = Queue::new(format!("q{i}"), config.clone(), 10 + 3 * i, 11 + 3 * i);
+            let messages = (0..each).map(|_| NewMessage {
+                body: Bytes::from_static(&[7u8; 1024]),
+                ..NewMessage::default()
+            });
+            queue.enqueue(messages, 0, &mut journal).expect("enqueue");
+            queue
+        })
+        .collect();
+    let per_queue = (live_bytes() - before) as f64 / f64::from(count);
+    (queues, per_queue)
 }

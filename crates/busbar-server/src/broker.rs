@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use busbar_core::namespace::split_subscription_path;
 use busbar_core::{
     Clock, ConsumerId, Delivery, EntityStatus, Journal, Namespace, NewMessage, Queue, QueueConfig,
-    ReceiveMode, SubQueueKind,
+    ReceiveMode, ResidentBudget, SubQueueKind,
 };
 use busbar_servicebus::authorization::{self, Action, Denied};
 use busbar_servicebus::sas::{self, Claims, Policy};
-use busbar_store::{BodyRef, MessageMeta, Record, Recovered, RecoveredMessage, Store, StoreError};
+use busbar_store::{BodyRef, MessageMeta, Record, Recovered, Store, StoreError};
 use bytes::Bytes;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -25,6 +25,7 @@ use crate::limits::{Limits, Usage};
 mod descriptions;
 mod lifecycle;
 mod metrics;
+mod recovered;
 mod stats;
 mod topics;
 mod validation;
@@ -32,6 +33,7 @@ pub use descriptions::{
     QueueDescription, RuntimeCounts, SubscriptionDescription, TopicDescription, runtime_counts,
 };
 pub use lifecycle::EntityError;
+use recovered::RecoveredByEntity;
 pub use stats::{EntityStats, NamespaceStats, Settled, Traffic};
 pub use topics::{
     REASON_FILTER_EXCEPTION, REASON_SESSION_ID_NULL, RuleChangeError, SubscriptionEntry,
@@ -215,6 +217,8 @@ pub struct Broker<S: Store> {
     topics: RwLock<HashMap<String, Arc<TopicEntity>>>,
     /// The catalog as last saved; changed (and saved) when rules are added or removed.
     namespace: Mutex<Namespace>,
+    /// Message bodies kept in memory, over every queue (`Limits::max_resident_body_bytes`).
+    pub resident: ResidentBudget,
     /// What all connections hold together, against [`Settings::limits`].
     pub usage: Usage,
     /// Connections, server errors and throttled requests since start, for the metrics.
@@ -266,30 +270,25 @@ impl<S: Store> Broker<S> {
             recovered
         };
 
-        let mut by_entity: HashMap<u32, Vec<RecoveredMessage>> = HashMap::new();
-        for message in recovered.messages {
-            by_entity.entry(message.entity).or_default().push(message);
-        }
+        let resident = ResidentBudget::new(config.limits.max_resident_body_bytes);
+        let by_entity = RecoveredByEntity::new(recovered.messages);
         let mut entities = HashMap::new();
         for definition in namespace.queues() {
-            let mut messages = by_entity
-                .remove(&definition.main_entity)
-                .unwrap_or_default();
-            for entity in [
+            let owned = [
+                definition.main_entity,
                 definition.dead_letter_entity,
                 definition.transfer_dead_letter_entity,
                 busbar_core::entity_id::marker_entity(definition.main_entity),
                 busbar_core::entity_id::session_state_entity(definition.main_entity),
-            ] {
-                messages.extend(by_entity.remove(&entity).unwrap_or_default());
-            }
-            let queue = Queue::restore(
+            ];
+            let queue = Queue::restore_within(
                 definition.name.clone(),
                 definition.config.clone(),
                 definition.main_entity,
                 definition.dead_letter_entity,
                 &recovered.last_seq,
-                messages,
+                by_entity.of(&owned),
+                &resident,
             );
             entities.insert(
                 definition.name.to_ascii_lowercase(),
@@ -298,16 +297,15 @@ impl<S: Store> Broker<S> {
         }
         let mut topics = HashMap::new();
         for definition in namespace.topics() {
-            let markers = by_entity
-                .remove(&busbar_core::entity_id::marker_entity(definition.entity))
-                .unwrap_or_default();
-            let scheduled = by_entity.remove(&definition.entity).unwrap_or_default();
+            let markers = [busbar_core::entity_id::marker_entity(definition.entity)];
+            let scheduled = [definition.entity];
             let topic = topic_entity(
                 definition,
                 &entities,
                 &recovered.last_seq,
-                markers,
-                scheduled,
+                by_entity.of(&markers),
+                by_entity.of(&scheduled),
+                &resident,
             )?;
             topics.insert(definition.name.to_ascii_lowercase(), Arc::new(topic));
         }
@@ -326,6 +324,7 @@ impl<S: Store> Broker<S> {
             entities: RwLock::new(entities),
             topics: RwLock::new(topics),
             namespace: Mutex::new(namespace),
+            resident,
             stop_reason: std::sync::OnceLock::new(),
             changes: tokio::sync::watch::Sender::new(0),
         })
@@ -830,23 +829,24 @@ fn remove_orphans<S: Store>(
     mut recovered: Recovered,
 ) -> Result<Recovered, StoreError> {
     let owned = namespace.owned_entity_ids();
-    let (kept, orphans): (Vec<_>, Vec<_>) = std::mem::take(&mut recovered.messages)
-        .into_iter()
-        .partition(|message| owned.contains(&message.entity));
-    recovered.messages = kept;
-    if !orphans.is_empty() {
-        tracing::info!(
-            messages = orphans.len(),
-            "removing the messages of deleted entities"
-        );
-        let removals = orphans
-            .into_iter()
-            .map(|message| Record::Remove {
+    // In place: the recovered messages may be most of the broker's memory at this point.
+    let mut removals = Vec::new();
+    recovered.messages.retain(|message| {
+        let keep = owned.contains(&message.entity);
+        if !keep {
+            removals.push(Record::Remove {
                 entity: message.entity,
                 seq: message.seq,
                 body: message.body,
-            })
-            .collect();
+            });
+        }
+        keep
+    });
+    if !removals.is_empty() {
+        tracing::info!(
+            messages = removals.len(),
+            "removing the messages of deleted entities"
+        );
         // Durable with the next group commit; if not, the next start does this again.
         drop(store.append(removals)?);
     }

@@ -54,6 +54,11 @@ pub struct Limits {
     /// (`--max-waiting-http-receives`, 1,024): each holds a request open for up to its
     /// timeout. One beyond it is answered 503 at once.
     pub max_waiting_http_receives: usize,
+    /// Bytes of message bodies all queues together keep in memory
+    /// (`--max-resident-body-bytes`, 64 MiB); beyond it, bodies stay only in the store and
+    /// are read back when delivered. Bounds what queued messages cost in memory however many
+    /// queues they are spread over.
+    pub max_resident_body_bytes: u64,
 }
 
 impl Default for Limits {
@@ -72,6 +77,7 @@ impl Default for Limits {
             write_timeout: Duration::from_secs(30),
             held_write_timeout: Duration::from_secs(30),
             max_waiting_http_receives: 1_024,
+            max_resident_body_bytes: 64 << 20,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Entities managed at run time, against a real log store in a temporary directory:
 //! created, updated, listed and deleted through the broker's API, durable across a reopen
 //! of the store, coexisting with the configuration file, and deleting an entity deletes
-//! its messages and gives their segments back.
+//! its messages and gives their segments back, and the bodies all queues keep in memory
+//! stay within one shared budget.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -506,5 +507,59 @@ async fn configured_entities_coexist_with_run_time_ones() {
         Some("set at run time")
     );
     assert_eq!(broker.get_topic("t").unwrap().subscription_count, 2);
+    close(broker);
+}
+
+#[tokio::test]
+async fn bodies_kept_in_memory_are_bounded_over_all_queues_and_given_back_when_deleted() {
+    const BODY: usize = 1024;
+    const LIMIT: u64 = 16 * BODY as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = BrokerConfig::default();
+    config.limits.max_resident_body_bytes = LIMIT;
+    let broker = open_with(dir.path(), &config);
+    // 40 queues of 10 messages: each queue alone is far under its own resident budget.
+    let names: Vec<String> = (0..40).map(|i| format!("q{i}")).collect();
+    for name in &names {
+        broker.create_queue(name, QueueConfig::default()).unwrap();
+        enqueue(
+            &broker,
+            name,
+            (0..10).map(|_| message(BODY, None)).collect(),
+        )
+        .await;
+    }
+    let resident = broker.metrics().broker.resident_body_bytes;
+    assert_eq!(resident, LIMIT, "400 KiB of bodies spread over 40 queues");
+
+    // Those not resident are read back from the store, whole.
+    let entity = broker.entity("q39").unwrap();
+    let mut journal = broker.journal();
+    let delivery = entity
+        .lock()
+        .queue
+        .next_for_delivery(
+            SubQueueKind::Main,
+            busbar_core::ReceiveMode::PeekLock,
+            busbar_core::ConsumerId(1),
+            broker.now_ms(),
+            &mut journal,
+        )
+        .unwrap()
+        .unwrap();
+    drop(journal);
+    assert!(
+        delivery.body.is_none(),
+        "q39's bodies came after the budget was spent"
+    );
+    assert_eq!(
+        broker.store.read_body(delivery.body_ref).unwrap().len(),
+        BODY
+    );
+
+    for name in &names {
+        broker.delete_queue(name).await.unwrap();
+    }
+    assert_eq!(broker.metrics().broker.resident_body_bytes, 0);
     close(broker);
 }

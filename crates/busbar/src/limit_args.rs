@@ -51,6 +51,10 @@ pub struct LimitArgs {
     /// REST runtime API receives that may wait for a message at once [default: 1024].
     #[arg(long, value_name = "N")]
     max_waiting_http_receives: Option<usize>,
+    /// Bytes of message bodies all queues together keep in memory; the rest are read back
+    /// from the store when delivered [default: 64 MiB].
+    #[arg(long, value_name = "BYTES")]
+    max_resident_body_bytes: Option<u64>,
 }
 
 impl LimitArgs {
@@ -98,6 +102,10 @@ impl LimitArgs {
         set(
             self.max_waiting_http_receives,
             &mut limits.max_waiting_http_receives,
+        );
+        set(
+            self.max_resident_body_bytes,
+            &mut limits.max_resident_body_bytes,
         );
         if let Some(secs) = self.write_timeout_secs {
             limits.write_timeout = Duration::from_secs(secs);

@@ -190,11 +190,12 @@ impl<S: Store> Broker<S> {
 
     /// Adds the live entity of a queue the catalog just defined.
     fn insert_entity(&self, definition: &busbar_core::QueueDefinition) -> Arc<Entity> {
-        let queue = Queue::new(
+        let queue = Queue::new_within(
             definition.name.clone(),
             definition.config.clone(),
             definition.main_entity,
             definition.dead_letter_entity,
+            &self.resident,
         );
         let entity = Arc::new(Entity::new(definition, queue));
         self.entities
@@ -225,11 +226,12 @@ impl<S: Store> Broker<S> {
                     .sub(busbar_core::SubQueueKind::DeadLetter)
                     .entity(),
             );
-            state.queue = Queue::new(
+            state.queue = Queue::new_within(
                 entity.name.clone(),
                 state.queue.config().clone(),
                 main,
                 dead_letter,
+                &self.resident,
             );
             (removals, state.take_waiters())
         };
@@ -271,6 +273,7 @@ impl<S: Store> Broker<S> {
             &std::collections::HashMap::new(),
             Vec::new(),
             Vec::new(),
+            &self.resident,
         )
         .map_err(|e| EntityError::Invalid(e.to_string()))?;
         self.topics

@@ -1,7 +1,9 @@
 //! The snapshot `GET /metrics` reports: each entity's counts (taken under its lock, as the
 //! API's are) and counters, the namespace's, and the store's own figures.
 
-use busbar_core::{Queue, SubQueueKind};
+use std::sync::Arc;
+
+use busbar_core::SubQueueKind;
 use busbar_http::metrics::{
     BrokerMetrics, EntityMetrics, Histogram, Metrics, NamespaceMetrics, TopicMetrics,
 };
@@ -13,23 +15,13 @@ use super::{Broker, Entity, runtime_counts};
 impl<S: Store> Broker<S> {
     /// Everything `/metrics` reports, now.
     pub fn metrics(&self) -> Metrics {
-        let mut resident_body_bytes = 0;
-        let mut entities: Vec<EntityMetrics> = self
-            .entities()
-            .iter()
-            .map(|entity| {
-                let (metrics, resident) = entity_metrics(entity);
-                resident_body_bytes += resident;
-                metrics
-            })
-            .collect();
+        let mut entities: Vec<EntityMetrics> = self.entities().iter().map(entity_metrics).collect();
         entities.sort_by(|a, b| a.entity.cmp(&b.entity));
         let mut topics: Vec<TopicMetrics> = self
             .topics()
             .iter()
             .map(|topic| {
                 let state = topic.lock();
-                resident_body_bytes += resident_bytes(&state.scheduled);
                 TopicMetrics {
                     entity: topic.name.clone(),
                     scheduled: state.scheduled.counts().scheduled,
@@ -65,20 +57,20 @@ impl<S: Store> Broker<S> {
                 },
                 fsyncs: store.fsyncs,
                 store_bytes: store.bytes,
-                resident_body_bytes,
+                resident_body_bytes: self.resident.used(),
                 trace_spans_dropped: self.tracer.dropped(),
             },
         }
     }
 }
 
-/// An entity's figures, and the bytes of bodies it keeps in memory.
-fn entity_metrics(entity: &Entity) -> (EntityMetrics, u64) {
+/// An entity's figures.
+fn entity_metrics(entity: &Arc<Entity>) -> EntityMetrics {
     let state = entity.lock();
     let queue = &state.queue;
     let counts = runtime_counts(queue);
     let stats = &entity.stats;
-    let metrics = EntityMetrics {
+    EntityMetrics {
         entity: entity.name.clone(),
         active: counts.active,
         scheduled: counts.scheduled,
@@ -92,13 +84,5 @@ fn entity_metrics(entity: &Entity) -> (EntityMetrics, u64) {
         completed: stats.completed(),
         abandoned: stats.abandoned(),
         dead_lettered: stats.dead_lettered(queue.sub(SubQueueKind::DeadLetter).last_seq()),
-    };
-    (metrics, resident_bytes(queue))
-}
-
-fn resident_bytes(queue: &Queue) -> u64 {
-    SubQueueKind::ALL
-        .iter()
-        .map(|&kind| queue.sub(kind).resident_bytes())
-        .sum()
+    }
 }

@@ -11,7 +11,9 @@ use busbar_core::namespace::{
 };
 use busbar_core::rules::{Rule, select};
 use busbar_core::topic::{Topic, TopicConfig};
-use busbar_core::{EntityStatus, Namespace, NewMessage, Queue, QueueConfig, SubQueueKind};
+use busbar_core::{
+    EntityStatus, Namespace, NewMessage, Queue, QueueConfig, ResidentBudget, SubQueueKind,
+};
 use busbar_servicebus::filtering::{FilterView, apply_rule_action};
 use busbar_servicebus::message::inbound;
 use busbar_store::{RecoveredMessage, Store, StoreError};
@@ -543,8 +545,9 @@ pub(super) fn topic_entity(
     definition: &TopicDefinition,
     queues: &HashMap<String, Arc<Entity>>,
     last_seqs: &HashMap<u32, busbar_store::Seq>,
-    markers: Vec<RecoveredMessage>,
-    scheduled: Vec<RecoveredMessage>,
+    markers: impl IntoIterator<Item = RecoveredMessage>,
+    scheduled: impl IntoIterator<Item = RecoveredMessage>,
+    resident: &ResidentBudget,
 ) -> Result<TopicEntity, OpenError> {
     let mut subscriptions = Vec::with_capacity(definition.subscriptions.len());
     for subscription in &definition.subscriptions {
@@ -586,13 +589,14 @@ pub(super) fn topic_entity(
                 last_seqs,
                 markers,
             ),
-            scheduled: Queue::restore(
+            scheduled: Queue::restore_within(
                 format!("{}/$scheduled", definition.name),
                 QueueConfig::default(),
                 definition.entity,
                 definition.entity + 1,
                 last_seqs,
                 scheduled,
+                resident,
             ),
             subscriptions: subscriptions.into(),
         }),
