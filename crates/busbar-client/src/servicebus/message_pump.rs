@@ -245,6 +245,9 @@ impl Pump<'_> {
                 Err(TryAcquireError::Closed) => return PumpEnd::Stopped,
                 // Waiting for a call to end (at concurrency 1, after every message).
                 Err(TryAcquireError::NoPermits) => tokio::select! {
+                    // The permit first: woken by a call that ended, the pump takes it
+                    // without polling the stop signal again (or drawing a random order).
+                    biased;
                     permit = self.calls.clone().acquire_owned() => match permit {
                         Ok(permit) => permit,
                         Err(_) => return PumpEnd::Stopped,
