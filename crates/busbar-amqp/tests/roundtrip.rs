@@ -290,7 +290,7 @@ fn performative() -> BoxedStrategy<Performative> {
             field_value(),
             field_value()
         )
-            .prop_map(|(c, h, m, ch, i, caps, p)| Performative::Open(Open {
+            .prop_map(|(c, h, m, ch, i, caps, p)| Performative::from(Open {
                 container_id: c,
                 hostname: h,
                 max_frame_size: m,
@@ -318,7 +318,7 @@ fn performative() -> BoxedStrategy<Performative> {
                 desired_capabilities: None,
                 properties: p,
             })),
-        attach().prop_map(Performative::Attach),
+        attach().prop_map(Performative::from),
         (
             any::<Option<u32>>(),
             any::<(u32, u32, u32)>(),

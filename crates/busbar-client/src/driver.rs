@@ -1000,7 +1000,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
             Performative::Open(_) => return Err(Error::Protocol("second open".into())),
             Performative::Begin(b) => self.on_begin(remote_channel, b)?,
             Performative::End(e) => self.on_end(remote_channel, e),
-            Performative::Attach(a) => self.on_attach(remote_channel, a)?,
+            Performative::Attach(a) => self.on_attach(remote_channel, *a)?,
             Performative::Detach(d) => self.on_detach(remote_channel, d),
             Performative::Flow(f) => self.on_flow(remote_channel, f),
             Performative::Transfer(t) => self.on_transfer(remote_channel, t, payload)?,

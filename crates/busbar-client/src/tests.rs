@@ -185,7 +185,7 @@ impl Peer {
     async fn attach(&mut self) -> Attach {
         let (_, p, _) = self.perf().await;
         match p {
-            Performative::Attach(a) => a,
+            Performative::Attach(a) => *a,
             other => panic!("expected attach, got {other:?}"),
         }
     }

@@ -81,7 +81,7 @@ impl<'b> Raw<'b> {
             FrameBody::Amqp {
                 performative: Performative::Open(open),
                 ..
-            } => Some(open.clone()),
+            } => Some((**open).clone()),
             _ => None,
         });
         (raw, open)
@@ -209,7 +209,7 @@ impl<'b> Raw<'b> {
                     performative: Performative::Attach(a),
                     ..
                 } if frame.channel == channel && a.name.ends_with(&format!("-{handle}")) => {
-                    Some(a.clone())
+                    Some((**a).clone())
                 }
                 _ => None,
             })
