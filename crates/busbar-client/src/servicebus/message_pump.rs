@@ -8,6 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 use busbar_amqp::Value;
@@ -420,6 +421,12 @@ impl HandlerCall {
         if max.is_zero() {
             return call.await;
         }
+        let mut call = std::pin::pin!(call);
+        // A call done at its first poll (a quick handler) needs no renewal: none is set up.
+        let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx)));
+        if let Poll::Ready(outcome) = first.await {
+            return outcome;
+        }
         let settlement = &self.settlement;
         let session_id = settlement.message.session_id.as_deref();
         // The renewal and its error report are `$management` and handler futures of
@@ -436,9 +443,8 @@ impl HandlerCall {
                 )
             },
         );
-        let mut call = std::pin::pin!(call);
         tokio::select! {
-            // The call first: one done at its first poll never sets the renewal's timer.
+            // The call first: one done at this poll never sets the renewal's timer.
             biased;
             outcome = &mut call => outcome,
             () = renewal => call.await,
@@ -498,14 +504,11 @@ struct CatchPanic(BoxFuture<Result<(), HandlerError>>);
 impl Future for CatchPanic {
     type Output = Result<Result<(), HandlerError>, String>;
 
-    fn poll(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         let future = self.0.as_mut();
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.poll(cx))) {
             Ok(poll) => poll.map(Ok),
-            Err(panic) => std::task::Poll::Ready(Err(panic
+            Err(panic) => Poll::Ready(Err(panic
                 .downcast_ref::<&str>()
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
