@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Private RabbitMQ 3.x node on loopback with the AMQP 1.0 plugin, for benchmarks.
-#   rabbit.sh start | stop | declare | declare-fanout N... | declare-queues N | pid | status
+#   rabbit.sh start | stop | declare | declare-fanout N... | declare-queues N [TYPE] | purge | reset | pid | status
 # State lives in $RABBIT_DIR (default /tmp/busbar-bench-rabbit); AMQP on 127.0.0.1:$RABBIT_PORT
 # (default 5682). Queues: 'bench' (durable classic) and 'benchq' (durable quorum), addressed
 # over AMQP 1.0 as /amq/queue/bench and /amq/queue/benchq; SASL PLAIN guest/guest.
 # declare-fanout N: fanout exchange fanN bound to N durable quorum queues fanN-0..fanN-{N-1}
-# (published to as /exchange/fanN), purged. declare-queues N: durable quorum queues q0..q{N-1}.
+# (published to as /exchange/fanN), purged. declare-queues N [TYPE]: durable queues of TYPE
+# (classic, the default, or quorum) TYPE-q0..TYPE-q{N-1} (named by type, since a queue's
+# type cannot change once declared).
 set -euo pipefail
 R=${RABBIT_DIR:-/tmp/busbar-bench-rabbit}
 PORT=${RABBIT_PORT:-5682}
 mkdir -p "$R/home" "$R/mnesia" "$R/log"
-export HOME=$R/home RABBITMQ_NODENAME=busbarbench@localhost
+# The node's name follows the port, so two benchmark nodes on one machine do not meet.
+export HOME=$R/home RABBITMQ_NODENAME=busbarbench$PORT@localhost
 export RABBITMQ_CONFIG_FILE=$R/rabbitmq.conf RABBITMQ_ENABLED_PLUGINS_FILE=$R/enabled_plugins
 export RABBITMQ_MNESIA_BASE=$R/mnesia RABBITMQ_LOG_BASE=$R/log RABBITMQ_PID_FILE=$R/rabbit.pid
 export ERL_EPMD_ADDRESS=127.0.0.1 RABBITMQ_DIST_PORT=$((PORT + 20000)) RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
@@ -72,13 +75,14 @@ c.close()
 PY
     ;;
 declare-queues)
-    /usr/bin/python3 - "$PORT" "$2" <<'PY'
+    /usr/bin/python3 - "$PORT" "$2" "${3:-classic}" <<'PY'
 import sys, pika
 c = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", int(sys.argv[1]),
                             credentials=pika.PlainCredentials("guest", "guest")))
 ch = c.channel()
+kind = sys.argv[3]
 for i in range(int(sys.argv[2])):
-    ch.queue_declare(f"q{i}", durable=True, arguments={"x-queue-type": "quorum"})
+    ch.queue_declare(f"{kind}-q{i}", durable=True, arguments={"x-queue-type": kind})
 c.close()
 PY
     ;;
@@ -93,6 +97,15 @@ for q in ("bench", "benchq"):
 c.close()
 PY
     ;;
+reset)
+    # The node's data (queues, messages), so the next start begins empty; only when stopped.
+    if [ -f "$R/rabbit.pid" ] && kill -0 "$(cat "$R/rabbit.pid")" 2>/dev/null; then
+        echo "running: stop it first" >&2
+        exit 1
+    fi
+    rm -rf "$R/mnesia"
+    mkdir -p "$R/mnesia"
+    ;;
 pid)
     cat "$R/rabbit.pid"
     ;;
@@ -105,7 +118,7 @@ stop)
     fi
     ;;
 *)
-    echo "usage: $0 start|stop|declare|declare-fanout N...|declare-queues N|purge|pid|status" >&2
+    echo "usage: $0 start|stop|declare|declare-fanout N...|declare-queues N [TYPE]|purge|reset|pid|status" >&2
     exit 2
     ;;
 esac

@@ -2,11 +2,8 @@
 //! turn a link is attached, its messages sent (or received and accepted) and the link
 //! detached, so the rate includes what a broker spends finding and attaching an entity.
 //!
-//! The `$cbs` token (with --sas-key-name/--sas-key) is put once for the whole namespace.
-//!
-//! A new session begins every [`LINKS_PER_SESSION`] queues: busbar-client numbers a
-//! session's link handles upward without reusing a detached link's, and a broker refuses
-//! handles above the session's handle-max (255 for Busbar).
+//! The `$cbs` token (with --sas-key-name/--sas-key) is put once for the whole namespace,
+//! and every link lives on one session (a detached link's handle is reused).
 
 use std::time::{Duration, Instant};
 
@@ -19,8 +16,6 @@ use crate::fanout::subscription_address;
 use crate::inflight::Inflight;
 use crate::stats::Snapshot;
 use crate::{Common, accepted, connect, histogram, make_message, report};
-
-const LINKS_PER_SESSION: u32 = 250;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Phase {
@@ -42,7 +37,7 @@ pub async fn run(
     let mut namespace = c.clone();
     namespace.queue = String::new();
     let conn = connect(&namespace).await?;
-    let mut session = conn.session().await?;
+    let session = conn.session().await?;
     let stall = Duration::from_secs(c.stall_secs);
     let mut template_body = vec![0xabu8; c.size];
     let mut latency = histogram();
@@ -52,9 +47,6 @@ pub async fn run(
     let before = Snapshot::take(c.broker_pid);
     let start = Instant::now();
     for i in 0..queues {
-        if i > 0 && i % LINKS_PER_SESSION == 0 {
-            session = conn.session().await?;
-        }
         let address = subscription_address(template, i);
         match phase {
             Phase::Send => {

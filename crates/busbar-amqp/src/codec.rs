@@ -13,6 +13,9 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use crate::error::CodecError;
 use crate::value::{Descriptor, Symbol, Timestamp, Value};
 
+mod map_reader;
+pub use map_reader::{MapKey, MapReader};
+
 /// Deepest nesting of compound or described values accepted from the wire.
 pub const MAX_DEPTH: usize = 64;
 
@@ -95,7 +98,9 @@ fn take_u32(buf: &mut Bytes) -> Result<u32, CodecError> {
 fn take_array<const N: usize>(buf: &mut Bytes) -> Result<[u8; N], CodecError> {
     need(buf, N)?;
     let mut out = [0u8; N];
-    buf.copy_to_slice(&mut out);
+    // A fixed-size copy out of the slice: `Buf::copy_to_slice` loops over chunks.
+    out.copy_from_slice(&buf[..N]);
+    buf.advance(N);
     Ok(out)
 }
 
@@ -103,6 +108,20 @@ fn take_array<const N: usize>(buf: &mut Bytes) -> Result<[u8; N], CodecError> {
 fn take_bytes(buf: &mut Bytes, n: usize) -> Result<Bytes, CodecError> {
     need(buf, n)?;
     Ok(buf.split_to(n))
+}
+
+/// Reads a binary value (`vbin8` or `vbin32`) as a slice of the input; `None`, with nothing
+/// read, when the next value is of another type.
+pub(crate) fn take_binary(buf: &mut Bytes) -> Result<Option<Bytes>, CodecError> {
+    match buf.first() {
+        Some(&code @ (fc::VBIN8 | fc::VBIN32)) => {
+            buf.advance(1);
+            let n = take_size(code, buf)?;
+            take_bytes(buf, n).map(Some)
+        }
+        Some(_) => Ok(None),
+        None => Err(CodecError::Incomplete { needed: 1 }),
+    }
 }
 
 /// Size prefix of a variable-width or compound value: one byte for the `0xa_`, `0xc_`,
@@ -121,11 +140,18 @@ pub fn decode_value(buf: &mut Bytes) -> Result<Value, CodecError> {
     decode_at_depth(buf, 0)
 }
 
+#[inline]
 fn decode_at_depth(buf: &mut Bytes, depth: usize) -> Result<Value, CodecError> {
     if depth > MAX_DEPTH {
         return Err(CodecError::TooDeep);
     }
     let code = take_u8(buf)?;
+    decode_after_code(code, buf, depth)
+}
+
+/// Decodes the value (described or not) whose constructor `code` has already been read.
+#[inline]
+fn decode_after_code(code: u8, buf: &mut Bytes, depth: usize) -> Result<Value, CodecError> {
     if code == fc::DESCRIBED {
         let descriptor = decode_descriptor(buf, depth + 1)?;
         let value = decode_at_depth(buf, depth + 1)?;
@@ -150,11 +176,15 @@ fn decode_descriptor(buf: &mut Bytes, depth: usize) -> Result<Descriptor, CodecE
     }
 }
 
-fn decode_str(bytes: Bytes) -> Result<String, CodecError> {
-    match std::str::from_utf8(&bytes) {
-        Ok(s) => Ok(s.to_owned()),
-        Err(_) => Err(CodecError::InvalidUtf8),
-    }
+/// Reads a string of `n` bytes, copied straight out of the input (no intermediate slice).
+fn take_str(buf: &mut Bytes, n: usize) -> Result<String, CodecError> {
+    need(buf, n)?;
+    let text = match std::str::from_utf8(&buf[..n]) {
+        Ok(s) => s.to_owned(),
+        Err(_) => return Err(CodecError::InvalidUtf8),
+    };
+    buf.advance(n);
+    Ok(text)
 }
 
 fn decode_char(v: u32) -> Result<char, CodecError> {
@@ -197,7 +227,7 @@ fn decode_with_code(code: u8, buf: &mut Bytes, depth: usize) -> Result<Value, Co
         }
         fc::STR8 | fc::STR32 => {
             let n = take_size(code, buf)?;
-            Value::String(decode_str(take_bytes(buf, n)?)?)
+            Value::String(take_str(buf, n)?)
         }
         fc::SYM8 | fc::SYM32 => {
             let n = take_size(code, buf)?;
@@ -282,35 +312,55 @@ fn decode_array_body(body: &mut Bytes, count: usize, depth: usize) -> Result<Val
 }
 
 /// Skips one encoded value without decoding it (compound values are skipped by their size
-/// prefix). Returns the number of bytes skipped.
+/// prefix). Returns the number of bytes skipped; on error `buf` is left as it was.
 pub fn skip_value(buf: &mut Bytes) -> Result<usize, CodecError> {
-    let before = buf.len();
-    skip_at_depth(buf, 0)?;
-    Ok(before - buf.len())
+    let n = value_len_at(buf, 0)?;
+    buf.advance(n);
+    Ok(n)
 }
 
-fn skip_at_depth(buf: &mut Bytes, depth: usize) -> Result<(), CodecError> {
+/// The length of the encoded value at the start of `buf`, read from its constructors and
+/// size prefixes only. Works on the slice: this runs for every section of every message.
+fn value_len_at(buf: &[u8], depth: usize) -> Result<usize, CodecError> {
     if depth > MAX_DEPTH {
         return Err(CodecError::TooDeep);
     }
-    let code = take_u8(buf)?;
+    let Some((&code, rest)) = buf.split_first() else {
+        return Err(CodecError::Incomplete { needed: 1 });
+    };
     if code == fc::DESCRIBED {
-        skip_at_depth(buf, depth + 1)?;
-        return skip_at_depth(buf, depth + 1);
+        let descriptor = value_len_at(rest, depth + 1)?;
+        let value = value_len_at(&rest[descriptor..], depth + 1)?;
+        return Ok(1 + descriptor + value);
     }
-    let width = match code >> 4 {
-        0x4 => 0,
-        0x5 => 1,
-        0x6 => 2,
-        0x7 => 4,
-        0x8 => 8,
-        0x9 => 16,
-        0xa..=0xf => take_size(code, buf)?,
+    let (prefix, width) = match code >> 4 {
+        0x4 => (0, 0),
+        0x5 => (0, 1),
+        0x6 => (0, 2),
+        0x7 => (0, 4),
+        0x8 => (0, 8),
+        0x9 => (0, 16),
+        0xa | 0xc | 0xe => match rest.first() {
+            Some(&n) => (1, usize::from(n)),
+            None => return Err(CodecError::Incomplete { needed: 1 }),
+        },
+        0xb | 0xd | 0xf => match rest.first_chunk::<4>() {
+            Some(&n) => (4, u32::from_be_bytes(n) as usize),
+            None => {
+                return Err(CodecError::Incomplete {
+                    needed: 4 - rest.len(),
+                });
+            }
+        },
         _ => return Err(CodecError::InvalidFormatCode(code)),
     };
-    need(buf, width)?;
-    buf.advance(width);
-    Ok(())
+    let available = rest.len() - prefix;
+    if available < width {
+        return Err(CodecError::Incomplete {
+            needed: width - available,
+        });
+    }
+    Ok(1 + prefix + width)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -814,6 +864,11 @@ pub(crate) fn invalid(
 /// Reads a `0x00` descriptor constructor and the descriptor, mapping symbolic descriptors
 /// of the standard types to their numeric codes.
 pub(crate) fn read_descriptor(buf: &mut Bytes) -> Result<Descriptor, CodecError> {
+    // Every standard type is described by a small code, `00 53 xx`.
+    if let [fc::DESCRIBED, fc::SMALLULONG, code, ..] = buf[..] {
+        buf.advance(3);
+        return Ok(Descriptor::Code(code.into()));
+    }
     let code = take_u8(buf)?;
     if code != fc::DESCRIBED {
         return Err(CodecError::UnexpectedDescriptor(format!(
@@ -915,15 +970,43 @@ impl FieldReader {
     }
 
     /// The next field, `None` when null or absent.
+    #[inline]
     pub(crate) fn value(&mut self) -> Result<Option<Value>, CodecError> {
+        if self.skip_empty() {
+            return Ok(None);
+        }
+        match self.next_code()? {
+            None => Ok(None),
+            Some(code) => self.decode_rest(code).map(Some),
+        }
+    }
+
+    /// The constructor of the next field, `None` when it is null or absent. The typed
+    /// readers below decode the common constructors of their type straight from the list
+    /// body and hand any other to [`Self::decode_rest`], so that they accept exactly what
+    /// decoding the field as a [`Value`] and converting it would.
+    #[inline]
+    fn next_code(&mut self) -> Result<Option<u8>, CodecError> {
         if self.remaining == 0 {
             return Ok(None);
         }
         self.remaining -= 1;
-        match decode_at_depth(&mut self.body, 1)? {
-            Value::Null => Ok(None),
-            v => Ok(Some(v)),
+        match take_u8(&mut self.body)? {
+            fc::NULL => Ok(None),
+            code => Ok(Some(code)),
         }
+    }
+
+    /// The bytes of the variable-width field whose constructor `next_code` returned, as a
+    /// slice of the input.
+    fn variable_bytes(&mut self, code: u8) -> Result<Bytes, CodecError> {
+        let n = take_size(code, &mut self.body)?;
+        take_bytes(&mut self.body, n)
+    }
+
+    /// The field whose constructor `next_code` returned, decoded as a [`Value`].
+    fn decode_rest(&mut self, code: u8) -> Result<Value, CodecError> {
+        decode_after_code(code, &mut self.body, 1)
     }
 
     /// The next field, decoded by `f` straight from the list body unless it is null or
@@ -959,15 +1042,43 @@ impl FieldReader {
         })
     }
 
-    pub(crate) fn uint(&mut self, field: &'static str) -> Result<Option<u32>, CodecError> {
-        match self.value()? {
-            None => Ok(None),
-            Some(v) => v
-                .as_i64()
-                .and_then(|x| u32::try_from(x).ok())
-                .map(Some)
-                .ok_or_else(|| self.invalid(field, "expected an unsigned 32-bit integer")),
+    /// Consumes the next field if it is absent or null, saying whether it was. The typed
+    /// readers check this inline: most fields of a properties section are absent or null,
+    /// and a call each cost more than the rest of their reading.
+    #[inline(always)]
+    fn skip_empty(&mut self) -> bool {
+        if self.remaining == 0 {
+            return true;
         }
+        if self.body.first() == Some(&fc::NULL) {
+            self.remaining -= 1;
+            self.body.advance(1);
+            return true;
+        }
+        false
+    }
+
+    #[inline(always)]
+    pub(crate) fn uint(&mut self, field: &'static str) -> Result<Option<u32>, CodecError> {
+        if self.skip_empty() {
+            return Ok(None);
+        }
+        self.present_uint(field)
+    }
+
+    fn present_uint(&mut self, field: &'static str) -> Result<Option<u32>, CodecError> {
+        let value = match self.next_code()? {
+            None => return Ok(None),
+            Some(fc::UINT0) => return Ok(Some(0)),
+            Some(fc::SMALLUINT | fc::UBYTE) => return Ok(Some(take_u8(&mut self.body)?.into())),
+            Some(fc::UINT) => return Ok(Some(u32::from_be_bytes(take_array(&mut self.body)?))),
+            Some(code) => self.decode_rest(code)?,
+        };
+        value
+            .as_i64()
+            .and_then(|x| u32::try_from(x).ok())
+            .map(Some)
+            .ok_or_else(|| self.invalid(field, "expected an unsigned 32-bit integer"))
     }
 
     pub(crate) fn req_uint(&mut self, field: &'static str) -> Result<u32, CodecError> {
@@ -1005,54 +1116,121 @@ impl FieldReader {
         }
     }
 
+    #[inline(always)]
     pub(crate) fn boolean(&mut self, field: &'static str) -> Result<Option<bool>, CodecError> {
-        match self.value()? {
+        if self.skip_empty() {
+            return Ok(None);
+        }
+        self.present_boolean(field)
+    }
+
+    fn present_boolean(&mut self, field: &'static str) -> Result<Option<bool>, CodecError> {
+        match self.next_code()? {
             None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(b)),
-            Some(_) => Err(self.invalid(field, "expected a boolean")),
+            Some(fc::TRUE) => Ok(Some(true)),
+            Some(fc::FALSE) => Ok(Some(false)),
+            Some(fc::BOOL) => Ok(Some(take_u8(&mut self.body)? != 0)),
+            Some(code) => match self.decode_rest(code)? {
+                Value::Bool(b) => Ok(Some(b)),
+                _ => Err(self.invalid(field, "expected a boolean")),
+            },
         }
     }
 
+    #[inline(always)]
     pub(crate) fn string(&mut self, field: &'static str) -> Result<Option<String>, CodecError> {
-        match self.value()? {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(Value::Symbol(s)) => std::str::from_utf8(&s.0)
+        if self.skip_empty() {
+            return Ok(None);
+        }
+        self.present_string(field)
+    }
+
+    fn present_string(&mut self, field: &'static str) -> Result<Option<String>, CodecError> {
+        let value = match self.next_code()? {
+            None => return Ok(None),
+            Some(code @ (fc::STR8 | fc::STR32)) => {
+                let n = take_size(code, &mut self.body)?;
+                return take_str(&mut self.body, n).map(Some);
+            }
+            Some(code) => self.decode_rest(code)?,
+        };
+        match value {
+            Value::String(s) => Ok(Some(s)),
+            Value::Symbol(s) => std::str::from_utf8(&s.0)
                 .map(|s| Some(s.to_owned()))
                 .map_err(|_| CodecError::InvalidUtf8),
-            Some(_) => Err(self.invalid(field, "expected a string")),
+            _ => Err(self.invalid(field, "expected a string")),
         }
     }
 
+    #[inline(always)]
     pub(crate) fn symbol(&mut self, field: &'static str) -> Result<Option<Symbol>, CodecError> {
-        match self.value()? {
-            None => Ok(None),
-            Some(Value::Symbol(s)) => Ok(Some(s)),
-            Some(Value::String(s)) => Ok(Some(Symbol(Bytes::from(s.into_bytes())))),
-            Some(_) => Err(self.invalid(field, "expected a symbol")),
+        if self.skip_empty() {
+            return Ok(None);
+        }
+        self.present_symbol(field)
+    }
+
+    fn present_symbol(&mut self, field: &'static str) -> Result<Option<Symbol>, CodecError> {
+        let value = match self.next_code()? {
+            None => return Ok(None),
+            Some(code @ (fc::SYM8 | fc::SYM32)) => {
+                return self.variable_bytes(code).map(|b| Some(Symbol(b)));
+            }
+            Some(code) => self.decode_rest(code)?,
+        };
+        match value {
+            Value::Symbol(s) => Ok(Some(s)),
+            Value::String(s) => Ok(Some(Symbol(Bytes::from(s.into_bytes())))),
+            _ => Err(self.invalid(field, "expected a symbol")),
         }
     }
 
+    #[inline(always)]
     pub(crate) fn binary(&mut self, field: &'static str) -> Result<Option<Bytes>, CodecError> {
-        match self.value()? {
-            None => Ok(None),
-            Some(Value::Binary(b)) => Ok(Some(b)),
-            Some(_) => Err(self.invalid(field, "expected a binary")),
+        if self.skip_empty() {
+            return Ok(None);
+        }
+        self.present_binary(field)
+    }
+
+    fn present_binary(&mut self, field: &'static str) -> Result<Option<Bytes>, CodecError> {
+        let value = match self.next_code()? {
+            None => return Ok(None),
+            Some(code @ (fc::VBIN8 | fc::VBIN32)) => return self.variable_bytes(code).map(Some),
+            Some(code) => self.decode_rest(code)?,
+        };
+        match value {
+            Value::Binary(b) => Ok(Some(b)),
+            _ => Err(self.invalid(field, "expected a binary")),
         }
     }
 
+    #[inline(always)]
     pub(crate) fn timestamp(
         &mut self,
         field: &'static str,
     ) -> Result<Option<Timestamp>, CodecError> {
-        match self.value()? {
-            None => Ok(None),
-            Some(Value::Timestamp(t)) => Ok(Some(t)),
-            Some(v) => v
-                .as_i64()
-                .map(|x| Some(Timestamp(x)))
-                .ok_or_else(|| self.invalid(field, "expected a timestamp")),
+        if self.skip_empty() {
+            return Ok(None);
         }
+        self.present_timestamp(field)
+    }
+
+    fn present_timestamp(&mut self, field: &'static str) -> Result<Option<Timestamp>, CodecError> {
+        let value = match self.next_code()? {
+            None => return Ok(None),
+            Some(fc::TIMESTAMP) => {
+                return Ok(Some(Timestamp(i64::from_be_bytes(take_array(
+                    &mut self.body,
+                )?))));
+            }
+            Some(code) => self.decode_rest(code)?,
+        };
+        value
+            .as_i64()
+            .map(|x| Some(Timestamp(x)))
+            .ok_or_else(|| self.invalid(field, "expected a timestamp"))
     }
 }
 

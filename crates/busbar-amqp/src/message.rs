@@ -11,8 +11,9 @@ use std::ops::Range;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::codec::{
-    CompoundWriter, FieldReader, FieldWriter, decode_value, descriptor_code, encode_descriptor,
-    encode_value, encode_variable, fc, read_descriptor, skip_value, take_compound, take_u8,
+    CompoundWriter, FieldReader, FieldWriter, MapReader, decode_value, descriptor_code,
+    encode_descriptor, encode_value, encode_variable, fc, read_descriptor, skip_value, take_binary,
+    take_compound, take_u8,
 };
 use crate::error::CodecError;
 use crate::value::{Descriptor, Symbol, Timestamp, Value};
@@ -291,6 +292,24 @@ impl ScannedMessage {
         section_value(&self.raw, &self.sections.message_annotations)
     }
 
+    /// Message annotations entry by entry, without building the map (no entries when the
+    /// section is absent).
+    pub fn message_annotation_entries(&self) -> Result<MapReader, CodecError> {
+        match self.section_bytes(&self.sections.message_annotations) {
+            Some(mut buf) => {
+                read_descriptor(&mut buf)?;
+                let entries = MapReader::open(&mut buf)?;
+                if !buf.is_empty() {
+                    return Err(CodecError::Other(
+                        "trailing bytes after message annotations",
+                    ));
+                }
+                Ok(entries)
+            }
+            None => Ok(MapReader::default()),
+        }
+    }
+
     pub fn delivery_annotations(&self) -> Result<Option<Value>, CodecError> {
         section_value(&self.raw, &self.sections.delivery_annotations)
     }
@@ -313,19 +332,35 @@ impl ScannedMessage {
         let mut buf = self.body_bytes();
         let mut out = Vec::with_capacity(self.sections.body_sections);
         while !buf.is_empty() {
-            read_descriptor(&mut buf)?;
-            match decode_value(&mut buf)? {
-                Value::Binary(b) => out.push(b),
-                _ => {
-                    return Err(CodecError::InvalidField {
-                        composite: "data",
-                        field: "(value)",
-                        reason: "data section is not a binary",
-                    });
-                }
-            }
+            out.push(take_data_section(&mut buf)?);
         }
         Ok(out)
+    }
+
+    /// The binaries of the `data` body sections joined: a zero-copy slice when there is one
+    /// section (the usual case), empty when the body is not made of `data` sections.
+    pub fn data_body(&self) -> Result<Bytes, CodecError> {
+        if self.sections.body_kind != Some(BodyKind::Data) {
+            return Ok(Bytes::new());
+        }
+        if self.sections.body_sections == 1 {
+            let mut buf = self.body_bytes();
+            return take_data_section(&mut buf);
+        }
+        Ok(self.data_sections()?.concat().into())
+    }
+}
+
+/// Reads one `data` section (descriptor included) and returns its binary.
+fn take_data_section(buf: &mut Bytes) -> Result<Bytes, CodecError> {
+    read_descriptor(buf)?;
+    match take_binary(buf)? {
+        Some(b) => Ok(b),
+        None => Err(CodecError::InvalidField {
+            composite: "data",
+            field: "(value)",
+            reason: "data section is not a binary",
+        }),
     }
 }
 

@@ -276,3 +276,29 @@ fn malformed_messages_are_errors() {
     ];
     assert!(scan_sections(&Bytes::copy_from_slice(&split)).is_err());
 }
+
+#[test]
+fn data_body_reads_either_binary_width_and_refuses_other_values() {
+    let body = |raw: &'static [u8]| scan_sections(&Bytes::from_static(raw)).unwrap().data_body();
+    // vbin8
+    assert_eq!(
+        body(&[0x00, 0x53, 0x75, 0xa0, 0x02, b'h', b'i']).unwrap(),
+        Bytes::from_static(b"hi")
+    );
+    // vbin32
+    assert_eq!(
+        body(&[0x00, 0x53, 0x75, 0xb0, 0, 0, 0, 0x02, b'h', b'i']).unwrap(),
+        Bytes::from_static(b"hi")
+    );
+    // two sections, one of each width, joined
+    assert_eq!(
+        body(&[
+            0x00, 0x53, 0x75, 0xa0, 0x01, b'h', 0x00, 0x53, 0x75, 0xb0, 0, 0, 0, 0x01, b'i'
+        ])
+        .unwrap(),
+        Bytes::from_static(b"hi")
+    );
+    // a string in a data section is not a binary
+    assert!(body(&[0x00, 0x53, 0x75, 0xa1, 0x02, b'h', b'i']).is_err());
+    assert!(body(&[0x00, 0x53, 0x75, 0x40]).is_err());
+}

@@ -1,7 +1,7 @@
 //! Property tests: everything the codec encodes decodes back to the same thing.
 #![allow(clippy::unwrap_used)]
 
-use busbar_amqp::codec::{decode_value, encode_value, skip_value};
+use busbar_amqp::codec::{MapKey, MapReader, decode_value, encode_value, skip_value};
 use busbar_amqp::message::{Header, Properties};
 use busbar_amqp::performative::*;
 use busbar_amqp::{Descriptor, Symbol, Timestamp, Value};
@@ -124,6 +124,28 @@ proptest! {
         let n = cut.index(out.len());
         let mut buf = Bytes::copy_from_slice(&out[..n]);
         prop_assert!(decode_value(&mut buf).is_err());
+        let mut skipped = Bytes::copy_from_slice(&out[..n]);
+        prop_assert!(skip_value(&mut skipped).is_err());
+        prop_assert_eq!(&skipped[..], &out[..n], "left as it was");
+    }
+
+    /// One byte changed, so constructors and sizes the encoder never writes turn up: what
+    /// decoding reads as one value, skipping spans exactly.
+    #[test]
+    fn skip_value_spans_what_value_decode_reads(
+        v in value(),
+        flip in any::<(prop::sample::Index, u8)>(),
+    ) {
+        let mut out = BytesMut::new();
+        encode_value(&v, &mut out);
+        let at = flip.0.index(out.len());
+        out[at] ^= flip.1;
+        let corrupt = out.freeze();
+        let mut decoded = corrupt.clone();
+        if decode_value(&mut decoded).is_ok() {
+            let mut skipped = corrupt.clone();
+            prop_assert_eq!(skip_value(&mut skipped).ok(), Some(corrupt.len() - decoded.len()));
+        }
     }
 }
 
@@ -522,4 +544,323 @@ fn described_array_round_trips() {
     let mut out = BytesMut::new();
     encode_value(&v, &mut out);
     assert_eq!(decode_value(&mut out.freeze()).unwrap(), v);
+}
+
+/// A field that is mostly of the type `typed` gives, otherwise of any type or absent.
+fn field_of(typed: impl Strategy<Value = Value>) -> impl Strategy<Value = Option<Value>> {
+    prop_oneof![3 => typed.prop_map(Some), 1 => field_value()]
+}
+
+/// Encodes `fields` as the list of a composite described by `code`.
+fn composite(code: u64, fields: &[Option<Value>]) -> Bytes {
+    let list = fields
+        .iter()
+        .map(|f| f.clone().unwrap_or(Value::Null))
+        .collect();
+    let mut out = BytesMut::new();
+    encode_value(
+        &Value::Described(
+            Box::new(Descriptor::Code(code)),
+            Box::new(Value::List(list)),
+        ),
+        &mut out,
+    );
+    out.freeze()
+}
+
+// What each typed field of a section reads as, by its decoded `Value`: the specification
+// the section decoders' fast paths must agree with. `Err(())` is a rejected field.
+fn as_u32(v: &Option<Value>) -> Result<Option<u32>, ()> {
+    v.as_ref()
+        .map(|v| v.as_i64().and_then(|x| u32::try_from(x).ok()).ok_or(()))
+        .transpose()
+}
+fn as_bool(v: &Option<Value>) -> Result<Option<bool>, ()> {
+    match v {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(()),
+    }
+}
+fn as_text(v: &Option<Value>) -> Result<Option<String>, ()> {
+    match v {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Symbol(s)) => std::str::from_utf8(&s.0)
+            .map(|s| Some(s.to_owned()))
+            .map_err(drop),
+        Some(_) => Err(()),
+    }
+}
+fn as_symbol(v: &Option<Value>) -> Result<Option<Symbol>, ()> {
+    match v {
+        None => Ok(None),
+        Some(Value::Symbol(s)) => Ok(Some(s.clone())),
+        Some(Value::String(s)) => Ok(Some(Symbol::from(s.as_str()))),
+        Some(_) => Err(()),
+    }
+}
+fn as_binary(v: &Option<Value>) -> Result<Option<Bytes>, ()> {
+    match v {
+        None => Ok(None),
+        Some(Value::Binary(b)) => Ok(Some(b.clone())),
+        Some(_) => Err(()),
+    }
+}
+fn as_timestamp(v: &Option<Value>) -> Result<Option<Timestamp>, ()> {
+    v.as_ref()
+        .map(|v| v.as_i64().map(Timestamp).ok_or(()))
+        .transpose()
+}
+
+fn header_by_values(f: &[Option<Value>]) -> Result<Header, ()> {
+    Ok(Header {
+        durable: as_bool(&f[0])?.unwrap_or(false),
+        priority: as_u32(&f[1])?
+            .map(|p| u8::try_from(p).map_err(drop))
+            .transpose()?
+            .unwrap_or(4),
+        ttl: as_u32(&f[2])?,
+        first_acquirer: as_bool(&f[3])?.unwrap_or(false),
+        delivery_count: as_u32(&f[4])?.unwrap_or(0),
+    })
+}
+
+fn properties_by_values(f: &[Option<Value>]) -> Result<Properties, ()> {
+    Ok(Properties {
+        message_id: f[0].clone(),
+        user_id: as_binary(&f[1])?,
+        to: as_text(&f[2])?,
+        subject: as_text(&f[3])?,
+        reply_to: as_text(&f[4])?,
+        correlation_id: f[5].clone(),
+        content_type: as_symbol(&f[6])?,
+        content_encoding: as_symbol(&f[7])?,
+        absolute_expiry_time: as_timestamp(&f[8])?,
+        creation_time: as_timestamp(&f[9])?,
+        group_id: as_text(&f[10])?,
+        group_sequence: as_u32(&f[11])?,
+        reply_to_group_id: as_text(&f[12])?,
+    })
+}
+
+fn uint_field() -> impl Strategy<Value = Option<Value>> {
+    field_of(prop_oneof![
+        any::<u32>().prop_map(Value::Uint),
+        any::<u8>().prop_map(Value::Ubyte),
+        (0..300i64).prop_map(Value::Long),
+    ])
+}
+fn bool_field() -> impl Strategy<Value = Option<Value>> {
+    field_of(any::<bool>().prop_map(Value::Bool))
+}
+fn text_field() -> impl Strategy<Value = Option<Value>> {
+    field_of(prop_oneof![
+        text().prop_map(Value::String),
+        symbol().prop_map(Value::Symbol)
+    ])
+}
+fn timestamp_field() -> impl Strategy<Value = Option<Value>> {
+    field_of(any::<i64>().prop_map(|t| Value::Timestamp(Timestamp(t))))
+}
+
+/// A map key: mostly a symbol or string (what annotations use), otherwise any value.
+fn map_key() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        3 => symbol().prop_map(Value::Symbol),
+        1 => text().prop_map(Value::String),
+        1 => value(),
+    ]
+}
+
+/// How a test reads a map entry's value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Read {
+    Skip,
+    Value,
+    Integer,
+}
+
+fn read() -> impl Strategy<Value = Read> {
+    prop_oneof![Just(Read::Skip), Just(Read::Value), Just(Read::Integer)]
+}
+
+/// A map entry's value as the test read it.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Skipped,
+    Value(Value),
+    Integer(Option<i64>),
+}
+
+impl Seen {
+    /// What reading `value` as `how` says it is.
+    fn of(value: Value, how: Read) -> Self {
+        match how {
+            Read::Skip => Seen::Skipped,
+            Read::Value => Seen::Value(value),
+            Read::Integer => Seen::Integer(value.as_i64()),
+        }
+    }
+}
+
+/// Map entries: a named key's text (`None` for other keys) and the value as read.
+type Entries = Vec<(Option<Vec<u8>>, Seen)>;
+
+/// The entries `MapReader` reads from the encoded `map`: named keys as text, other keys as
+/// `None`, each value read as `reads` says for that entry (decoded when it says nothing).
+fn read_entries(map: &Bytes, reads: &[Read]) -> Result<Entries, busbar_amqp::CodecError> {
+    let mut buf = map.clone();
+    let mut reader = MapReader::open(&mut buf)?;
+    let mut out = Vec::new();
+    while let Some(key) = reader.next_key()? {
+        let key = match key {
+            MapKey::Name(name) => Some(name.to_vec()),
+            MapKey::Other => None,
+        };
+        let value = match reads.get(out.len()).copied().unwrap_or(Read::Value) {
+            Read::Skip => Seen::Skipped,
+            Read::Value => Seen::Value(reader.value()?),
+            Read::Integer => Seen::Integer(reader.integer_value()?),
+        };
+        out.push((key, value));
+    }
+    if !buf.is_empty() {
+        return Err(busbar_amqp::CodecError::Other("bytes after the map"));
+    }
+    Ok(out)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn header_reads_each_field_as_its_value_decode_says(
+        fields in (bool_field(), uint_field(), uint_field(), bool_field(), uint_field()),
+    ) {
+        let fields = [fields.0, fields.1, fields.2, fields.3, fields.4];
+        let got = Header::decode(&mut composite(0x70, &fields)).map_err(drop);
+        prop_assert_eq!(got, header_by_values(&fields));
+    }
+
+    #[test]
+    fn properties_read_each_field_as_its_value_decode_says(
+        ids in (field_value(), field_of(binary().prop_map(Value::Binary)), field_value()),
+        texts in (text_field(), text_field(), text_field(), text_field(), text_field()),
+        symbols in (text_field(), text_field()),
+        times in (timestamp_field(), timestamp_field(), uint_field()),
+    ) {
+        let fields = [
+            ids.0, ids.1, texts.0, texts.1, texts.2, ids.2, symbols.0, symbols.1, times.0,
+            times.1, texts.3, times.2, texts.4,
+        ];
+        let got = Properties::decode(&mut composite(0x73, &fields)).map_err(drop);
+        prop_assert_eq!(got, properties_by_values(&fields));
+    }
+
+    #[test]
+    fn map_reader_sees_the_entries_value_decode_sees(
+        pairs in prop::collection::vec((map_key(), value()), 0..8),
+        reads in prop::collection::vec(read(), 8),
+    ) {
+        let mut out = BytesMut::new();
+        encode_value(&Value::Map(pairs.clone()), &mut out);
+        let map = out.freeze();
+        let Value::Map(decoded) = decode_value(&mut map.clone()).unwrap() else {
+            panic!("a map decodes as a map");
+        };
+        let expected: Vec<_> = decoded
+            .into_iter()
+            .zip(&reads)
+            .map(|((k, v), &how)| {
+                let key = match k {
+                    Value::Symbol(s) => Some(s.0.to_vec()),
+                    Value::String(s) => Some(s.into_bytes()),
+                    _ => None,
+                };
+                (key, Seen::of(v, how))
+            })
+            .collect();
+        prop_assert_eq!(read_entries(&map, &reads).unwrap(), expected);
+    }
+
+    #[test]
+    fn map_reader_rejects_what_value_decode_rejects(
+        pairs in prop::collection::vec((map_key(), value()), 0..6),
+        cut in any::<prop::sample::Index>(),
+        flip in any::<(prop::sample::Index, u8)>(),
+        reads in prop::collection::vec(read(), 6),
+    ) {
+        let mut out = BytesMut::new();
+        encode_value(&Value::Map(pairs), &mut out);
+        // Cut short: always an error, never a panic.
+        let truncated = out.clone().freeze().slice(..cut.index(out.len()));
+        prop_assert!(read_entries(&truncated, &reads).is_err());
+        // One byte changed: the reader agrees with decoding the map as a value (values
+        // skipped or read as integers are still checked).
+        let at = flip.0.index(out.len());
+        out[at] ^= flip.1;
+        let corrupt = out.freeze();
+        let mut rest = corrupt.clone();
+        let by_value = decode_value(&mut rest)
+            .is_ok_and(|v| matches!(v, Value::Map(_) | Value::Null) && rest.is_empty());
+        let read = read_entries(&corrupt, &reads);
+        prop_assert_eq!(read.is_ok(), by_value, "{:?}", read);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Any encoding of the fields (one byte of a header changed, so constructors the encoder
+    /// never picks turn up too) reads as decoding the fields as values says.
+    #[test]
+    fn any_encoding_of_a_header_reads_as_its_value_decode_says(
+        fields in (bool_field(), uint_field(), uint_field(), bool_field(), uint_field()),
+        flip in any::<(prop::sample::Index, u8)>(),
+    ) {
+        let fields = [fields.0, fields.1, fields.2, fields.3, fields.4];
+        let mut out = BytesMut::from(&composite(0x70, &fields)[..]);
+        let at = flip.0.index(out.len());
+        out[at] ^= flip.1;
+        let encoded = out.freeze();
+        let mut rest = encoded.clone();
+        let Ok(Value::Described(d, list)) = decode_value(&mut rest) else { return Ok(()) };
+        let Value::List(list) = *list else { return Ok(()) };
+        if *d != Descriptor::Code(0x70) || !rest.is_empty() {
+            return Ok(());
+        }
+        let mut fields: Vec<Option<Value>> =
+            list.into_iter().map(|v| (!v.is_null()).then_some(v)).collect();
+        fields.resize(5, None);
+        let got = Header::decode(&mut encoded.clone()).map_err(drop);
+        prop_assert_eq!(got, header_by_values(&fields));
+    }
+}
+
+#[test]
+fn map_reader_reads_null_as_no_entries_and_refuses_other_types() {
+    assert_eq!(
+        read_entries(&Bytes::from_static(&[0x40]), &[]).unwrap(),
+        vec![]
+    );
+    assert!(read_entries(&Bytes::from_static(&[0x45]), &[]).is_err());
+    // odd element count
+    assert!(read_entries(&Bytes::from_static(&[0xc1, 0x02, 0x01, 0x40]), &[]).is_err());
+    // a string key that is not UTF-8
+    assert!(
+        read_entries(
+            &Bytes::from_static(&[0xc1, 0x05, 0x02, 0xa1, 0x01, 0xff, 0x40]),
+            &[]
+        )
+        .is_err()
+    );
+    // trailing bytes after the last entry
+    assert!(
+        read_entries(
+            &Bytes::from_static(&[0xc1, 0x04, 0x02, 0x40, 0x40, 0x40]),
+            &[]
+        )
+        .is_err()
+    );
 }

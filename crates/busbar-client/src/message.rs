@@ -4,7 +4,7 @@
 use bytes::{Bytes, BytesMut};
 
 use busbar_amqp::codec::{encode_descriptor, encode_value};
-use busbar_amqp::message::{Header, Properties, ScannedMessage, scan_sections, section};
+use busbar_amqp::message::{BodyKind, Header, Properties, ScannedMessage, scan_sections, section};
 use busbar_amqp::{Descriptor, Value};
 
 use crate::error::{Error, Result};
@@ -63,9 +63,9 @@ pub fn message_body(message: &Bytes) -> Result<Bytes> {
 
 /// [`message_body`] of a message already scanned.
 pub(crate) fn body_of(scanned: &ScannedMessage) -> Result<Bytes> {
-    let mut parts = scanned.data_sections()?;
-    match parts.len() {
-        0 => {
+    match scanned.sections.body_kind {
+        Some(BodyKind::Data) => Ok(scanned.data_body()?),
+        _ => {
             let mut raw = scanned.body_bytes();
             if raw.is_empty() {
                 return Ok(Bytes::new());
@@ -83,8 +83,6 @@ pub(crate) fn body_of(scanned: &ScannedMessage) -> Result<Bytes> {
                 _ => Ok(Bytes::new()),
             }
         }
-        1 => Ok(parts.swap_remove(0)),
-        _ => Ok(parts.concat().into()),
     }
 }
 

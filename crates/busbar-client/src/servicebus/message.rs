@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 use uuid::Uuid;
 
-use busbar_amqp::codec::{encode_descriptor, encode_value};
+use busbar_amqp::codec::{MapKey, MapReader, encode_descriptor, encode_value};
 use busbar_amqp::message::{Header, Properties, scan_sections, section};
 use busbar_amqp::{Descriptor, Symbol, Timestamp, Value};
 
@@ -329,11 +329,9 @@ impl ServiceBusReceivedMessage {
         let scanned = scan_sections(&raw).map_err(bad)?;
         let header = scanned.header().map_err(bad)?.unwrap_or_default();
         let properties = scanned.properties().map_err(bad)?.unwrap_or_default();
-        let annotations = scanned
-            .message_annotations()
-            .map_err(bad)?
-            .map(BrokerAnnotations::read)
-            .unwrap_or_default();
+        let annotations =
+            BrokerAnnotations::read(scanned.message_annotation_entries().map_err(bad)?)
+                .map_err(bad)?;
         let app = scanned.application_properties().map_err(bad)?;
         let mut application_properties = BTreeMap::new();
         if let Some(Value::Map(pairs)) = app {
@@ -361,9 +359,9 @@ impl ServiceBusReceivedMessage {
             });
         Ok(ServiceBusReceivedMessage {
             body: crate::message::body_of(&scanned).map_err(ServiceBusError::from)?,
-            message_id: properties.message_id.as_ref().map(id_text),
+            message_id: properties.message_id.map(id_text),
             session_id: properties.group_id,
-            correlation_id: properties.correlation_id.as_ref().map(id_text),
+            correlation_id: properties.correlation_id.map(id_text),
             subject: properties.subject,
             to: properties.to,
             reply_to: properties.reply_to,
@@ -395,7 +393,7 @@ impl ServiceBusReceivedMessage {
 }
 
 /// The message annotations the service's dialect gives meaning to, read in one pass over
-/// the map (a lookup per key would compare, and check as UTF-8, every key each time).
+/// the encoded map (a lookup per key would compare, and check as UTF-8, every key each time).
 #[derive(Default)]
 struct BrokerAnnotations {
     sequence_number: Option<i64>,
@@ -409,36 +407,45 @@ struct BrokerAnnotations {
 }
 
 impl BrokerAnnotations {
-    fn read(annotations: Value) -> Self {
+    /// Decodes the values of the known keys only; the others are checked and dropped.
+    fn read(mut entries: MapReader) -> Result<Self, busbar_amqp::CodecError> {
         let mut read = Self::default();
-        let Value::Map(pairs) = annotations else {
-            return read;
-        };
-        for (key, value) in pairs {
-            let key: &[u8] = match &key {
-                Value::Symbol(symbol) => &symbol.0,
-                Value::String(text) => text.as_bytes(),
-                _ => continue,
-            };
-            let text = || value.as_str().map(str::to_owned);
+        while let Some(key) = entries.next_key()? {
+            let MapKey::Name(key) = key else { continue };
             match key {
-                k if k == SEQUENCE_NUMBER.as_bytes() => read.sequence_number = value.as_i64(),
-                k if k == ENQUEUED_TIME.as_bytes() => read.enqueued_time = system_time(&value),
-                k if k == LOCKED_UNTIL.as_bytes() => read.locked_until = system_time(&value),
-                k if k == MESSAGE_STATE.as_bytes() => read.message_state = value.as_i64(),
-                k if k == SCHEDULED_ENQUEUE_TIME.as_bytes() => {
-                    read.scheduled_enqueue_time = system_time(&value);
+                k if k == SEQUENCE_NUMBER.as_bytes() => {
+                    read.sequence_number = entries.integer_value()?;
                 }
-                k if k == PARTITION_KEY.as_bytes() => read.partition_key = text(),
-                k if k == DEAD_LETTER_SOURCE.as_bytes() => read.dead_letter_source = text(),
+                k if k == ENQUEUED_TIME.as_bytes() => {
+                    read.enqueued_time = entries.integer_value()?.map(from_millis);
+                }
+                k if k == LOCKED_UNTIL.as_bytes() => {
+                    read.locked_until = entries.integer_value()?.map(from_millis);
+                }
+                k if k == MESSAGE_STATE.as_bytes() => {
+                    read.message_state = entries.integer_value()?;
+                }
+                k if k == SCHEDULED_ENQUEUE_TIME.as_bytes() => {
+                    read.scheduled_enqueue_time = entries.integer_value()?.map(from_millis);
+                }
+                k if k == PARTITION_KEY.as_bytes() => {
+                    read.partition_key = text(&entries.value()?);
+                }
+                k if k == DEAD_LETTER_SOURCE.as_bytes() => {
+                    read.dead_letter_source = text(&entries.value()?);
+                }
                 k if k == ENQUEUE_SEQUENCE_NUMBER.as_bytes() => {
-                    read.enqueue_sequence_number = value.as_i64();
+                    read.enqueue_sequence_number = entries.integer_value()?;
                 }
                 _ => {}
             }
         }
-        read
+        Ok(read)
     }
+}
+
+fn text(value: &Value) -> Option<String> {
+    value.as_str().map(str::to_owned)
 }
 
 impl From<&ServiceBusReceivedMessage> for ServiceBusMessage {
@@ -463,10 +470,11 @@ impl From<&ServiceBusReceivedMessage> for ServiceBusMessage {
 }
 
 /// A message id or correlation id as text, whichever AMQP type carried it.
-fn id_text(v: &Value) -> String {
+fn id_text(v: Value) -> String {
     match v {
-        Value::Uuid(bytes) => Uuid::from_bytes(*bytes).to_string(),
-        Value::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::String(text) => text,
+        Value::Uuid(bytes) => Uuid::from_bytes(bytes).to_string(),
+        Value::Binary(b) => String::from_utf8_lossy(&b).into_owned(),
         Value::Ulong(n) => n.to_string(),
         other => other.as_str().unwrap_or_default().to_owned(),
     }
@@ -554,6 +562,103 @@ mod tests {
         assert_eq!(got.message_id.as_deref(), Some("fallback"));
         assert_eq!(got.sequence_number, 0);
         assert_eq!(got.state, ServiceBusMessageState::Active);
+    }
+
+    /// A message as the service delivers it: every annotation the dialect defines, plus
+    /// ones it does not (an unknown symbol key with a compound value, a non-symbol key).
+    fn delivered() -> Bytes {
+        let mut out = BytesMut::new();
+        Header {
+            delivery_count: 3,
+            ttl: Some(60_000),
+            ..Header::default()
+        }
+        .encode(&mut out);
+        let sym = |s: &str| Value::Symbol(Symbol::from(s));
+        let annotations = vec![
+            (sym("x-opt-unknown"), Value::List(vec![Value::Uint(1)])),
+            (sym(SEQUENCE_NUMBER), Value::Long(42)),
+            (sym(ENQUEUED_TIME), Value::Timestamp(Timestamp(1_000))),
+            (Value::Ulong(7), Value::String("numeric key".into())),
+            (sym(LOCKED_UNTIL), Value::Timestamp(Timestamp(2_000))),
+            (sym(MESSAGE_STATE), Value::Int(1)),
+            (
+                sym(SCHEDULED_ENQUEUE_TIME),
+                Value::Timestamp(Timestamp(3_000)),
+            ),
+            (sym(PARTITION_KEY), Value::String("pk".into())),
+            (sym(DEAD_LETTER_SOURCE), Value::String("q".into())),
+            (sym(ENQUEUE_SEQUENCE_NUMBER), Value::Long(41)),
+        ];
+        put_section(
+            section::MESSAGE_ANNOTATIONS,
+            &Value::Map(annotations),
+            &mut out,
+        );
+        Properties {
+            message_id: Some(Value::String("m1".into())),
+            ..Properties::default()
+        }
+        .encode(&mut out);
+        let app = vec![(
+            Value::String(DEAD_LETTER_REASON.into()),
+            Value::String("why".into()),
+        )];
+        put_section(section::APPLICATION_PROPERTIES, &Value::Map(app), &mut out);
+        put_section(
+            section::DATA,
+            &Value::Binary(Bytes::from_static(b"body")),
+            &mut out,
+        );
+        out.freeze()
+    }
+
+    #[test]
+    fn broker_annotations_are_read_and_others_skipped() {
+        let got = ServiceBusReceivedMessage::decode(delivered(), None, Settlement::None).unwrap();
+        let at = |ms| Some(from_millis(ms));
+        assert_eq!(got.sequence_number, 42);
+        assert_eq!(got.enqueued_time, at(1_000));
+        assert_eq!(got.expires_at, at(61_000));
+        assert_eq!(got.locked_until, at(2_000));
+        assert_eq!(got.state, ServiceBusMessageState::Deferred);
+        assert_eq!(got.scheduled_enqueue_time, at(3_000));
+        assert_eq!(got.partition_key.as_deref(), Some("pk"));
+        assert_eq!(got.dead_letter_source.as_deref(), Some("q"));
+        assert_eq!(got.enqueued_sequence_number, Some(41));
+        assert_eq!(got.delivery_count, 3);
+        assert_eq!(got.message_id.as_deref(), Some("m1"));
+        assert_eq!(got.dead_letter_reason.as_deref(), Some("why"));
+        assert_eq!(got.body.as_ref(), b"body");
+    }
+
+    #[test]
+    fn a_message_cut_inside_a_section_is_an_error() {
+        let raw = delivered();
+        let s = scan_sections(&raw).unwrap().sections;
+        let ends: Vec<usize> = [
+            s.header,
+            s.message_annotations,
+            s.properties,
+            s.application_properties,
+            s.body,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|r| r.end)
+        .collect();
+        for cut in 1..raw.len() {
+            let got = ServiceBusReceivedMessage::decode(raw.slice(..cut), None, Settlement::None);
+            assert_eq!(got.is_ok(), ends.contains(&cut), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn annotations_that_are_not_a_map_are_an_error() {
+        let mut out = BytesMut::new();
+        put_section(section::MESSAGE_ANNOTATIONS, &Value::List(vec![]), &mut out);
+        put_section(section::DATA, &Value::Binary(Bytes::new()), &mut out);
+        assert!(ServiceBusReceivedMessage::decode(out.freeze(), None, Settlement::None).is_err());
     }
 
     #[test]
