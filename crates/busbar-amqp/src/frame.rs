@@ -54,8 +54,6 @@ pub struct Frame {
     pub body: FrameBody,
 }
 
-// Large because `Performative` is (see there).
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum FrameBody {
     /// An AMQP frame with no body: a heartbeat.

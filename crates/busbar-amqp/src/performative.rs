@@ -248,12 +248,13 @@ pub struct Close {
 }
 
 /// The nine AMQP performatives.
+// Open and Attach, rare and several times larger than the rest, are boxed: every frame
+// (each transfer among them) is moved by value from the decoder to its handler several
+// times, and inline they made each of those moves copy Attach's 688 bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Performative {
-    Open(Open),
+    Open(Box<Open>),
     Begin(Begin),
-    /// Boxed: an attach (688 bytes with its termini) sized every frame, and each received
-    /// transfer or disposition is moved a few times on its way to the engine.
     Attach(Box<Attach>),
     Flow(Flow),
     Transfer(Transfer),
@@ -787,7 +788,7 @@ impl Performative {
         };
         let mut f = FieldReader::open(body, name)?;
         Ok(match c {
-            code::OPEN => Performative::Open(Open::decode_fields(&mut f)?),
+            code::OPEN => Performative::Open(Box::new(Open::decode_fields(&mut f)?)),
             code::BEGIN => Performative::Begin(Begin::decode_fields(&mut f)?),
             code::ATTACH => Performative::Attach(Box::new(Attach::decode_fields(&mut f)?)),
             code::FLOW => Performative::Flow(Flow::decode_fields(&mut f)?),
@@ -853,18 +854,13 @@ macro_rules! into_performative {
     ($($t:ident),*) => {$(
         impl From<$t> for Performative {
             fn from(p: $t) -> Self {
-                Performative::$t(p)
+                Performative::$t(p.into())
             }
         }
     )*};
 }
-into_performative!(Open, Begin, Flow, Transfer, Disposition, Detach, End, Close);
-
-impl From<Attach> for Performative {
-    fn from(p: Attach) -> Self {
-        Performative::Attach(Box::new(p))
-    }
-}
+// `into` boxes Open and Attach.
+into_performative!(Open, Begin, Attach, Flow, Transfer, Disposition, Detach, End, Close);
 
 impl SaslCode {
     fn from_wire(v: u8) -> Option<Self> {

@@ -312,7 +312,7 @@ fn performative() -> BoxedStrategy<Performative> {
             field_value(),
             field_value()
         )
-            .prop_map(|(c, h, m, ch, i, caps, p)| Performative::Open(Open {
+            .prop_map(|(c, h, m, ch, i, caps, p)| Performative::from(Open {
                 container_id: c,
                 hostname: h,
                 max_frame_size: m,

@@ -37,10 +37,17 @@ const COMMAND_BATCH: usize = 1024;
 const MAX_HELD_ROUNDS: u32 = 16;
 /// Output is held back only while it is smaller than this.
 const MAX_HELD_BYTES: usize = 16 * 1024;
+/// Free space the read buffer has before each read.
+const READ_ROOM: usize = 64 * 1024;
 /// How long the last frames (a close) may take to go out once the connection is over.
 const FAREWELL_TIMEOUT: Duration = Duration::from_secs(1);
 /// Largest message we reassemble from `more=true` transfers.
 const MAX_MESSAGE_SIZE: usize = 256 << 20;
+
+/// The maps every frame looks up (sessions by channel, links by handle, unsettled deliveries
+/// by id): SipHash's resistance to chosen keys is not worth its cost per frame here, and the
+/// seed is still random per map.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// The terminal error of a connection, for handles whose reply channel was dropped.
 #[derive(Debug, Default)]
@@ -209,11 +216,11 @@ struct Session {
     next_incoming_id: u32,
     incoming_window: u32,
     next_delivery_id: u32,
-    unsettled: HashMap<u32, Reply<Outcome>>,
+    unsettled: FastMap<u32, Reply<Outcome>>,
     /// Deliveries we received and answered unsettled, awaiting the peer's settlement.
-    awaiting_settlement: HashMap<u32, Reply<Outcome>>,
-    links: HashMap<u32, Link>,
-    remote_handles: HashMap<u32, u32>,
+    awaiting_settlement: FastMap<u32, Reply<Outcome>>,
+    links: FastMap<u32, Link>,
+    remote_handles: FastMap<u32, u32>,
 }
 
 impl Session {
@@ -228,10 +235,10 @@ impl Session {
             next_incoming_id: 0,
             incoming_window: INCOMING_WINDOW,
             next_delivery_id: 0,
-            unsettled: HashMap::new(),
-            awaiting_settlement: HashMap::new(),
-            links: HashMap::new(),
-            remote_handles: HashMap::new(),
+            unsettled: FastMap::default(),
+            awaiting_settlement: FastMap::default(),
+            links: FastMap::default(),
+            remote_handles: FastMap::default(),
         }
     }
 
@@ -334,8 +341,8 @@ pub(crate) struct Driver<R, W> {
     local_idle_timeout: Option<Duration>,
     last_read: Instant,
     last_write: Instant,
-    sessions: HashMap<u16, Session>,
-    remote_channels: HashMap<u16, u16>,
+    sessions: FastMap<u16, Session>,
+    remote_channels: FastMap<u16, u16>,
     next_channel: u16,
     channel_max: u16,
     close_sent: bool,
@@ -372,8 +379,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
             local_idle_timeout: neg.local_idle_timeout,
             last_read: now,
             last_write: now,
-            sessions: HashMap::new(),
-            remote_channels: HashMap::new(),
+            sessions: FastMap::default(),
+            remote_channels: FastMap::default(),
             next_channel: 0,
             channel_max: neg.channel_max,
             close_sent: false,
@@ -452,8 +459,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
                 continue;
             }
             self.flush_disposition();
-            // Room for the next read; cheap while there is some.
-            self.inbuf.reserve(64 * 1024);
+            self.make_read_room();
             let flush = self.out.is_empty() && self.unflushed;
             tokio::select! {
                 read = self.reader.read_buf(&mut self.inbuf) => {
@@ -528,6 +534,19 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
             return Err(Error::IdleTimeout);
         }
         Ok(())
+    }
+
+    /// Room for the next read: the read buffer's free space is reused once the frames cut
+    /// from it are gone; otherwise the bytes not yet decoded (usually a partial frame) move
+    /// to a new buffer. `BytesMut::reserve` would instead grow the buffer in place, copying
+    /// everything already decoded along with it, and double it each time.
+    fn make_read_room(&mut self) {
+        if !self.inbuf.try_reclaim(READ_ROOM) {
+            let mut fresh =
+                BytesMut::with_capacity((2 * READ_ROOM).max(self.inbuf.len() + READ_ROOM));
+            fresh.extend_from_slice(&self.inbuf);
+            self.inbuf = fresh;
+        }
     }
 
     fn read_input(&mut self, read: io::Result<usize>) -> Result<Option<Exit>> {
@@ -1334,7 +1353,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
 /// Answers every waiter in `first..=last` with `outcome`. A range wider than the waiters
 /// (possibly hostile) is matched against the waiters instead of being walked.
 fn answer_range(
-    waiting: &mut HashMap<u32, Reply<Outcome>>,
+    waiting: &mut FastMap<u32, Reply<Outcome>>,
     first: u32,
     last: Option<u32>,
     outcome: &Outcome,

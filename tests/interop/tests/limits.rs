@@ -81,7 +81,7 @@ impl<'b> Raw<'b> {
             FrameBody::Amqp {
                 performative: Performative::Open(open),
                 ..
-            } => Some(open.clone()),
+            } => Some((**open).clone()),
             _ => None,
         });
         (raw, open)

@@ -229,7 +229,7 @@ impl Connection {
             }
             ConnState::AwaitingOpen => {
                 return match performative {
-                    Performative::Open(open) => self.on_open(open),
+                    Performative::Open(open) => self.on_open(*open),
                     other => Err(self.fail(ConnectionError::new(
                         condition::FRAMING_ERROR,
                         format!("expected open, got {}", other.name()),

@@ -8,13 +8,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 use busbar_amqp::Value;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, watch};
 use tracing::Instrument;
 
 use super::backoff::Backoff;
+use super::call_workers::{Call, CallWorkers};
 use super::error::{ErrorKind, ServiceBusError};
 use super::lock_renewal::keep_renewed;
 use super::message::ServiceBusReceivedMessage;
@@ -192,6 +194,9 @@ pub(crate) struct PumpSettings {
     /// bound such settlements. `None` keeps the slot until the message is settled, which a
     /// session's order depends on.
     pub(crate) settlements: Option<Arc<Semaphore>>,
+    /// Messages one receive call may take beyond the free calls (the prefetch: they are
+    /// locked and waiting on the link anyway).
+    pub(crate) receive_ahead: usize,
 }
 
 /// Why a pump returned.
@@ -217,75 +222,123 @@ pub(crate) struct Pump<'a> {
 impl Pump<'_> {
     pub(crate) async fn run(&mut self, receiver: &Arc<PumpReceiver>) -> PumpEnd {
         let mut last_message = Instant::now();
+        // Messages taken off the link ahead of free calls (up to the prefetch), so that a
+        // processor with few calls does not make a receive call per message. They are as
+        // locked as they were on the link, and go back the same way when the link closes.
+        let mut received = Vec::new().into_iter();
+        // What every call of this pump shares, cloned into each as one reference.
+        let shared = Arc::new(CallShared {
+            settings: self.settings.clone(),
+            dispatch: self.dispatch.clone(),
+            errors: self.errors.clone(),
+        });
+        // Calls still running when the pump returns finish on their tasks.
+        let workers = CallWorkers::new();
+        // One wait for the stop signal for the whole run, not one per wait for a call.
+        let mut stop = self.stop.clone();
+        let mut stopped = std::pin::pin!(stop.wait_for(|stop| *stop));
         loop {
             if *self.stop.borrow() {
                 return PumpEnd::Stopped;
             }
-            let first = tokio::select! {
-                permit = self.calls.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => return PumpEnd::Stopped,
+            let mut permits = match self.calls.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(TryAcquireError::Closed) => return PumpEnd::Stopped,
+                // Waiting for a call to end (at concurrency 1, after every message).
+                Err(TryAcquireError::NoPermits) => tokio::select! {
+                    // The permit first: woken by a call that ended, the pump takes it
+                    // without polling the stop signal again (or drawing a random order).
+                    biased;
+                    permit = self.calls.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => return PumpEnd::Stopped,
+                    },
+                    _ = &mut stopped => return PumpEnd::Stopped,
                 },
-                _ = self.stop.changed() => return PumpEnd::Stopped,
             };
-            let mut permits = vec![first];
-            while let Ok(permit) = self.calls.clone().try_acquire_owned() {
-                permits.push(permit);
+            let free = self.calls.available_permits();
+            if let Ok(free @ 1..) = u32::try_from(free)
+                && let Ok(more) = self.calls.clone().try_acquire_many_owned(free)
+            {
+                permits.merge(more);
             }
-            let mut wait = RECEIVE_WAIT;
-            if let Some(idle) = self.settings.idle_timeout {
-                match idle.checked_sub(last_message.elapsed()) {
-                    Some(left) if !left.is_zero() => wait = wait.min(left),
-                    _ => return PumpEnd::Idle,
+            if received.len() == 0 {
+                let mut wait = RECEIVE_WAIT;
+                if let Some(idle) = self.settings.idle_timeout {
+                    match idle.checked_sub(last_message.elapsed()) {
+                        Some(left) if !left.is_zero() => wait = wait.min(left),
+                        _ => return PumpEnd::Idle,
+                    }
+                }
+                let max = permits.num_permits().max(self.settings.receive_ahead);
+                match receiver.receive(max, wait).await {
+                    Ok(messages) => received = messages.into_iter(),
+                    Err(error) => {
+                        let session = receiver.session().map(|s| s.session_id().to_owned());
+                        self.errors
+                            .report(error, ErrorSource::Receive, session.as_deref())
+                            .await;
+                        return PumpEnd::Failed;
+                    }
+                }
+                self.backoff.reset();
+                if received.len() > 0 {
+                    last_message = Instant::now();
                 }
             }
-            let messages = match receiver.receive(permits.len(), wait).await {
-                Ok(messages) => messages,
-                Err(error) => {
-                    let session = receiver.session().map(|s| s.session_id().to_owned());
-                    self.errors
-                        .report(error, ErrorSource::Receive, session.as_deref())
-                        .await;
-                    return PumpEnd::Failed;
-                }
-            };
-            self.backoff.reset();
-            if !messages.is_empty() {
-                last_message = Instant::now();
-            }
-            for (message, permit) in messages.into_iter().zip(permits) {
-                let call = HandlerCall {
-                    settlement: Arc::new(Settlement {
-                        receiver: receiver.clone(),
-                        message,
-                        settled: AtomicBool::new(false),
-                    }),
-                    settings: self.settings.clone(),
-                    dispatch: self.dispatch.clone(),
-                    errors: self.errors.clone(),
-                };
-                tokio::spawn(call.run(permit));
+            while received.len() > 0
+                && let Some(permit) = permits.split(1)
+                && let Some(message) = received.next()
+            {
+                workers.run(PumpCall {
+                    call: HandlerCall {
+                        settlement: Arc::new(Settlement {
+                            receiver: receiver.clone(),
+                            message,
+                            settled: AtomicBool::new(false),
+                        }),
+                        shared: shared.clone(),
+                    },
+                    permit,
+                });
             }
         }
     }
 }
 
-/// One message through the handler, then settled.
-struct HandlerCall {
-    settlement: Arc<Settlement>,
+/// A handler call and its slot among the calls in flight.
+struct PumpCall {
+    call: HandlerCall,
+    permit: OwnedSemaphorePermit,
+}
+
+impl Call for PumpCall {
+    fn run(self) -> impl Future<Output = ()> + Send {
+        self.call.run(self.permit)
+    }
+}
+
+/// What the calls of one pump share.
+struct CallShared {
     settings: PumpSettings,
     dispatch: Dispatch,
     errors: ErrorReporter,
 }
 
+/// One message through the handler, then settled.
+struct HandlerCall {
+    settlement: Arc<Settlement>,
+    shared: Arc<CallShared>,
+}
+
 impl HandlerCall {
     async fn run(self, permit: OwnedSemaphorePermit) {
         let message = &self.settlement.message;
-        let peek_lock = self.settings.receive_mode == ServiceBusReceiveMode::PeekLock;
+        let peek_lock = self.shared.settings.receive_mode == ServiceBusReceiveMode::PeekLock;
         let session_id = message.session_id.clone();
         let span = tracing::info_span!(
             "servicebus.process_message",
-            entity = %self.errors.entity_path,
+            entity = %self.shared.errors.entity_path,
             message_id = message.message_id.as_deref(),
             sequence_number = message.sequence_number,
             delivery_count = message.delivery_count,
@@ -293,11 +346,12 @@ impl HandlerCall {
         );
         // A panicking handler is a failed call, not a lost permit with its message left
         // locked.
-        let call = CatchPanic((self.dispatch)(self.settlement.clone())).instrument(span);
-        // The renewal and settlement futures are boxed where they start: inline they would
-        // make this task (moved into place on every spawn) several KiB large.
+        let call = CatchPanic((self.shared.dispatch)(self.settlement.clone())).instrument(span);
+        // The renewal and settlement futures are inline: the call runs on a task that is
+        // kept from call to call (see `call_workers`), so its size costs once, not per
+        // message.
         let outcome = if peek_lock {
-            Box::pin(self.with_lock_renewed(call)).await
+            self.with_lock_renewed(call).await
         } else {
             call.await
         };
@@ -316,7 +370,7 @@ impl HandlerCall {
             }
             return;
         }
-        let _slot = match &self.settings.settlements {
+        let _slot = match &self.shared.settings.settlements {
             Some(settlements) => match settlements.clone().acquire_owned().await {
                 Ok(settling) => {
                     drop(permit);
@@ -328,10 +382,8 @@ impl HandlerCall {
         };
         let receiver = &self.settlement.receiver;
         match failure {
-            None if self.settings.auto_complete => {
-                if let Err(error) =
-                    Box::pin(self.settlement.settle(receiver.complete(message))).await
-                {
+            None if self.shared.settings.auto_complete => {
+                if let Err(error) = self.settlement.settle(receiver.complete(message)).await {
                     self.report(error, ErrorSource::Complete, &session_id).await;
                 }
             }
@@ -349,8 +401,10 @@ impl HandlerCall {
                 }
                 // The message goes back at once instead of when its lock runs out; the
                 // broker dead-letters it once it has failed max-delivery-count times.
-                if let Err(error) =
-                    Box::pin(self.settlement.settle(receiver.abandon(message, None))).await
+                if let Err(error) = self
+                    .settlement
+                    .settle(receiver.abandon(message, None))
+                    .await
                 {
                     self.report(error, ErrorSource::Abandon, &session_id).await;
                 }
@@ -360,12 +414,18 @@ impl HandlerCall {
 
     /// Runs `call` while renewing the message's lock (for up to the maximum duration).
     async fn with_lock_renewed<T>(&self, call: impl Future<Output = T>) -> T {
-        let max = self.settings.max_auto_lock_renew_duration;
+        let max = self.shared.settings.max_auto_lock_renew_duration;
         let Some(locked_until) = self.settlement.message.locked_until else {
             return call.await;
         };
         if max.is_zero() {
             return call.await;
+        }
+        let mut call = std::pin::pin!(call);
+        // A call done at its first poll (a quick handler) needs no renewal: none is set up.
+        let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx)));
+        if let Poll::Ready(outcome) = first.await {
+            return outcome;
         }
         let settlement = &self.settlement;
         let session_id = settlement.message.session_id.as_deref();
@@ -377,13 +437,15 @@ impl HandlerCall {
             || Box::pin(settlement.receiver.renew_lock(&settlement.message)),
             |error| {
                 Box::pin(
-                    self.errors
+                    self.shared
+                        .errors
                         .report(error, ErrorSource::RenewLock, session_id),
                 )
             },
         );
-        let mut call = std::pin::pin!(call);
         tokio::select! {
+            // The call first: one done at this poll never sets the renewal's timer.
+            biased;
             outcome = &mut call => outcome,
             () = renewal => call.await,
         }
@@ -395,7 +457,12 @@ impl HandlerCall {
         source: ErrorSource,
         session_id: &Option<String>,
     ) {
-        Box::pin(self.errors.report(error, source, session_id.as_deref())).await;
+        Box::pin(
+            self.shared
+                .errors
+                .report(error, source, session_id.as_deref()),
+        )
+        .await;
     }
 }
 
@@ -437,14 +504,11 @@ struct CatchPanic(BoxFuture<Result<(), HandlerError>>);
 impl Future for CatchPanic {
     type Output = Result<Result<(), HandlerError>, String>;
 
-    fn poll(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         let future = self.0.as_mut();
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.poll(cx))) {
             Ok(poll) => poll.map(Ok),
-            Err(panic) => std::task::Poll::Ready(Err(panic
+            Err(panic) => Poll::Ready(Err(panic
                 .downcast_ref::<&str>()
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())

@@ -6,6 +6,7 @@
 
 pub mod admin;
 mod backoff;
+mod call_workers;
 mod client;
 mod connection_string;
 mod error;

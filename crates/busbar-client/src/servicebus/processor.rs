@@ -441,6 +441,7 @@ impl ProcessorRun {
             max_auto_lock_renew_duration: self.options.max_auto_lock_renew_duration,
             idle_timeout: None,
             settlements: Some(settlements.clone()),
+            receive_ahead: self.options.prefetch_count as usize,
         };
         let mut backoff = Backoff::new(self.client.retry().clone());
         loop {

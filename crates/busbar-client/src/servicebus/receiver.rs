@@ -316,10 +316,13 @@ impl ReceiverCore {
             }
         }
         let link_id = link.id;
-        deliveries
-            .into_iter()
-            .map(|d| self.decode_delivery(d, link_id))
-            .collect()
+        // Sized up front: collecting a fallible iterator starts from an empty vector and
+        // grows it by copying its (large) messages over again.
+        let mut messages = Vec::with_capacity(deliveries.len());
+        for d in deliveries {
+            messages.push(self.decode_delivery(d, link_id)?);
+        }
+        Ok(messages)
     }
 
     fn decode_delivery(

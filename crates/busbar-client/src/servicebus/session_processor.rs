@@ -253,6 +253,7 @@ impl SessionRun {
             max_auto_lock_renew_duration: self.options.max_auto_lock_renew_duration,
             idle_timeout: Some(self.options.session_idle_timeout),
             settlements: None,
+            receive_ahead: self.options.prefetch_count as usize,
         };
         let mut backoff = Backoff::new(self.client.retry().clone());
         while !*stop.borrow() {
