@@ -860,7 +860,17 @@ macro_rules! into_performative {
     )*};
 }
 // `into` boxes Open and Attach.
-into_performative!(Open, Begin, Attach, Flow, Transfer, Disposition, Detach, End, Close);
+into_performative!(
+    Open,
+    Begin,
+    Attach,
+    Flow,
+    Transfer,
+    Disposition,
+    Detach,
+    End,
+    Close
+);
 
 impl SaslCode {
     fn from_wire(v: u8) -> Option<Self> {

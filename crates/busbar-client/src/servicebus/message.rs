@@ -350,7 +350,7 @@ impl ServiceBusReceivedMessage {
         let time_to_live = header.ttl.map(|ms| Duration::from_millis(ms.into()));
         let expires_at = properties
             .absolute_expiry_time
-            .map(|t| from_millis(t.0))
+            .and_then(|t| from_millis(t.0))
             .or_else(|| {
                 annotations
                     .enqueued_time
@@ -417,16 +417,16 @@ impl BrokerAnnotations {
                     read.sequence_number = entries.integer_value()?;
                 }
                 k if k == ENQUEUED_TIME.as_bytes() => {
-                    read.enqueued_time = entries.integer_value()?.map(from_millis);
+                    read.enqueued_time = entries.integer_value()?.and_then(from_millis);
                 }
                 k if k == LOCKED_UNTIL.as_bytes() => {
-                    read.locked_until = entries.integer_value()?.map(from_millis);
+                    read.locked_until = entries.integer_value()?.and_then(from_millis);
                 }
                 k if k == MESSAGE_STATE.as_bytes() => {
                     read.message_state = entries.integer_value()?;
                 }
                 k if k == SCHEDULED_ENQUEUE_TIME.as_bytes() => {
-                    read.scheduled_enqueue_time = entries.integer_value()?.map(from_millis);
+                    read.scheduled_enqueue_time = entries.integer_value()?.and_then(from_millis);
                 }
                 k if k == PARTITION_KEY.as_bytes() => {
                     read.partition_key = text(&entries.value()?);
@@ -497,16 +497,19 @@ pub(crate) fn timestamp(t: SystemTime) -> Value {
     Value::Timestamp(to_timestamp(t))
 }
 
-pub(crate) fn from_millis(ms: i64) -> SystemTime {
+/// The time `ms` milliseconds from the Unix epoch; `None` outside what the platform's
+/// `SystemTime` holds (Windows' range is far smaller than a broker's i64 can say).
+pub(crate) fn from_millis(ms: i64) -> Option<SystemTime> {
+    let offset = Duration::from_millis(ms.unsigned_abs());
     if ms >= 0 {
-        UNIX_EPOCH + Duration::from_millis(ms.unsigned_abs())
+        UNIX_EPOCH.checked_add(offset)
     } else {
-        UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs())
+        UNIX_EPOCH.checked_sub(offset)
     }
 }
 
 pub(crate) fn system_time(v: &Value) -> Option<SystemTime> {
-    v.as_i64().map(from_millis)
+    v.as_i64().and_then(from_millis)
 }
 
 #[cfg(test)]
@@ -616,7 +619,7 @@ mod tests {
     #[test]
     fn broker_annotations_are_read_and_others_skipped() {
         let got = ServiceBusReceivedMessage::decode(delivered(), None, Settlement::None).unwrap();
-        let at = |ms| Some(from_millis(ms));
+        let at = from_millis;
         assert_eq!(got.sequence_number, 42);
         assert_eq!(got.enqueued_time, at(1_000));
         assert_eq!(got.expires_at, at(61_000));

@@ -204,7 +204,8 @@ impl ServiceBusSessionReceiver {
         let locked_until = ReceiverCore::remote_properties(&link)
             .and_then(|p| p.map_get(LOCKED_UNTIL_UTC))
             .and_then(Value::as_i64)
-            .map(|ticks| from_millis((ticks - TICKS_AT_UNIX_EPOCH) / 10_000));
+            .and_then(|ticks| ticks.checked_sub(TICKS_AT_UNIX_EPOCH))
+            .and_then(|since_epoch| from_millis(since_epoch / 10_000));
         Ok(ServiceBusSessionReceiver {
             core: ReceiverCore::new(
                 client.clone(),
