@@ -358,37 +358,52 @@ impl ReceiverCore {
             sequence_number = message.sequence_number
         );
         async {
-            let Some(lock_token) = message.lock_token else {
-                return Err(ServiceBusError::invalid(
-                    "the message has no lock to settle (peeked, or received in receive-and-delete mode)",
-                ));
+            let confirmation = match self.settle_on_link(message, &how) {
+                Some(confirmation) => Some(confirmation.await),
+                None => None,
             };
-            if let Some(confirmation) = self.settle_on_link(message, &how) {
-                match confirmation.await {
-                    Ok(Outcome::Rejected(Some(remote))) => {
-                        return Err(ServiceBusError::from_remote(&remote));
-                    }
-                    Ok(_) => return Ok(()),
-                    // The link is gone: the lock token still identifies the lock.
-                    Err(error) => tracing::debug!(%error, "settling on the link failed"),
-                }
-            }
-            // Boxed: a `$management` request is a future of several KiB, which would
-            // otherwise be part of (and copied with) every settlement, the common one on
-            // the link included.
-            Box::pin(self.settle_through_management(lock_token, how)).await
+            self.conclude_settle(message, how, confirmation).await
         }
         .instrument(span)
         .await
     }
 
+    /// Finishes a settlement from the link's confirmation (`None`: it was not sent on the
+    /// link): the broker's answer when the link gave one, else the settlement again through
+    /// `$management`, where the lock token still identifies the lock.
+    pub(crate) async fn conclude_settle(
+        &self,
+        message: &ServiceBusReceivedMessage,
+        how: Settle,
+        confirmation: Option<crate::Result<Outcome>>,
+    ) -> ServiceBusResult<()> {
+        let Some(lock_token) = message.lock_token else {
+            return Err(ServiceBusError::invalid(
+                "the message has no lock to settle (peeked, or received in receive-and-delete mode)",
+            ));
+        };
+        match confirmation {
+            Some(Ok(Outcome::Rejected(Some(remote)))) => {
+                return Err(ServiceBusError::from_remote(&remote));
+            }
+            Some(Ok(_)) => return Ok(()),
+            Some(Err(error)) => tracing::debug!(%error, "settling on the link failed"),
+            None => {}
+        }
+        // Boxed: a `$management` request is a future of several KiB, which would otherwise
+        // be part of (and copied with) every settlement, the common one on the link included.
+        Box::pin(self.settle_through_management(lock_token, how)).await
+    }
+
     /// Sends the settlement on the link `message` came on, if that link is still the one
-    /// attached: the broker's confirmation is then awaited.
-    fn settle_on_link(
+    /// attached; the broker's confirmation, which [`Self::conclude_settle`] takes from there.
+    pub(crate) fn settle_on_link(
         &self,
         message: &ServiceBusReceivedMessage,
         how: &Settle,
     ) -> Option<crate::SendFuture<Outcome>> {
+        // Without a lock there is nothing to settle: `conclude_settle` says so.
+        message.lock_token?;
         let Settlement::Link {
             link_id,
             delivery_id,
@@ -885,6 +900,10 @@ impl ServiceBusReceiver {
     /// The path received from (with the subqueue suffix, if any).
     pub fn entity_path(&self) -> &str {
         self.core.path()
+    }
+
+    pub(crate) fn core(&self) -> &ReceiverCore {
+        &self.core
     }
 
     receiver_operations!();
