@@ -44,15 +44,20 @@ pub(crate) enum PumpReceiver {
 }
 
 impl PumpReceiver {
+    /// Up to `max` messages, each already in the settlement its call shares.
     async fn receive(
-        &self,
+        self: &Arc<Self>,
         max: usize,
         wait: Duration,
-    ) -> Result<Vec<ServiceBusReceivedMessage>, ServiceBusError> {
-        match self {
-            Self::Entity(r) => r.receive_messages(max, Some(wait)).await,
-            Self::Session(r) => r.receive_messages(max, Some(wait)).await,
-        }
+    ) -> Result<Vec<Arc<Settlement>>, ServiceBusError> {
+        let settlement = |message| {
+            Arc::new(Settlement {
+                receiver: self.clone(),
+                message,
+                settled: AtomicBool::new(false),
+            })
+        };
+        self.core().receive_into(max, Some(wait), settlement).await
     }
 
     pub(crate) async fn complete(
@@ -309,15 +314,11 @@ impl Pump<'_> {
             }
             while received.len() > 0
                 && let Some(permit) = permits.split(1)
-                && let Some(message) = received.next()
+                && let Some(settlement) = received.next()
             {
                 workers.run(PumpCall {
                     call: HandlerCall {
-                        settlement: Arc::new(Settlement {
-                            receiver: receiver.clone(),
-                            message,
-                            settled: AtomicBool::new(false),
-                        }),
+                        settlement,
                         shared: shared.clone(),
                     },
                     permit,

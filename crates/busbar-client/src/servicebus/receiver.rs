@@ -230,6 +230,18 @@ impl ReceiverCore {
         max: usize,
         max_wait: Option<Duration>,
     ) -> ServiceBusResult<Vec<ServiceBusReceivedMessage>> {
+        self.receive_into(max, max_wait, |message| message).await
+    }
+
+    /// [`Self::receive_messages`], each message made into a `T` as it is decoded: a caller
+    /// that keeps it inside a larger value (the processor's) saves the moves of the large
+    /// message in and out of the vector.
+    pub(crate) async fn receive_into<T>(
+        &self,
+        max: usize,
+        max_wait: Option<Duration>,
+        mut into: impl FnMut(ServiceBusReceivedMessage) -> T,
+    ) -> ServiceBusResult<Vec<T>> {
         if max == 0 {
             return Err(ServiceBusError::invalid("max must be at least 1"));
         }
@@ -239,7 +251,7 @@ impl ReceiverCore {
             let retry = self.client.retry().clone();
             let mut attempt = 0;
             loop {
-                match self.try_receive(max, deadline).await {
+                match self.try_receive(max, deadline, &mut into).await {
                     Err(error) if error.is_transient() && attempt < retry.max_retries => {
                         attempt += 1;
                         tracing::debug!(%error, attempt, "receive failed; attaching again");
@@ -258,26 +270,28 @@ impl ReceiverCore {
         .await
     }
 
-    async fn try_receive(
+    async fn try_receive<T>(
         &self,
         max: usize,
         deadline: Option<Instant>,
-    ) -> ServiceBusResult<Vec<ServiceBusReceivedMessage>> {
+        into: &mut impl FnMut(ServiceBusReceivedMessage) -> T,
+    ) -> ServiceBusResult<Vec<T>> {
         let mut guard = self.link.lock().await;
         let link = self.ensure_link(&mut guard).await?;
-        let result = self.collect(link, max, deadline).await;
+        let result = self.collect(link, max, deadline, into).await;
         if result.is_err() {
             guard.take();
         }
         result
     }
 
-    async fn collect(
+    async fn collect<T>(
         &self,
         link: &mut ReceiverLink,
         max: usize,
         deadline: Option<Instant>,
-    ) -> ServiceBusResult<Vec<ServiceBusReceivedMessage>> {
+        into: &mut impl FnMut(ServiceBusReceivedMessage) -> T,
+    ) -> ServiceBusResult<Vec<T>> {
         let prefetching = self.options.prefetch_count > 0;
         let mut deliveries = Vec::with_capacity(max);
         take_ready(link, max, &mut deliveries)?;
@@ -320,7 +334,7 @@ impl ReceiverCore {
         // grows it by copying its (large) messages over again.
         let mut messages = Vec::with_capacity(deliveries.len());
         for d in deliveries {
-            messages.push(self.decode_delivery(d, link_id)?);
+            messages.push(into(self.decode_delivery(d, link_id)?));
         }
         Ok(messages)
     }
