@@ -1,6 +1,7 @@
 //! The processors against a broker in the test process: a processor on a topic's
 //! subscription, the session processor keeping a session past its lock duration and moving
-//! on from an idle session, and `stop` waiting for the completions still in flight.
+//! on from an idle session, `stop` waiting for the completions still in flight, and a
+//! completion the broker refuses reported to the error handler.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -414,4 +415,66 @@ async fn stop_returns_once_the_completions_of_calls_in_flight_are_done() {
         "every handled message is gone"
     );
     assert_eq!(ledger.counts().len(), CALLS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_the_broker_refuses_reaches_the_error_handler_as_a_complete_error() {
+    let broker = broker().await;
+    let client = broker.client();
+    let message = ServiceBusMessage::new("late").with_message_id("late");
+    send(&client, "short-lock", vec![message]).await;
+
+    let ledger = Arc::new(Ledger::default());
+    // The first call returns only once the message came again (its lock ran out, nothing
+    // renewed it): the completion it then gets is refused with the lock lost.
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let redelivered = Arc::new(tokio::sync::Notify::new());
+    let options = ServiceBusProcessorOptions {
+        max_concurrent_calls: 2,
+        max_auto_lock_renew_duration: Duration::ZERO,
+        ..Default::default()
+    };
+    let processor = client.create_processor("short-lock", None, options);
+    let seen = ledger.clone();
+    processor
+        .start(
+            move |context: ProcessMessageContext| {
+                seen.handled(context.message().message_id.as_deref());
+                let call = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let redelivered = redelivered.clone();
+                async move {
+                    if call == 0 {
+                        redelivered.notified().await;
+                    } else {
+                        redelivered.notify_one();
+                    }
+                    Ok::<(), BoxError>(())
+                }
+            },
+            ledger.error_handler(),
+        )
+        .await
+        .expect("start");
+    ledger
+        .wait_until("the refused completion reported", |l| {
+            !l.errors().is_empty()
+        })
+        .await;
+    processor.stop().await;
+
+    let errors: Vec<_> = ledger
+        .errors()
+        .into_iter()
+        .map(|(source, kind, _)| (source, kind))
+        .collect();
+    assert_eq!(
+        errors,
+        [(ErrorSource::Complete, ErrorKind::MessageLockLost)]
+    );
+    assert_eq!(ledger.handled_ids(), ["late", "late"]);
+    assert_eq!(
+        left_in(&client, "short-lock", None).await,
+        Vec::<String>::new(),
+        "the second delivery was completed"
+    );
 }

@@ -12,16 +12,17 @@ use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 use busbar_amqp::Value;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc, watch};
 use tracing::Instrument;
 
 use super::backoff::Backoff;
 use super::call_workers::{Call, CallWorkers};
+use super::completions::{Completion, spawn_completer};
 use super::error::{ErrorKind, ServiceBusError};
 use super::lock_renewal::keep_renewed;
 use super::message::ServiceBusReceivedMessage;
 use super::processor::{ErrorSource, ProcessErrorContext};
-use super::receiver::{DeadLetterOptions, ServiceBusReceiveMode, ServiceBusReceiver};
+use super::receiver::{DeadLetterOptions, ReceiverCore, ServiceBusReceiveMode, ServiceBusReceiver};
 use super::session::ServiceBusSessionReceiver;
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -43,15 +44,20 @@ pub(crate) enum PumpReceiver {
 }
 
 impl PumpReceiver {
+    /// Up to `max` messages, each already in the settlement its call shares.
     async fn receive(
-        &self,
+        self: &Arc<Self>,
         max: usize,
         wait: Duration,
-    ) -> Result<Vec<ServiceBusReceivedMessage>, ServiceBusError> {
-        match self {
-            Self::Entity(r) => r.receive_messages(max, Some(wait)).await,
-            Self::Session(r) => r.receive_messages(max, Some(wait)).await,
-        }
+    ) -> Result<Vec<Arc<Settlement>>, ServiceBusError> {
+        let settlement = |message| {
+            Arc::new(Settlement {
+                receiver: self.clone(),
+                message,
+                settled: AtomicBool::new(false),
+            })
+        };
+        self.core().receive_into(max, Some(wait), settlement).await
     }
 
     pub(crate) async fn complete(
@@ -107,6 +113,13 @@ impl PumpReceiver {
         }
     }
 
+    pub(crate) fn core(&self) -> &ReceiverCore {
+        match self {
+            Self::Entity(r) => r.core(),
+            Self::Session(r) => r.core(),
+        }
+    }
+
     pub(crate) fn session(&self) -> Option<&Arc<ServiceBusSessionReceiver>> {
         match self {
             Self::Entity(_) => None,
@@ -141,8 +154,13 @@ impl Settlement {
         outcome: impl Future<Output = Result<(), ServiceBusError>>,
     ) -> Result<(), ServiceBusError> {
         outcome.await?;
-        self.settled.store(true, Ordering::Release);
+        self.mark_settled();
         Ok(())
+    }
+
+    /// Remembers that a settlement took effect.
+    pub(crate) fn mark_settled(&self) {
+        self.settled.store(true, Ordering::Release);
     }
 }
 
@@ -227,10 +245,18 @@ impl Pump<'_> {
         // locked as they were on the link, and go back the same way when the link closes.
         let mut received = Vec::new().into_iter();
         // What every call of this pump shares, cloned into each as one reference.
+        let settings = self.settings;
+        // Completions that do not hold their call's slot are awaited together, off the
+        // calls' tasks.
+        let completer = (settings.auto_complete
+            && settings.receive_mode == ServiceBusReceiveMode::PeekLock
+            && settings.settlements.is_some())
+        .then(|| spawn_completer(self.errors.clone()));
         let shared = Arc::new(CallShared {
-            settings: self.settings.clone(),
+            settings: settings.clone(),
             dispatch: self.dispatch.clone(),
             errors: self.errors.clone(),
+            completer,
         });
         // Calls still running when the pump returns finish on their tasks.
         let workers = CallWorkers::new();
@@ -288,15 +314,11 @@ impl Pump<'_> {
             }
             while received.len() > 0
                 && let Some(permit) = permits.split(1)
-                && let Some(message) = received.next()
+                && let Some(settlement) = received.next()
             {
                 workers.run(PumpCall {
                     call: HandlerCall {
-                        settlement: Arc::new(Settlement {
-                            receiver: receiver.clone(),
-                            message,
-                            settled: AtomicBool::new(false),
-                        }),
+                        settlement,
                         shared: shared.clone(),
                     },
                     permit,
@@ -323,6 +345,8 @@ struct CallShared {
     settings: PumpSettings,
     dispatch: Dispatch,
     errors: ErrorReporter,
+    /// Takes the auto-completions (see `completions`) when they do not hold the call's slot.
+    completer: Option<mpsc::UnboundedSender<Completion>>,
 }
 
 /// One message through the handler, then settled.
@@ -370,7 +394,7 @@ impl HandlerCall {
             }
             return;
         }
-        let _slot = match &self.shared.settings.settlements {
+        let slot = match &self.shared.settings.settlements {
             Some(settlements) => match settlements.clone().acquire_owned().await {
                 Ok(settling) => {
                     drop(permit);
@@ -383,9 +407,24 @@ impl HandlerCall {
         let receiver = &self.settlement.receiver;
         match failure {
             None if self.shared.settings.auto_complete => {
+                let slot = match &self.shared.completer {
+                    Some(completer) => {
+                        let completion = Completion {
+                            settlement: self.settlement.clone(),
+                            slot,
+                        };
+                        match completer.send(completion) {
+                            Ok(()) => return,
+                            // The completer is gone (it panicked): completed here, then.
+                            Err(mpsc::error::SendError(completion)) => completion.slot,
+                        }
+                    }
+                    None => slot,
+                };
                 if let Err(error) = self.settlement.settle(receiver.complete(message)).await {
                     self.report(error, ErrorSource::Complete, &session_id).await;
                 }
+                drop(slot);
             }
             None => {}
             Some(error) => {

@@ -8,6 +8,7 @@ pub mod admin;
 mod backoff;
 mod call_workers;
 mod client;
+mod completions;
 mod connection_string;
 mod error;
 mod lock_renewal;

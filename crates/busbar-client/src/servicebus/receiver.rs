@@ -230,6 +230,18 @@ impl ReceiverCore {
         max: usize,
         max_wait: Option<Duration>,
     ) -> ServiceBusResult<Vec<ServiceBusReceivedMessage>> {
+        self.receive_into(max, max_wait, |message| message).await
+    }
+
+    /// [`Self::receive_messages`], each message made into a `T` as it is decoded: a caller
+    /// that keeps it inside a larger value (the processor's) saves the moves of the large
+    /// message in and out of the vector.
+    pub(crate) async fn receive_into<T>(
+        &self,
+        max: usize,
+        max_wait: Option<Duration>,
+        mut into: impl FnMut(ServiceBusReceivedMessage) -> T,
+    ) -> ServiceBusResult<Vec<T>> {
         if max == 0 {
             return Err(ServiceBusError::invalid("max must be at least 1"));
         }
@@ -239,7 +251,7 @@ impl ReceiverCore {
             let retry = self.client.retry().clone();
             let mut attempt = 0;
             loop {
-                match self.try_receive(max, deadline).await {
+                match self.try_receive(max, deadline, &mut into).await {
                     Err(error) if error.is_transient() && attempt < retry.max_retries => {
                         attempt += 1;
                         tracing::debug!(%error, attempt, "receive failed; attaching again");
@@ -258,26 +270,28 @@ impl ReceiverCore {
         .await
     }
 
-    async fn try_receive(
+    async fn try_receive<T>(
         &self,
         max: usize,
         deadline: Option<Instant>,
-    ) -> ServiceBusResult<Vec<ServiceBusReceivedMessage>> {
+        into: &mut impl FnMut(ServiceBusReceivedMessage) -> T,
+    ) -> ServiceBusResult<Vec<T>> {
         let mut guard = self.link.lock().await;
         let link = self.ensure_link(&mut guard).await?;
-        let result = self.collect(link, max, deadline).await;
+        let result = self.collect(link, max, deadline, into).await;
         if result.is_err() {
             guard.take();
         }
         result
     }
 
-    async fn collect(
+    async fn collect<T>(
         &self,
         link: &mut ReceiverLink,
         max: usize,
         deadline: Option<Instant>,
-    ) -> ServiceBusResult<Vec<ServiceBusReceivedMessage>> {
+        into: &mut impl FnMut(ServiceBusReceivedMessage) -> T,
+    ) -> ServiceBusResult<Vec<T>> {
         let prefetching = self.options.prefetch_count > 0;
         let mut deliveries = Vec::with_capacity(max);
         take_ready(link, max, &mut deliveries)?;
@@ -320,7 +334,7 @@ impl ReceiverCore {
         // grows it by copying its (large) messages over again.
         let mut messages = Vec::with_capacity(deliveries.len());
         for d in deliveries {
-            messages.push(self.decode_delivery(d, link_id)?);
+            messages.push(into(self.decode_delivery(d, link_id)?));
         }
         Ok(messages)
     }
@@ -358,37 +372,52 @@ impl ReceiverCore {
             sequence_number = message.sequence_number
         );
         async {
-            let Some(lock_token) = message.lock_token else {
-                return Err(ServiceBusError::invalid(
-                    "the message has no lock to settle (peeked, or received in receive-and-delete mode)",
-                ));
+            let confirmation = match self.settle_on_link(message, &how) {
+                Some(confirmation) => Some(confirmation.await),
+                None => None,
             };
-            if let Some(confirmation) = self.settle_on_link(message, &how) {
-                match confirmation.await {
-                    Ok(Outcome::Rejected(Some(remote))) => {
-                        return Err(ServiceBusError::from_remote(&remote));
-                    }
-                    Ok(_) => return Ok(()),
-                    // The link is gone: the lock token still identifies the lock.
-                    Err(error) => tracing::debug!(%error, "settling on the link failed"),
-                }
-            }
-            // Boxed: a `$management` request is a future of several KiB, which would
-            // otherwise be part of (and copied with) every settlement, the common one on
-            // the link included.
-            Box::pin(self.settle_through_management(lock_token, how)).await
+            self.conclude_settle(message, how, confirmation).await
         }
         .instrument(span)
         .await
     }
 
+    /// Finishes a settlement from the link's confirmation (`None`: it was not sent on the
+    /// link): the broker's answer when the link gave one, else the settlement again through
+    /// `$management`, where the lock token still identifies the lock.
+    pub(crate) async fn conclude_settle(
+        &self,
+        message: &ServiceBusReceivedMessage,
+        how: Settle,
+        confirmation: Option<crate::Result<Outcome>>,
+    ) -> ServiceBusResult<()> {
+        let Some(lock_token) = message.lock_token else {
+            return Err(ServiceBusError::invalid(
+                "the message has no lock to settle (peeked, or received in receive-and-delete mode)",
+            ));
+        };
+        match confirmation {
+            Some(Ok(Outcome::Rejected(Some(remote)))) => {
+                return Err(ServiceBusError::from_remote(&remote));
+            }
+            Some(Ok(_)) => return Ok(()),
+            Some(Err(error)) => tracing::debug!(%error, "settling on the link failed"),
+            None => {}
+        }
+        // Boxed: a `$management` request is a future of several KiB, which would otherwise
+        // be part of (and copied with) every settlement, the common one on the link included.
+        Box::pin(self.settle_through_management(lock_token, how)).await
+    }
+
     /// Sends the settlement on the link `message` came on, if that link is still the one
-    /// attached: the broker's confirmation is then awaited.
-    fn settle_on_link(
+    /// attached; the broker's confirmation, which [`Self::conclude_settle`] takes from there.
+    pub(crate) fn settle_on_link(
         &self,
         message: &ServiceBusReceivedMessage,
         how: &Settle,
     ) -> Option<crate::SendFuture<Outcome>> {
+        // Without a lock there is nothing to settle: `conclude_settle` says so.
+        message.lock_token?;
         let Settlement::Link {
             link_id,
             delivery_id,
@@ -885,6 +914,10 @@ impl ServiceBusReceiver {
     /// The path received from (with the subqueue suffix, if any).
     pub fn entity_path(&self) -> &str {
         self.core.path()
+    }
+
+    pub(crate) fn core(&self) -> &ReceiverCore {
+        &self.core
     }
 
     receiver_operations!();

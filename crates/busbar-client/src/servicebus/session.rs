@@ -234,6 +234,10 @@ impl ServiceBusSessionReceiver {
         self.core.path()
     }
 
+    pub(crate) fn core(&self) -> &ReceiverCore {
+        &self.core
+    }
+
     /// The session's state (`None` when none is stored).
     pub async fn get_session_state(&self) -> ServiceBusResult<Option<Bytes>> {
         let response = self
