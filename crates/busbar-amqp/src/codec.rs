@@ -1063,14 +1063,10 @@ impl FieldReader {
         &mut self,
         f: impl FnOnce(&mut Bytes) -> Result<T, CodecError>,
     ) -> Result<Option<T>, CodecError> {
-        if self.remaining == 0 {
+        if self.skip_empty() {
             return Ok(None);
         }
         self.remaining -= 1;
-        if self.body.first() == Some(&fc::NULL) {
-            self.body.advance(1);
-            return Ok(None);
-        }
         f(&mut self.body).map(Some)
     }
 
@@ -1080,8 +1076,7 @@ impl FieldReader {
             return Ok(None);
         }
         self.remaining -= 1;
-        let mut probe = self.body.clone();
-        let n = skip_value(&mut probe)?;
+        let n = value_len_at(&self.body, 0)?;
         let raw = self.body.split_to(n);
         Ok(if raw[..] == [fc::NULL] {
             None
