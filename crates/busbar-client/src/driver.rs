@@ -331,6 +331,10 @@ pub(crate) struct Driver<R, W> {
     writer: W,
     /// Bytes were written since the last flush (TLS may hold some back until flushed).
     unflushed: bool,
+    /// The output holds credit the peer is waiting for: it is not held back for more
+    /// commands (a processor's settlements would otherwise keep it until the whole prefetch
+    /// is handled, and the peer would stop sending meanwhile).
+    credit_waiting: bool,
     inbuf: BytesMut,
     out: BytesMut,
     decoder: FrameDecoder,
@@ -369,6 +373,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
             reader,
             writer,
             unflushed: false,
+            credit_waiting: false,
             inbuf,
             out: BytesMut::with_capacity(64 * 1024),
             decoder: FrameDecoder::new(neg.local_max_frame_size),
@@ -445,9 +450,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
             let pending = !self.out.is_empty() || self.disposition.is_some();
             if !pending {
                 held_rounds = 0;
+                self.credit_waiting = false;
             }
             if pending
                 && new_commands
+                && !self.credit_waiting
                 && held_rounds < MAX_HELD_ROUNDS
                 && self.out.len() < MAX_HELD_BYTES
             {
@@ -757,6 +764,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
                         ..base
                     };
                     self.write(channel, flow);
+                    self.credit_waiting = true;
                 }
             }
             Command::Drain {
