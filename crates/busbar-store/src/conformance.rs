@@ -33,6 +33,19 @@ impl Wake for ThreadWaker {
     }
 }
 
+/// Waits until `check` holds, for what the store's threads do on their own; panics after
+/// a minute.
+pub fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// Runs a future to completion on the current thread (no async runtime needed).
 pub fn block_on<F: Future>(f: F) -> F::Output {
     let mut f = pin!(f);

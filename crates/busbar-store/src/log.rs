@@ -2,6 +2,11 @@
 //!
 //! Layout of the store directory:
 //! - `00000001.log`, `00000002.log`, …: segments, written in order (format in `codec`).
+//!   The one being written usually has a tail of zeros up to the segment size, which its
+//!   frames overwrite; every other one ends with its last frame.
+//! - `NNNNNNNN.log.next` (`.next.tmp` while being written): the segment the writer will
+//!   move to next, written ahead with zeros so that syncs commit no file metadata (see
+//!   `prepare`); renamed into place at the roll, removed if left over at open.
 //! - `00000001.idx`, …: for each sealed segment (every one but the last), its records
 //!   without their bodies, so that opening the store need not read bodies (see `recover`).
 //!   Written by a background thread once the segment is sealed, via `NNNNNNNN.idx.tmp`;
@@ -15,7 +20,9 @@
 //! ticket. One writer thread repeatedly takes everything pending, writes it with one
 //! positional write per run of small frames and per large frame,
 //! issues one `fdatasync` for the whole group, and resolves every commit up to the last
-//! ticket it took (group commit).
+//! ticket it took (group commit). Moving to the next segment, it cuts the finished one to
+//! its last frame and syncs it, then takes the prepared segment or, if it is not ready,
+//! creates one and appends to it as before.
 //!
 //! Reclamation invariant: a segment is deleted only when
 //! 1. it is the oldest segment (so every record that could refer to it comes after it),
@@ -33,6 +40,7 @@
 
 mod codec;
 mod commit;
+mod prepare;
 mod recover;
 pub mod repair;
 
@@ -61,6 +69,14 @@ use recover::{remove_index, segment_path};
 
 /// A segment the writer has sealed (synced, never written again), for the indexer.
 type Sealed = (u32, Arc<File>);
+
+/// The segment the writer is writing.
+struct Current {
+    id: u32,
+    file: Arc<File>,
+    /// The end of its last frame written; beyond it the file holds zeros, if anything.
+    end: u64,
+}
 
 const CATALOG: &str = "catalog.json";
 const CATALOG_TMP: &str = "catalog.json.tmp";
@@ -254,6 +270,7 @@ pub struct LogStore {
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
     indexer: Mutex<Option<JoinHandle<()>>>,
+    preparer: Mutex<Option<JoinHandle<()>>>,
     catalog_lock: Mutex<()>,
     /// Holds the directory's advisory lock until the store is closed.
     dir_lock: File,
@@ -417,11 +434,23 @@ impl LogStore {
                 .name("busbar-store-indexer".into())
                 .spawn(move || indexer_loop(shared, sealed_rx))?
         };
-        let writer = {
+        let (wanted_tx, wanted_rx) = mpsc::channel();
+        let preparer = {
             let shared = shared.clone();
             std::thread::Builder::new()
+                .name("busbar-store-preparer".into())
+                .spawn(move || prepare::preparer_loop(shared, wanted_rx))?
+        };
+        let writer = {
+            let shared = shared.clone();
+            let current = Current {
+                id: tail_id,
+                file: tail_file,
+                end: tail_len,
+            };
+            std::thread::Builder::new()
                 .name("busbar-store-writer".into())
-                .spawn(move || writer_loop(shared, (tail_id, tail_file), sealed_tx))?
+                .spawn(move || writer_loop(shared, current, sealed_tx, wanted_tx))?
         };
         tracing::info!(
             dir = %dir.display(),
@@ -435,6 +464,7 @@ impl LogStore {
             shared,
             writer: Mutex::new(Some(writer)),
             indexer: Mutex::new(Some(indexer)),
+            preparer: Mutex::new(Some(preparer)),
             catalog_lock: Mutex::new(()),
             dir_lock: lock,
         };
@@ -648,17 +678,16 @@ impl Store for LogStore {
         {
             return Err(StoreError::Io("log writer thread panicked".into()));
         }
-        // The writer is gone, so the indexer finishes what was sealed and stops; waiting for
-        // it keeps it from writing into the directory after the lock is released.
-        let handle = self
-            .indexer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(handle) = handle
-            && handle.join().is_err()
-        {
-            return Err(StoreError::Io("log indexer thread panicked".into()));
+        // The writer is gone, so the indexer finishes what was sealed and stops, and the
+        // preparer abandons its segment; waiting for them keeps them from writing into the
+        // directory after the lock is released.
+        for (helper, what) in [(&self.indexer, "indexer"), (&self.preparer, "preparer")] {
+            let handle = helper.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(handle) = handle
+                && handle.join().is_err()
+            {
+                return Err(StoreError::Io(format!("log {what} thread panicked")));
+            }
         }
         // Nothing writes into the directory any more: it may be opened again, even in
         // this process while this store is still referenced (reopening after a failure).
@@ -702,7 +731,7 @@ fn is_no_space(e: &std::io::Error) -> bool {
 fn write_group(
     shared: &Shared,
     batch: &[Chunk],
-    current: &mut (u32, Arc<File>),
+    current: &mut Current,
     sync: bool,
     sealed: &Sender<Sealed>,
 ) -> Result<(), WriteFailure> {
@@ -719,43 +748,55 @@ fn write_group(
         }
     };
     for (done, chunk) in batch.iter().enumerate() {
-        if chunk.segment != current.0 {
-            // Created first: if that fails for want of space nothing else has happened yet,
-            // and the whole step is simply repeated.
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(segment_path(&shared.dir, chunk.segment))
-                .map_err(|e| no_space(done, e))?;
-            // The finished segment is made durable before the next gets any data, so a
-            // crash can tear a frame only in the last segment, where recovery expects it.
-            current.1.sync_data().map_err(Fatal)?;
+        if chunk.segment != current.id {
+            // The finished segment loses its zero tail and is made durable before the next
+            // one takes a segment's name, so a zero tail or a torn frame can only be in the
+            // last segment, where recovery expects them. Both steps can be repeated, so
+            // when there is no space for the next segment the whole step is retried.
+            if current.file.metadata().map_err(Fatal)?.len() > current.end {
+                current.file.set_len(current.end).map_err(Fatal)?;
+            }
+            current.file.sync_data().map_err(Fatal)?;
             shared.stats.count_fsync();
+            let file = match prepare::take_prepared(&shared.dir, chunk.segment) {
+                Ok(Some(file)) => file,
+                Ok(None) => OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(segment_path(&shared.dir, chunk.segment))
+                    .map_err(|e| no_space(done, e))?,
+                Err(e) => return Err(no_space(done, e)),
+            };
             // If the indexer is gone the segment merely stays unindexed.
-            let _ = sealed.send(current.clone());
+            let _ = sealed.send((current.id, current.file.clone()));
             sync_dir(&shared.dir).map_err(Fatal)?;
             let file = Arc::new(file);
             shared.lock().files.insert(chunk.segment, file.clone());
-            *current = (chunk.segment, file);
+            *current = Current {
+                id: chunk.segment,
+                file,
+                end: 0,
+            };
         }
-        if let Err(e) = current.1.write_all_at(&chunk.buf, chunk.start) {
+        if let Err(e) = current.file.write_all_at(&chunk.buf, chunk.start) {
             if is_no_space(&e) {
                 // Give back whatever part of the chunk did get blocks; the retry rewrites
                 // it whole. A crash before then leaves a torn tail, which recovery cuts.
-                if let Err(cut) = current.1.set_len(chunk.start) {
+                if let Err(cut) = current.file.set_len(chunk.start) {
                     tracing::warn!(error = %cut, "could not cut off a partial write");
                 }
             }
             return Err(no_space(done, e));
         }
+        current.end = current.end.max(chunk.start + chunk.buf.len() as u64);
     }
     if sync {
         #[cfg(test)]
         if shared.fail_syncs.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(Fatal(std::io::Error::other("injected sync failure")));
         }
-        current.1.sync_data().map_err(Fatal)?;
+        current.file.sync_data().map_err(Fatal)?;
         shared.stats.count_fsync();
         #[cfg(test)]
         shared
@@ -771,7 +812,7 @@ fn write_group(
 fn write_group_waiting_for_space(
     shared: &Shared,
     batch: &[Chunk],
-    current: &mut (u32, Arc<File>),
+    current: &mut Current,
     sync: bool,
     sealed: &Sender<Sealed>,
 ) -> Result<(), StoreError> {
@@ -815,8 +856,15 @@ fn write_group_waiting_for_space(
     }
 }
 
-fn writer_loop(shared: Arc<Shared>, mut current: (u32, Arc<File>), sealed: Sender<Sealed>) {
+fn writer_loop(
+    shared: Arc<Shared>,
+    mut current: Current,
+    sealed: Sender<Sealed>,
+    wanted: Sender<u32>,
+) {
     let mut batch: Vec<Chunk> = Vec::new();
+    // The last segment asked of the preparer.
+    let mut prepare_asked = current.id;
     // Everything before this is synced (open synced the tail).
     let mut synced = shared.lock().written;
     // After a failed deletion nothing newer may be deleted, or the numbering would gap.
@@ -865,7 +913,7 @@ fn writer_loop(shared: Arc<Shared>, mut current: (u32, Arc<File>), sealed: Sende
                 st.pending.clear();
             }
             if shared.durability == Durability::Sync {
-                cut_unsynced(&shared, synced, current.0);
+                cut_unsynced(&shared, synced, current.id);
             }
             shared.notifier.fail(e);
             return;
@@ -875,6 +923,13 @@ fn writer_loop(shared: Arc<Shared>, mut current: (u32, Arc<File>), sealed: Sende
             .add_bytes(batch.iter().map(|chunk| chunk.buf.len() as u64).sum());
         if sync && let Some(last) = batch.last() {
             synced = (last.segment, last.start + last.buf.len() as u64);
+        }
+        // Half a segment ahead leaves the preparer plenty of time, and a store that writes
+        // little never has a segment prepared for nothing.
+        if prepare_asked <= current.id && current.end > shared.segment_bytes / 2 {
+            prepare_asked = current.id.saturating_add(1);
+            // If the preparer is gone the next segment is merely created when needed.
+            let _ = wanted.send(prepare_asked);
         }
         if sync {
             dirty = false;
@@ -913,7 +968,7 @@ fn writer_loop(shared: Arc<Shared>, mut current: (u32, Arc<File>), sealed: Sende
             reclaim
         };
         if !reclaim.is_empty() {
-            reclaim_ok = reclaim_segments(&shared, &current.1, &reclaim, !dirty);
+            reclaim_ok = reclaim_segments(&shared, &current.file, &reclaim, !dirty);
             if reclaim_ok {
                 dirty = false;
             }
@@ -1096,13 +1151,24 @@ mod tests {
         );
     }
 
-    /// Bytes of the log's segment files as the file system has them.
+    /// Bytes of the log's segment files up to the end of their frames, as the file system
+    /// has them (the segment being written may have a zero tail after its frames).
     fn segment_bytes_on_disk(dir: &Path) -> u64 {
         fs::read_dir(dir)
             .expect("read dir")
             .filter_map(Result::ok)
             .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "log"))
-            .map(|entry| entry.metadata().expect("metadata").len())
+            .map(|entry| {
+                let data = fs::read(entry.path()).expect("read segment");
+                let mut end = HEADER_LEN as usize;
+                while let Some(header) = data.get(end..end + codec::FRAME_HEADER_LEN) {
+                    match codec::frame_header(header) {
+                        (0, _) => break,
+                        (len, _) => end += codec::FRAME_HEADER_LEN + len as usize,
+                    }
+                }
+                end as u64
+            })
             .sum()
     }
 

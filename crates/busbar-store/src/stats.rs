@@ -19,7 +19,8 @@ pub const COMMIT_LATENCY_BOUNDS_US: [u64; 14] = [
 pub struct StoreStats {
     /// `fdatasync`s of the log's segments since the store was opened.
     pub fsyncs: u64,
-    /// Bytes of the log's segments on disk.
+    /// Bytes of the log's frames on disk: the zeros written ahead into the segment being
+    /// written and the next one are not counted.
     pub bytes: u64,
     /// How long each group commit's oldest append waited until it was durable.
     pub commit_latency: LatencyHistogram,

@@ -4,21 +4,9 @@
 use std::fs;
 use std::pin::pin;
 
-use busbar_store::conformance::{Tmpfs, block_on, enqueue, is_ready};
+use busbar_store::conformance::{Tmpfs, block_on, enqueue, is_ready, wait_until};
 use busbar_store::log::{LogOptions, LogStore};
 use busbar_store::{Store, StoreError, StoreHealth};
-
-/// Waits until `check` holds; the store's writer works on its own thread.
-fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !check() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never happened: {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-}
 
 fn options() -> LogOptions {
     LogOptions {

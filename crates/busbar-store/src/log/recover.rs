@@ -68,7 +68,8 @@ pub(crate) struct Listing {
     /// Segment ids, ascending.
     pub segments: Vec<u32>,
     indexes: Vec<u32>,
-    /// Index writes that never completed.
+    /// Index writes that never completed, and segments prepared but never taken (see
+    /// `prepare`).
     temporaries: Vec<PathBuf>,
 }
 
@@ -100,7 +101,10 @@ pub(crate) fn list(dir: &Path) -> Result<Listing, StoreError> {
             }
         } else if let Some(Ok(id)) = numbered(name, ".idx") {
             out.indexes.push(id);
-        } else if numbered(name, ".idx.tmp").is_some() {
+        } else if [".idx.tmp", ".log.next", ".log.next.tmp"]
+            .iter()
+            .any(|suffix| numbered(name, suffix).is_some())
+        {
             out.temporaries.push(entry.path());
         }
     }
@@ -164,19 +168,45 @@ pub(crate) fn sound_frame_end(data: &[u8], pos: usize) -> Result<usize, String> 
 /// frame after it, if any. Every offset is tried, since the damage may have hit length
 /// fields; a cheap look at the header rules out nearly all of them before any checksum.
 pub(crate) fn resync(data: &[u8], pos: usize) -> Option<usize> {
-    (pos + 1..data.len().saturating_sub(FRAME_HEADER_LEN)).find(|&p| {
+    let last = data.len().saturating_sub(FRAME_HEADER_LEN);
+    let mut p = pos + 1;
+    while p < last {
+        // A frame's length is never zero, so no frame starts in a run of zeros: the zero
+        // tail of the segment being written is skipped at the speed of a memory scan.
+        if data[p..p + 4] == [0; 4] {
+            match data[p + 4..].iter().position(|&b| b != 0) {
+                Some(nonzero) => p = (p + 4 + nonzero).saturating_sub(3).max(p + 1),
+                None => return None,
+            }
+            continue;
+        }
         let (len, _) = codec::frame_header(&data[p..p + FRAME_HEADER_LEN]);
         let start = p + FRAME_HEADER_LEN;
-        (len as usize) <= data.len() - start
+        if (len as usize) <= data.len() - start
             && codec::plausible_payload(&data[start..start + len as usize])
             && sound_frame_end(data, p).is_ok()
-    })
+        {
+            return Some(p);
+        }
+        p += 1;
+    }
+    None
+}
+
+/// Where the bytes from `pos` on stop being zeros, if they do.
+pub(crate) fn nonzero_end(data: &[u8], pos: usize) -> Option<usize> {
+    data[pos..]
+        .iter()
+        .rposition(|&b| b != 0)
+        .map(|last| pos + last + 1)
 }
 
 /// Reads every segment in order and applies its records.
 ///
 /// A bad frame at the end of the last segment with nothing valid after it is a write torn
-/// by a crash: it was never acknowledged, so it is cut off. A bad frame anywhere else, or
+/// by a crash: it was never acknowledged, so it is cut off (zeroed if the segment has a
+/// zero tail after it, which it keeps: see `prepare`). A frame header of zeros there with
+/// only zeros after it is that zero tail: the end of the log. A bad frame anywhere else, or
 /// one in the last segment followed (at any offset, see [`resync`]) by a valid frame, is
 /// damage to acknowledged data and refuses the open with the segment and offset; `repair`
 /// salvages such a directory. Sealed segments with an intact index are not read at all
@@ -290,15 +320,27 @@ pub(crate) fn scan(dir: &Path) -> Result<Scan, StoreError> {
                             format!("{reason}, with a valid frame after it at offset {next}"),
                         ));
                     }
-                    tracing::warn!(
-                        file = %path.display(),
-                        offset = pos,
-                        dropped_bytes = data.len() - pos,
-                        %reason,
-                        "truncating a torn write at the end of the log"
-                    );
-                    file.set_len(pos as u64)?;
-                    file.sync_all()?;
+                    match nonzero_end(&data, pos) {
+                        None => {}
+                        Some(torn_end) => {
+                            tracing::warn!(
+                                file = %path.display(),
+                                offset = pos,
+                                dropped_bytes = torn_end - pos,
+                                %reason,
+                                "dropping a torn write at the end of the log"
+                            );
+                            if torn_end == data.len() {
+                                file.set_len(pos as u64)?;
+                                file.sync_all()?;
+                            } else {
+                                // New frames will be written over the zeros from here:
+                                // nothing of the torn write may remain behind them.
+                                file.write_all_at(&vec![0; torn_end - pos], pos as u64)?;
+                                file.sync_data()?;
+                            }
+                        }
+                    }
                     data.truncate(pos);
                 }
             }

@@ -243,6 +243,10 @@ fn examine(id: u32, data: &[u8], is_last: bool) -> (SegmentReport, Vec<(usize, u
                 kept.push((pos, end));
                 pos = end;
             }
+            Err(_) if is_last && recover::nonzero_end(data, pos).is_none() => {
+                // The zero tail of the segment being written (see `prepare`): not damage.
+                break;
+            }
             Err(reason) => {
                 let next = recover::resync(data, pos);
                 let end = next.unwrap_or(data.len());
