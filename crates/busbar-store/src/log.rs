@@ -760,12 +760,18 @@ fn write_group(
             shared.stats.count_fsync();
             let file = match prepare::take_prepared(&shared.dir, chunk.segment) {
                 Ok(Some(file)) => file,
-                Ok(None) => OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create_new(true)
-                    .open(segment_path(&shared.dir, chunk.segment))
-                    .map_err(|e| no_space(done, e))?,
+                Ok(None) => {
+                    tracing::debug!(
+                        segment = chunk.segment,
+                        "the next log segment is not prepared yet; appending to a new file"
+                    );
+                    OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create_new(true)
+                        .open(segment_path(&shared.dir, chunk.segment))
+                        .map_err(|e| no_space(done, e))?
+                }
                 Err(e) => return Err(no_space(done, e)),
             };
             // If the indexer is gone the segment merely stays unindexed.
