@@ -30,10 +30,10 @@ const APPLICATION_PROPERTIES: u8 = 0x74;
 const DATA: u8 = 0x75;
 const FOOTER: u8 = 0x78;
 
-/// The parts of `raw`, or `None` when the general reader is to read it.
-pub(super) fn read(raw: &Bytes) -> Option<MessageParts> {
+/// Reads the parts of `raw` into `parts` (which starts as the default); `None` when the
+/// general reader is to read it (`parts` is then partly filled).
+pub(super) fn read(raw: &Bytes, parts: &mut MessageParts) -> Option<()> {
     let sections = Sections::find(raw)?;
-    let mut parts = MessageParts::default();
     if let Some(header) = &sections.header {
         let mut fields = Fields::open(&raw[header.clone()])?;
         fields.boolean()?; // durable
@@ -82,7 +82,7 @@ pub(super) fn read(raw: &Bytes) -> Option<MessageParts> {
         let n = take_size(code, &mut value)?;
         parts.body = raw.slice(data.end - n..data.end);
     }
-    Some(parts)
+    Some(())
 }
 
 /// Where the sections this reader decodes are (their values, after the descriptor).

@@ -339,6 +339,7 @@ impl ReceiverCore {
         Ok(messages)
     }
 
+    #[inline]
     fn decode_delivery(
         &self,
         d: Delivery,
