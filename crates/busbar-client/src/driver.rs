@@ -97,13 +97,54 @@ enum SettleWaiter {
     Batch(BatchWaiter),
 }
 
-/// One delivery of a batch, answered through the batch's sink; dropped unanswered, it says
-/// so there.
+/// One delivery of a batch, answered through the batch's sink; dropped unanswered (with
+/// its session), it says so there.
 struct BatchWaiter {
     sink: ConfirmationSink,
     tag: u64,
     delivery_id: u32,
     answered: bool,
+}
+
+/// The deliveries of a [`Command::Dispositions`] not yet waiting in their session: dropped
+/// (with the command, when the connection is gone), each of them says so to the sink.
+pub(crate) struct BatchWaiters {
+    sink: ConfirmationSink,
+    tag: u64,
+    delivery_ids: Vec<u32>,
+    /// How many of `delivery_ids` have a [`BatchWaiter`] of their own.
+    handed_over: usize,
+}
+
+impl BatchWaiters {
+    pub(crate) fn new(sink: ConfirmationSink, tag: u64, delivery_ids: Vec<u32>) -> Self {
+        BatchWaiters {
+            sink,
+            tag,
+            delivery_ids,
+            handed_over: 0,
+        }
+    }
+
+    /// The waiter of the next delivery.
+    fn next_waiter(&mut self) -> Option<BatchWaiter> {
+        let &delivery_id = self.delivery_ids.get(self.handed_over)?;
+        self.handed_over += 1;
+        Some(BatchWaiter {
+            sink: self.sink.clone(),
+            tag: self.tag,
+            delivery_id,
+            answered: false,
+        })
+    }
+}
+
+impl Drop for BatchWaiters {
+    fn drop(&mut self) {
+        while let Some(waiter) = self.next_waiter() {
+            drop(waiter);
+        }
+    }
 }
 
 impl SettleWaiter {
@@ -199,13 +240,11 @@ pub(crate) enum Command {
         confirm: Option<Reply<Outcome>>,
     },
     /// [`Command::Disposition`] with a confirmation for each of several deliveries, their
-    /// answers going to `sink` (tagged `tag`) in ranges instead of one reply each.
+    /// answers going to their waiters' sink in ranges instead of one reply each.
     Dispositions {
         channel: u16,
-        delivery_ids: Vec<u32>,
+        waiters: BatchWaiters,
         state: DeliveryState,
-        sink: ConfirmationSink,
-        tag: u64,
     },
     Credit {
         channel: u16,
@@ -826,33 +865,20 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
             }
             Command::Dispositions {
                 channel,
-                delivery_ids,
+                mut waiters,
                 state,
-                sink,
-                tag,
             } => {
                 let Some(s) = self.sessions.get_mut(&channel) else {
-                    for delivery_id in delivery_ids {
-                        let _ = sink.send(Confirmation {
-                            tag,
-                            first: delivery_id,
-                            last: delivery_id,
-                            outcome: Some(Err(Error::SessionEnded(None))),
-                        });
+                    while let Some(waiter) = waiters.next_waiter() {
+                        SettleWaiter::Batch(waiter).answer(Err(Error::SessionEnded(None)));
                     }
                     return Ok(());
                 };
-                for &delivery_id in &delivery_ids {
-                    let waiter = BatchWaiter {
-                        sink: sink.clone(),
-                        tag,
-                        delivery_id,
-                        answered: false,
-                    };
+                while let Some(waiter) = waiters.next_waiter() {
                     s.awaiting_settlement
-                        .insert(delivery_id, SettleWaiter::Batch(waiter));
+                        .insert(waiter.delivery_id, SettleWaiter::Batch(waiter));
                 }
-                for delivery_id in delivery_ids {
+                for &delivery_id in &waiters.delivery_ids {
                     self.queue_disposition(channel, delivery_id, &state, false);
                 }
             }
@@ -1581,19 +1607,9 @@ fn fail_command(cmd: Command, err: &Error) {
                 let _ = r.send(Err(err.clone()));
             }
         }
-        Command::Dispositions {
-            delivery_ids,
-            sink,
-            tag,
-            ..
-        } => {
-            for delivery_id in delivery_ids {
-                let _ = sink.send(Confirmation {
-                    tag,
-                    first: delivery_id,
-                    last: delivery_id,
-                    outcome: Some(Err(err.clone())),
-                });
+        Command::Dispositions { mut waiters, .. } => {
+            while let Some(waiter) = waiters.next_waiter() {
+                SettleWaiter::Batch(waiter).answer(Err(err.clone()));
             }
         }
         Command::Drain { reply, .. } => {

@@ -817,22 +817,21 @@ impl Settler {
 
     /// [`Settler::settle_confirmed`] for several deliveries in one command, without a
     /// future each: the outcomes the peer settles them with go to `sink`, tagged `tag`, in
-    /// runs of consecutive delivery ids. Fails (nothing was sent) once the connection is
-    /// gone.
+    /// runs of consecutive delivery ids. Every delivery is answered there, a settlement the
+    /// connection could not take (it is gone) or let go of as `None`.
     pub(crate) fn settle_confirmed_batch(
         &self,
         delivery_ids: Vec<u32>,
         state: DeliveryState,
         sink: &driver::ConfirmationSink,
         tag: u64,
-    ) -> Result<()> {
-        self.handle.send(Command::Dispositions {
+    ) {
+        // On failure the command is dropped, and with it the waiters: each says so.
+        let _ = self.handle.send(Command::Dispositions {
             channel: self.channel,
-            delivery_ids,
+            waiters: driver::BatchWaiters::new(sink.clone(), tag, delivery_ids),
             state,
-            sink: sink.clone(),
-            tag,
-        })
+        });
     }
 
     /// What a settlement whose answer the connection let go of failed with (as a

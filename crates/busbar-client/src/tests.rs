@@ -776,12 +776,8 @@ async fn a_batch_of_confirmed_accepts_is_answered_to_its_sink_in_runs() {
     let (sink, mut confirmations) = mpsc::unbounded_channel();
     let settler = rx.settler();
     // 100 settled twice: the first settlement's waiter is let go of unanswered.
-    settler
-        .settle_confirmed_batch(vec![100], DeliveryState::Accepted, &sink, 7)
-        .unwrap();
-    settler
-        .settle_confirmed_batch((100..105).collect(), DeliveryState::Accepted, &sink, 7)
-        .unwrap();
+    settler.settle_confirmed_batch(vec![100], DeliveryState::Accepted, &sink, 7);
+    settler.settle_confirmed_batch((100..105).collect(), DeliveryState::Accepted, &sink, 7);
     let single = rx.accept_confirmed(&deliveries[5]);
     let mut got = Vec::new();
     while got.len() < 4 {
@@ -807,6 +803,13 @@ async fn a_batch_of_confirmed_accepts_is_answered_to_its_sink_in_runs() {
     );
     assert_eq!(single.await.unwrap(), Outcome::Accepted);
     peer.await.unwrap();
+    // With the connection gone, a batch is still answered, each delivery failed or let go.
+    settler.settle_confirmed_batch(vec![106, 107], DeliveryState::Accepted, &sink, 8);
+    for delivery_id in [106, 107] {
+        let c = confirmations.recv().await.unwrap();
+        assert_eq!((c.tag, c.first, c.last), (8, delivery_id, delivery_id));
+        assert!(matches!(c.outcome, None | Some(Err(_))), "{c:?}");
+    }
 }
 
 #[tokio::test]

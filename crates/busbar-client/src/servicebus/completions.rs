@@ -144,28 +144,15 @@ impl Completer {
     /// Sends the batch's completions on its link.
     fn flush(&mut self, batch: Option<Batch>) {
         let Some(batch) = batch else { return };
-        let Batch {
-            link_id,
-            settler,
-            delivery_ids,
-            ..
-        } = batch;
-        if !self.links.iter().any(|(id, _)| *id == link_id) {
-            self.links.push((link_id, settler.clone()));
+        if !self.links.iter().any(|(id, _)| *id == batch.link_id) {
+            self.links.push((batch.link_id, batch.settler.clone()));
         }
-        let ids = delivery_ids.clone();
-        if let Err(error) = settler.settle_confirmed_batch(
-            delivery_ids,
+        batch.settler.settle_confirmed_batch(
+            batch.delivery_ids,
             DeliveryState::Accepted,
             &self.sink,
-            link_id,
-        ) {
-            for delivery_id in ids {
-                if let Some(completion) = self.waiting.remove(&(link_id, delivery_id)) {
-                    self.conclude_apart(completion, Some(Err(error.clone())));
-                }
-            }
-        }
+            batch.link_id,
+        );
     }
 
     /// Concludes the completions the connection answered.
