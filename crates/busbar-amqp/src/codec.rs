@@ -362,9 +362,16 @@ fn decode_array_body(
 /// Skips one encoded value without decoding it (compound values are skipped by their size
 /// prefix). Returns the number of bytes skipped; on error `buf` is left as it was.
 pub fn skip_value(buf: &mut Bytes) -> Result<usize, CodecError> {
-    let n = value_len_at(buf, 0)?;
+    let n = value_len(buf)?;
     buf.advance(n);
     Ok(n)
+}
+
+/// The length of the encoded value at the start of `buf`, as [`skip_value`] measures it,
+/// for a reader that walks a slice instead of a `Bytes` cursor.
+#[inline]
+pub fn value_len(buf: &[u8]) -> Result<usize, CodecError> {
+    value_len_at(buf, 0)
 }
 
 /// The length of the encoded value at the start of `buf`, read from its constructors and

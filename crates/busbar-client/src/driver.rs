@@ -74,6 +74,111 @@ impl Shared {
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
 
+/// Where the peer's answers to settlements sent as a batch go (see
+/// [`Command::Dispositions`]), as ranges of delivery ids.
+pub(crate) type ConfirmationSink = mpsc::UnboundedSender<Confirmation>;
+
+/// The peer's answer to settlements of a batch: the consecutive delivery ids `first..=last`
+/// (of the batch tagged `tag`), and their outcome; `None` when the connection let go of them
+/// unanswered (the session ended), as a dropped [`Reply`] would say.
+#[derive(Debug)]
+pub(crate) struct Confirmation {
+    pub tag: u64,
+    pub first: u32,
+    pub last: u32,
+    pub outcome: Option<Result<Outcome>>,
+}
+
+/// Who waits for the peer to settle a delivery we settled unsettled.
+enum SettleWaiter {
+    /// A settlement with a reply of its own.
+    Reply(Reply<Outcome>),
+    /// A settlement of a batch.
+    Batch(BatchWaiter),
+}
+
+/// One delivery of a batch, answered through the batch's sink; dropped unanswered (with
+/// its session), it says so there.
+struct BatchWaiter {
+    sink: ConfirmationSink,
+    tag: u64,
+    delivery_id: u32,
+    answered: bool,
+}
+
+/// The deliveries of a [`Command::Dispositions`] not yet waiting in their session: dropped
+/// (with the command, when the connection is gone), each of them says so to the sink.
+pub(crate) struct BatchWaiters {
+    sink: ConfirmationSink,
+    tag: u64,
+    delivery_ids: Vec<u32>,
+    /// How many of `delivery_ids` have a [`BatchWaiter`] of their own.
+    handed_over: usize,
+}
+
+impl BatchWaiters {
+    pub(crate) fn new(sink: ConfirmationSink, tag: u64, delivery_ids: Vec<u32>) -> Self {
+        BatchWaiters {
+            sink,
+            tag,
+            delivery_ids,
+            handed_over: 0,
+        }
+    }
+
+    /// The waiter of the next delivery.
+    fn next_waiter(&mut self) -> Option<BatchWaiter> {
+        let &delivery_id = self.delivery_ids.get(self.handed_over)?;
+        self.handed_over += 1;
+        Some(BatchWaiter {
+            sink: self.sink.clone(),
+            tag: self.tag,
+            delivery_id,
+            answered: false,
+        })
+    }
+}
+
+impl Drop for BatchWaiters {
+    fn drop(&mut self) {
+        while let Some(waiter) = self.next_waiter() {
+            drop(waiter);
+        }
+    }
+}
+
+impl SettleWaiter {
+    fn answer(self, outcome: Result<Outcome>) {
+        match self {
+            SettleWaiter::Reply(reply) => {
+                let _ = reply.send(outcome);
+            }
+            SettleWaiter::Batch(mut waiter) => {
+                waiter.answered = true;
+                let _ = waiter.sink.send(Confirmation {
+                    tag: waiter.tag,
+                    first: waiter.delivery_id,
+                    last: waiter.delivery_id,
+                    outcome: Some(outcome),
+                });
+            }
+        }
+    }
+}
+
+impl Drop for BatchWaiter {
+    fn drop(&mut self) {
+        if !self.answered {
+            let _ = self.sink.send(Confirmation {
+                tag: self.tag,
+                first: self.delivery_id,
+                last: self.delivery_id,
+                outcome: None,
+            });
+        }
+    }
+}
+
 /// What a link attach asks for.
 #[derive(Debug, Clone)]
 pub(crate) struct LinkSpec {
@@ -133,6 +238,13 @@ pub(crate) enum Command {
         /// `None`: settle at once (receiver-settles-first). `Some`: leave the delivery
         /// unsettled and answer with the outcome the peer settles it with.
         confirm: Option<Reply<Outcome>>,
+    },
+    /// [`Command::Disposition`] with a confirmation for each of several deliveries, their
+    /// answers going to their waiters' sink in ranges instead of one reply each.
+    Dispositions {
+        channel: u16,
+        waiters: BatchWaiters,
+        state: DeliveryState,
     },
     Credit {
         channel: u16,
@@ -218,7 +330,7 @@ struct Session {
     next_delivery_id: u32,
     unsettled: FastMap<u32, Reply<Outcome>>,
     /// Deliveries we received and answered unsettled, awaiting the peer's settlement.
-    awaiting_settlement: FastMap<u32, Reply<Outcome>>,
+    awaiting_settlement: FastMap<u32, SettleWaiter>,
     links: FastMap<u32, Link>,
     remote_handles: FastMap<u32, u32>,
 }
@@ -260,12 +372,11 @@ impl Session {
         if let Some(r) = self.end_reply.take() {
             let _ = r.send(Err(err.clone()));
         }
-        for (_, r) in self
-            .unsettled
-            .drain()
-            .chain(self.awaiting_settlement.drain())
-        {
+        for (_, r) in self.unsettled.drain() {
             let _ = r.send(Err(err.clone()));
+        }
+        for (_, waiter) in self.awaiting_settlement.drain() {
+            waiter.answer(Err(err.clone()));
         }
         for (_, mut link) in self.links.drain() {
             fail_link(&mut link, err);
@@ -604,6 +715,34 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
         }
     }
 
+    /// Adds a settlement to the disposition being built: consecutive settlements with the
+    /// same outcome travel as one range.
+    fn queue_disposition(
+        &mut self,
+        channel: u16,
+        delivery_id: u32,
+        state: &DeliveryState,
+        settled: bool,
+    ) {
+        if let Some(d) = &mut self.disposition
+            && d.channel == channel
+            && d.state == *state
+            && d.settled == settled
+            && d.last.wrapping_add(1) == delivery_id
+        {
+            d.last = delivery_id;
+            return;
+        }
+        self.flush_disposition();
+        self.disposition = Some(PendingDisposition {
+            channel,
+            first: delivery_id,
+            last: delivery_id,
+            state: state.clone(),
+            settled,
+        });
+    }
+
     fn send_close(&mut self) {
         if !self.close_sent {
             self.close_sent = true;
@@ -716,29 +855,32 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
                 };
                 let settled = match confirm {
                     Some(reply) => {
-                        s.awaiting_settlement.insert(delivery_id, reply);
+                        s.awaiting_settlement
+                            .insert(delivery_id, SettleWaiter::Reply(reply));
                         false
                     }
                     None => true,
                 };
-                // Consecutive settlements with the same outcome travel as one range.
-                if let Some(d) = &mut self.disposition
-                    && d.channel == channel
-                    && d.state == state
-                    && d.settled == settled
-                    && d.last.wrapping_add(1) == delivery_id
-                {
-                    d.last = delivery_id;
+                self.queue_disposition(channel, delivery_id, &state, settled);
+            }
+            Command::Dispositions {
+                channel,
+                mut waiters,
+                state,
+            } => {
+                let Some(s) = self.sessions.get_mut(&channel) else {
+                    while let Some(waiter) = waiters.next_waiter() {
+                        SettleWaiter::Batch(waiter).answer(Err(Error::SessionEnded(None)));
+                    }
                     return Ok(());
+                };
+                while let Some(waiter) = waiters.next_waiter() {
+                    s.awaiting_settlement
+                        .insert(waiter.delivery_id, SettleWaiter::Batch(waiter));
                 }
-                self.flush_disposition();
-                self.disposition = Some(PendingDisposition {
-                    channel,
-                    first: delivery_id,
-                    last: delivery_id,
-                    state,
-                    settled,
-                });
+                for &delivery_id in &waiters.delivery_ids {
+                    self.queue_disposition(channel, delivery_id, &state, false);
+                }
             }
             Command::Credit {
                 channel,
@@ -1333,7 +1475,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
                     .state
                     .as_ref()
                     .map_or(Outcome::Released, Outcome::from_state);
-                answer_range(&mut s.awaiting_settlement, d.first, d.last, &outcome);
+                answer_settled(&mut s.awaiting_settlement, d.first, d.last, &outcome);
             }
             return;
         }
@@ -1358,16 +1500,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Driver<R, W> {
     }
 }
 
-/// Answers every waiter in `first..=last` with `outcome`. A range wider than the waiters
-/// (possibly hostile) is matched against the waiters instead of being walked.
-fn answer_range(
-    waiting: &mut FastMap<u32, Reply<Outcome>>,
-    first: u32,
-    last: Option<u32>,
-    outcome: &Outcome,
-) {
+/// The ids of `waiting` in `first..=last`. A range wider than the waiters (possibly
+/// hostile) is matched against the waiters instead of being walked.
+fn waiting_in<V>(waiting: &FastMap<u32, V>, first: u32, last: Option<u32>) -> Vec<u32> {
     let span = u64::from(last.unwrap_or(first).wrapping_sub(first)) + 1;
-    let ids: Vec<u32> = if span <= waiting.len() as u64 {
+    if span <= waiting.len() as u64 {
         (0..span)
             .filter_map(|offset| u32::try_from(offset).ok())
             .map(|offset| first.wrapping_add(offset))
@@ -1378,12 +1515,62 @@ fn answer_range(
             .copied()
             .filter(|id| u64::from(id.wrapping_sub(first)) < span)
             .collect()
-    };
-    for id in ids {
+    }
+}
+
+/// Answers every waiter in `first..=last` with `outcome`.
+fn answer_range(
+    waiting: &mut FastMap<u32, Reply<Outcome>>,
+    first: u32,
+    last: Option<u32>,
+    outcome: &Outcome,
+) {
+    for id in waiting_in(waiting, first, last) {
         if let Some(r) = waiting.remove(&id) {
             let _ = r.send(Ok(outcome.clone()));
         }
     }
+}
+
+/// [`answer_range`] for deliveries awaiting the peer's settlement: the deliveries of a
+/// batch are answered to its sink in runs of consecutive ids, one message per run.
+fn answer_settled(
+    waiting: &mut FastMap<u32, SettleWaiter>,
+    first: u32,
+    last: Option<u32>,
+    outcome: &Outcome,
+) {
+    // The run being gathered: its sink and tag, first and last id.
+    let mut run: Option<(ConfirmationSink, u64, u32, u32)> = None;
+    let send_run = |run: Option<(ConfirmationSink, u64, u32, u32)>| {
+        if let Some((sink, tag, first, last)) = run {
+            let _ = sink.send(Confirmation {
+                tag,
+                first,
+                last,
+                outcome: Some(Ok(outcome.clone())),
+            });
+        }
+    };
+    for id in waiting_in(waiting, first, last) {
+        match waiting.remove(&id) {
+            Some(SettleWaiter::Batch(mut waiter)) => {
+                waiter.answered = true;
+                if let Some((sink, tag, _, run_last)) = &mut run
+                    && *tag == waiter.tag
+                    && run_last.wrapping_add(1) == id
+                    && sink.same_channel(&waiter.sink)
+                {
+                    *run_last = id;
+                    continue;
+                }
+                send_run(run.replace((waiter.sink.clone(), waiter.tag, id, id)));
+            }
+            Some(reply @ SettleWaiter::Reply(_)) => reply.answer(Ok(outcome.clone())),
+            None => {}
+        }
+    }
+    send_run(run);
 }
 
 fn fail_command(cmd: Command, err: &Error) {
@@ -1418,6 +1605,11 @@ fn fail_command(cmd: Command, err: &Error) {
         Command::Disposition { confirm, .. } => {
             if let Some(r) = confirm {
                 let _ = r.send(Err(err.clone()));
+            }
+        }
+        Command::Dispositions { mut waiters, .. } => {
+            while let Some(waiter) = waiters.next_waiter() {
+                SettleWaiter::Batch(waiter).answer(Err(err.clone()));
             }
         }
         Command::Drain { reply, .. } => {

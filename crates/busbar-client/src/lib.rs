@@ -66,6 +66,7 @@ use busbar_amqp::performative::{
 use busbar_amqp::{Symbol, Value};
 
 use driver::{Attached, Command, Driver, LinkSpec, Negotiated, Shared, TransferReply};
+pub(crate) use driver::{Confirmation, ConfirmationSink};
 use request_response::{RequestResponseLink, Unanswered};
 
 pub use error::{Error, RemoteError, Result};
@@ -812,6 +813,31 @@ impl Settler {
             confirm: Some(reply),
         });
         future
+    }
+
+    /// [`Settler::settle_confirmed`] for several deliveries in one command, without a
+    /// future each: the outcomes the peer settles them with go to `sink`, tagged `tag`, in
+    /// runs of consecutive delivery ids. Every delivery is answered there, a settlement the
+    /// connection could not take (it is gone) or let go of as `None`.
+    pub(crate) fn settle_confirmed_batch(
+        &self,
+        delivery_ids: Vec<u32>,
+        state: DeliveryState,
+        sink: &driver::ConfirmationSink,
+        tag: u64,
+    ) {
+        // On failure the command is dropped, and with it the waiters: each says so.
+        let _ = self.handle.send(Command::Dispositions {
+            channel: self.channel,
+            waiters: driver::BatchWaiters::new(sink.clone(), tag, delivery_ids),
+            state,
+        });
+    }
+
+    /// What a settlement whose answer the connection let go of failed with (as a
+    /// [`SendFuture`] would say it).
+    pub(crate) fn terminal_error(&self) -> Error {
+        self.handle.shared.terminal()
     }
 }
 

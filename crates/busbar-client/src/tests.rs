@@ -690,6 +690,129 @@ async fn confirmed_accept_waits_for_the_peers_settlement() {
 }
 
 #[tokio::test]
+async fn a_batch_of_confirmed_accepts_is_answered_to_its_sink_in_runs() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let peer = tokio::spawn(async move {
+        let mut peer = Peer::accept(&listener).await;
+        peer.handshake(1 << 16, None).await;
+        peer.begin(1000).await;
+        let a = peer.attach().await;
+        peer.send(&[Frame::amqp(7, echo_attach(&a, 3))]).await;
+        let (_, p, _) = peer.perf().await;
+        assert!(
+            matches!(p, Performative::Flow(_)),
+            "expected flow, got {p:?}"
+        );
+        let mut out = BytesMut::new();
+        for i in 0..6u32 {
+            let t = Transfer {
+                handle: 3,
+                delivery_id: Some(100 + i),
+                delivery_tag: Some(Bytes::from(format!("tag{i}"))),
+                message_format: Some(0),
+                settled: Some(false),
+                ..Transfer::default()
+            };
+            encode_transfer(7, &t, &encode_message(b"m"), &mut out);
+        }
+        peer.raw(&out).await;
+        // 100..=104 in the batch (100 twice) and 105 with a reply of its own, all unsettled.
+        let mut answered = Vec::new();
+        while answered.len() < 7 {
+            let (_, p, _) = peer.perf().await;
+            let Performative::Disposition(d) = p else {
+                continue;
+            };
+            assert_eq!((d.role, d.settled), (Role::Receiver, false));
+            assert_eq!(d.state, Some(DeliveryState::Accepted));
+            answered.extend(d.first..=d.last.unwrap_or(d.first));
+        }
+        answered.sort_unstable();
+        assert_eq!(answered, vec![100, 100, 101, 102, 103, 104, 105]);
+        let settle = |first, last, state| Disposition {
+            role: Role::Sender,
+            first,
+            last,
+            settled: true,
+            state: Some(state),
+            batchable: false,
+        };
+        peer.send(&[
+            // One range over the batch's 100..=102 and the single settlement's 105.
+            Frame::amqp(7, settle(100, Some(102), DeliveryState::Accepted)),
+            Frame::amqp(
+                7,
+                settle(
+                    103,
+                    None,
+                    DeliveryState::Rejected {
+                        error: Some(ErrorCondition::new("com.microsoft:message-lock-lost", "")),
+                    },
+                ),
+            ),
+            Frame::amqp(7, settle(105, None, DeliveryState::Accepted)),
+        ])
+        .await;
+        // 104 is never settled: the connection drops instead.
+    });
+
+    let conn = Connection::connect(&addr, plain_options()).await.unwrap();
+    let session = conn.session().await.unwrap();
+    let mut rx = session
+        .receiver(
+            "q",
+            ReceiverOptions {
+                settle_mode: SettleMode::PeekLockConfirmed,
+                credit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    let mut deliveries = Vec::new();
+    for _ in 0..6 {
+        deliveries.push(rx.recv().await.unwrap());
+    }
+    let (sink, mut confirmations) = mpsc::unbounded_channel();
+    let settler = rx.settler();
+    // 100 settled twice: the first settlement's waiter is let go of unanswered.
+    settler.settle_confirmed_batch(vec![100], DeliveryState::Accepted, &sink, 7);
+    settler.settle_confirmed_batch((100..105).collect(), DeliveryState::Accepted, &sink, 7);
+    let single = rx.accept_confirmed(&deliveries[5]);
+    let mut got = Vec::new();
+    while got.len() < 4 {
+        let c: Confirmation = confirmations.recv().await.unwrap();
+        assert_eq!(c.tag, 7);
+        let outcome = match c.outcome {
+            None => "let go".to_owned(),
+            Some(Ok(Outcome::Accepted)) => "accepted".to_owned(),
+            Some(Ok(Outcome::Rejected(Some(e)))) => e.condition.to_string(),
+            Some(Ok(other)) => format!("{other:?}"),
+            Some(Err(_)) => "failed".to_owned(),
+        };
+        got.push((c.first, c.last, outcome));
+    }
+    assert_eq!(
+        got,
+        vec![
+            (100, 100, "let go".to_owned()),
+            (100, 102, "accepted".to_owned()),
+            (103, 103, "com.microsoft:message-lock-lost".to_owned()),
+            (104, 104, "failed".to_owned()),
+        ]
+    );
+    assert_eq!(single.await.unwrap(), Outcome::Accepted);
+    peer.await.unwrap();
+    // With the connection gone, a batch is still answered, each delivery failed or let go.
+    settler.settle_confirmed_batch(vec![106, 107], DeliveryState::Accepted, &sink, 8);
+    for delivery_id in [106, 107] {
+        let c = confirmations.recv().await.unwrap();
+        assert_eq!((c.tag, c.first, c.last), (8, delivery_id, delivery_id));
+        assert!(matches!(c.outcome, None | Some(Err(_))), "{c:?}");
+    }
+}
+
+#[tokio::test]
 async fn settlements_made_one_scheduler_round_after_another_travel_as_one_range() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();

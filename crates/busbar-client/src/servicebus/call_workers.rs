@@ -1,9 +1,10 @@
-//! The tasks a pump runs its handler calls on: kept between calls, because a task per call
-//! costs a spawn (an allocation, and copies of the call's large future) for every message.
-//! Each call still has a task of its own while it runs, so calls run in parallel on a
-//! multi-threaded runtime and a handler that blocks holds up only its own task, as before.
+//! The tasks a pump runs its handler calls on (a shift of calls each, see `message_pump`):
+//! kept between shifts, because a task per call costs a spawn (an allocation, and copies of
+//! the call's large future) for every message. Each call still has a task of its own while
+//! it runs, so calls run in parallel on a multi-threaded runtime and a handler that blocks
+//! holds up only its own task, as before.
 //!
-//! A task that finished its call waits, idle, for the next; a call finding no idle task
+//! A task that finished its shift waits, idle, for the next; a shift finding no idle task
 //! starts a new one. There are thus at most as many tasks as calls ever ran at once (handler
 //! calls plus the settlements they left running); they end with the [`CallWorkers`].
 

@@ -17,12 +17,12 @@ use super::error::{ServiceBusError, ServiceBusResult};
 
 pub(crate) const PARTITION_KEY: &str = "x-opt-partition-key";
 pub(crate) const SCHEDULED_ENQUEUE_TIME: &str = "x-opt-scheduled-enqueue-time";
-const SEQUENCE_NUMBER: &str = "x-opt-sequence-number";
-const ENQUEUED_TIME: &str = "x-opt-enqueued-time";
-const LOCKED_UNTIL: &str = "x-opt-locked-until";
-const MESSAGE_STATE: &str = "x-opt-message-state";
-const DEAD_LETTER_SOURCE: &str = "x-opt-deadletter-source";
-const ENQUEUE_SEQUENCE_NUMBER: &str = "x-opt-enqueue-sequence-number";
+pub(super) const SEQUENCE_NUMBER: &str = "x-opt-sequence-number";
+pub(super) const ENQUEUED_TIME: &str = "x-opt-enqueued-time";
+pub(super) const LOCKED_UNTIL: &str = "x-opt-locked-until";
+pub(super) const MESSAGE_STATE: &str = "x-opt-message-state";
+pub(super) const DEAD_LETTER_SOURCE: &str = "x-opt-deadletter-source";
+pub(super) const ENQUEUE_SEQUENCE_NUMBER: &str = "x-opt-enqueue-sequence-number";
 pub(crate) const DEAD_LETTER_REASON: &str = "DeadLetterReason";
 pub(crate) const DEAD_LETTER_DESCRIPTION: &str = "DeadLetterErrorDescription";
 
@@ -314,66 +314,118 @@ pub struct ServiceBusReceivedMessage {
 }
 
 impl ServiceBusReceivedMessage {
-    /// Decodes a delivered message.
+    /// Decodes a delivered message: the usual shape in one pass over its bytes (see
+    /// `fast_read`), anything else (or anything wrong) by the general reader.
     pub(crate) fn decode(
         raw: Bytes,
         lock_token: Option<Uuid>,
         settlement: Settlement,
     ) -> ServiceBusResult<Self> {
+        let mut parts = MessageParts::default();
+        if super::fast_read::read(&raw, &mut parts).is_none() {
+            parts = MessageParts::read(&raw)?;
+        }
+        Ok(parts.into_message(raw, lock_token, settlement))
+    }
+}
+
+/// What a received message is made of besides its bytes, its lock and its link.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct MessageParts {
+    /// `header.ttl`.
+    pub(super) ttl: Option<u32>,
+    pub(super) delivery_count: u32,
+    pub(super) message_id: Option<String>,
+    pub(super) to: Option<String>,
+    pub(super) subject: Option<String>,
+    pub(super) reply_to: Option<String>,
+    pub(super) correlation_id: Option<String>,
+    pub(super) content_type: Option<String>,
+    /// Milliseconds from the Unix epoch.
+    pub(super) absolute_expiry_time: Option<i64>,
+    /// `group-id`.
+    pub(super) session_id: Option<String>,
+    /// `reply-to-group-id`.
+    pub(super) reply_to_session_id: Option<String>,
+    pub(super) annotations: BrokerAnnotations,
+    pub(super) application_properties: BTreeMap<String, Value>,
+    pub(super) body: Bytes,
+}
+
+impl MessageParts {
+    /// The general reader: every section decoded by the codec's own readers.
+    fn read(raw: &Bytes) -> ServiceBusResult<Self> {
         let bad = |e: busbar_amqp::CodecError| {
             ServiceBusError::new(
                 super::error::ErrorKind::ServiceCommunication,
                 format!("the service delivered a message that does not decode: {e}"),
             )
         };
-        let scanned = scan_sections(&raw).map_err(bad)?;
+        let scanned = scan_sections(raw).map_err(bad)?;
         let header = scanned.header().map_err(bad)?.unwrap_or_default();
         let properties = scanned.properties().map_err(bad)?.unwrap_or_default();
         let annotations =
             BrokerAnnotations::read(scanned.message_annotation_entries().map_err(bad)?)
                 .map_err(bad)?;
         let app = scanned.application_properties().map_err(bad)?;
-        let mut application_properties = BTreeMap::new();
-        if let Some(Value::Map(pairs)) = app {
-            for (k, v) in pairs {
-                if let Some(k) = k.as_str() {
-                    application_properties.insert(k.to_owned(), v);
-                }
-            }
-        }
+        Ok(MessageParts {
+            ttl: header.ttl,
+            delivery_count: header.delivery_count,
+            message_id: properties.message_id.map(id_text),
+            to: properties.to,
+            subject: properties.subject,
+            reply_to: properties.reply_to,
+            correlation_id: properties.correlation_id.map(id_text),
+            content_type: properties.content_type.map(|s| s.as_str().to_owned()),
+            absolute_expiry_time: properties.absolute_expiry_time.map(|t| t.0),
+            session_id: properties.group_id,
+            reply_to_session_id: properties.reply_to_group_id,
+            annotations,
+            application_properties: application_properties(app),
+            body: crate::message::body_of(&scanned).map_err(ServiceBusError::from)?,
+        })
+    }
+
+    /// The message, with the delivery's own bytes, lock token and settlement.
+    #[inline]
+    fn into_message(
+        self,
+        raw: Bytes,
+        lock_token: Option<Uuid>,
+        settlement: Settlement,
+    ) -> ServiceBusReceivedMessage {
+        let annotations = self.annotations;
+        let application_properties = self.application_properties;
         let app_text = |key: &str| {
             application_properties
                 .get(key)
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         };
-        let time_to_live = header.ttl.map(|ms| Duration::from_millis(ms.into()));
-        let expires_at = properties
-            .absolute_expiry_time
-            .and_then(|t| from_millis(t.0))
-            .or_else(|| {
-                annotations
-                    .enqueued_time
-                    .zip(time_to_live)
-                    .and_then(|(e, ttl)| e.checked_add(ttl))
-            });
-        Ok(ServiceBusReceivedMessage {
-            body: crate::message::body_of(&scanned).map_err(ServiceBusError::from)?,
-            message_id: properties.message_id.map(id_text),
-            session_id: properties.group_id,
-            correlation_id: properties.correlation_id.map(id_text),
-            subject: properties.subject,
-            to: properties.to,
-            reply_to: properties.reply_to,
-            reply_to_session_id: properties.reply_to_group_id,
-            content_type: properties.content_type.map(|s| s.as_str().to_owned()),
+        let time_to_live = self.ttl.map(|ms| Duration::from_millis(ms.into()));
+        let expires_at = self.absolute_expiry_time.and_then(from_millis).or_else(|| {
+            annotations
+                .enqueued_time
+                .zip(time_to_live)
+                .and_then(|(e, ttl)| e.checked_add(ttl))
+        });
+        ServiceBusReceivedMessage {
+            body: self.body,
+            message_id: self.message_id,
+            session_id: self.session_id,
+            correlation_id: self.correlation_id,
+            subject: self.subject,
+            to: self.to,
+            reply_to: self.reply_to,
+            reply_to_session_id: self.reply_to_session_id,
+            content_type: self.content_type,
             time_to_live,
             scheduled_enqueue_time: annotations.scheduled_enqueue_time,
             partition_key: annotations.partition_key,
             sequence_number: annotations.sequence_number.unwrap_or(0),
             enqueued_time: annotations.enqueued_time,
             expires_at,
-            delivery_count: header.delivery_count,
+            delivery_count: self.delivery_count,
             locked_until: annotations.locked_until,
             lock_token,
             state: match annotations.message_state {
@@ -388,22 +440,35 @@ impl ServiceBusReceivedMessage {
             application_properties,
             raw_amqp_message: raw,
             settlement,
-        })
+        }
     }
+}
+
+/// The application properties section's string-keyed entries (others are dropped).
+pub(super) fn application_properties(section: Option<Value>) -> BTreeMap<String, Value> {
+    let mut properties = BTreeMap::new();
+    if let Some(Value::Map(pairs)) = section {
+        for (k, v) in pairs {
+            if let Some(k) = k.as_str() {
+                properties.insert(k.to_owned(), v);
+            }
+        }
+    }
+    properties
 }
 
 /// The message annotations the service's dialect gives meaning to, read in one pass over
 /// the encoded map (a lookup per key would compare, and check as UTF-8, every key each time).
-#[derive(Default)]
-struct BrokerAnnotations {
-    sequence_number: Option<i64>,
-    enqueued_time: Option<SystemTime>,
-    locked_until: Option<SystemTime>,
-    message_state: Option<i64>,
-    scheduled_enqueue_time: Option<SystemTime>,
-    partition_key: Option<String>,
-    dead_letter_source: Option<String>,
-    enqueue_sequence_number: Option<i64>,
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct BrokerAnnotations {
+    pub(super) sequence_number: Option<i64>,
+    pub(super) enqueued_time: Option<SystemTime>,
+    pub(super) locked_until: Option<SystemTime>,
+    pub(super) message_state: Option<i64>,
+    pub(super) scheduled_enqueue_time: Option<SystemTime>,
+    pub(super) partition_key: Option<String>,
+    pub(super) dead_letter_source: Option<String>,
+    pub(super) enqueue_sequence_number: Option<i64>,
 }
 
 impl BrokerAnnotations {
@@ -470,7 +535,7 @@ impl From<&ServiceBusReceivedMessage> for ServiceBusMessage {
 }
 
 /// A message id or correlation id as text, whichever AMQP type carried it.
-fn id_text(v: Value) -> String {
+pub(super) fn id_text(v: Value) -> String {
     match v {
         Value::String(text) => text,
         Value::Uuid(bytes) => Uuid::from_bytes(bytes).to_string(),
@@ -675,5 +740,146 @@ mod tests {
             "c196adb1-841a-4fb5-945c-6a379bdb73db"
         );
         assert_eq!(lock_token_of(b"short"), None);
+    }
+
+    /// A message as Busbar delivers it to a processor: header, a lock token in delivery
+    /// annotations, the broker's annotations, a message id, one data section.
+    fn as_busbar_delivers() -> Bytes {
+        let mut out = BytesMut::new();
+        Header {
+            durable: true,
+            ..Header::default()
+        }
+        .encode(&mut out);
+        let sym = |s: &str| Value::Symbol(Symbol::from(s));
+        put_section(
+            section::DELIVERY_ANNOTATIONS,
+            &Value::Map(vec![(sym("x-opt-lock-token"), Value::Uuid([7; 16]))]),
+            &mut out,
+        );
+        let annotations = vec![
+            (sym(SEQUENCE_NUMBER), Value::Long(1)),
+            (sym(ENQUEUED_TIME), Value::Timestamp(Timestamp(1_000))),
+            (sym(MESSAGE_STATE), Value::Int(0)),
+            (sym(LOCKED_UNTIL), Value::Timestamp(Timestamp(2_000))),
+        ];
+        put_section(
+            section::MESSAGE_ANNOTATIONS,
+            &Value::Map(annotations),
+            &mut out,
+        );
+        Properties {
+            message_id: Some(Value::String("0".into())),
+            ..Properties::default()
+        }
+        .encode(&mut out);
+        put_section(
+            section::DATA,
+            &Value::Binary(Bytes::from(vec![0xab; 300])),
+            &mut out,
+        );
+        out.freeze()
+    }
+
+    /// Messages of every shape the tests know, each read by the one-pass reader.
+    fn usual_messages() -> Vec<Bytes> {
+        let at = UNIX_EPOCH + Duration::from_millis(1_900_000_000_123);
+        let everything = ServiceBusMessage::new("body")
+            .with_message_id("m1")
+            .with_session_id("s1")
+            .with_correlation_id("c1")
+            .with_subject("sub")
+            .with_to("to")
+            .with_reply_to("rt")
+            .with_reply_to_session_id("rts")
+            .with_content_type("text/plain")
+            .with_time_to_live(Duration::from_secs(90))
+            .with_scheduled_enqueue_time(at)
+            .with_partition_key("pk")
+            .with_application_property(DEAD_LETTER_REASON, "why")
+            .with_application_property("i", 7i32)
+            .with_application_property("list", Value::List(vec![Value::Uint(1)]));
+        let mut uuid_id = BytesMut::new();
+        Properties {
+            message_id: Some(Value::Uuid([3; 16])),
+            correlation_id: Some(Value::Uuid([4; 16])),
+            absolute_expiry_time: Some(Timestamp(5_000)),
+            group_sequence: Some(9),
+            ..Properties::default()
+        }
+        .encode(&mut uuid_id);
+        vec![
+            as_busbar_delivers(),
+            everything.encode("x"),
+            ServiceBusMessage::new("b").encode("fallback"),
+            crate::message::encode_message_with(
+                b"plain",
+                &crate::message::MessageOptions {
+                    durable: true,
+                    message_id: Some("7".into()),
+                },
+            ),
+            uuid_id.freeze(),
+            Bytes::new(),
+        ]
+    }
+
+    #[test]
+    fn the_one_pass_reader_reads_the_usual_messages_as_the_general_one() {
+        for raw in usual_messages() {
+            let mut fast = MessageParts::default();
+            let read = super::super::fast_read::read(&raw, &mut fast);
+            assert!(read.is_some(), "not read in one pass: {raw:02x?}");
+            assert_eq!(Some(fast), MessageParts::read(&raw).ok(), "{raw:02x?}");
+        }
+    }
+
+    /// Whatever the one-pass reader accepts, the general one reads the same; it may leave
+    /// any message to the general reader, but not the usual ones (see above). Each usual
+    /// message is cut short and has each byte changed or removed.
+    #[test]
+    fn the_one_pass_reader_accepts_nothing_the_general_one_reads_otherwise() {
+        // Priority as a uint, and an annotation the broker does not define holding a char.
+        let unusual = [
+            &b"\x00\x53\x70\xc0\x0b\x05\x41\x70\x00\x00\x00\x05\x40\x42\x52\x03\x00\x53\x75\xa0\x02hi"[..],
+            &b"\x00\x53\x72\xc1\x09\x02\xa3\x01k\x73\x00\x00\x00\x61\x00\x53\x75\xa0\x02hi"[..],
+        ]
+        .map(Bytes::from_static);
+        let mut variants = Vec::new();
+        for raw in usual_messages()
+            .into_iter()
+            .chain([delivered()])
+            .chain(unusual)
+        {
+            for cut in 0..raw.len() {
+                variants.push(raw.slice(..cut));
+                let mut removed = raw.to_vec();
+                removed.remove(cut);
+                variants.push(removed.into());
+                for byte in [
+                    0x00, 0x01, 0x02, 0x40, 0x41, 0x43, 0x45, 0x50, 0x53, 0x55, 0x56, 0x70, 0x73,
+                    0x75, 0x80, 0x83, 0x98, 0xa0, 0xa1, 0xa3, 0xb1, 0xc0, 0xc1, 0xd0, 0xff,
+                ]
+                .into_iter()
+                .chain([raw[cut].wrapping_add(1), raw[cut].wrapping_sub(1)])
+                {
+                    let mut changed = raw.to_vec();
+                    changed[cut] = byte;
+                    variants.push(changed.into());
+                }
+            }
+        }
+        let mut read_in_one_pass = 0;
+        for raw in &variants {
+            let mut fast = MessageParts::default();
+            if super::super::fast_read::read(raw, &mut fast).is_some() {
+                read_in_one_pass += 1;
+                match MessageParts::read(raw) {
+                    Ok(general) => assert_eq!(fast, general, "{raw:02x?}"),
+                    Err(error) => panic!("read in one pass, but {error}: {raw:02x?}"),
+                }
+            }
+        }
+        assert!(read_in_one_pass > variants.len() / 10, "{read_in_one_pass}");
     }
 }

@@ -4,10 +4,11 @@
 //! nothing more arrives.
 
 use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -231,7 +232,8 @@ pub(crate) struct Pump<'a> {
     pub(crate) settings: &'a PumpSettings,
     pub(crate) dispatch: &'a Dispatch,
     pub(crate) errors: &'a ErrorReporter,
-    /// Handler calls allowed in flight; a call holds a permit until its message is settled.
+    /// Handler calls allowed in flight; a call holds a permit until its message is settled
+    /// or its settlement is handed over (a shift keeps it from call to call).
     pub(crate) calls: &'a Arc<Semaphore>,
     pub(crate) stop: &'a mut watch::Receiver<bool>,
     pub(crate) backoff: &'a mut Backoff,
@@ -242,9 +244,10 @@ impl Pump<'_> {
         let mut last_message = Instant::now();
         // Messages taken off the link ahead of free calls (up to the prefetch), so that a
         // processor with few calls does not make a receive call per message. They are as
-        // locked as they were on the link, and go back the same way when the link closes.
-        let mut received = Vec::new().into_iter();
-        // What every call of this pump shares, cloned into each as one reference.
+        // locked as they were on the link, and go back the same way when the link closes:
+        // the queue is closed, and emptied, when the pump returns.
+        let queue = Arc::new(Queue::default());
+        let _close = CloseOnDrop(&queue);
         let settings = self.settings;
         // Completions that do not hold their call's slot are awaited together, off the
         // calls' tasks.
@@ -252,13 +255,16 @@ impl Pump<'_> {
             && settings.receive_mode == ServiceBusReceiveMode::PeekLock
             && settings.settlements.is_some())
         .then(|| spawn_completer(self.errors.clone()));
+        // What every call of this pump shares, cloned into each shift as one reference.
         let shared = Arc::new(CallShared {
             settings: settings.clone(),
             dispatch: self.dispatch.clone(),
             errors: self.errors.clone(),
             completer,
+            queue: queue.clone(),
+            stop: self.stop.clone(),
         });
-        // Calls still running when the pump returns finish on their tasks.
+        // Shifts still running when the pump returns finish their call on their tasks.
         let workers = CallWorkers::new();
         // One wait for the stop signal for the whole run, not one per wait for a call.
         let mut stop = self.stop.clone();
@@ -267,12 +273,13 @@ impl Pump<'_> {
             if *self.stop.borrow() {
                 return PumpEnd::Stopped;
             }
+            // A free call slot: at the start, or once a shift found nothing more to take
+            // (with a full queue the shifts keep their slots and the pump waits here).
             let mut permits = match self.calls.clone().try_acquire_owned() {
                 Ok(permit) => permit,
                 Err(TryAcquireError::Closed) => return PumpEnd::Stopped,
-                // Waiting for a call to end (at concurrency 1, after every message).
                 Err(TryAcquireError::NoPermits) => tokio::select! {
-                    // The permit first: woken by a call that ended, the pump takes it
+                    // The permit first: woken by a shift that ended, the pump takes it
                     // without polling the stop signal again (or drawing a random order).
                     biased;
                     permit = self.calls.clone().acquire_owned() => match permit {
@@ -288,7 +295,8 @@ impl Pump<'_> {
             {
                 permits.merge(more);
             }
-            if received.len() == 0 {
+            let mut waiting = queue.len();
+            if waiting == 0 {
                 let mut wait = RECEIVE_WAIT;
                 if let Some(idle) = self.settings.idle_timeout {
                     match idle.checked_sub(last_message.elapsed()) {
@@ -298,7 +306,7 @@ impl Pump<'_> {
                 }
                 let max = permits.num_permits().max(self.settings.receive_ahead);
                 match receiver.receive(max, wait).await {
-                    Ok(messages) => received = messages.into_iter(),
+                    Ok(messages) => waiting = queue.extend(messages),
                     Err(error) => {
                         let session = receiver.session().map(|s| s.session_id().to_owned());
                         self.errors
@@ -308,19 +316,23 @@ impl Pump<'_> {
                     }
                 }
                 self.backoff.reset();
-                if received.len() > 0 {
+                if waiting > 0 {
                     last_message = Instant::now();
                 }
             }
-            while received.len() > 0
-                && let Some(permit) = permits.split(1)
-                && let Some(settlement) = received.next()
-            {
-                workers.run(PumpCall {
-                    call: HandlerCall {
-                        settlement,
-                        shared: shared.clone(),
-                    },
+            // A shift per free slot, as far as there are messages: each starts with one
+            // and then takes the next until none is left, alongside the running ones.
+            // The slots left over go back, and are taken again to receive more.
+            for _ in 0..waiting {
+                let Some(permit) = permits.split(1) else {
+                    break;
+                };
+                let Some(first) = queue.pop() else {
+                    break;
+                };
+                workers.run(Shift {
+                    first,
+                    shared: shared.clone(),
                     permit,
                 });
             }
@@ -328,15 +340,87 @@ impl Pump<'_> {
     }
 }
 
-/// A handler call and its slot among the calls in flight.
-struct PumpCall {
-    call: HandlerCall,
+/// The messages a pump received and its calls have not taken yet.
+#[derive(Default)]
+struct Queue {
+    messages: Mutex<VecDeque<Arc<Settlement>>>,
+    /// Set when the pump returned: what is left is not to be handled.
+    closed: AtomicBool,
+}
+
+impl Queue {
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Adds `messages`; answers how many wait now.
+    fn extend(&self, messages: Vec<Arc<Settlement>>) -> usize {
+        let mut queue = self.lock();
+        queue.extend(messages);
+        queue.len()
+    }
+
+    fn pop(&self) -> Option<Arc<Settlement>> {
+        if self.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.lock().pop_front()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Arc<Settlement>>> {
+        self.messages.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Closes and empties the queue when the pump returns.
+struct CloseOnDrop<'a>(&'a Queue);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.closed.store(true, Ordering::Release);
+        let left = std::mem::take(&mut *self.0.lock());
+        drop(left);
+    }
+}
+
+/// A call slot's turn: it takes the next message off the queue, runs its call, and goes on
+/// while messages wait (the slot freed by a call is taken again at once, without a wake-up
+/// of the pump or of another task per message). It ends, giving the slot back to the pump,
+/// when nothing waits, when the processor stops, or when a call's settlement goes on on
+/// this task (its slot is then already free).
+struct Shift {
+    first: Arc<Settlement>,
+    shared: Arc<CallShared>,
     permit: OwnedSemaphorePermit,
 }
 
-impl Call for PumpCall {
-    fn run(self) -> impl Future<Output = ()> + Send {
-        self.call.run(self.permit)
+impl Call for Shift {
+    async fn run(self) {
+        let Shift {
+            first,
+            shared,
+            mut permit,
+        } = self;
+        let mut settlement = first;
+        loop {
+            let call = HandlerCall {
+                settlement,
+                shared: shared.clone(),
+            };
+            match call.run(permit).await {
+                Some(slot) => permit = slot,
+                None => return,
+            }
+            // Other tasks (the completer, the connection) get their turn now and then.
+            tokio::task::coop::consume_budget().await;
+            if *shared.stop.borrow() {
+                return;
+            }
+            match shared.queue.pop() {
+                Some(next) => settlement = next,
+                None => return,
+            }
+        }
     }
 }
 
@@ -347,6 +431,8 @@ struct CallShared {
     errors: ErrorReporter,
     /// Takes the auto-completions (see `completions`) when they do not hold the call's slot.
     completer: Option<mpsc::UnboundedSender<Completion>>,
+    queue: Arc<Queue>,
+    stop: watch::Receiver<bool>,
 }
 
 /// One message through the handler, then settled.
@@ -356,7 +442,9 @@ struct HandlerCall {
 }
 
 impl HandlerCall {
-    async fn run(self, permit: OwnedSemaphorePermit) {
+    /// Runs the call in the slot `permit`; answers the slot when it is free again for the
+    /// shift's next call, `None` when it was given up to a settlement going on here.
+    async fn run(self, permit: OwnedSemaphorePermit) -> Option<OwnedSemaphorePermit> {
         let message = &self.settlement.message;
         let peek_lock = self.shared.settings.receive_mode == ServiceBusReceiveMode::PeekLock;
         let session_id = message.session_id.clone();
@@ -392,41 +480,51 @@ impl HandlerCall {
                 self.report(error, ErrorSource::ProcessMessageCallback, &session_id)
                     .await;
             }
-            return;
+            return Some(permit);
         }
-        let slot = match &self.shared.settings.settlements {
-            Some(settlements) => match settlements.clone().acquire_owned().await {
-                Ok(settling) => {
-                    drop(permit);
-                    settling
-                }
-                Err(_) => permit,
+        if failure.is_none() && !self.shared.settings.auto_complete {
+            // Left to the handler, which did not settle it: the lock runs its course.
+            return Some(permit);
+        }
+        // With pending settlements bounded apart from the calls, the settlement takes a
+        // permit of its own and the call's slot (`call_slot`) is free for the next message
+        // as soon as the settlement is handed over or goes on here; else the slot is the
+        // settlement's until it is done (a session's order depends on it).
+        let (mut slot, call_slot) = match &self.shared.settings.settlements {
+            Some(settlements) => match settlements.clone().try_acquire_owned() {
+                Ok(settling) => (settling, Some(permit)),
+                Err(_) => match settlements.clone().acquire_owned().await {
+                    Ok(settling) => (settling, Some(permit)),
+                    Err(_) => (permit, None),
+                },
             },
-            None => permit,
+            None => (permit, None),
         };
+        if failure.is_none()
+            && call_slot.is_some()
+            && let Some(completer) = &self.shared.completer
+        {
+            let completion = Completion {
+                settlement: self.settlement.clone(),
+                slot,
+            };
+            match completer.send(completion) {
+                Ok(()) => return call_slot,
+                // The completer is gone (it panicked): completed here, then.
+                Err(mpsc::error::SendError(completion)) => slot = completion.slot,
+            }
+        }
+        // The settlement goes on on this task; a call's slot apart from it is free meanwhile,
+        // and this shift ends with it.
+        let shift_ends = call_slot.is_some();
+        drop(call_slot);
         let receiver = &self.settlement.receiver;
         match failure {
-            None if self.shared.settings.auto_complete => {
-                let slot = match &self.shared.completer {
-                    Some(completer) => {
-                        let completion = Completion {
-                            settlement: self.settlement.clone(),
-                            slot,
-                        };
-                        match completer.send(completion) {
-                            Ok(()) => return,
-                            // The completer is gone (it panicked): completed here, then.
-                            Err(mpsc::error::SendError(completion)) => completion.slot,
-                        }
-                    }
-                    None => slot,
-                };
+            None => {
                 if let Err(error) = self.settlement.settle(receiver.complete(message)).await {
                     self.report(error, ErrorSource::Complete, &session_id).await;
                 }
-                drop(slot);
             }
-            None => {}
             Some(error) => {
                 let lock_lost = matches!(
                     error.kind,
@@ -434,21 +532,20 @@ impl HandlerCall {
                 );
                 self.report(error, ErrorSource::ProcessMessageCallback, &session_id)
                     .await;
-                // Nothing to give back once the lock is gone (as in .NET's processor).
-                if lock_lost {
-                    return;
-                }
-                // The message goes back at once instead of when its lock runs out; the
+                // Nothing to give back once the lock is gone (as in .NET's processor). Else
+                // the message goes back at once instead of when its lock runs out; the
                 // broker dead-letters it once it has failed max-delivery-count times.
-                if let Err(error) = self
-                    .settlement
-                    .settle(receiver.abandon(message, None))
-                    .await
+                if !lock_lost
+                    && let Err(error) = self
+                        .settlement
+                        .settle(receiver.abandon(message, None))
+                        .await
                 {
                     self.report(error, ErrorSource::Abandon, &session_id).await;
                 }
             }
         }
+        (!shift_ends).then_some(slot)
     }
 
     /// Runs `call` while renewing the message's lock (for up to the maximum duration).

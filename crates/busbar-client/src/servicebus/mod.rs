@@ -11,6 +11,7 @@ mod client;
 mod completions;
 mod connection_string;
 mod error;
+mod fast_read;
 mod lock_renewal;
 mod management;
 mod message;

@@ -339,6 +339,7 @@ impl ReceiverCore {
         Ok(messages)
     }
 
+    #[inline]
     fn decode_delivery(
         &self,
         d: Delivery,
@@ -416,18 +417,15 @@ impl ReceiverCore {
         message: &ServiceBusReceivedMessage,
         how: &Settle,
     ) -> Option<crate::SendFuture<Outcome>> {
-        // Without a lock there is nothing to settle: `conclude_settle` says so.
-        message.lock_token?;
-        let Settlement::Link {
-            link_id,
-            delivery_id,
-        } = message.settlement
-        else {
-            return None;
-        };
+        let (link_id, delivery_id) = link_delivery(message)?;
         let settler = self.settler.lock().ok()?;
         let (id, settler) = settler.as_ref()?;
         (*id == link_id).then(|| settler.settle_confirmed(delivery_id, false, how.delivery_state()))
+    }
+
+    /// The settlement handle of the link attached now, and that link's id.
+    pub(crate) fn link_settler(&self) -> Option<(u64, Settler)> {
+        self.settler.lock().ok()?.clone()
     }
 
     async fn settle_through_management(
@@ -653,6 +651,20 @@ fn symbol_map(properties: &BTreeMap<String, Value>) -> Vec<(Value, Value)> {
         .iter()
         .map(|(k, v)| (Value::Symbol(Symbol::from(k.as_str())), v.clone()))
         .collect()
+}
+
+/// Where `message` can be settled on a link: the id of the link it came on and its
+/// delivery id; `None` when it has no lock to settle (`conclude_settle` says so) or did not
+/// come on a link.
+pub(crate) fn link_delivery(message: &ServiceBusReceivedMessage) -> Option<(u64, u32)> {
+    message.lock_token?;
+    match message.settlement {
+        Settlement::Link {
+            link_id,
+            delivery_id,
+        } => Some((link_id, delivery_id)),
+        Settlement::None | Settlement::Management => None,
+    }
 }
 
 /// A settlement and its arguments.
