@@ -441,10 +441,11 @@ impl ProcessorRun {
             max_auto_lock_renew_duration: self.options.max_auto_lock_renew_duration,
             idle_timeout: None,
             settlements: Some(settlements.clone()),
-            // Half the prefetch at a time: the credit of the other half stays with the
-            // broker, which goes on sending while these are handled, instead of both
-            // sides taking turns over the whole prefetch.
-            receive_ahead: (self.options.prefetch_count / 2) as usize,
+            // A quarter of the prefetch at a time (the link's credit comes back by
+            // quarters too): the broker goes on sending while these are handled, in
+            // bursts small enough that few messages wait locked between the two sides,
+            // instead of both sides taking turns over the whole prefetch.
+            receive_ahead: (self.options.prefetch_count / 4) as usize,
         };
         let mut backoff = Backoff::new(self.client.retry().clone());
         loop {
