@@ -788,7 +788,7 @@ fn write_group(
         if let Err(e) = current.file.write_all_at(&chunk.buf, chunk.start) {
             if is_no_space(&e) {
                 // Give back whatever part of the chunk did get blocks; the retry rewrites
-                // it whole. A crash before then leaves a torn tail, which recovery cuts.
+                // it whole. A crash before then leaves a torn tail, which recovery cuts (or zeroes, where a zero tail follows).
                 if let Err(cut) = current.file.set_len(chunk.start) {
                     tracing::warn!(error = %cut, "could not cut off a partial write");
                 }

@@ -17,7 +17,8 @@ pub const COMMIT_LATENCY_BOUNDS_US: [u64; 14] = [
 /// A store's figures at one moment (see [`crate::Store::stats`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StoreStats {
-    /// `fdatasync`s of the log's segments since the store was opened.
+    /// `fdatasync`s of the log's segments since the store was opened, the syncs of
+    /// segments written ahead with zeros included.
     pub fsyncs: u64,
     /// Bytes of the log's frames on disk: the zeros written ahead into the segment being
     /// written and the next one are not counted.

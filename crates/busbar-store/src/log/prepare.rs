@@ -40,21 +40,31 @@ fn preparing_path(dir: &Path, id: u32) -> PathBuf {
 
 /// Prepares each segment the writer asks for, off the write path.
 pub(crate) fn preparer_loop(shared: Arc<Shared>, wanted: Receiver<u32>) {
+    // Segments prepared and perhaps not taken yet.
+    let mut prepared: Vec<u32> = Vec::new();
     while let Ok(id) = wanted.recv() {
         let dir = &shared.dir;
-        // The writer asks for `id` once it writes `id - 1`: a file prepared for that one
-        // came too late and was never taken.
-        if let Some(stale) = id.checked_sub(1)
-            && let Err(e) = remove_if_present(&prepared_path(dir, stale))
-        {
-            tracing::warn!(segment = stale, error = %e, "could not remove an unused prepared log segment");
-        }
+        // The writer asks for `id` once it writes `id - 1`: a file prepared for an earlier
+        // one came too late and was never taken (a group spanning two segments skips a
+        // request, so not only `id - 1`). One the writer took is no longer there.
+        prepared.retain(|&stale| {
+            if stale >= id {
+                return true;
+            }
+            if let Err(e) = remove_if_present(&prepared_path(dir, stale)) {
+                tracing::warn!(segment = stale, error = %e, "could not remove an unused prepared log segment");
+            }
+            false
+        });
         // The writer may have moved past it already (it created the segment itself).
         if shared.lock().segment >= id {
             continue;
         }
         match prepare(&shared, id) {
-            Ok(true) => tracing::debug!(segment = id, "prepared the next log segment"),
+            Ok(true) => {
+                prepared.push(id);
+                tracing::debug!(segment = id, "prepared the next log segment");
+            }
             Ok(false) => {}
             Err(e) => {
                 if is_no_space(&e) {
@@ -84,7 +94,13 @@ fn prepare(shared: &Shared, id: u32) -> std::io::Result<bool> {
     let zeros = vec![0u8; ZEROS_PER_WRITE];
     let mut at = codec::HEADER_LEN;
     while at < shared.segment_bytes {
-        if shared.lock().closing {
+        // Stopped when the store closes, or when the writer got to `id` first (it then
+        // created the segment itself, and these zeros would only compete with its syncs).
+        let overtaken = {
+            let st = shared.lock();
+            st.closing || st.written.0 >= id
+        };
+        if overtaken {
             drop(file);
             remove_if_present(&tmp)?;
             return Ok(false);
