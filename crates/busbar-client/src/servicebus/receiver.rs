@@ -325,7 +325,9 @@ impl ReceiverCore {
             // per message. A quarter rather than half keeps the broker's bursts (and the
             // messages locked on their way) smaller.
             let prefetch = self.options.prefetch_count;
-            if link.outstanding <= prefetch - prefetch / 4 {
+            // At least one message used: a prefetch under 4 has no quarter.
+            let refill = (prefetch / 4).max(1);
+            if prefetch.saturating_sub(link.outstanding) >= refill {
                 link.receiver.add_credit(prefetch - link.outstanding)?;
                 link.outstanding = prefetch;
             }
