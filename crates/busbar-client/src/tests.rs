@@ -115,6 +115,31 @@ impl Peer {
         self.stream.write_all(bytes).await.unwrap();
     }
 
+    async fn expect_flow(&mut self) {
+        let (_, p, _) = self.perf().await;
+        assert!(
+            matches!(p, Performative::Flow(_)),
+            "expected flow, got {p:?}"
+        );
+    }
+
+    /// `count` unsettled one-byte messages on channel 7, handle 3, delivery ids from 100.
+    async fn send_unsettled(&mut self, count: u32) {
+        let mut out = BytesMut::new();
+        for i in 0..count {
+            let t = Transfer {
+                handle: 3,
+                delivery_id: Some(100 + i),
+                delivery_tag: Some(Bytes::from(format!("tag{i}"))),
+                message_format: Some(0),
+                settled: Some(false),
+                ..Transfer::default()
+            };
+            encode_transfer(7, &t, &encode_message(b"m"), &mut out);
+        }
+        self.raw(&out).await;
+    }
+
     /// SASL PLAIN and open; the peer announces `max_frame` and `idle_ms`.
     async fn handshake(&mut self, max_frame: u32, idle_ms: Option<u32>) {
         assert_eq!(self.header().await, ProtocolHeader::Sasl.bytes());
@@ -588,24 +613,8 @@ async fn confirmed_accept_waits_for_the_peers_settlement() {
         assert_eq!(a.snd_settle_mode, SenderSettleMode::Unsettled);
         assert_eq!(a.rcv_settle_mode, ReceiverSettleMode::Second);
         peer.send(&[Frame::amqp(7, echo_attach(&a, 3))]).await;
-        let (_, p, _) = peer.perf().await;
-        assert!(
-            matches!(p, Performative::Flow(_)),
-            "expected flow, got {p:?}"
-        );
-        let mut out = BytesMut::new();
-        for i in 0..3u32 {
-            let t = Transfer {
-                handle: 3,
-                delivery_id: Some(100 + i),
-                delivery_tag: Some(Bytes::from(format!("tag{i}"))),
-                message_format: Some(0),
-                settled: Some(false),
-                ..Transfer::default()
-            };
-            encode_transfer(7, &t, &encode_message(b"m"), &mut out);
-        }
-        peer.raw(&out).await;
+        peer.expect_flow().await;
+        peer.send_unsettled(3).await;
         // The three accepts arrive unsettled (as one range or several).
         let mut answered = Vec::new();
         while answered.len() < 3 {
@@ -699,24 +708,8 @@ async fn a_batch_of_confirmed_accepts_is_answered_to_its_sink_in_runs() {
         peer.begin(1000).await;
         let a = peer.attach().await;
         peer.send(&[Frame::amqp(7, echo_attach(&a, 3))]).await;
-        let (_, p, _) = peer.perf().await;
-        assert!(
-            matches!(p, Performative::Flow(_)),
-            "expected flow, got {p:?}"
-        );
-        let mut out = BytesMut::new();
-        for i in 0..6u32 {
-            let t = Transfer {
-                handle: 3,
-                delivery_id: Some(100 + i),
-                delivery_tag: Some(Bytes::from(format!("tag{i}"))),
-                message_format: Some(0),
-                settled: Some(false),
-                ..Transfer::default()
-            };
-            encode_transfer(7, &t, &encode_message(b"m"), &mut out);
-        }
-        peer.raw(&out).await;
+        peer.expect_flow().await;
+        peer.send_unsettled(6).await;
         // 100..=104 in the batch (100 twice) and 105 with a reply of its own, all unsettled.
         let mut answered = Vec::new();
         while answered.len() < 7 {
@@ -822,24 +815,8 @@ async fn settlements_made_one_scheduler_round_after_another_travel_as_one_range(
         peer.begin(1000).await;
         let a = peer.attach().await;
         peer.send(&[Frame::amqp(7, echo_attach(&a, 3))]).await;
-        let (_, p, _) = peer.perf().await;
-        assert!(
-            matches!(p, Performative::Flow(_)),
-            "expected flow, got {p:?}"
-        );
-        let mut out = BytesMut::new();
-        for i in 0..4u32 {
-            let t = Transfer {
-                handle: 3,
-                delivery_id: Some(100 + i),
-                delivery_tag: Some(Bytes::from(format!("tag{i}"))),
-                message_format: Some(0),
-                settled: Some(false),
-                ..Transfer::default()
-            };
-            encode_transfer(7, &t, &encode_message(b"m"), &mut out);
-        }
-        peer.raw(&out).await;
+        peer.expect_flow().await;
+        peer.send_unsettled(4).await;
         let (_, p, _) = peer.perf().await;
         let Performative::Disposition(d) = p else {
             panic!("expected a disposition, got {p:?}")

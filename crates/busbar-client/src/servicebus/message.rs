@@ -582,10 +582,9 @@ pub(crate) fn system_time(v: &Value) -> Option<SystemTime> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_property_survives_encoding() {
-        let at = UNIX_EPOCH + Duration::from_millis(1_900_000_000_123);
-        let sent = ServiceBusMessage::new("body")
+    /// A message with every header and property field set, scheduled for `at`.
+    fn every_header_and_property(at: SystemTime) -> ServiceBusMessage {
+        ServiceBusMessage::new("body")
             .with_message_id("m1")
             .with_session_id("s1")
             .with_correlation_id("c1")
@@ -597,6 +596,12 @@ mod tests {
             .with_time_to_live(Duration::from_secs(90))
             .with_scheduled_enqueue_time(at)
             .with_partition_key("pk")
+    }
+
+    #[test]
+    fn every_property_survives_encoding() {
+        let at = UNIX_EPOCH + Duration::from_millis(1_900_000_000_123);
+        let sent = every_header_and_property(at)
             .with_application_property("i", 7i32)
             .with_application_property("l", -7i64)
             .with_application_property("u", 7u64)
@@ -784,18 +789,7 @@ mod tests {
     /// Messages of every shape the tests know, each read by the one-pass reader.
     fn usual_messages() -> Vec<Bytes> {
         let at = UNIX_EPOCH + Duration::from_millis(1_900_000_000_123);
-        let everything = ServiceBusMessage::new("body")
-            .with_message_id("m1")
-            .with_session_id("s1")
-            .with_correlation_id("c1")
-            .with_subject("sub")
-            .with_to("to")
-            .with_reply_to("rt")
-            .with_reply_to_session_id("rts")
-            .with_content_type("text/plain")
-            .with_time_to_live(Duration::from_secs(90))
-            .with_scheduled_enqueue_time(at)
-            .with_partition_key("pk")
+        let everything = every_header_and_property(at)
             .with_application_property(DEAD_LETTER_REASON, "why")
             .with_application_property("i", 7i32)
             .with_application_property("list", Value::List(vec![Value::Uint(1)]));
